@@ -1,0 +1,342 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SyncMode says when a file [Log] fsyncs, and so what a nil error from
+// [Log.Write] promises. In every mode a record is written to the file
+// (write(2)) before Write returns, so a record Write accepted survives a crash
+// of the process; the modes differ in what survives a crash of the machine.
+//
+// The zero value is SyncEachRecord, the safest mode: a zero [FileOptions]
+// gives durable records.
+type SyncMode int
+
+const (
+	// SyncEachRecord makes Write return only after the record is on stable
+	// storage (fsync). Concurrent writers share fsyncs: one of them syncs
+	// for all records written so far while the others wait, so throughput
+	// grows with the number of writers. Nothing Write accepted is lost, even
+	// on power failure (as far as the storage honours fsync).
+	SyncEachRecord SyncMode = iota
+	// SyncInterval fsyncs in the background every [FileOptions.Interval]
+	// when records were written since the last sync, and on Close. A machine
+	// crash loses at most the records of the last interval; what remains is
+	// the start of the chain (OpenFile cuts a torn last line). A failed
+	// background fsync makes every later Write and Close return an error.
+	SyncInterval
+	// SyncNone leaves flushing to the operating system and fsyncs only on
+	// Close. A machine crash may lose any records not yet flushed.
+	SyncNone
+)
+
+// String returns "each-record", "interval" or "none".
+func (m SyncMode) String() string {
+	switch m {
+	case SyncEachRecord:
+		return "each-record"
+	case SyncInterval:
+		return "interval"
+	case SyncNone:
+		return "none"
+	}
+	return fmt.Sprintf("SyncMode(%d)", int(m))
+}
+
+// MarshalText returns the name returned by [SyncMode.String], so modes read
+// well in configuration files.
+func (m SyncMode) MarshalText() ([]byte, error) {
+	switch m {
+	case SyncEachRecord, SyncInterval, SyncNone:
+		return []byte(m.String()), nil
+	}
+	return nil, fmt.Errorf("audit: unknown sync mode %d", int(m))
+}
+
+// UnmarshalText parses "each-record", "interval" or "none".
+func (m *SyncMode) UnmarshalText(text []byte) error {
+	for _, c := range [...]SyncMode{SyncEachRecord, SyncInterval, SyncNone} {
+		if string(text) == c.String() {
+			*m = c
+			return nil
+		}
+	}
+	return fmt.Errorf("audit: unknown sync mode %q (want each-record, interval or none)", text)
+}
+
+// FileOptions configures [OpenFile]. The zero value is the safe default:
+// fsync every record, file mode 0600.
+type FileOptions struct {
+	// Sync is when to fsync; the zero value is SyncEachRecord.
+	Sync SyncMode
+	// Interval is the fsync period for SyncInterval; zero means 1s.
+	Interval time.Duration
+	// Perm is the permission of a newly created file (before umask); zero
+	// means 0o600. An existing file keeps its permissions.
+	Perm os.FileMode
+}
+
+// maxResumeLine bounds the last line OpenFile reads to resume a chain; it is
+// the default of VerifyOptions.MaxLineBytes.
+const maxResumeLine = 16 << 20
+
+// OpenFile opens the log file at path for appending, creating it if needed,
+// and returns a Log that continues its chain.
+//
+// If the file already has records, the chain resumes from its last line: the
+// next Seq and Prev = hash of that line. The last line must be a valid record
+// (OpenFile does not check the rest of the file: use [Verify]). A torn last
+// line — bytes after the final newline, left by a crash in the middle of a
+// write — is cut off before appending, provided it looks like the start of a
+// record; any other trailing bytes are an error and the file is left alone.
+//
+// On Linux and the BSDs the file is locked (flock) while the Log is open, so a
+// second Log on the same file, in this process or another, fails to open
+// instead of interleaving two chains.
+//
+// See [SyncMode] for what Write promises in each mode. On a write error the
+// file is truncated back to the end of the last good record if possible, so
+// the chain stays verifiable, and Write returns the error.
+func OpenFile(path string, opts FileOptions) (*Log, error) {
+	if opts.Sync != SyncEachRecord && opts.Sync != SyncInterval && opts.Sync != SyncNone {
+		return nil, fmt.Errorf("audit: open %s: unknown sync mode %d", path, int(opts.Sync))
+	}
+	if opts.Interval < 0 {
+		return nil, fmt.Errorf("audit: open %s: negative sync interval %v", path, opts.Interval)
+	}
+	if opts.Interval == 0 {
+		opts.Interval = time.Second
+	}
+	if opts.Perm == 0 {
+		opts.Perm = 0o600
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, opts.Perm)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open log: %w", err)
+	}
+	l, err := resume(f, path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	l.mode = opts.Sync
+	l.sync = &syncer{sync: f.Sync}
+	l.sync.written.Store(l.seq)
+	l.sync.synced = l.seq
+	if opts.Sync == SyncInterval {
+		l.stop = make(chan struct{})
+		l.ended = make(chan struct{})
+		go l.syncLoop(opts.Interval)
+	}
+	return l, nil
+}
+
+// resume locks f, reads the end of the file and returns a Log positioned
+// after its last record.
+func resume(f *os.File, path string) (*Log, error) {
+	if err := lockFile(f); err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("audit: open %s: not a regular file", path)
+	}
+	l := &Log{w: f, f: f, path: path}
+	size := st.Size()
+	if size == 0 {
+		// A new file: make its directory entry durable too.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("audit: open %s: sync directory: %w", path, err)
+		}
+		return l, nil
+	}
+
+	last, lineStart, lineEnd, err := lastLine(f, size)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	good := int64(0)
+	if lineEnd >= 0 {
+		good = lineEnd + 1
+	}
+	if good < size {
+		// A torn tail. Cut it only if it looks like the beginning of a
+		// record: never truncate a file that is not a log.
+		tail := make([]byte, min(size-good, int64(len(recordStart))))
+		if _, err := f.ReadAt(tail, good); err != nil {
+			return nil, fmt.Errorf("audit: open %s: %w", path, err)
+		}
+		if !bytes.HasPrefix([]byte(recordStart), tail) {
+			return nil, fmt.Errorf("audit: open %s: the file does not end with a complete record (%d bytes after the last newline); not a log, or damaged: check it with Verify", path, size-good)
+		}
+	}
+	if lineEnd >= 0 {
+		rec, reason := parseLine(last)
+		if reason != "" {
+			return nil, fmt.Errorf("audit: open %s: last record (offset %d) is invalid: %s; check the file with Verify", path, lineStart, reason)
+		}
+		if rec.Seq == math.MaxUint64 {
+			return nil, fmt.Errorf("audit: open %s: the chain has no sequence numbers left", path)
+		}
+		sum := sha256.Sum256(last)
+		l.seq = rec.Seq + 1
+		l.prev = hex.EncodeToString(sum[:])
+	}
+	if good < size {
+		if err := f.Truncate(good); err != nil {
+			return nil, fmt.Errorf("audit: open %s: cut torn last line: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("audit: open %s: %w", path, err)
+		}
+	}
+	l.size = good
+	return l, nil
+}
+
+// recordStart is how every line written by this version begins.
+const recordStart = `{"v":`
+
+// lastLine finds the last newline-terminated line of f, whose size is size.
+// lineEnd is the offset of its '\n' (-1 if f has no newline at all) and
+// lineStart the offset of its first byte. It reads a window from the end,
+// doubling it until the window holds the whole line, up to a bound.
+func lastLine(f *os.File, size int64) (line []byte, lineStart, lineEnd int64, err error) {
+	const maxWindow = 2 * maxResumeLine
+	for window := int64(64 << 10); ; window *= 2 {
+		n := min(window, size)
+		base := size - n
+		buf := make([]byte, n)
+		if _, err := f.ReadAt(buf, base); err != nil {
+			return nil, 0, 0, err
+		}
+		if end := bytes.LastIndexByte(buf, '\n'); end >= 0 {
+			start := bytes.LastIndexByte(buf[:end], '\n') + 1
+			if start > 0 || base == 0 {
+				return buf[start:end], base + int64(start), base + int64(end), nil
+			}
+		} else if base == 0 {
+			return nil, 0, -1, nil
+		}
+		if n >= maxWindow {
+			return nil, 0, 0, fmt.Errorf("no complete record in the last %d bytes", n)
+		}
+	}
+}
+
+// syncLoop is the SyncInterval background flusher.
+func (l *Log) syncLoop(d time.Duration) {
+	defer close(l.ended)
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			// An error is kept by the syncer and fails later writes.
+			_ = l.sync.wait(context.Background(), l.sync.written.Load())
+		}
+	}
+}
+
+// syncer makes records durable with group commit: a writer that needs a
+// sync and finds none running becomes the leader and fsyncs everything
+// written so far; writers arriving meanwhile wait for that round and, if
+// their record came too late for it, the next leader covers them all.
+type syncer struct {
+	sync    func() error  // fsync; replaced in tests
+	written atomic.Uint64 // records written to the file; set under Log.mu
+
+	mu      sync.Mutex
+	synced  uint64        // records known durable
+	running bool          // a leader is in sync
+	round   chan struct{} // closed when the running round ends
+	rounds  uint64        // fsyncs done, for tests
+	err     error         // first sync error; sticky
+	closed  bool
+	failed  atomic.Bool
+}
+
+// wait returns once the first n records are durable, or with an error if a
+// sync failed or ctx is done first.
+func (s *syncer) wait(ctx context.Context, n uint64) error {
+	for {
+		s.mu.Lock()
+		switch {
+		case s.synced >= n:
+			s.mu.Unlock()
+			return nil
+		case s.err != nil:
+			err := s.err
+			s.mu.Unlock()
+			return fmt.Errorf("audit: record %d not confirmed durable: fsync failed: %w", n-1, err)
+		case s.running:
+			ch := s.round
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return fmt.Errorf("audit: record %d written but not confirmed durable: %w", n-1, ctx.Err())
+			}
+			continue
+		case s.closed:
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		s.running = true
+		s.round = make(chan struct{})
+		target := s.written.Load()
+		s.mu.Unlock()
+
+		err := s.sync()
+
+		s.mu.Lock()
+		s.running = false
+		s.rounds++
+		if err != nil {
+			if s.err == nil {
+				s.err = err
+				s.failed.Store(true)
+			}
+		} else if target > s.synced {
+			s.synced = target
+		}
+		close(s.round)
+		s.mu.Unlock()
+	}
+}
+
+// failure returns the sticky sync error, if any.
+func (s *syncer) failure() error {
+	if !s.failed.Load() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// close syncs everything written and stops further rounds. No writes may
+// happen after it is called.
+func (s *syncer) close() error {
+	err := s.wait(context.Background(), s.written.Load())
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return err
+}

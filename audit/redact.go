@@ -1,0 +1,357 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/agentguard/agentguard/internal/canonjson"
+)
+
+// Redactor replaces sensitive argument values with a keyed digest before the
+// arguments are recorded. Equal values give equal digests under one key, so
+// records can still be correlated ("the same token was used twice") without
+// storing the value, and without the key a digest cannot be checked against
+// guessed values.
+//
+// A Redactor is safe for concurrent use. The zero value, and a nil
+// *Redactor, behave like NewRedactor(nil).
+type Redactor struct {
+	key  []byte
+	pool sync.Pool // *mac
+}
+
+// NewRedactor returns a Redactor using HMAC-SHA256 with key (copied).
+//
+// A nil or empty key selects a random key made once per process. Digests
+// then correlate only within the process: the same value logged before and
+// after a restart gets different digests, and nobody, the operator included,
+// can test a digest against a guessed value. Pass a key kept in a secret
+// store to correlate across restarts and hosts.
+func NewRedactor(key []byte) *Redactor {
+	return &Redactor{key: bytes.Clone(key)}
+}
+
+// processKey is the key of Redactors made without one.
+var processKey = sync.OnceValue(func() []byte {
+	k := make([]byte, 32)
+	rand.Read(k) // never fails: crypto/rand aborts the program instead
+	return k
+})
+
+var nilRedactor Redactor
+
+// mac is a keyed HMAC state with scratch space, pooled per Redactor.
+type mac struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+	buf []byte
+}
+
+const (
+	digestPrefix = "redacted:hmac-sha256:"
+	// redactedPlain replaces a value that has no canonical JSON form (a
+	// type the encoder does not know, invalid UTF-8): it is still hidden.
+	redactedPlain = "redacted"
+)
+
+// digest returns "redacted:hmac-sha256:<hex of the first 16 bytes>" of the
+// HMAC of v's canonical JSON.
+func (r *Redactor) digest(v any) string {
+	m, _ := r.pool.Get().(*mac)
+	if m == nil {
+		key := r.key
+		if len(key) == 0 {
+			key = processKey()
+		}
+		m = &mac{h: hmac.New(sha256.New, key)}
+	}
+	defer r.pool.Put(m)
+	b, err := canonjson.Append(m.buf[:0], v)
+	if err != nil {
+		return redactedPlain
+	}
+	if cap(b) <= maxPooledBuf {
+		m.buf = b[:0]
+	}
+	m.h.Reset()
+	m.h.Write(b)
+	sum := m.h.Sum(m.sum[:0])
+	var out [len(digestPrefix) + 32]byte
+	copy(out[:], digestPrefix)
+	hex.Encode(out[len(digestPrefix):], sum[:16])
+	return string(out[:])
+}
+
+// Redact returns a copy of args in which the values at paths are replaced by
+// the string "redacted:hmac-sha256:<hex of the first 16 bytes>", the HMAC of
+// the value's canonical JSON. It also returns the concrete pointers it
+// redacted, sorted (for [Record.Redacted]).
+//
+// args is decoded JSON: map[string]any, []any and scalars (string,
+// json.Number, float64, bool, nil); map[string]string and []string are
+// walked too. args is never modified; containers are copied only along the
+// paths where something changed, so the result shares the rest with args.
+//
+// paths are JSON pointers (RFC 6901), as returned by [SensitivePaths], where a
+// "*" segment matches every array item or object member; "" is the whole of
+// args. Paths that lead nowhere in args are skipped. Redaction fails safe: a
+// path that is not a valid JSON pointer redacts the whole of args, a path
+// leading into a value of a type Redact cannot walk redacts that value, and
+// a value with no canonical JSON form is replaced by "redacted".
+func (r *Redactor) Redact(args any, paths []string) (any, []string) {
+	if len(paths) == 0 {
+		return args, nil
+	}
+	if r == nil {
+		r = &nilRedactor
+	}
+	for _, p := range paths {
+		if !validPointer(p) {
+			return r.digest(args), []string{""}
+		}
+	}
+	st := redactionPool.Get().(*redaction)
+	st.r = r
+	out, _ := st.walk(args, paths)
+	pointers := st.out
+	slices.Sort(pointers)
+	clear(st.scratch[:cap(st.scratch)]) // drop references to paths
+	*st = redaction{scratch: st.scratch[:0], ptr: st.ptr[:0]}
+	redactionPool.Put(st)
+	return out, pointers
+}
+
+var redactionPool = sync.Pool{New: func() any {
+	return &redaction{scratch: make([]string, 0, 16), ptr: make([]byte, 0, 128)}
+}}
+
+// redaction is the state of one Redact call.
+type redaction struct {
+	r       *Redactor
+	scratch []string // stack of path suffixes for the children being walked
+	ptr     []byte   // JSON pointer of the current value
+	out     []string // pointers redacted
+}
+
+// walk redacts v for the path suffixes in paths (each "" or "/..."). It
+// returns the new value and whether it differs from v.
+func (st *redaction) walk(v any, paths []string) (any, bool) {
+	if slices.Contains(paths, "") {
+		st.out = append(st.out, string(st.ptr))
+		return st.r.digest(v), true
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return walkMap(st, x, paths)
+	case []any:
+		return walkSlice(st, x, paths)
+	case map[string]string:
+		return walkMap(st, x, paths)
+	case []string:
+		return walkSlice(st, x, paths)
+	case nil, string, json.Number, bool, float64, float32, int, int64, int32, uint64, uint32:
+		return v, false // nothing below a scalar
+	}
+	// A value Redact cannot look into: hide all of it.
+	st.out = append(st.out, string(st.ptr))
+	return st.r.digest(v), true
+}
+
+func walkMap[V any](st *redaction, m map[string]V, paths []string) (any, bool) {
+	var out map[string]V
+	visit := func(k string, child V) {
+		nv, changed := st.child(k, child, paths, -1)
+		if changed {
+			if out == nil {
+				out = maps.Clone(m)
+			}
+			out[k], _ = nv.(V)
+		}
+	}
+	if anyStar(paths) {
+		for k, child := range m {
+			visit(k, child)
+		}
+	} else {
+		for i, p := range paths {
+			seg, _ := split(p)
+			if seenSeg(paths[:i], seg) {
+				continue
+			}
+			k := unescapeSeg(seg)
+			if child, ok := m[k]; ok {
+				visit(k, child)
+			}
+		}
+	}
+	if out == nil {
+		return m, false
+	}
+	return out, true
+}
+
+func walkSlice[V any](st *redaction, s []V, paths []string) (any, bool) {
+	var out []V
+	visit := func(i int) {
+		nv, changed := st.child("", s[i], paths, i)
+		if changed {
+			if out == nil {
+				out = slices.Clone(s)
+			}
+			out[i], _ = nv.(V)
+		}
+	}
+	if anyStar(paths) {
+		for i := range s {
+			visit(i)
+		}
+	} else {
+		for j, p := range paths {
+			seg, _ := split(p)
+			if seenSeg(paths[:j], seg) {
+				continue
+			}
+			if i, ok := arrayIndex(seg); ok && i < len(s) {
+				visit(i)
+			}
+		}
+	}
+	if out == nil {
+		return s, false
+	}
+	return out, true
+}
+
+// child walks the member key (index < 0) or item index of the current value
+// with the suffixes of the paths whose first segment selects it. The value
+// returned has the child's type whenever it changed: V for a walked child,
+// or the digest string.
+func (st *redaction) child(key string, v any, paths []string, index int) (any, bool) {
+	mark := len(st.scratch)
+	for _, p := range paths {
+		seg, rest := split(p)
+		var match bool
+		if index < 0 {
+			match = seg == "*" || segEquals(seg, key)
+		} else {
+			i, ok := arrayIndex(seg)
+			match = seg == "*" || (ok && i == index)
+		}
+		if match {
+			st.scratch = append(st.scratch, rest)
+		}
+	}
+	sub := st.scratch[mark:]
+	if len(sub) == 0 {
+		return v, false
+	}
+	plen := len(st.ptr)
+	st.ptr = append(st.ptr, '/')
+	if index < 0 {
+		st.ptr = appendEscapedSeg(st.ptr, key)
+	} else {
+		st.ptr = strconv.AppendInt(st.ptr, int64(index), 10)
+	}
+	nv, changed := st.walk(v, sub)
+	st.ptr = st.ptr[:plen]
+	st.scratch = st.scratch[:mark]
+	return nv, changed
+}
+
+// split splits "/seg/rest" into "seg" and "/rest".
+func split(p string) (seg, rest string) {
+	p = p[1:]
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i:]
+	}
+	return p, ""
+}
+
+func anyStar(paths []string) bool {
+	for _, p := range paths {
+		if seg, _ := split(p); seg == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+func seenSeg(paths []string, seg string) bool {
+	for _, p := range paths {
+		if s, _ := split(p); s == seg {
+			return true
+		}
+	}
+	return false
+}
+
+// validPointer reports whether p is "" or a JSON pointer with valid escapes.
+func validPointer(p string) bool {
+	if p == "" {
+		return true
+	}
+	if p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
+			return false
+		}
+	}
+	return true
+}
+
+// segEquals reports whether the escaped segment seg names key.
+func segEquals(seg, key string) bool {
+	if strings.IndexByte(seg, '~') < 0 {
+		return seg == key
+	}
+	return unescapeSeg(seg) == key
+}
+
+func unescapeSeg(seg string) string {
+	if strings.IndexByte(seg, '~') < 0 {
+		return seg
+	}
+	return strings.NewReplacer("~1", "/", "~0", "~").Replace(seg)
+}
+
+func appendEscapedSeg(dst []byte, key string) []byte {
+	for i := 0; i < len(key); i++ {
+		switch key[i] {
+		case '~':
+			dst = append(dst, '~', '0')
+		case '/':
+			dst = append(dst, '~', '1')
+		default:
+			dst = append(dst, key[i])
+		}
+	}
+	return dst
+}
+
+// arrayIndex parses an RFC 6901 array index: digits, no leading zero.
+func arrayIndex(seg string) (int, bool) {
+	if seg == "" || len(seg) > 9 || (seg[0] == '0' && len(seg) > 1) {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}

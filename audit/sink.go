@@ -1,0 +1,42 @@
+package audit
+
+import (
+	"context"
+	"errors"
+)
+
+// Sink receives records.
+//
+// Write must return only once the record is stored as durably as the sink
+// promises (a file [Log] per its [SyncMode]); it must return a non-nil error if
+// the record was not stored, and must never drop a record silently. The guard
+// denies a call whose decision record could not be written, so an error is
+// always safe and a lost record never is.
+//
+// Write may be called concurrently. A cancelled ctx must not leave a
+// half-written record: a sink either stores the whole record or none of it
+// (it may still return ctx's error after storing it). Write must not retain r
+// after returning. Write may set r.Seq and r.Prev ([Log] also sets a zero
+// r.Version).
+type Sink interface {
+	Write(ctx context.Context, r *Record) error
+}
+
+// SinkFunc adapts a function to [Sink].
+type SinkFunc func(ctx context.Context, r *Record) error
+
+// Write calls f(ctx, r). A nil SinkFunc returns an error.
+func (f SinkFunc) Write(ctx context.Context, r *Record) error {
+	if f == nil {
+		return errors.New("audit: nil SinkFunc")
+	}
+	return f(ctx, r)
+}
+
+// Discard is a Sink that accepts and forgets every record: an explicit
+// opt-out of auditing, for tests and for tools whose calls need no evidence.
+var Discard Sink = discard{}
+
+type discard struct{}
+
+func (discard) Write(context.Context, *Record) error { return nil }
