@@ -1,0 +1,260 @@
+package scope
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"path"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+
+	"github.com/agentguard/agentguard/internal/glob"
+)
+
+// Limits on expressions, enforced when a policy is compiled.
+const (
+	maxExprBytes = 16 << 10 // source length of one expression
+	maxExprNodes = 2000     // AST nodes of one expression
+)
+
+var (
+	baseEnvOnce sync.Once
+	baseEnv     *cel.Env
+	baseEnvErr  error
+)
+
+// env returns the CEL environment shared by all policies. It is immutable and
+// safe for concurrent use.
+func env() (*cel.Env, error) {
+	baseEnvOnce.Do(func() {
+		baseEnv, baseEnvErr = cel.NewEnv(
+			ext.NativeTypes(
+				reflect.TypeFor[Principal](),
+				reflect.TypeFor[Tool](),
+				reflect.TypeFor[Call](),
+				ext.ParseStructTags(true),
+			),
+			cel.Variable("principal", cel.ObjectType("scope.Principal")),
+			cel.Variable("tool", cel.ObjectType("scope.Tool")),
+			cel.Variable("call", cel.ObjectType("scope.Call")),
+			cel.Variable("args", cel.MapType(cel.StringType, cel.DynType)),
+			ext.Strings(),
+			ext.Lists(),
+			ext.Sets(),
+			ext.Network(),
+			cel.CrossTypeNumericComparisons(true),
+			cel.DefaultUTCTimeZone(true),
+			cel.ParserExpressionSizeLimit(maxExprBytes),
+			cel.ExpressionNodeLimit(maxExprNodes),
+			cel.Function("isUnder",
+				cel.MemberOverload("string_isUnder_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+					cel.BinaryBinding(celIsUnder))),
+			cel.Function("glob",
+				cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+					cel.BinaryBinding(celGlob))),
+			cel.Function("urlHost",
+				cel.MemberOverload("string_urlHost", []*cel.Type{cel.StringType}, cel.StringType,
+					cel.UnaryBinding(celURLHost))),
+			jsonAdapter(),
+		)
+	})
+	return baseEnv, baseEnvErr
+}
+
+// IsUnder reports whether p names base itself or a path below it, after both
+// are cleaned lexically (so "..", "." and repeated slashes cannot escape).
+// "/w2" is not under "/w". An absolute path is never under a relative base
+// and vice versa. Paths containing NUL or a backslash are rejected with an
+// error, because their meaning depends on the system that finally opens them;
+// in a policy an error never allows a call.
+//
+// It is the function behind the CEL member function path.isUnder(base).
+func IsUnder(p, base string) (bool, error) {
+	for _, s := range [2]string{p, base} {
+		if s == "" {
+			return false, errors.New("isUnder: empty path")
+		}
+		if strings.IndexByte(s, 0) >= 0 {
+			return false, fmt.Errorf("isUnder: path %q contains a NUL byte", s)
+		}
+		if strings.IndexByte(s, '\\') >= 0 {
+			return false, fmt.Errorf("isUnder: path %q contains a backslash", s)
+		}
+	}
+	if path.IsAbs(p) != path.IsAbs(base) {
+		return false, nil
+	}
+	p, base = path.Clean(p), path.Clean(base)
+	if !path.IsAbs(p) && (p == ".." || strings.HasPrefix(p, "../")) {
+		return false, nil
+	}
+	switch {
+	case p == base:
+		return true, nil
+	case base == "/":
+		return true, nil
+	case base == ".":
+		return true, nil
+	}
+	return strings.HasPrefix(p, base) && p[len(base)] == '/', nil
+}
+
+// URLHost returns the lower-cased host name of an absolute URL, without port,
+// brackets or a trailing dot. It is the function behind the CEL member function
+// url.urlHost().
+func URLHost(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("urlHost: %w", err)
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return "", fmt.Errorf("urlHost: %q is not an absolute URL with a host", raw)
+	}
+	if u.User != nil {
+		// user@host URLs are a classic way to disguise the real host.
+		return "", fmt.Errorf("urlHost: %q carries user information", raw)
+	}
+	h := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if h == "" {
+		return "", fmt.Errorf("urlHost: %q has an empty host", raw)
+	}
+	return h, nil
+}
+
+func celIsUnder(lhs, rhs ref.Val) ref.Val {
+	p, ok1 := lhs.(types.String)
+	b, ok2 := rhs.(types.String)
+	if !ok1 || !ok2 {
+		return types.MaybeNoSuchOverloadErr(lhs)
+	}
+	ok, err := IsUnder(string(p), string(b))
+	if err != nil {
+		return types.WrapErr(err)
+	}
+	return types.Bool(ok)
+}
+
+func celGlob(lhs, rhs ref.Val) ref.Val {
+	s, ok1 := lhs.(types.String)
+	pat, ok2 := rhs.(types.String)
+	if !ok1 || !ok2 {
+		return types.MaybeNoSuchOverloadErr(lhs)
+	}
+	if err := glob.Validate(string(pat)); err != nil {
+		return types.WrapErr(err)
+	}
+	return types.Bool(glob.Match(string(pat), string(s)))
+}
+
+func celURLHost(v ref.Val) ref.Val {
+	s, ok := v.(types.String)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(v)
+	}
+	h, err := URLHost(string(s))
+	if err != nil {
+		return types.WrapErr(err)
+	}
+	return types.String(h)
+}
+
+// jsonAdapter installs a type adapter that understands the values produced by
+// decoding JSON exactly: json.Number becomes int, uint or double, and nested
+// maps and lists are adapted lazily by the same adapter.
+func jsonAdapter() cel.EnvOption {
+	return func(e *cel.Env) (*cel.Env, error) {
+		return cel.CustomTypeAdapter(&adapter{base: e.CELTypeAdapter()})(e)
+	}
+}
+
+type adapter struct{ base types.Adapter }
+
+func (a *adapter) NativeToValue(v any) ref.Val {
+	switch x := v.(type) {
+	case json.Number:
+		return numberVal(x)
+	case map[string]any:
+		return types.NewStringInterfaceMap(a, x)
+	case []any:
+		return types.NewList(a, x)
+	}
+	return a.base.NativeToValue(v)
+}
+
+// numberVal converts an exact JSON number to the closest CEL value: an int
+// when it is integral and fits, else a uint, else a double.
+func numberVal(n json.Number) ref.Val {
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := n.Int64(); err == nil {
+			return types.Int(i)
+		}
+		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+			return types.Uint(u)
+		}
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return types.NewErr("number %s is out of range", s)
+	}
+	return types.Double(f)
+}
+
+// activation resolves the four CEL variables of a decision without building
+// maps: principal, tool and call are native structs, args the decoded JSON.
+// Activations are pooled; the principal's CEL value is built at most once
+// per decision.
+type activation struct {
+	principal Principal
+	tool      Tool
+	call      Call
+	args      map[string]any
+	pval      ref.Val
+}
+
+var activations = sync.Pool{New: func() any { return new(activation) }}
+
+func getActivation(in *Input) *activation {
+	a := activations.Get().(*activation)
+	a.principal, a.tool, a.call, a.args = in.Principal, in.Tool, in.Call, in.Args
+	return a
+}
+
+func putActivation(a *activation) {
+	*a = activation{}
+	activations.Put(a)
+}
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "principal":
+		if a.pval == nil {
+			a.pval = baseEnv.CELTypeAdapter().NativeToValue(&a.principal)
+		}
+		return a.pval, true
+	case "tool":
+		return &a.tool, true
+	case "call":
+		return &a.call, true
+	case "args":
+		if a.args == nil {
+			return emptyArgs, true
+		}
+		return a.args, true
+	}
+	return nil, false
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+var emptyArgs = map[string]any{}

@@ -1,0 +1,390 @@
+package scope
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+)
+
+// Principal is who is calling: an agent, a user, a service. In CEL it is the
+// variable principal with fields id, scopes and attrs.
+type Principal struct {
+	// ID identifies the principal. An empty ID is no principal: denied.
+	ID string `cel:"id" json:"id"`
+	// Scopes the principal brings, such as token claims. The policy's static
+	// principals section may add more.
+	Scopes []string `cel:"scopes" json:"scopes,omitempty"`
+	// Attrs are attributes for conditions, such as a workspace directory or
+	// a tenant. Values are JSON-like: string, bool, numbers, []any,
+	// map[string]any.
+	Attrs map[string]any `cel:"attrs" json:"attrs,omitempty"`
+}
+
+// Tool describes the tool being called. In CEL it is the variable tool with
+// fields name and annotations (such as MCP's readOnlyHint, destructiveHint).
+type Tool struct {
+	Name        string         `cel:"name"`
+	Annotations map[string]any `cel:"annotations"`
+}
+
+// Call describes this call. In CEL it is the variable call with fields id and
+// time (a timestamp).
+type Call struct {
+	ID   string    `cel:"id"`
+	Time time.Time `cel:"time"`
+}
+
+// Input is everything a decision depends on.
+type Input struct {
+	Principal Principal
+	Tool      Tool
+	// Args are the call's arguments as decoded JSON: values are
+	// map[string]any, []any, string, json.Number (or float64/int), bool, nil.
+	// Decide never modifies them.
+	Args map[string]any
+	Call Call
+}
+
+// Effect is the outcome of a decision. The zero value is Deny.
+type Effect uint8
+
+// Effects, from strongest to weakest: deny beats ask beats allow.
+const (
+	Deny Effect = iota
+	Allow
+	Ask
+)
+
+// String returns "deny", "allow" or "ask".
+func (e Effect) String() string {
+	switch e {
+	case Allow:
+		return "allow"
+	case Ask:
+		return "ask"
+	default:
+		return "deny"
+	}
+}
+
+// Decision is the result of [Policy.Decide]. The zero Decision denies.
+type Decision struct {
+	// Effect is Allow, Deny or Ask (allowed once a human approves).
+	Effect Effect
+	// Rule names the deny or ask rule that decided, if any.
+	Rule string
+	// Scope and Grant name the grant that allowed the call (Grant is its
+	// index in the scope), if any; Grant is -1 when no grant matched.
+	Scope string
+	Grant int
+	// Reason explains the decision in words a model can act on.
+	Reason string
+	// Limits are the rate limits the allowing grant draws on, with their
+	// keys evaluated for this call.
+	Limits []LimitUse
+	// Shadow holds the results of shadow-mode rules: evaluated, never
+	// enforced.
+	Shadow []ShadowResult
+	// Errors are evaluation errors met on the way. An error never allows:
+	// in a deny rule it denies, in a grant the grant does not match.
+	Errors []EvalError
+	// Revision is the revision of the policy that decided.
+	Revision string
+}
+
+// GrantID returns "scope#index" for the allowing grant, or "".
+func (d *Decision) GrantID() string {
+	if d.Scope == "" || d.Grant < 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s#%d", d.Scope, d.Grant)
+}
+
+// LimitUse is one rate limit a call draws on.
+type LimitUse struct {
+	Limit
+	// Key is the bucket, the value of the limit's key expression.
+	Key string
+}
+
+// ShadowResult is what a shadow-mode rule would have done.
+type ShadowResult struct {
+	Rule    string
+	Effect  Effect // the rule's effect (deny or ask)
+	Matched bool   // whether its condition held
+	Message string
+	Err     error
+}
+
+// EvalError is an error met while evaluating one expression.
+type EvalError struct {
+	// Path is the expression's JSON pointer in the policy.
+	Path string
+	// Expr is the expression's source.
+	Expr string
+	Err  error
+}
+
+// Error formats the evaluation error.
+func (e EvalError) Error() string {
+	return fmt.Sprintf("%s: %q: %v", e.Path, e.Expr, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e EvalError) Unwrap() error { return e.Err }
+
+// Decide decides a call. It is pure: it evaluates the policy and nothing
+// else — no rate limits, no approvals, no I/O — so it is safe to call for
+// previews and tests. A nil policy, a cancelled context or a missing
+// principal denies.
+//
+// Order: enforced deny rules (the first that matches, or fails to evaluate,
+// denies); then grants of the principal's scopes (the first whose tools
+// match and whose condition holds allows; none → deny); then ask rules (the
+// first that matches turns allow into ask); then the allowing grant's limit
+// keys. Shadow rules are evaluated on every call and reported in Shadow.
+func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
+	d.Grant = -1
+	if p == nil {
+		d.Reason = "no policy is loaded"
+		return d
+	}
+	d.Revision = p.revision
+	if err := ctx.Err(); err != nil {
+		d.Reason = "the decision was cancelled: " + err.Error()
+		return d
+	}
+	if in.Principal.ID == "" {
+		d.Reason = "no principal: the caller is not identified"
+		return d
+	}
+	pl := p.planFor(in.Tool.Name)
+	act := getActivation(&in)
+	defer putActivation(act)
+	defer p.shadow(ctx, pl, act, &d)
+
+	// Deny rules.
+	for _, r := range pl.rules {
+		if r.shadow || r.effect != Deny {
+			continue
+		}
+		matched, err := r.when.evalBool(ctx, act)
+		if err != nil {
+			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
+			d.Rule = r.name
+			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+			return d
+		}
+		if matched {
+			d.Rule = r.name
+			d.Reason = fmt.Sprintf("denied by rule %q: %s", r.name, r.reason(ctx, act, &d))
+			return d
+		}
+	}
+
+	// Grants.
+	var g *grant
+	for _, cand := range pl.grants {
+		if !p.holds(&in.Principal, cand.scope) {
+			continue
+		}
+		ok, err := cand.when.evalBool(ctx, act)
+		if err != nil {
+			d.Errors = append(d.Errors, EvalError{Path: cand.when.path, Expr: cand.when.src, Err: err})
+			continue
+		}
+		if ok {
+			g = cand
+			break
+		}
+	}
+	if g == nil {
+		d.Reason = p.noGrantReason(pl, &in)
+		return d
+	}
+	d.Effect, d.Scope, d.Grant = Allow, g.scope, g.index
+
+	// Ask rules.
+	for _, r := range pl.rules {
+		if r.shadow || r.effect != Ask {
+			continue
+		}
+		matched, err := r.when.evalBool(ctx, act)
+		if err != nil {
+			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
+			d.Effect, d.Rule = Deny, r.name
+			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+			return d
+		}
+		if matched {
+			d.Effect, d.Rule = Ask, r.name
+			d.Reason = fmt.Sprintf("rule %q requires human approval: %s", r.name, r.reason(ctx, act, &d))
+			break
+		}
+	}
+
+	// Limit keys.
+	if len(g.limits) > 0 {
+		d.Limits = make([]LimitUse, 0, len(g.limits))
+		for _, l := range g.limits {
+			key, err := l.key.evalString(ctx, act)
+			if err != nil {
+				d.Errors = append(d.Errors, EvalError{Path: l.key.path, Expr: l.key.src, Err: err})
+				d.Effect, d.Rule = Deny, ""
+				d.Reason = fmt.Sprintf("the key of limit %q could not be evaluated, so the call is denied to be safe: %v", l.Name, err)
+				d.Limits = nil
+				return d
+			}
+			d.Limits = append(d.Limits, LimitUse{Limit: l.Limit, Key: key})
+		}
+	}
+	if d.Effect == Allow {
+		d.Reason = g.allowReason
+	}
+	return d
+}
+
+// shadow evaluates the shadow rules that apply and appends their results.
+func (p *Policy) shadow(ctx context.Context, pl *plan, act *activation, d *Decision) {
+	for _, r := range pl.rules {
+		if !r.shadow {
+			continue
+		}
+		res := ShadowResult{Rule: r.name, Effect: r.effect}
+		matched, err := r.when.evalBool(ctx, act)
+		switch {
+		case err != nil:
+			res.Err = err
+			res.Matched = r.effect == Deny // an error in a deny rule would deny
+		case matched:
+			res.Matched = true
+			res.Message = r.reason(ctx, act, d)
+		}
+		d.Shadow = append(d.Shadow, res)
+	}
+}
+
+// holds reports whether the principal holds scope s, brought or static.
+func (p *Policy) holds(pr *Principal, s string) bool {
+	if slices.Contains(pr.Scopes, s) {
+		return true
+	}
+	return slices.Contains(p.principals[pr.ID], s)
+}
+
+// HeldScopes returns the scopes the principal holds under this policy: the
+// ones it brings plus static ones, limited to scopes the policy defines.
+func (p *Policy) HeldScopes(pr Principal) []string {
+	var out []string
+	for _, s := range sortedKeys(p.scopes) {
+		if p.holds(&pr, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// noGrantReason explains a denial for lack of a grant, with what would be
+// allowed, so that a model can correct its call.
+func (p *Policy) noGrantReason(pl *plan, in *Input) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "no scope held by %q grants tool %q", in.Principal.ID, in.Tool.Name)
+	var conds, others []string
+	for _, g := range pl.grants {
+		if p.holds(&in.Principal, g.scope) {
+			if g.when != nil {
+				conds = append(conds, fmt.Sprintf("scope %q allows it only when %s", g.scope, g.when.src))
+			}
+		} else if !slices.Contains(others, g.scope) {
+			others = append(others, g.scope)
+		}
+	}
+	if len(conds) > 0 {
+		b.WriteString(" for these arguments; ")
+		b.WriteString(strings.Join(conds, "; "))
+	} else if len(others) > 0 {
+		fmt.Fprintf(&b, "; it needs scope %s", strings.Join(quoteAll(others), " or "))
+	} else if len(pl.grants) == 0 {
+		b.WriteString("; no scope grants this tool")
+	}
+	return b.String()
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
+}
+
+// reason evaluates a rule's message, falling back to a fixed text. An error
+// in the message is recorded but never changes the decision.
+func (r *rule) reason(ctx context.Context, act *activation, d *Decision) string {
+	if r.message == nil {
+		if r.effect == Ask {
+			return "this call needs a human's approval"
+		}
+		return "this call is not allowed"
+	}
+	s, err := r.message.evalString(ctx, act)
+	if err != nil {
+		d.Errors = append(d.Errors, EvalError{Path: r.message.path, Expr: r.message.src, Err: err})
+		return "this call is not allowed (the rule's message could not be evaluated)"
+	}
+	return s
+}
+
+// evalBool evaluates a condition; a nil expression is true.
+func (e *expr) evalBool(ctx context.Context, act *activation) (bool, error) {
+	if e == nil {
+		return true, nil
+	}
+	v, err := e.eval(ctx, act)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("condition produced %s, not bool", v.Type().TypeName())
+	}
+	return bool(b), nil
+}
+
+func (e *expr) evalString(ctx context.Context, act *activation) (string, error) {
+	v, err := e.eval(ctx, act)
+	if err != nil {
+		return "", err
+	}
+	s, ok := v.(types.String)
+	if !ok {
+		return "", fmt.Errorf("expression produced %s, not string", v.Type().TypeName())
+	}
+	return string(s), nil
+}
+
+func (e *expr) eval(ctx context.Context, act *activation) (v ref.Val, err error) {
+	defer func() {
+		// A panic inside an extension function must never escape a decision.
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("evaluation panicked: %v", r)
+		}
+	}()
+	if e.loops {
+		v, _, err = e.prg.ContextEval(ctx, act)
+	} else {
+		v, _, err = e.prg.Eval(act)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if types.IsError(v) {
+		return nil, v.(*types.Err)
+	}
+	return v, nil
+}

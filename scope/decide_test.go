@@ -1,0 +1,278 @@
+package scope_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentguard/agentguard/scope"
+)
+
+func loadTestPolicy(t *testing.T) *scope.Policy {
+	t.Helper()
+	p, err := scope.Load("testdata/policy.yaml")
+	require.NoError(t, err)
+	return p
+}
+
+func in(id string, scopes []string, tool string, args map[string]any) scope.Input {
+	return scope.Input{
+		Principal: scope.Principal{ID: id, Scopes: scopes, Attrs: map[string]any{"workspace": "/w"}},
+		Tool:      scope.Tool{Name: tool},
+		Args:      args,
+		Call:      scope.Call{ID: "c1", Time: time.Unix(1700000000, 0)},
+	}
+}
+
+func TestDecide(t *testing.T) {
+	p := loadTestPolicy(t)
+	ctx := context.Background()
+	tests := []struct {
+		name       string
+		in         scope.Input
+		effect     scope.Effect
+		rule       string
+		scope      string
+		reason     string // substring
+		limits     int
+		shadowHits int
+	}{
+		{name: "grant allows", in: in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/w/a.txt"}),
+			effect: scope.Allow, scope: "fs.read", reason: `allowed by scope "fs.read"`},
+		{name: "static principal scopes", in: in("support-bot", nil, "list_directory", map[string]any{"path": "/w"}),
+			effect: scope.Allow, scope: "fs.read"},
+		{name: "condition false says what is allowed", in: in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/etc/passwd"}),
+			effect: scope.Deny, reason: `allows it only when args.path.isUnder(principal.attrs.workspace)`},
+		{name: "dot-dot cannot escape", in: in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/w/../etc/passwd"}),
+			effect: scope.Deny},
+		{name: "prefix trick cannot escape", in: in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/w2/secret"}),
+			effect: scope.Deny},
+		{name: "scope not held names the scope needed", in: in("u", []string{"fs.read"}, "write_file", map[string]any{"path": "/w/out/a", "content": "x"}),
+			effect: scope.Deny, reason: `it needs scope "fs.write"`},
+		{name: "no scope grants the tool", in: in("u", []string{"fs.read"}, "rm_rf", map[string]any{}),
+			effect: scope.Deny, reason: "no scope grants this tool"},
+		{name: "deny rule beats grant", in: in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/w/.env"}),
+			effect: scope.Deny, rule: "no-dotenv", reason: "secret files are off limits: /w/.env"},
+		{name: "deny rule applies in nested dirs", in: in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/w/a/b/.env.local"}),
+			effect: scope.Deny, rule: "no-dotenv"},
+		{name: "glob grant", in: in("u", []string{"mail"}, "mail_send", map[string]any{"to": "a@example.com"}),
+			effect: scope.Allow, scope: "mail"},
+		{name: "ask rule", in: in("u", []string{"mail"}, "mail_send", map[string]any{"to": "x@evil.test"}),
+			effect: scope.Ask, rule: "external-mail", scope: "mail", reason: "mail to x@evil.test leaves the company"},
+		{name: "ask needs a grant first", in: in("u", nil, "mail_send", map[string]any{"to": "x@evil.test"}),
+			effect: scope.Deny},
+		{name: "limits with keys", in: in("u", []string{"fs.write"}, "write_file", map[string]any{"path": "/w/out/a", "content": "x"}),
+			effect: scope.Allow, scope: "fs.write", limits: 1},
+		{name: "shadow rule recorded, not enforced", in: in("u", []string{"fs.write"}, "write_file", map[string]any{"path": "/w/out/a", "content": strings.Repeat("x", 2000)}),
+			effect: scope.Allow, scope: "fs.write", limits: 1, shadowHits: 1},
+		{name: "no principal", in: in("", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/w/a"}),
+			effect: scope.Deny, reason: "no principal"},
+		{name: "unknown scope brought is ignored", in: in("u", []string{"admin"}, "read_text_file", map[string]any{"path": "/w/a"}),
+			effect: scope.Deny},
+		{name: "missing argument is an error, grant does not match", in: in("u", []string{"fs.read"}, "read_text_file", map[string]any{}),
+			effect: scope.Deny},
+		{name: "wrong argument type makes the deny rule fail: denied", in: in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": json.Number("42")}),
+			effect: scope.Deny, rule: "no-dotenv", reason: "could not be evaluated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Decide(ctx, tt.in)
+			assert.Equal(t, tt.effect, d.Effect, "reason: %s", d.Reason)
+			assert.Equal(t, tt.rule, d.Rule)
+			if tt.scope != "" {
+				assert.Equal(t, tt.scope, d.Scope)
+			}
+			assert.Contains(t, d.Reason, tt.reason)
+			assert.Len(t, d.Limits, tt.limits)
+			assert.Equal(t, p.Revision(), d.Revision)
+			hits := 0
+			for _, s := range d.Shadow {
+				if s.Matched {
+					hits++
+				}
+			}
+			assert.Equal(t, tt.shadowHits, hits)
+		})
+	}
+}
+
+func TestDecideLimitKey(t *testing.T) {
+	p := loadTestPolicy(t)
+	d := p.Decide(context.Background(), in("alice", []string{"fs.write"}, "write_file", map[string]any{"path": "/w/out/a", "content": "x"}))
+	require.Equal(t, scope.Allow, d.Effect, d.Reason)
+	require.Len(t, d.Limits, 1)
+	assert.Equal(t, "writes", d.Limits[0].Name)
+	assert.Equal(t, "alice", d.Limits[0].Key)
+	assert.Equal(t, 10, d.Limits[0].Count)
+	assert.Equal(t, time.Minute, d.Limits[0].Per)
+	assert.Equal(t, 5, d.Limits[0].Burst)
+	assert.Equal(t, 6*time.Second, d.Limits[0].Every())
+}
+
+func compile(t *testing.T, src string, opts ...scope.Option) *scope.Policy {
+	t.Helper()
+	p, err := scope.Parse([]byte(src), opts...)
+	require.NoError(t, err)
+	return p
+}
+
+// A CEL error never allows: in a deny rule it denies, in a grant the grant
+// does not match, in an ask rule it denies.
+func TestEvaluationErrorsFailClosed(t *testing.T) {
+	p := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [t]
+        when: args.n / args.d > 0
+      - tools: [u]
+rules:
+  - name: r
+    effect: deny
+    tools: [u]
+    when: args.missing == "x"
+  - name: a
+    effect: ask
+    tools: [v]
+    when: args.missing == "x"
+`)
+	p2 := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [v]
+rules:
+  - name: a
+    effect: ask
+    tools: [v]
+    when: args.missing == "x"
+`)
+	ctx := context.Background()
+	d := p.Decide(ctx, in("u", []string{"s"}, "t", map[string]any{"n": json.Number("1"), "d": json.Number("0")}))
+	assert.Equal(t, scope.Deny, d.Effect)
+	require.Len(t, d.Errors, 1)
+	assert.Contains(t, d.Errors[0].Error(), "division by zero")
+
+	d = p.Decide(ctx, in("u", []string{"s"}, "u", map[string]any{}))
+	assert.Equal(t, scope.Deny, d.Effect)
+	assert.Equal(t, "r", d.Rule)
+	assert.Contains(t, d.Reason, "could not be evaluated")
+	require.Len(t, d.Errors, 1)
+
+	d = p2.Decide(ctx, in("u", []string{"s"}, "v", map[string]any{}))
+	assert.Equal(t, scope.Deny, d.Effect)
+	assert.Equal(t, "a", d.Rule)
+}
+
+func TestCostOverrunFailsClosed(t *testing.T) {
+	p := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [t]
+        when: args.items.map(x, args.items.map(y, x + y)).size() >= 0
+rules:
+  - name: bomb
+    effect: deny
+    tools: [u]
+    when: args.items.map(x, args.items.map(y, x + y)).size() < 0
+  - name: allow-u
+    effect: deny
+    tools: [never]
+`, scope.WithCostLimit(10_000))
+	items := make([]any, 300)
+	for i := range items {
+		items[i] = json.Number("1")
+	}
+	ctx := context.Background()
+	small := map[string]any{"items": []any{json.Number("1")}}
+	big := map[string]any{"items": items}
+
+	d := p.Decide(ctx, in("u", []string{"s"}, "t", small))
+	assert.Equal(t, scope.Allow, d.Effect, d.Reason)
+
+	d = p.Decide(ctx, in("u", []string{"s"}, "t", big))
+	assert.Equal(t, scope.Deny, d.Effect)
+	require.NotEmpty(t, d.Errors)
+	assert.Contains(t, d.Errors[0].Error(), "cost limit")
+
+	// The deny rule blows its budget: denied, even though it would not match.
+	pu := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [u]
+rules:
+  - name: bomb
+    effect: deny
+    tools: [u]
+    when: args.items.map(x, args.items.map(y, x + y)).size() < 0
+`, scope.WithCostLimit(10_000))
+	d = pu.Decide(ctx, in("u", []string{"s"}, "u", big))
+	assert.Equal(t, scope.Deny, d.Effect)
+	assert.Equal(t, "bomb", d.Rule)
+	d = pu.Decide(ctx, in("u", []string{"s"}, "u", small))
+	assert.Equal(t, scope.Allow, d.Effect, d.Reason)
+}
+
+func TestDecideCancelledContext(t *testing.T) {
+	p := loadTestPolicy(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d := p.Decide(ctx, in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/w/a"}))
+	assert.Equal(t, scope.Deny, d.Effect)
+	assert.Contains(t, d.Reason, "cancelled")
+}
+
+func TestNilPolicyDenies(t *testing.T) {
+	var p *scope.Policy
+	d := p.Decide(context.Background(), in("u", []string{"fs.read"}, "read_text_file", map[string]any{"path": "/w/a"}))
+	assert.Equal(t, scope.Deny, d.Effect)
+	var zero scope.Decision
+	assert.Equal(t, scope.Deny, zero.Effect, "the zero Decision denies")
+}
+
+func TestToolAndCallVariables(t *testing.T) {
+	p := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: ["*"]
+        when: tool.annotations.readOnlyHint == true && call.id != "" && call.time > timestamp("2020-01-01T00:00:00Z")
+`)
+	i := in("u", []string{"s"}, "anything", map[string]any{})
+	i.Tool.Annotations = map[string]any{"readOnlyHint": true}
+	assert.Equal(t, scope.Allow, p.Decide(context.Background(), i).Effect)
+	i.Tool.Annotations = map[string]any{"readOnlyHint": false}
+	assert.Equal(t, scope.Deny, p.Decide(context.Background(), i).Effect)
+}
+
+func TestNumbersFromJSON(t *testing.T) {
+	p := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [t]
+        when: args.n <= 10 && args.f < 2 && args.big > 1
+`)
+	ok := map[string]any{"n": json.Number("10"), "f": json.Number("1.5"), "big": json.Number("18446744073709551615")}
+	assert.Equal(t, scope.Allow, p.Decide(context.Background(), in("u", []string{"s"}, "t", ok)).Effect)
+	bad := map[string]any{"n": json.Number("11"), "f": json.Number("1.5"), "big": json.Number("2")}
+	assert.Equal(t, scope.Deny, p.Decide(context.Background(), in("u", []string{"s"}, "t", bad)).Effect)
+}
+
+func TestHeldScopes(t *testing.T) {
+	p := loadTestPolicy(t)
+	assert.Equal(t, []string{"fs.read", "mail"}, p.HeldScopes(scope.Principal{ID: "support-bot", Scopes: []string{"mail", "nonexistent"}}))
+}

@@ -1,0 +1,108 @@
+package scope
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Def is a policy as written in a file or built in code: the input of [Compile].
+// Its fields mirror the YAML/JSON policy format (version 1); see the package
+// documentation for the meaning of each.
+type Def struct {
+	// Version is the policy format version. It must be 1.
+	Version int `json:"version" yaml:"version"`
+	// Scopes maps a scope name (such as "fs.read") to what it grants.
+	Scopes map[string]ScopeDef `json:"scopes,omitempty" yaml:"scopes,omitempty"`
+	// Rules are checked on every call, in order: deny beats ask beats allow.
+	Rules []RuleDef `json:"rules,omitempty" yaml:"rules,omitempty"`
+	// Limits are named rate limits that grants refer to.
+	Limits map[string]LimitDef `json:"limits,omitempty" yaml:"limits,omitempty"`
+	// Principals optionally gives principals (by ID) static scopes, in
+	// addition to the scopes a caller brings.
+	Principals map[string][]string `json:"principals,omitempty" yaml:"principals,omitempty"`
+}
+
+// ScopeDef is one scope: a named bundle of grants.
+type ScopeDef struct {
+	Description string     `json:"description,omitempty" yaml:"description,omitempty"`
+	Grants      []GrantDef `json:"grants" yaml:"grants"`
+}
+
+// GrantDef allows the tools it names when its condition holds.
+type GrantDef struct {
+	// Tools are tool names or globs ("fs_*").
+	Tools []string `json:"tools" yaml:"tools"`
+	// When is an optional CEL condition; empty means always.
+	When string `json:"when,omitempty" yaml:"when,omitempty"`
+	// Limit names the limits (from Def.Limits) that calls allowed by this
+	// grant draw on. In a file it may be one name or a list.
+	Limit Names `json:"limit,omitempty" yaml:"limit,omitempty"`
+}
+
+// RuleDef is a deny or ask rule, checked on every call to the tools it names.
+type RuleDef struct {
+	// Name identifies the rule in decisions and records. Required and unique.
+	Name string `json:"name" yaml:"name"`
+	// Effect is "deny" or "ask".
+	Effect string `json:"effect" yaml:"effect"`
+	// Tools are tool names or globs the rule applies to.
+	Tools []string `json:"tools" yaml:"tools"`
+	// When is an optional CEL condition; empty means the rule always matches.
+	When string `json:"when,omitempty" yaml:"when,omitempty"`
+	// Message is an optional CEL string expression giving the reason shown to
+	// the model, like Kubernetes' messageExpression.
+	Message string `json:"message,omitempty" yaml:"message,omitempty"`
+	// Mode is "enforce" (the default) or "shadow": a shadow rule is evaluated
+	// and recorded but never changes a decision.
+	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
+}
+
+// LimitDef is a named token-bucket rate limit.
+type LimitDef struct {
+	// Rate is "N/s", "N/m", "N/h", "N/d" or "N/<duration>" such as "5/10s".
+	Rate string `json:"rate" yaml:"rate"`
+	// Burst is the bucket size; zero means N, the count in Rate.
+	Burst int `json:"burst,omitempty" yaml:"burst,omitempty"`
+	// Key is a CEL string expression naming the bucket; empty means
+	// principal.id.
+	Key string `json:"key,omitempty" yaml:"key,omitempty"`
+}
+
+// Names is a list of names that may be written as a single string in a
+// policy file.
+type Names []string
+
+// UnmarshalYAML accepts a scalar or a sequence.
+func (n *Names) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind == yaml.ScalarNode {
+		var s string
+		if err := node.Decode(&s); err != nil {
+			return err
+		}
+		*n = Names{s}
+		return nil
+	}
+	var l []string
+	if err := node.Decode(&l); err != nil {
+		return err
+	}
+	*n = l
+	return nil
+}
+
+// UnmarshalJSON accepts a string or an array of strings.
+func (n *Names) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*n = Names{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return fmt.Errorf("scope: limit must be a name or a list of names: %w", err)
+	}
+	*n = l
+	return nil
+}

@@ -1,0 +1,78 @@
+// Package scope is agentguard's policy model: principals, scopes, grants,
+// rules and limits, loaded from YAML or JSON (or built in Go), with every
+// condition written in CEL and compiled once, at load.
+//
+// # Policy files
+//
+// A policy (format version 1) names scopes, each granting tools under a
+// condition; rules that deny or ask on every call; named rate limits; and
+// optionally static scopes for known principals:
+//
+//	version: 1
+//	scopes:
+//	  fs.read:
+//	    description: Read files in the caller's workspace.
+//	    grants:
+//	      - tools: [read_text_file, list_directory]   # names or globs
+//	        when: args.path.isUnder(principal.attrs.workspace)
+//	  fs.write:
+//	    grants:
+//	      - tools: [write_file]
+//	        when: args.path.isUnder(principal.attrs.workspace + "/out")
+//	        limit: writes
+//	rules:                       # deny beats ask beats allow
+//	  - name: no-dotenv
+//	    effect: deny             # deny | ask
+//	    tools: ["*"]
+//	    when: has(args.path) && args.path.glob("**/.env*")
+//	    message: '"secret files are off limits: " + args.path'
+//	    mode: enforce            # enforce | shadow
+//	limits:
+//	  writes: {rate: 10/m, burst: 5, key: principal.id}
+//	principals:
+//	  support-bot: [fs.read]
+//
+// [Load] reads a file, [Parse] a byte slice, [Compile] a [Def] built in
+// code. A policy that does not compile fails to load with
+// file:line:column and the expression at fault; nothing is skipped.
+//
+// # Deciding
+//
+// [Policy.Decide] is pure — no rate limits, no approvals, no I/O:
+//
+//   - an unknown principal (empty ID) is denied;
+//   - any enforced deny rule whose tools match and whose condition holds
+//     denies, with the rule's message as the reason;
+//   - otherwise a grant of a scope the principal holds, whose tools match
+//     and whose condition holds, allows; with none, the call is denied and
+//     the reason says what would be allowed;
+//   - a matching ask rule then turns allow into ask (a human must approve);
+//   - the allowing grant's limits are returned with their keys evaluated.
+//
+// A CEL error or cost overrun never allows: in a deny or ask rule it denies,
+// in a grant the grant does not match. Errors are returned in the Decision.
+// Shadow rules (mode: shadow) are evaluated on every call and reported, never
+// enforced. The zero Decision denies.
+//
+// # CEL
+//
+// Variables: principal (id, scopes, attrs), tool (name, annotations), args
+// (the decoded arguments; numbers are int, uint or double) and call (id,
+// time). Besides the standard library and cel-go's strings, lists, sets and
+// network (ip, cidr) extensions, policies may use:
+//
+//	path.isUnder(base)   path is base or below it, after lexical cleaning (see IsUnder)
+//	s.glob(pattern)      glob match: * within a path element, ** across, ? one character
+//	url.urlHost()        the lower-cased host of an absolute URL (see URLHost)
+//	cidr("10.0.0.0/8").containsIP(args.ip)
+//
+// Each expression is type-checked and its cost estimated at load; at run
+// time it is stopped at the cost limit ([WithCostLimit]) or when the context
+// is cancelled.
+//
+// # Revisions
+//
+// [Policy.Revision] is the SHA-256 of the policy's canonical JSON form.
+// Decisions and audit records carry it, so every decision can be traced to
+// the exact policy that made it.
+package scope
