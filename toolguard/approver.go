@@ -1,0 +1,50 @@
+package toolguard
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/agentguard/agentguard/scope"
+)
+
+// Approver decides calls that an ask rule sends to a human. Approve may be
+// called concurrently. It should return when ctx is done; an error, or a
+// zero Approval, denies the call.
+type Approver interface {
+	Approve(ctx context.Context, req ApprovalRequest) (Approval, error)
+}
+
+// ApproverFunc adapts a function to [Approver].
+type ApproverFunc func(ctx context.Context, req ApprovalRequest) (Approval, error)
+
+// Approve calls f.
+func (f ApproverFunc) Approve(ctx context.Context, req ApprovalRequest) (Approval, error) {
+	return f(ctx, req)
+}
+
+// ApprovalRequest describes the exact call a human is asked about.
+type ApprovalRequest struct {
+	// CallID identifies the call in the audit log.
+	CallID    string
+	Tool      string
+	Principal scope.Principal
+	// Args are the canonical arguments, with sensitive values redacted.
+	Args json.RawMessage
+	// ArgsSHA256 is the hex SHA-256 of the canonical, unredacted arguments:
+	// an approval is for these arguments and no others.
+	ArgsSHA256 string
+	// Rule is the ask rule that matched, Reason its message.
+	Rule   string
+	Reason string
+	// PolicyRevision is the revision of the policy that asked.
+	PolicyRevision string
+}
+
+// Approval is a human's answer. The zero Approval denies.
+type Approval struct {
+	Approved bool
+	// By identifies who answered.
+	By string
+	// Reason is an optional comment, shown to the model on a rejection.
+	Reason string
+}

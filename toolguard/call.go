@@ -1,0 +1,505 @@
+package toolguard
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sjs "github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/agentguard/agentguard/audit"
+	"github.com/agentguard/agentguard/internal/canonjson"
+	"github.com/agentguard/agentguard/internal/safejson"
+	"github.com/agentguard/agentguard/scope"
+)
+
+// Call decides a call to the named tool and, if it is allowed, runs it.
+//
+// In order: the tool must be registered; ctx must carry a principal
+// ([WithPrincipal]); the arguments are decoded strictly and validated
+// against the tool's input schema; the policy decides; an ask decision goes
+// to the approver; rate limits are taken; the decision record is written to
+// the sink — and only then does the handler run, after which an outcome
+// record is written. Any failure on the way denies the call, returning a
+// *[DeniedError] (errors.Is(err, [ErrDenied]) holds) and the handler does
+// not run. The handler's own result and error are returned as they are.
+//
+// If the outcome record cannot be written, the tool has already run: its
+// result is returned together with an error matching [ErrAuditUnavailable].
+func (g *Guard) Call(ctx context.Context, name string, args json.RawMessage) (any, error) {
+	st := getState()
+	defer putState(st)
+	g.evaluate(ctx, st, name, args, false)
+	// Records are written even when ctx is cancelled: the attempt and the
+	// outcome of a cancelled call are evidence too.
+	rctx := context.WithoutCancel(ctx)
+	if err := g.record(rctx, st); err != nil {
+		return nil, err
+	}
+	if st.d.Effect != scope.Allow {
+		return nil, st.denied()
+	}
+	return g.run(ctx, rctx, st, args)
+}
+
+// Check decides a call without running it, asking anyone, or recording
+// anything: ask rules come back as Effect Ask, and rate limits are checked
+// without taking from them. err is a *[DeniedError] when the decision is
+// deny.
+func (g *Guard) Check(ctx context.Context, name string, args json.RawMessage) (Decision, error) {
+	st := getState()
+	defer putState(st)
+	g.evaluate(ctx, st, name, args, true)
+	d := st.d.clone()
+	if d.Effect == scope.Deny {
+		return d, &DeniedError{Decision: &d, kind: st.kind, cause: st.cause}
+	}
+	return d, nil
+}
+
+// callState is the per-call scratch space, pooled.
+type callState struct {
+	d      Decision
+	kind   error // sentinel of a denial
+	cause  error // underlying error of a denial
+	tool   *tool
+	start  time.Time
+	args   map[string]any
+	canon  []byte // canonical arguments
+	redact []byte // canonical redacted arguments
+	redPtr []string
+	rec    audit.Record
+	out    audit.Record
+}
+
+var statePool = sync.Pool{New: func() any { return new(callState) }}
+
+func getState() *callState { return statePool.Get().(*callState) }
+
+func putState(st *callState) {
+	canon, redact := st.canon[:0], st.redact[:0]
+	if cap(canon) > 64<<10 {
+		canon = nil
+	}
+	if cap(redact) > 64<<10 {
+		redact = nil
+	}
+	*st = callState{canon: canon, redact: redact}
+	statePool.Put(st)
+}
+
+func (st *callState) deny(stage Stage, kind, cause error, reason string) {
+	st.d.Effect = scope.Deny
+	st.d.Stage = stage
+	st.d.Reason = reason
+	st.kind, st.cause = kind, cause
+}
+
+// denied returns the DeniedError of a denied call, with its own copy of the
+// decision.
+func (st *callState) denied() error {
+	d := st.d.clone()
+	return &DeniedError{Decision: &d, kind: st.kind, cause: st.cause}
+}
+
+func (d *Decision) clone() Decision {
+	c := *d
+	return c
+}
+
+// evaluate runs the pipeline up to (not including) the record.
+func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args json.RawMessage, dryRun bool) {
+	st.start = g.now()
+	st.d.CallID = g.newID()
+	st.d.Tool = name
+	st.d.Grant = -1
+	pol := g.policy.Load()
+	st.d.Revision = pol.Revision()
+	defer func() { st.d.Latency = g.now().Sub(st.start) }()
+
+	tools := *g.tools.Load()
+	t, ok := tools[name]
+	if !ok {
+		st.d.ArgsSHA256 = rawDigest(args)
+		st.deny(StageTool, ErrUnknownTool, nil, fmt.Sprintf("there is no tool named %s", quote(name)))
+		return
+	}
+	st.tool = t
+
+	pr := principalFrom(ctx)
+	if pr == nil || pr.ID == "" {
+		st.d.ArgsSHA256 = rawDigest(args)
+		st.deny(StagePrincipal, ErrNoPrincipal, nil, "the caller is not identified (no principal), so no tool may be called")
+		return
+	}
+	st.d.Principal = pr.ID
+
+	// Arguments: strict decoding, then the schema.
+	if len(bytes.TrimSpace(args)) == 0 || string(bytes.TrimSpace(args)) == "null" {
+		args = emptyObject
+	}
+	obj, err := safejson.DecodeObject(args, safejson.Limits(g.argLim))
+	if err != nil {
+		st.d.ArgsSHA256 = rawDigest(args)
+		var se *safejson.Error
+		v := Violation{Message: err.Error()}
+		if errors.As(err, &se) {
+			v = Violation{Pointer: se.Pointer, Message: strings.TrimPrefix(se.Error(), "safejson: ")}
+		}
+		st.d.Violations = []Violation{v}
+		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments are not acceptable JSON: %s", v.Message))
+		return
+	}
+	st.args = obj
+	st.canon, err = canonjson.Append(st.canon[:0], obj)
+	if err != nil {
+		st.d.ArgsSHA256 = rawDigest(args)
+		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments cannot be put in canonical form: %v", err))
+		return
+	}
+	sum := sha256.Sum256(st.canon)
+	st.d.ArgsSHA256 = hex.EncodeToString(sum[:])
+	if err := t.schema.Validate(obj); err != nil {
+		st.d.Violations = violations(err)
+		st.deny(StageArguments, ErrInvalidArguments, nil, argumentsReason(name, st.d.Violations))
+		return
+	}
+
+	// Policy.
+	st.d.Decision = pol.Decide(ctx, scope.Input{
+		Principal: *pr,
+		Tool:      t.info,
+		Args:      obj,
+		Call:      scope.Call{ID: st.d.CallID, Time: st.start},
+	})
+	if st.d.Effect == scope.Deny {
+		st.deny(StagePolicy, ErrPolicy, nil, st.d.Reason)
+		return
+	}
+	st.d.Stage = StagePolicy
+
+	// Approval.
+	if st.d.Effect == scope.Ask && !dryRun {
+		if !g.approve(ctx, st, pr) {
+			return
+		}
+	}
+
+	// Rate limits.
+	if len(st.d.Limits) > 0 {
+		res, err := g.limiter.Take(ctx, st.start, st.d.Limits, dryRun)
+		st.d.LimitResults = res
+		if err != nil {
+			st.deny(StageLimit, ErrRateLimited, err, fmt.Sprintf("the rate limiter could not decide, so the call is denied to be safe: %v", err))
+			return
+		}
+		for _, r := range res {
+			if !r.Allowed {
+				st.deny(StageLimit, ErrRateLimited, nil, fmt.Sprintf("rate limit %q for %s is exhausted; retry after %s", r.Name, quote(r.Key), roundUp(r.RetryAfter)))
+				return
+			}
+		}
+		if st.d.Effect == scope.Allow {
+			st.d.Stage = StageLimit
+		}
+	}
+}
+
+var emptyObject = json.RawMessage(`{}`)
+
+func (g *Guard) approve(ctx context.Context, st *callState, pr *scope.Principal) bool {
+	rule := st.d.Rule
+	if g.approver == nil {
+		st.deny(StageApproval, ErrNotApproved, nil, st.d.Reason+"; no approver is configured, so the call is denied")
+		return false
+	}
+	redacted, err := g.redactedArgs(st)
+	if err != nil {
+		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("the arguments cannot be shown to an approver: %v", err))
+		return false
+	}
+	req := ApprovalRequest{
+		CallID: st.d.CallID, Tool: st.d.Tool, Principal: *pr,
+		Args: json.RawMessage(redacted), ArgsSHA256: st.d.ArgsSHA256,
+		Rule: rule, Reason: st.d.Reason, PolicyRevision: st.d.Revision,
+	}
+	a, err := safeApprove(ctx, g.approver, req)
+	st.d.Approval = &a
+	switch {
+	case err != nil:
+		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("%s; the approval failed: %v", st.d.Reason, err))
+		return false
+	case !a.Approved:
+		msg := st.d.Reason + "; a human did not approve it"
+		if a.Reason != "" {
+			msg += ": " + a.Reason
+		}
+		st.deny(StageApproval, ErrNotApproved, nil, msg)
+		return false
+	}
+	st.d.Effect = scope.Allow
+	st.d.Stage = StageApproval
+	st.d.Reason = fmt.Sprintf("approved by %s (rule %q)", orSomeone(a.By), rule)
+	return true
+}
+
+func safeApprove(ctx context.Context, a Approver, req ApprovalRequest) (ap Approval, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ap, err = Approval{}, fmt.Errorf("approver panicked: %v", r)
+		}
+	}()
+	return a.Approve(ctx, req)
+}
+
+func orSomeone(s string) string {
+	if s == "" {
+		return "an approver"
+	}
+	return quote(s)
+}
+
+// redactedArgs returns the canonical arguments with sensitive values
+// replaced by digests.
+func (g *Guard) redactedArgs(st *callState) ([]byte, error) {
+	if st.args == nil {
+		return nil, nil
+	}
+	if len(st.tool.sensitive) == 0 {
+		return st.canon, nil
+	}
+	red, ptrs := g.redactor.Redact(st.args, st.tool.sensitive)
+	if len(ptrs) == 0 {
+		return st.canon, nil
+	}
+	st.redPtr = ptrs
+	var err error
+	st.redact, err = canonjson.Append(st.redact[:0], red)
+	return st.redact, err
+}
+
+// record writes the decision record. A failure denies the call.
+func (g *Guard) record(ctx context.Context, st *callState) error {
+	r := &st.rec
+	r.Version = audit.FormatVersion
+	r.ID = st.d.CallID
+	r.Kind = audit.KindDecision
+	r.Time = st.start
+	r.Principal = st.d.Principal
+	r.Tool = st.d.Tool
+	if st.tool == nil {
+		r.Tool = sanitize(st.d.Tool)
+	}
+	redacted, err := g.redactedArgs(st)
+	if err != nil {
+		st.deny(StageAudit, ErrAuditUnavailable, err, fmt.Sprintf("the arguments cannot be recorded: %v", err))
+		return st.denied()
+	}
+	r.Args = redacted
+	r.Redacted = st.redPtr
+	r.ArgsSHA256 = st.d.ArgsSHA256
+	r.Effect = st.d.Effect.String()
+	r.Stage = string(st.d.Stage)
+	r.Rule = st.d.Rule
+	r.Scope = st.d.Scope
+	if st.d.Scope != "" && st.d.Grant >= 0 {
+		r.Grant = st.d.Scope + "#" + strconv.Itoa(st.d.Grant)
+	}
+	r.Reason = st.d.Reason
+	for _, v := range st.d.Violations {
+		r.Violations = append(r.Violations, audit.Violation{Pointer: v.Pointer, Message: v.Message})
+	}
+	for _, l := range st.d.LimitResults {
+		r.Limits = append(r.Limits, audit.LimitState{Name: l.Name, Key: l.Key, Allowed: l.Allowed, RetryAfterMS: l.RetryAfter.Milliseconds()})
+	}
+	if a := st.d.Approval; a != nil {
+		r.Approval = &audit.Approval{Rule: st.d.Rule, Approved: a.Approved, By: a.By, Reason: a.Reason}
+	}
+	for _, s := range st.d.Shadow {
+		sh := audit.Shadow{Rule: s.Rule, Effect: s.Effect.String(), Matched: s.Matched, Message: s.Message}
+		if s.Err != nil {
+			sh.Error = s.Err.Error()
+		}
+		r.Shadow = append(r.Shadow, sh)
+	}
+	for _, e := range st.d.Errors {
+		r.Errors = append(r.Errors, e.Error())
+	}
+	if st.cause != nil && st.d.Stage != StageArguments {
+		r.Errors = append(r.Errors, st.cause.Error())
+	}
+	r.Policy = st.d.Revision
+	r.LatencyNS = int64(st.d.Latency)
+
+	if err := g.sink.Write(ctx, r); err != nil {
+		reason := fmt.Sprintf("the decision could not be recorded, so the call is denied: %v", err)
+		if st.d.Effect == scope.Deny {
+			// Keep the original denial; add that it was not recorded.
+			reason = st.d.Reason + "; also, " + reason
+			st.d.Reason = reason
+			st.cause = errors.Join(st.cause, err)
+			st.kind = errors.Join(st.kind, ErrAuditUnavailable)
+			return st.denied()
+		}
+		st.deny(StageAudit, ErrAuditUnavailable, err, reason)
+		return st.denied()
+	}
+	return nil
+}
+
+// run runs the handler and writes the outcome record.
+func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessage) (any, error) {
+	if len(bytes.TrimSpace(args)) == 0 || string(bytes.TrimSpace(args)) == "null" {
+		args = emptyObject
+	}
+	start := g.now()
+	out, err, class := g.invoke(ctx, st.tool, args)
+	dur := g.now().Sub(start)
+
+	o := &st.out
+	o.Version = audit.FormatVersion
+	o.ID = st.d.CallID
+	o.Kind = audit.KindOutcome
+	o.Time = start.Add(dur)
+	o.Principal = st.d.Principal
+	o.Tool = st.d.Tool
+	o.DurationNS = int64(dur)
+	if err != nil {
+		o.Error = err.Error()
+		o.ErrorClass = class
+	}
+	if b, ok := resultBytes(out); ok {
+		sum := sha256.Sum256(b)
+		o.ResultBytes = int64(len(b))
+		o.ResultSHA256 = hex.EncodeToString(sum[:])
+	}
+	if werr := g.sink.Write(rctx, o); werr != nil {
+		return out, errors.Join(err, fmt.Errorf("%w: the tool ran but its outcome could not be recorded: %w", ErrAuditUnavailable, werr))
+	}
+	return out, err
+}
+
+// invoke calls the handler, turning a panic into an error and enforcing the
+// tool timeout.
+func (g *Guard) invoke(ctx context.Context, t *tool, args json.RawMessage) (any, error, string) {
+	if g.timeout <= 0 {
+		return callHandler(ctx, t, args)
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	type result struct {
+		out   any
+		err   error
+		class string
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err, class := callHandler(ctx, t, args)
+		done <- result{out, err, class}
+	}()
+	select {
+	case r := <-done:
+		return r.out, r.err, r.class
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: tool %q did not return within %s", ErrToolTimeout, t.Name, g.timeout), "timeout"
+		}
+		return nil, ctx.Err(), "canceled"
+	}
+}
+
+func callHandler(ctx context.Context, t *tool, args json.RawMessage) (out any, err error, class string) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err, class = nil, fmt.Errorf("%w: tool %q: %v", ErrToolPanic, t.Name, r), "panic"
+		}
+	}()
+	out, err = t.Handler(ctx, args)
+	if err != nil {
+		class = "tool_error"
+		if errors.Is(err, context.Canceled) {
+			class = "canceled"
+		} else if errors.Is(err, context.DeadlineExceeded) {
+			class = "timeout"
+		}
+	}
+	return out, err, class
+}
+
+func resultBytes(v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case []byte:
+		return x, true
+	case json.RawMessage:
+		return x, true
+	case string:
+		return []byte(x), true
+	}
+	return nil, false
+}
+
+func rawDigest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// maxViolations bounds the violations reported for one call.
+const maxViolations = 20
+
+// violations flattens a schema validation error into JSON-pointer
+// violations.
+func violations(err error) []Violation {
+	var ve *sjs.ValidationError
+	if !errors.As(err, &ve) {
+		return []Violation{{Message: err.Error()}}
+	}
+	out := ve.BasicOutput()
+	var vs []Violation
+	for _, u := range out.Errors {
+		if u.Error == nil || len(vs) >= maxViolations {
+			continue
+		}
+		vs = append(vs, Violation{Pointer: u.InstanceLocation, Message: u.Error.String()})
+	}
+	if len(vs) == 0 && out.Error != nil {
+		vs = append(vs, Violation{Pointer: out.InstanceLocation, Message: out.Error.String()})
+	}
+	return vs
+}
+
+func argumentsReason(tool string, vs []Violation) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the arguments do not match the input schema of %s: ", quote(tool))
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		p := v.Pointer
+		if p == "" {
+			p = "(arguments)"
+		}
+		b.WriteString("at ")
+		b.WriteString(p)
+		b.WriteString(": ")
+		b.WriteString(v.Message)
+	}
+	return b.String()
+}
+
+func roundUp(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	if d < time.Second {
+		return d.Round(time.Millisecond) + time.Millisecond
+	}
+	return d.Round(100 * time.Millisecond)
+}

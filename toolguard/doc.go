@@ -1,0 +1,49 @@
+// Package toolguard puts tools behind a guard: each call's arguments are
+// decoded strictly and validated against the tool's JSON Schema, the policy
+// decides (package scope), a human approves where a rule says ask, rate
+// limits are taken, and a decision record is written to the audit sink —
+// before the tool runs. Anything that fails on the way denies the call.
+//
+// # Using a guard
+//
+//	p, err := scope.Load("policy.yaml")
+//	log, err := audit.OpenFile("decisions.jsonl", audit.FileOptions{Sync: audit.SyncEachRecord})
+//	g, err := toolguard.New(p, toolguard.WithSink(log))
+//	err = toolguard.Register(g, "read_file", "Read a file", readFile) // schema from the Go type
+//	ctx = toolguard.WithPrincipal(ctx, scope.Principal{ID: "support-bot", Scopes: []string{"fs.read"}})
+//	out, err := g.Call(ctx, "read_file", json.RawMessage(`{"path":"/w/a.txt"}`))
+//
+// [Guard.Check] decides without running, asking or recording: for previews
+// and tests.
+//
+// # Denials
+//
+// A denied call returns a *[DeniedError]. Its message is meant for the model
+// that made the call: it says which rule or argument was at fault and what
+// would be allowed, so the model can correct itself. errors.Is matches
+// [ErrDenied] and one of [ErrUnknownTool], [ErrNoPrincipal],
+// [ErrInvalidArguments], [ErrPolicy], [ErrNotApproved], [ErrRateLimited] or
+// [ErrAuditUnavailable]; the [Decision] has everything that was recorded.
+//
+// # Arguments
+//
+// Arguments are parsed once, strictly: duplicate keys, invalid UTF-8, lone
+// surrogates, trailing data, numbers beyond float64's range, and inputs over
+// the size, depth or element limits ([ArgumentLimits]) are rejected, because
+// a parser differential between the validator and the tool is an attack.
+// Numbers stay exact. The handler receives the very bytes that were checked.
+//
+// # Records
+//
+// Every call gets one decision record, written before the handler runs; if
+// it cannot be written the call is denied with [ErrAuditUnavailable]. An
+// allowed call then gets an outcome record (duration, error class, result
+// size and digest) with the same id. Values the schema marks writeOnly or
+// x-sensitive are replaced in records by keyed digests.
+//
+// # Handlers
+//
+// A handler's panic is recovered and reported as [ErrToolPanic];
+// [WithToolTimeout] bounds its run time ([ErrToolTimeout]). Both are
+// recorded in the outcome record.
+package toolguard

@@ -1,0 +1,112 @@
+package toolguard
+
+import (
+	"errors"
+	"strings"
+)
+
+// Sentinel errors. Every denial matches [ErrDenied] and, where one applies,
+// the more specific sentinel; errors.As with *[DeniedError] gives the whole
+// [Decision]. Malfunctions of the tool itself (an error it returns, a panic,
+// a timeout) are not denials.
+var (
+	// ErrDenied matches every denied call.
+	ErrDenied = errors.New("toolguard: denied")
+	// ErrUnknownTool: the tool is not registered.
+	ErrUnknownTool = errors.New("toolguard: unknown tool")
+	// ErrNoPrincipal: the context carries no principal.
+	ErrNoPrincipal = errors.New("toolguard: no principal")
+	// ErrInvalidArguments: the arguments are not safe JSON or do not match
+	// the tool's input schema.
+	ErrInvalidArguments = errors.New("toolguard: invalid arguments")
+	// ErrPolicy: the policy denied the call (a deny rule, or no grant).
+	ErrPolicy = errors.New("toolguard: denied by policy")
+	// ErrNotApproved: an ask rule matched and no approver said yes.
+	ErrNotApproved = errors.New("toolguard: not approved")
+	// ErrRateLimited: a rate limit is exhausted, or the limiter failed.
+	ErrRateLimited = errors.New("toolguard: rate limited")
+	// ErrAuditUnavailable: the decision record could not be written, so
+	// the call was denied.
+	ErrAuditUnavailable = errors.New("toolguard: audit unavailable")
+
+	// ErrToolPanic: the tool's handler panicked. The panic is recovered and
+	// recorded.
+	ErrToolPanic = errors.New("toolguard: tool panicked")
+	// ErrToolTimeout: the handler did not return within the tool timeout.
+	ErrToolTimeout = errors.New("toolguard: tool timed out")
+)
+
+// DeniedError is the error of a denied call. Its message is written for a
+// model to read and correct itself: which tool, why, and what is allowed.
+type DeniedError struct {
+	// Decision is the full decision, as recorded.
+	Decision *Decision
+	kind     error // the specific sentinel
+	cause    error // an underlying error, if any
+}
+
+// Error returns `toolguard: call to "tool" denied: reason`.
+func (e *DeniedError) Error() string {
+	var b strings.Builder
+	b.WriteString("toolguard: call to ")
+	b.WriteString(quote(e.Decision.Tool))
+	b.WriteString(" denied: ")
+	b.WriteString(e.Decision.Reason)
+	return b.String()
+}
+
+// Unwrap returns ErrDenied, the specific sentinel, and the underlying
+// error if any.
+func (e *DeniedError) Unwrap() []error {
+	errs := []error{ErrDenied}
+	if e.kind != nil {
+		errs = append(errs, e.kind)
+	}
+	if e.cause != nil {
+		errs = append(errs, e.cause)
+	}
+	return errs
+}
+
+// maxQuoted bounds tool names and other caller-supplied strings repeated in
+// messages and records.
+const maxQuoted = 128
+
+// quote quotes a caller-supplied string for a message, truncated and with
+// invalid UTF-8 and control characters escaped.
+func quote(s string) string {
+	return `"` + sanitize(s) + `"`
+}
+
+// sanitize truncates s to maxQuoted bytes (on a rune boundary) and makes it
+// printable.
+func sanitize(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean && len(s) <= maxQuoted {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if i >= maxQuoted {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r == '\uFFFD' || r < 0x20 || r == 0x7f:
+			b.WriteString("\uFFFD")
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,329 @@
+package toolguard
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	sjs "github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/agentguard/agentguard/audit"
+	"github.com/agentguard/agentguard/scope"
+)
+
+// Handler runs a tool. args is the exact JSON the guard validated (so the
+// tool cannot parse something other than what was checked). The result is
+// returned by [Guard.Call] unchanged.
+type Handler func(ctx context.Context, args json.RawMessage) (any, error)
+
+// Tool is a tool to register with a guard.
+type Tool struct {
+	// Name is 1 to 128 characters of A-Z a-z 0-9 _ - . / :
+	Name        string
+	Title       string
+	Description string
+	// InputSchema is the JSON Schema of the arguments object. Empty means
+	// {"type":"object"}. It must compile (draft 2020-12 by default; $ref to
+	// anything outside the schema is refused).
+	InputSchema json.RawMessage
+	// Annotations are visible to policy as tool.annotations, e.g. MCP's
+	// readOnlyHint and destructiveHint.
+	Annotations map[string]any
+	// Handler runs the tool. Required.
+	Handler Handler
+}
+
+// Guard guards tool calls: see the package documentation for the pipeline.
+// Create one with [New]; the zero value is not usable. A Guard is safe for
+// concurrent use.
+type Guard struct {
+	policy   atomic.Pointer[scope.Policy]
+	tools    atomic.Pointer[map[string]*tool]
+	regMu    sync.Mutex // serialises Register
+	sink     audit.Sink
+	approver Approver
+	limiter  Limiter
+	redactor *audit.Redactor
+	timeout  time.Duration
+	argLim   ArgumentLimits
+	now      func() time.Time
+	idPrefix [8]byte
+	idSeq    atomic.Uint64
+}
+
+type tool struct {
+	Tool
+	schema    *sjs.Schema
+	sensitive []string // JSON pointer patterns of writeOnly / x-sensitive values
+	info      scope.Tool
+}
+
+// Option configures a [Guard].
+type Option func(*Guard) error
+
+// WithSink sets where decision records go. Required: use audit.Discard to
+// opt out of auditing explicitly.
+func WithSink(s audit.Sink) Option {
+	return func(g *Guard) error {
+		if s == nil {
+			return errors.New("toolguard: WithSink(nil)")
+		}
+		g.sink = s
+		return nil
+	}
+}
+
+// WithApprover sets who answers ask rules. Without one, every call an ask
+// rule matches is denied.
+func WithApprover(a Approver) Option {
+	return func(g *Guard) error { g.approver = a; return nil }
+}
+
+// WithLimiter replaces the default in-memory [MemoryLimiter].
+func WithLimiter(l Limiter) Option {
+	return func(g *Guard) error {
+		if l == nil {
+			return errors.New("toolguard: WithLimiter(nil)")
+		}
+		g.limiter = l
+		return nil
+	}
+}
+
+// WithToolTimeout bounds each handler's run time. A handler still running
+// at the deadline is abandoned with [ErrToolTimeout]; its context is
+// cancelled.
+func WithToolTimeout(d time.Duration) Option {
+	return func(g *Guard) error { g.timeout = d; return nil }
+}
+
+// WithArgumentLimits bounds argument decoding.
+func WithArgumentLimits(l ArgumentLimits) Option {
+	return func(g *Guard) error { g.argLim = l; return nil }
+}
+
+// WithRedactionKey sets the HMAC key of the digests that replace sensitive
+// argument values in records. With the same key, the same value gives the
+// same digest across processes; without one, a random key is used per
+// Guard, so digests correlate only within the process.
+func WithRedactionKey(key []byte) Option {
+	return func(g *Guard) error { g.redactor = audit.NewRedactor(key); return nil }
+}
+
+// ArgumentLimits bound the decoding of a call's arguments. Zero fields mean
+// the defaults.
+type ArgumentLimits struct {
+	MaxBytes    int // default 1 MiB
+	MaxDepth    int // default 64
+	MaxElements int // default 100,000 values in total
+}
+
+// New returns a guard enforcing policy p. A sink (WithSink) is required.
+func New(p *scope.Policy, opts ...Option) (*Guard, error) {
+	if p == nil {
+		return nil, errors.New("toolguard: nil policy")
+	}
+	g := &Guard{now: time.Now}
+	g.policy.Store(p)
+	g.tools.Store(&map[string]*tool{})
+	for _, o := range opts {
+		if err := o(g); err != nil {
+			return nil, err
+		}
+	}
+	if g.sink == nil {
+		return nil, errors.New("toolguard: no audit sink: use WithSink (audit.Discard to opt out explicitly)")
+	}
+	if g.limiter == nil {
+		g.limiter = &MemoryLimiter{}
+	}
+	if g.redactor == nil {
+		g.redactor = audit.NewRedactor(nil)
+	}
+	if _, err := rand.Read(g.idPrefix[:]); err != nil {
+		return nil, fmt.Errorf("toolguard: %w", err)
+	}
+	return g, nil
+}
+
+// Policy returns the policy in force.
+func (g *Guard) Policy() *scope.Policy { return g.policy.Load() }
+
+// SetPolicy replaces the policy atomically: every call is decided wholly by
+// one policy, and its record names that policy's revision.
+func (g *Guard) SetPolicy(p *scope.Policy) error {
+	if p == nil {
+		return errors.New("toolguard: nil policy")
+	}
+	g.policy.Store(p)
+	return nil
+}
+
+// Register adds a tool. The input schema is compiled now; a schema that
+// does not compile, a bad or duplicate name, or a missing handler is an
+// error.
+func (g *Guard) Register(t Tool) error {
+	if err := validName(t.Name); err != nil {
+		return err
+	}
+	if t.Handler == nil {
+		return fmt.Errorf("toolguard: tool %q has no handler", t.Name)
+	}
+	compiled, sensitive, err := compileSchema(t.Name, t.InputSchema)
+	if err != nil {
+		return err
+	}
+	if len(t.InputSchema) == 0 {
+		t.InputSchema = json.RawMessage(`{"type":"object"}`)
+	} else {
+		t.InputSchema = slices.Clone(t.InputSchema)
+	}
+	nt := &tool{Tool: t, schema: compiled, sensitive: sensitive,
+		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}
+
+	g.regMu.Lock()
+	defer g.regMu.Unlock()
+	old := *g.tools.Load()
+	if _, dup := old[t.Name]; dup {
+		return fmt.Errorf("toolguard: tool %q is already registered", t.Name)
+	}
+	m := make(map[string]*tool, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[t.Name] = nt
+	g.tools.Store(&m)
+	return nil
+}
+
+// Register registers a tool whose input schema is derived from the Go type
+// In (with github.com/google/jsonschema-go, as mcp-go does) and whose
+// arguments are decoded into In, rejecting unknown fields.
+func Register[In, Out any](g *Guard, name, description string, fn func(ctx context.Context, in In) (Out, error)) error {
+	s, err := jsonschema.For[In](nil)
+	if err != nil {
+		return fmt.Errorf("toolguard: tool %q: deriving schema: %w", name, err)
+	}
+	schema, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("toolguard: tool %q: %w", name, err)
+	}
+	return g.Register(Tool{
+		Name:        name,
+		Description: description,
+		InputSchema: schema,
+		Handler: func(ctx context.Context, args json.RawMessage) (any, error) {
+			var in In
+			dec := json.NewDecoder(bytes.NewReader(args))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&in); err != nil {
+				return nil, fmt.Errorf("toolguard: tool %q: decoding arguments: %w", name, err)
+			}
+			return fn(ctx, in)
+		},
+	})
+}
+
+// ToolInfo describes a registered tool.
+type ToolInfo struct {
+	Name        string
+	Title       string
+	Description string
+	InputSchema json.RawMessage
+	Annotations map[string]any
+}
+
+// Tools returns the registered tools, sorted by name.
+func (g *Guard) Tools() []ToolInfo {
+	m := *g.tools.Load()
+	out := make([]ToolInfo, 0, len(m))
+	for _, t := range m {
+		out = append(out, ToolInfo{Name: t.Name, Title: t.Title, Description: t.Description,
+			InputSchema: slices.Clone(t.InputSchema), Annotations: t.Annotations})
+	}
+	slices.SortFunc(out, func(a, b ToolInfo) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > 128 {
+		return fmt.Errorf("toolguard: tool name %s must be 1 to 128 characters", quote(name))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == '-' || c == '.' || c == '/' || c == ':'
+		if !ok {
+			return fmt.Errorf("toolguard: tool name %s: character %q is not allowed (use A-Z a-z 0-9 _ - . / :)", quote(name), c)
+		}
+	}
+	return nil
+}
+
+// compileSchema compiles a tool's input schema, refusing external
+// references, and finds its sensitive locations.
+func compileSchema(name string, raw json.RawMessage) (*sjs.Schema, []string, error) {
+	if len(raw) == 0 {
+		raw = json.RawMessage(`{"type":"object"}`)
+	}
+	doc, err := sjs.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
+	}
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema must be a JSON object", name)
+	}
+	if t, ok := obj["type"]; ok && t != "object" {
+		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema type must be \"object\", not %v", name, t)
+	}
+	c := sjs.NewCompiler()
+	c.UseLoader(noLoader{})
+	c.AssertFormat()
+	loc := "mem:///tools/" + url.PathEscape(name) + ".json"
+	if err := c.AddResource(loc, doc); err != nil {
+		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema: %w", name, err)
+	}
+	s, err := c.Compile(loc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
+	}
+	return s, audit.SensitivePaths(obj), nil
+}
+
+type noLoader struct{}
+
+func (noLoader) Load(u string) (any, error) {
+	return nil, fmt.Errorf("toolguard: schema reference %q is outside the schema; external references are not loaded", u)
+}
+
+// newID returns a call id unique to this guard: a random per-guard prefix
+// and a counter, in hex.
+func (g *Guard) newID() string {
+	var b [16]byte
+	copy(b[:8], g.idPrefix[:])
+	n := g.idSeq.Add(1)
+	for i := 15; i >= 8; i-- {
+		b[i] = byte(n)
+		n >>= 8
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,29 @@
+package toolguard
+
+import (
+	"context"
+
+	"github.com/agentguard/agentguard/scope"
+)
+
+type principalKey struct{}
+
+// WithPrincipal returns a context carrying the principal on whose behalf
+// calls are made. A call whose context has no principal is denied.
+func WithPrincipal(ctx context.Context, p scope.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, &p)
+}
+
+// PrincipalFrom returns the principal carried by ctx.
+func PrincipalFrom(ctx context.Context) (scope.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*scope.Principal)
+	if !ok || p == nil {
+		return scope.Principal{}, false
+	}
+	return *p, true
+}
+
+func principalFrom(ctx context.Context) *scope.Principal {
+	p, _ := ctx.Value(principalKey{}).(*scope.Principal)
+	return p
+}
