@@ -80,8 +80,10 @@ type Decision struct {
 	Rule string
 	// Scope and Grant name the grant that allowed the call (Grant is its
 	// index in the scope), if any; Grant is -1 when no grant matched.
-	Scope string
-	Grant int
+	// GrantID is the same as "scope#index".
+	Scope   string
+	Grant   int
+	GrantID string
 	// Reason explains the decision in words a model can act on.
 	Reason string
 	// Limits are the rate limits the allowing grant draws on, with their
@@ -95,14 +97,6 @@ type Decision struct {
 	Errors []EvalError
 	// Revision is the revision of the policy that decided.
 	Revision string
-}
-
-// GrantID returns "scope#index" for the allowing grant, or "".
-func (d *Decision) GrantID() string {
-	if d.Scope == "" || d.Grant < 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s#%d", d.Scope, d.Grant)
 }
 
 // LimitUse is one rate limit a call draws on.
@@ -207,7 +201,7 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 		d.Reason = p.noGrantReason(pl, &in)
 		return d
 	}
-	d.Effect, d.Scope, d.Grant = Allow, g.scope, g.index
+	d.Effect, d.Scope, d.Grant, d.GrantID = Allow, g.scope, g.index, g.id
 
 	// Ask rules.
 	for _, r := range pl.rules {

@@ -70,10 +70,11 @@ type rule struct {
 type grant struct {
 	scope       string
 	index       int
+	id          string // "scope#index"
 	allowReason string
-	tools  []string
-	when   *expr
-	limits []*limit
+	tools       []string
+	when        *expr
+	limits      []*limit
 }
 
 type limit struct {
@@ -271,7 +272,7 @@ func (c *compiler) compile(def Def) *Policy {
 		ns := ScopeDef{Description: sd.Description}
 		for i, gd := range sd.Grants {
 			gpath := fmt.Sprintf("%s/grants/%d", path, i)
-			g := &grant{scope: name, index: i, tools: slices.Clone(gd.Tools),
+			g := &grant{scope: name, index: i, tools: slices.Clone(gd.Tools), id: fmt.Sprintf("%s#%d", name, i),
 				allowReason: fmt.Sprintf("allowed by scope %q (grant %d)", name, i)}
 			c.checkTools(gpath+"/tools", gd.Tools)
 			if gd.When != "" {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +77,7 @@ type callState struct {
 	redPtr []string
 	rec    audit.Record
 	out    audit.Record
+	limBuf [2]audit.LimitState
 }
 
 var statePool = sync.Pool{New: func() any { return new(callState) }}
@@ -165,8 +165,7 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments cannot be put in canonical form: %v", err))
 		return
 	}
-	sum := sha256.Sum256(st.canon)
-	st.d.ArgsSHA256 = hex.EncodeToString(sum[:])
+	st.d.ArgsSHA256 = digest(st.canon)
 	if err := t.schema.Validate(obj); err != nil {
 		st.d.Violations = violations(err)
 		st.deny(StageArguments, ErrInvalidArguments, nil, argumentsReason(name, st.d.Violations))
@@ -310,13 +309,12 @@ func (g *Guard) record(ctx context.Context, st *callState) error {
 	r.Stage = string(st.d.Stage)
 	r.Rule = st.d.Rule
 	r.Scope = st.d.Scope
-	if st.d.Scope != "" && st.d.Grant >= 0 {
-		r.Grant = st.d.Scope + "#" + strconv.Itoa(st.d.Grant)
-	}
+	r.Grant = st.d.GrantID
 	r.Reason = st.d.Reason
 	for _, v := range st.d.Violations {
 		r.Violations = append(r.Violations, audit.Violation{Pointer: v.Pointer, Message: v.Message})
 	}
+	r.Limits = st.limBuf[:0]
 	for _, l := range st.d.LimitResults {
 		r.Limits = append(r.Limits, audit.LimitState{Name: l.Name, Key: l.Key, Allowed: l.Allowed, RetryAfterMS: l.RetryAfter.Milliseconds()})
 	}
@@ -377,9 +375,8 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 		o.ErrorClass = class
 	}
 	if b, ok := resultBytes(out); ok {
-		sum := sha256.Sum256(b)
 		o.ResultBytes = int64(len(b))
-		o.ResultSHA256 = hex.EncodeToString(sum[:])
+		o.ResultSHA256 = digest(b)
 	}
 	if werr := g.sink.Write(rctx, o); werr != nil {
 		return out, errors.Join(err, fmt.Errorf("%w: the tool ran but its outcome could not be recorded: %w", ErrAuditUnavailable, werr))
@@ -446,9 +443,14 @@ func resultBytes(v any) ([]byte, bool) {
 	return nil, false
 }
 
-func rawDigest(b []byte) string {
+func rawDigest(b []byte) string { return digest(b) }
+
+// digest returns the hex SHA-256 of b.
+func digest(b []byte) string {
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	var hx [64]byte
+	hex.Encode(hx[:], sum[:])
+	return string(hx[:])
 }
 
 // maxViolations bounds the violations reported for one call.

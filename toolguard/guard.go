@@ -325,5 +325,7 @@ func (g *Guard) newID() string {
 		b[i] = byte(n)
 		n >>= 8
 	}
-	return hex.EncodeToString(b[:])
+	var hx [32]byte
+	hex.Encode(hx[:], b[:])
+	return string(hx[:])
 }

@@ -73,7 +73,11 @@ func (m *MemoryLimiter) Take(ctx context.Context, now time.Time, uses []scope.Li
 		return nil, nil
 	}
 	results := make([]LimitResult, len(uses))
-	lims := make([]*rate.Limiter, len(uses))
+	var one [1]*rate.Limiter
+	lims := one[:]
+	if len(uses) > 1 {
+		lims = make([]*rate.Limiter, len(uses))
+	}
 	m.mu.Lock()
 	for i := range uses {
 		l, err := m.bucket(now, &uses[i])
