@@ -382,3 +382,27 @@ func (e *expr) eval(ctx context.Context, act *activation) (v ref.Val, err error)
 	}
 	return v, nil
 }
+
+// Visible reports whether a tool belongs in the principal's tool list: some
+// scope the principal holds has a grant naming the tool, and no enforced
+// deny rule without a condition covers it. Conditions that depend on
+// arguments are not evaluated — a visible tool may still be denied for
+// particular arguments — so that the list and the calls never disagree about
+// tools that can never be called.
+func (p *Policy) Visible(pr Principal, tool string) bool {
+	if p == nil || pr.ID == "" {
+		return false
+	}
+	pl := p.planFor(tool)
+	for _, r := range pl.rules {
+		if r.effect == Deny && !r.shadow && r.when == nil {
+			return false
+		}
+	}
+	for _, g := range pl.grants {
+		if p.holds(&pr, g.scope) {
+			return true
+		}
+	}
+	return false
+}

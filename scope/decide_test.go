@@ -276,3 +276,22 @@ func TestHeldScopes(t *testing.T) {
 	p := loadTestPolicy(t)
 	assert.Equal(t, []string{"fs.read", "mail"}, p.HeldScopes(scope.Principal{ID: "support-bot", Scopes: []string{"mail", "nonexistent"}}))
 }
+
+func TestVisible(t *testing.T) {
+	p := compile(t, `version: 1
+scopes:
+  read: {grants: [{tools: [read_file, "list_*"], when: 'args.path.startsWith("/w")'}]}
+  admin: {grants: [{tools: [delete_file, read_file]}]}
+rules:
+  - {name: no-deletes, effect: deny, tools: [delete_file]}
+  - {name: no-secrets, effect: deny, tools: ["*"], when: 'args.path.contains("secret")'}
+`)
+	reader := scope.Principal{ID: "r", Scopes: []string{"read"}}
+	admin := scope.Principal{ID: "a", Scopes: []string{"admin"}}
+	assert.True(t, p.Visible(reader, "read_file"), "conditions on arguments are not evaluated")
+	assert.True(t, p.Visible(reader, "list_directory"))
+	assert.False(t, p.Visible(reader, "delete_file"), "not granted")
+	assert.False(t, p.Visible(admin, "delete_file"), "granted, but an unconditional deny removes it")
+	assert.True(t, p.Visible(admin, "read_file"))
+	assert.False(t, p.Visible(scope.Principal{Scopes: []string{"read"}}, "read_file"), "no principal, nothing visible")
+}

@@ -329,3 +329,27 @@ func (g *Guard) newID() string {
 	hex.Encode(hx[:], b[:])
 	return string(hx[:])
 }
+
+// Visible reports whether the principal in ctx may see the named tool in a
+// tool list: the tool is registered and the policy's [scope.Policy.Visible]
+// says so. Without a principal nothing is visible.
+func (g *Guard) Visible(ctx context.Context, name string) bool {
+	if _, ok := (*g.tools.Load())[name]; !ok {
+		return false
+	}
+	pr := principalFrom(ctx)
+	if pr == nil {
+		return false
+	}
+	return g.policy.Load().Visible(*pr, name)
+}
+
+// Tool returns the registered tool with that name.
+func (g *Guard) Tool(name string) (ToolInfo, bool) {
+	t, ok := (*g.tools.Load())[name]
+	if !ok {
+		return ToolInfo{}, false
+	}
+	return ToolInfo{Name: t.Name, Title: t.Title, Description: t.Description,
+		InputSchema: slices.Clone(t.InputSchema), Annotations: t.Annotations}, true
+}

@@ -601,3 +601,18 @@ func TestSetPolicy(t *testing.T) {
 }
 
 var _ io.Writer = failingWriter{}
+
+func TestVisibleAndTool(t *testing.T) {
+	e := newEnv(t)
+	assert.True(t, e.g.Visible(e.ctx, "read_file"))
+	assert.False(t, e.g.Visible(e.ctx, "not_registered"))
+	assert.False(t, e.g.Visible(context.Background(), "read_file"), "no principal sees nothing")
+	reader := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "r", Scopes: []string{"fs.read"}})
+	assert.True(t, e.g.Visible(reader, "read_file"))
+	assert.False(t, e.g.Visible(reader, "write_file"))
+	info, ok := e.g.Tool("read_file")
+	require.True(t, ok)
+	assert.Contains(t, string(info.InputSchema), `"path"`)
+	_, ok = e.g.Tool("nope")
+	assert.False(t, ok)
+}
