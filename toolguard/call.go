@@ -166,10 +166,14 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		return
 	}
 	st.d.ArgsSHA256 = digest(st.canon)
-	if err := t.schema.Validate(obj); err != nil {
-		st.d.Violations = violations(err)
-		st.deny(StageArguments, ErrInvalidArguments, nil, argumentsReason(name, st.d.Violations))
-		return
+	// The fast validator never accepts what the full one rejects; anything
+	// it does not accept gets the full validator and its report.
+	if t.fast == nil || !t.fast.Valid(obj) {
+		if err := t.schema.Validate(obj); err != nil {
+			st.d.Violations = violations(err)
+			st.deny(StageArguments, ErrInvalidArguments, nil, argumentsReason(name, st.d.Violations))
+			return
+		}
 	}
 
 	// Policy.

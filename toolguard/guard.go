@@ -18,6 +18,7 @@ import (
 	sjs "github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/agentguard/agentguard/audit"
+	"github.com/agentguard/agentguard/internal/fastschema"
 	"github.com/agentguard/agentguard/scope"
 )
 
@@ -64,7 +65,8 @@ type Guard struct {
 type tool struct {
 	Tool
 	schema    *sjs.Schema
-	sensitive []string // JSON pointer patterns of writeOnly / x-sensitive values
+	fast      *fastschema.Validator // nil when the schema is outside its subset
+	sensitive []string              // JSON pointer patterns of writeOnly / x-sensitive values
 	info      scope.Tool
 }
 
@@ -179,7 +181,7 @@ func (g *Guard) Register(t Tool) error {
 	if t.Handler == nil {
 		return fmt.Errorf("toolguard: tool %q has no handler", t.Name)
 	}
-	compiled, sensitive, err := compileSchema(t.Name, t.InputSchema)
+	compiled, fast, sensitive, err := compileSchema(t.Name, t.InputSchema)
 	if err != nil {
 		return err
 	}
@@ -188,7 +190,7 @@ func (g *Guard) Register(t Tool) error {
 	} else {
 		t.InputSchema = slices.Clone(t.InputSchema)
 	}
-	nt := &tool{Tool: t, schema: compiled, sensitive: sensitive,
+	nt := &tool{Tool: t, schema: compiled, fast: fast, sensitive: sensitive,
 		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}
 
 	g.regMu.Lock()
@@ -279,34 +281,38 @@ func validName(name string) error {
 }
 
 // compileSchema compiles a tool's input schema, refusing external
-// references, and finds its sensitive locations.
-func compileSchema(name string, raw json.RawMessage) (*sjs.Schema, []string, error) {
+// references, and finds its sensitive locations. Schemas within
+// fastschema's subset also get a fast validator: it decides valid
+// arguments without allocating, and anything it does not accept goes to the
+// full validator.
+func compileSchema(name string, raw json.RawMessage) (*sjs.Schema, *fastschema.Validator, []string, error) {
 	if len(raw) == 0 {
 		raw = json.RawMessage(`{"type":"object"}`)
 	}
 	doc, err := sjs.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
-		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
 	}
 	obj, ok := doc.(map[string]any)
 	if !ok {
-		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema must be a JSON object", name)
+		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema must be a JSON object", name)
 	}
 	if t, ok := obj["type"]; ok && t != "object" {
-		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema type must be \"object\", not %v", name, t)
+		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema type must be \"object\", not %v", name, t)
 	}
 	c := sjs.NewCompiler()
 	c.UseLoader(noLoader{})
 	c.AssertFormat()
 	loc := "mem:///tools/" + url.PathEscape(name) + ".json"
 	if err := c.AddResource(loc, doc); err != nil {
-		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema: %w", name, err)
 	}
 	s, err := c.Compile(loc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
 	}
-	return s, audit.SensitivePaths(obj), nil
+	fast, _ := fastschema.Compile(doc)
+	return s, fast, audit.SensitivePaths(obj), nil
 }
 
 type noLoader struct{}
