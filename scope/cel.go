@@ -33,42 +33,64 @@ var (
 	baseEnvErr  error
 )
 
-// env returns the CEL environment shared by all policies. It is immutable and
-// safe for concurrent use.
+// env returns the CEL environment shared by all policies, in which args is
+// a map of dynamic values. It is immutable and safe for concurrent use.
 func env() (*cel.Env, error) {
 	baseEnvOnce.Do(func() {
-		baseEnv, baseEnvErr = cel.NewEnv(
-			ext.NativeTypes(
-				reflect.TypeFor[Principal](),
-				reflect.TypeFor[Tool](),
-				reflect.TypeFor[Call](),
-				ext.ParseStructTags(true),
-			),
-			cel.Variable("principal", cel.ObjectType("scope.Principal")),
-			cel.Variable("tool", cel.ObjectType("scope.Tool")),
-			cel.Variable("call", cel.ObjectType("scope.Call")),
-			cel.Variable("args", cel.MapType(cel.StringType, cel.DynType)),
-			ext.Strings(),
-			ext.Lists(),
-			ext.Sets(),
-			ext.Network(),
-			cel.CrossTypeNumericComparisons(true),
-			cel.DefaultUTCTimeZone(true),
-			cel.ParserExpressionSizeLimit(maxExprBytes),
-			cel.ExpressionNodeLimit(maxExprNodes),
-			cel.Function("isUnder",
-				cel.MemberOverload("string_isUnder_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
-					cel.BinaryBinding(celIsUnder))),
-			cel.Function("glob",
-				cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
-					cel.BinaryBinding(celGlob))),
-			cel.Function("urlHost",
-				cel.MemberOverload("string_urlHost", []*cel.Type{cel.StringType}, cel.StringType,
-					cel.UnaryBinding(celURLHost))),
-			jsonAdapter(),
-		)
+		baseEnv, baseEnvErr = cel.NewEnv(envOptions(nil)...)
 	})
 	return baseEnv, baseEnvErr
+}
+
+// envOptions returns the options of the policy environment. With a schema
+// provider, args is typed from a tool's input schema (for type-checking
+// only; programs always run in the untyped environment).
+func envOptions(sp *schemaProvider) []cel.EnvOption {
+	argsType := cel.MapType(cel.StringType, cel.DynType)
+	opts := []cel.EnvOption{
+		ext.NativeTypes(
+			reflect.TypeFor[Principal](),
+			reflect.TypeFor[Tool](),
+			reflect.TypeFor[Call](),
+			ext.ParseStructTags(true),
+		),
+	}
+	if sp != nil {
+		argsType = sp.root
+	}
+	opts = append(opts,
+		cel.Variable("principal", cel.ObjectType("scope.Principal")),
+		cel.Variable("tool", cel.ObjectType("scope.Tool")),
+		cel.Variable("call", cel.ObjectType("scope.Call")),
+		cel.Variable("args", argsType),
+		ext.Strings(),
+		ext.Lists(),
+		ext.Sets(),
+		ext.Network(),
+		cel.CrossTypeNumericComparisons(true),
+		cel.DefaultUTCTimeZone(true),
+		cel.ParserExpressionSizeLimit(maxExprBytes),
+		cel.ExpressionNodeLimit(maxExprNodes),
+		cel.Function("isUnder",
+			cel.MemberOverload("string_isUnder_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(celIsUnder))),
+		cel.Function("glob",
+			cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
+				cel.BinaryBinding(celGlob))),
+		cel.Function("urlHost",
+			cel.MemberOverload("string_urlHost", []*cel.Type{cel.StringType}, cel.StringType,
+				cel.UnaryBinding(celURLHost))),
+		jsonAdapter(),
+	)
+	if sp != nil {
+		// Last: libraries above register types, which needs cel-go's own
+		// registry as the provider.
+		opts = append(opts, func(e *cel.Env) (*cel.Env, error) {
+			sp.base = e.CELTypeProvider()
+			return cel.CustomTypeProvider(sp)(e)
+		})
+	}
+	return opts
 }
 
 // IsUnder reports whether p names base itself or a path below it, after both

@@ -32,6 +32,7 @@ const DefaultCostLimit = 100_000
 // or [Compile]. A Policy is immutable and safe for concurrent use. The zero
 // value is not usable; a nil *Policy denies every call.
 type Policy struct {
+	opts       options // how it was compiled: file name, positions
 	def        Def
 	revision   string
 	costLimit  uint64
@@ -124,6 +125,7 @@ type options struct {
 	costLimit uint64
 	pos       map[string]pos
 	src       []byte
+	schemas   map[string]json.RawMessage
 }
 
 // WithCostLimit sets the runtime cost limit of each CEL expression. An
@@ -176,10 +178,23 @@ func Compile(def Def, opts ...Option) (*Policy, error) {
 	}
 	c := compiler{o: &o}
 	p := c.compile(def)
-	if len(c.errs) > 0 {
-		return nil, errors.Join(c.errs...)
+	if p != nil && len(o.schemas) > 0 {
+		c.checkSchemas(p, o.schemas)
 	}
+	if len(c.errs) > 0 {
+		return nil, joinErrs(c.errs)
+	}
+	p.opts = o
+	p.opts.schemas = nil
 	return p, nil
+}
+
+// joinErrs joins errors; the result's message lists one problem a line.
+func joinErrs(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.Join(errs...)
 }
 
 type compiler struct {

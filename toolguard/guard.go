@@ -163,9 +163,21 @@ func (g *Guard) Policy() *scope.Policy { return g.policy.Load() }
 
 // SetPolicy replaces the policy atomically: every call is decided wholly by
 // one policy, and its record names that policy's revision.
+//
+// The new policy is type-checked against the registered tools' schemas
+// first; if it does not fit, the old policy stays and the error says why.
 func (g *Guard) SetPolicy(p *scope.Policy) error {
 	if p == nil {
 		return errors.New("toolguard: nil policy")
+	}
+	g.regMu.Lock()
+	defer g.regMu.Unlock()
+	schemas := map[string]json.RawMessage{}
+	for name, t := range *g.tools.Load() {
+		schemas[name] = t.InputSchema
+	}
+	if err := p.CheckTools(schemas); err != nil {
+		return fmt.Errorf("toolguard: the policy does not fit the registered tools: %w", err)
 	}
 	g.policy.Store(p)
 	return nil
@@ -189,6 +201,11 @@ func (g *Guard) Register(t Tool) error {
 		t.InputSchema = json.RawMessage(`{"type":"object"}`)
 	} else {
 		t.InputSchema = slices.Clone(t.InputSchema)
+	}
+	// The policy's expressions are type-checked against the schema, so a
+	// misspelt argument is an error now, not a condition that never holds.
+	if err := g.policy.Load().CheckTools(map[string]json.RawMessage{t.Name: t.InputSchema}); err != nil {
+		return fmt.Errorf("toolguard: tool %q does not fit the policy: %w", t.Name, err)
 	}
 	nt := &tool{Tool: t, schema: compiled, fast: fast, sensitive: sensitive,
 		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}

@@ -616,3 +616,36 @@ func TestVisibleAndTool(t *testing.T) {
 	_, ok = e.g.Tool("nope")
 	assert.False(t, ok)
 }
+
+func TestPolicyTypeCheckedAgainstTools(t *testing.T) {
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s:
+    grants:
+      - tools: [read_file]
+        when: args.pth.startsWith("/w")
+`), scope.WithFilename("policy.yaml"))
+	require.NoError(t, err, "without schemas the typo cannot be seen")
+	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
+	require.NoError(t, err)
+	err = g.Register(toolguard.Tool{Name: "read_file",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"path":{"type":"string"}}}`),
+		Handler:     func(context.Context, json.RawMessage) (any, error) { return nil, nil }})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `policy.yaml:6:19: /scopes/s/grants/0/when: for tool "read_file": undefined field 'pth'`)
+
+	// A policy swapped in later is checked against the registered tools.
+	good, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [t], when: 'args.n > 1'}]}\n"))
+	require.NoError(t, err)
+	g, err = toolguard.New(good, toolguard.WithSink(audit.Discard))
+	require.NoError(t, err)
+	require.NoError(t, g.Register(toolguard.Tool{Name: "t",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"n":{"type":"integer"}}}`),
+		Handler:     func(context.Context, json.RawMessage) (any, error) { return nil, nil }}))
+	bad, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [t], when: 'args.n == \"one\"'}]}\n"))
+	require.NoError(t, err)
+	err = g.SetPolicy(bad)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no matching overload")
+	assert.Equal(t, good.Revision(), g.Policy().Revision(), "the old policy stays")
+}
