@@ -19,6 +19,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 
 	"github.com/agentguard/agentguard/internal/glob"
+	"github.com/agentguard/agentguard/scope/internal/trace"
 )
 
 // Limits on expressions, enforced when a policy is compiled.
@@ -242,6 +243,7 @@ type activation struct {
 	call      Call
 	args      map[string]any
 	pval      ref.Val
+	trace     *trace.Recorder
 }
 
 var activations = sync.Pool{New: func() any { return new(activation) }}

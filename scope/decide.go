@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentguard/agentguard/scope/internal/trace"
+
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 )
@@ -159,6 +161,7 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 	}
 	pl := p.planFor(in.Tool.Name)
 	act := getActivation(&in)
+	act.trace = trace.From(ctx)
 	defer putActivation(act)
 	defer p.shadow(ctx, pl, act, &d)
 
@@ -168,13 +171,16 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 			continue
 		}
 		matched, err := r.when.evalBool(ctx, act)
+		act.record("rule", r.name, r.when, matched, err)
 		if err != nil {
 			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
 			d.Rule = r.name
 			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+			act.decided("rule", r.name)
 			return d
 		}
 		if matched {
+			act.decided("rule", r.name)
 			d.Rule = r.name
 			d.Reason = fmt.Sprintf("denied by rule %q: %s", r.name, r.reason(ctx, act, &d))
 			return d
@@ -188,6 +194,7 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 			continue
 		}
 		ok, err := cand.when.evalBool(ctx, act)
+		act.record("grant", cand.id, cand.when, ok, err)
 		if err != nil {
 			d.Errors = append(d.Errors, EvalError{Path: cand.when.path, Expr: cand.when.src, Err: err})
 			continue
@@ -202,6 +209,7 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 		return d
 	}
 	d.Effect, d.Scope, d.Grant, d.GrantID = Allow, g.scope, g.index, g.id
+	act.decided("grant", g.id)
 
 	// Ask rules.
 	for _, r := range pl.rules {
@@ -209,13 +217,16 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 			continue
 		}
 		matched, err := r.when.evalBool(ctx, act)
+		act.record("rule", r.name, r.when, matched, err)
 		if err != nil {
+			act.decided("rule", r.name)
 			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
 			d.Effect, d.Rule = Deny, r.name
 			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
 			return d
 		}
 		if matched {
+			act.decided("rule", r.name)
 			d.Effect, d.Rule = Ask, r.name
 			d.Reason = fmt.Sprintf("rule %q requires human approval: %s", r.name, r.reason(ctx, act, &d))
 			break
@@ -251,6 +262,7 @@ func (p *Policy) shadow(ctx context.Context, pl *plan, act *activation, d *Decis
 		}
 		res := ShadowResult{Rule: r.name, Effect: r.effect}
 		matched, err := r.when.evalBool(ctx, act)
+		act.record("rule", r.name, r.when, matched, err)
 		switch {
 		case err != nil:
 			res.Err = err
@@ -405,4 +417,27 @@ func (p *Policy) Visible(pr Principal, tool string) bool {
 		}
 	}
 	return false
+}
+
+// record reports an evaluated condition to the trace, if any.
+func (a *activation) record(kind, id string, e *expr, ok bool, err error) {
+	if a.trace == nil {
+		return
+	}
+	ev := trace.Event{Kind: kind, ID: id, Result: fmt.Sprint(ok), Err: err}
+	if e != nil {
+		ev.Path, ev.Expr = e.path, e.src
+	} else {
+		ev.Expr = "(no condition)"
+	}
+	if err != nil {
+		ev.Result = "error"
+	}
+	a.trace.Add(ev)
+}
+
+func (a *activation) decided(kind, id string) {
+	if a.trace != nil {
+		a.trace.MarkDecided(kind, id)
+	}
 }
