@@ -3,6 +3,7 @@ package toolguard
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/agentguard/agentguard/scope"
 )
@@ -24,6 +25,8 @@ func (f ApproverFunc) Approve(ctx context.Context, req ApprovalRequest) (Approva
 
 // ApprovalRequest describes the exact call a human is asked about.
 type ApprovalRequest struct {
+	// ID identifies the request (it is the call's id).
+	ID string
 	// CallID identifies the call in the audit log.
 	CallID    string
 	Tool      string
@@ -38,6 +41,12 @@ type ApprovalRequest struct {
 	Reason string
 	// PolicyRevision is the revision of the policy that asked.
 	PolicyRevision string
+	// Binding is the hash of principal, tool, arguments and policy
+	// revision ([Binding]): an answer is valid for this call only.
+	Binding string
+	// Expires is when the request stops waiting, if the guard sets a limit
+	// ([WithApprovalTimeout]).
+	Expires time.Time
 }
 
 // Approval is a human's answer. The zero Approval denies.
@@ -47,4 +56,7 @@ type Approval struct {
 	By string
 	// Reason is an optional comment, shown to the model on a rejection.
 	Reason string
+	// Binding, if set, must equal the request's binding; an approval for
+	// another call is refused.
+	Binding string
 }

@@ -188,6 +188,9 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		return
 	}
 	st.d.Stage = StagePolicy
+	if st.d.Effect == scope.Ask {
+		st.d.Binding = Binding(pr.ID, name, st.d.ArgsSHA256, st.d.Revision)
+	}
 
 	// Approval.
 	if st.d.Effect == scope.Ask && !dryRun {
@@ -230,13 +233,23 @@ func (g *Guard) approve(ctx context.Context, st *callState, pr *scope.Principal)
 		return false
 	}
 	req := ApprovalRequest{
-		CallID: st.d.CallID, Tool: st.d.Tool, Principal: *pr,
+		ID: st.d.CallID, CallID: st.d.CallID, Tool: st.d.Tool, Principal: *pr,
 		Args: json.RawMessage(redacted), ArgsSHA256: st.d.ArgsSHA256,
 		Rule: rule, Reason: st.d.Reason, PolicyRevision: st.d.Revision,
+		Binding: st.d.Binding,
+	}
+	if g.approvalTimeout > 0 {
+		req.Expires = st.start.Add(g.approvalTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Expires)
+		defer cancel()
 	}
 	a, err := safeApprove(ctx, g.approver, req)
 	st.d.Approval = &a
 	switch {
+	case err == nil && a.Binding != "" && a.Binding != req.Binding:
+		st.deny(StageApproval, ErrNotApproved, ErrWrongBinding, st.d.Reason+"; the approval given was for another call")
+		return false
 	case err != nil:
 		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("%s; the approval failed: %v", st.d.Reason, err))
 		return false

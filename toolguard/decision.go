@@ -36,8 +36,10 @@ type Decision struct {
 	Violations []Violation
 	// LimitResults are the rate limits checked.
 	LimitResults []LimitResult
-	// Approval is the approver's answer, when an ask rule matched.
+	// Approval is the approver's answer, when an ask rule matched, and
+	// Binding the hash of the exact call it is for ([Binding]).
 	Approval *Approval
+	Binding  string
 	// ArgsSHA256 is the hex SHA-256 of the canonical arguments (of the raw
 	// bytes when they are not valid JSON).
 	ArgsSHA256 string

@@ -57,9 +57,11 @@ type Guard struct {
 	redactor *audit.Redactor
 	timeout  time.Duration
 	argLim   ArgumentLimits
-	now      func() time.Time
-	idPrefix [8]byte
-	idSeq    atomic.Uint64
+
+	approvalTimeout time.Duration
+	now             func() time.Time
+	idPrefix        [8]byte
+	idSeq           atomic.Uint64
 }
 
 type tool struct {
@@ -89,6 +91,12 @@ func WithSink(s audit.Sink) Option {
 // rule matches is denied.
 func WithApprover(a Approver) Option {
 	return func(g *Guard) error { g.approver = a; return nil }
+}
+
+// WithApprovalTimeout bounds how long a call waits for its approver; at
+// the deadline the approver's context is done and the call is denied.
+func WithApprovalTimeout(d time.Duration) Option {
+	return func(g *Guard) error { g.approvalTimeout = d; return nil }
 }
 
 // WithLimiter replaces the default in-memory [MemoryLimiter].
