@@ -176,13 +176,17 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		}
 	}
 
-	// Policy.
-	st.d.Decision = pol.Decide(ctx, scope.Input{
+	// Policy, and the candidate policy beside it.
+	in := scope.Input{
 		Principal: *pr,
 		Tool:      t.info,
 		Args:      obj,
 		Call:      scope.Call{ID: st.d.CallID, Time: st.start},
-	})
+	}
+	st.d.Decision = pol.Decide(ctx, in)
+	if !dryRun {
+		st.d.Candidate = g.decideCandidate(ctx, in, &st.d.Decision)
+	}
 	if st.d.Effect == scope.Deny {
 		st.deny(StagePolicy, ErrPolicy, nil, st.d.Reason)
 		return

@@ -36,6 +36,9 @@ type Decision struct {
 	Violations []Violation
 	// LimitResults are the rate limits checked.
 	LimitResults []LimitResult
+	// Candidate is the candidate policy's decision, if one is set
+	// ([WithCandidate]): recorded, never enforced.
+	Candidate *Candidate
 	// Approval is the approver's answer, when an ask rule matched, and
 	// Binding the hash of the exact call it is for ([Binding]).
 	Approval *Approval

@@ -59,6 +59,8 @@ type Guard struct {
 	argLim   ArgumentLimits
 
 	approvalTimeout time.Duration
+	candidate       atomic.Pointer[scope.Policy]
+	shadow          shadowState
 	now             func() time.Time
 	idPrefix        [8]byte
 	idSeq           atomic.Uint64
