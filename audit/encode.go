@@ -63,6 +63,19 @@ func (r *Record) appendBody(dst []byte) []byte {
 	dst = append(dst, ',')
 	dst = appendStringField(dst, `"principal":`, r.Principal)
 	dst = appendStringField(dst, `"session":`, r.Session)
+	if c := r.Correlation; !c.isZero() {
+		dst = append(dst, `"correlation":{`...)
+		n := len(dst)
+		dst = appendStringField(dst, `"trace_id":`, c.TraceID)
+		dst = appendStringField(dst, `"span_id":`, c.SpanID)
+		dst = appendStringField(dst, `"conversation":`, c.Conversation)
+		dst = appendStringField(dst, `"turn":`, c.Turn)
+		dst = appendStringField(dst, `"message":`, c.Message)
+		if len(dst) > n {
+			dst = dst[:len(dst)-1] // the last member's comma
+		}
+		dst = append(dst, "},"...)
+	}
 	dst = append(dst, `"tool":`...)
 	dst = appendString(dst, r.Tool)
 	dst = append(dst, ',')
@@ -171,6 +184,25 @@ func (r *Record) appendBody(dst []byte) []byte {
 	dst = appendStringField(dst, `"error_class":`, r.ErrorClass)
 	dst = appendIntField(dst, `"result_bytes":`, r.ResultBytes)
 	dst = appendStringField(dst, `"result_sha256":`, r.ResultSHA256)
+	if c := r.Checkpoint; c != nil {
+		dst = append(dst, `"checkpoint":{"seq":`...)
+		dst = strconv.AppendUint(dst, c.Seq, 10)
+		dst = append(dst, `,"hash":`...)
+		dst = appendString(dst, c.Hash)
+		dst = append(dst, `,"records":`...)
+		dst = strconv.AppendUint(dst, c.Records, 10)
+		dst = append(dst, `,"reason":`...)
+		dst = appendString(dst, c.Reason)
+		if c.KeyID != "" {
+			dst = append(dst, `,"key_id":`...)
+			dst = appendString(dst, c.KeyID)
+		}
+		if c.Sig != "" {
+			dst = append(dst, `,"sig":`...)
+			dst = appendString(dst, c.Sig)
+		}
+		dst = append(dst, "},"...)
+	}
 	return dst
 }
 

@@ -38,6 +38,10 @@ func encodeCases() map[string]*audit.Record {
 		"outcome":      out,
 		"odd_strings":  odd,
 		"invalid_args": invalidArgs,
+		"correlated":   correlated(),
+		"checkpoint": {Version: 1, Seq: 3, ID: "checkpoint-3", Kind: audit.KindCheckpoint, Time: t0,
+			Checkpoint: &audit.Checkpoint{Seq: 2, Hash: sha("line 2"), Records: 3, Reason: audit.CheckpointInterval,
+				KeyID: "0011223344556677", Sig: strings.Repeat("ab", 64)}, Prev: sha("line 2")},
 	}
 }
 
@@ -77,6 +81,8 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 			assert.Equal(t, r.Limits, back.Limits)
 			assert.Equal(t, r.Approval, back.Approval)
 			assert.Equal(t, r.Shadow, back.Shadow)
+			assert.Equal(t, r.Correlation, back.Correlation)
+			assert.Equal(t, r.Checkpoint, back.Checkpoint)
 			assert.Equal(t, r.Prev, back.Prev)
 		})
 	}

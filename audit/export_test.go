@@ -13,4 +13,5 @@ func SyncRounds(l *Log) uint64 {
 var (
 	RecordSchema = recordSchema
 	ValidateLine = validateLine
+	ValidateLog  = validateLog
 )

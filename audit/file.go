@@ -3,12 +3,14 @@ package audit
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +78,8 @@ func (m *SyncMode) UnmarshalText(text []byte) error {
 }
 
 // FileOptions configures [OpenFile]. The zero value is the safe default:
-// fsync every record, file mode 0600.
+// fsync every record, file mode 0600, one file, a SHA-256 chain without
+// checkpoints.
 type FileOptions struct {
 	// Sync is when to fsync; the zero value is SyncEachRecord.
 	Sync SyncMode
@@ -85,6 +88,25 @@ type FileOptions struct {
 	// Perm is the permission of a newly created file (before umask); zero
 	// means 0o600. An existing file keeps its permissions.
 	Perm os.FileMode
+
+	// CheckpointEvery, SigningKey and HMACKey are as in [LogOptions]: a
+	// Log with any of them writes checkpoints on Close and on rotation,
+	// and every CheckpointEvery records when that is positive.
+	CheckpointEvery int
+	SigningKey      ed25519.PrivateKey
+	HMACKey         []byte
+
+	// MaxBytes, when positive, rotates the file: before a record that
+	// would take the file past MaxBytes (counting the checkpoints that may
+	// follow it), the Log writes a rotate checkpoint (if it writes
+	// checkpoints and the file does not already end with one), fsyncs the
+	// file, renames it to the name [RotatedName]
+	// gives and continues the same chain in a new file at the original
+	// path. A record too large for an empty file still gets a file of its
+	// own. Zero means never rotate. [LogFiles] lists a rotated log's files
+	// in chain order. Rotation happens inside Write: that Write fails if
+	// it does, and the record is not stored.
+	MaxBytes int64
 }
 
 // maxResumeLine bounds the last line OpenFile reads to resume a chain; it is
@@ -121,17 +143,28 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 	if opts.Perm == 0 {
 		opts.Perm = 0o600
 	}
+	if opts.MaxBytes < 0 {
+		return nil, fmt.Errorf("audit: open %s: negative MaxBytes %d", path, opts.MaxBytes)
+	}
+	l := &Log{path: path, perm: opts.Perm, maxBytes: opts.MaxBytes}
+	if err := l.configure(opts.CheckpointEvery, opts.SigningKey, opts.HMACKey); err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, opts.Perm)
 	if err != nil {
 		return nil, fmt.Errorf("audit: open log: %w", err)
 	}
-	l, err := resume(f, path)
-	if err != nil {
+	if err := l.resume(f); err != nil {
 		f.Close()
 		return nil, err
 	}
 	l.mode = opts.Sync
-	l.sync = &syncer{sync: f.Sync}
+	l.sync = &syncer{sync: func() error {
+		// Rotation replaces l.f under fmu.
+		l.fmu.Lock()
+		defer l.fmu.Unlock()
+		return l.f.Sync()
+	}}
 	l.sync.written.Store(l.seq)
 	l.sync.synced = l.seq
 	if opts.Sync == SyncInterval {
@@ -142,32 +175,34 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 	return l, nil
 }
 
-// resume locks f, reads the end of the file and returns a Log positioned
-// after its last record.
-func resume(f *os.File, path string) (*Log, error) {
+// resume locks f, reads the end of the file and positions l after its last
+// record. An empty file continues the chain of the newest rotated file
+// beside it, if there is one.
+func (l *Log) resume(f *os.File) error {
+	path := l.path
 	if err := lockFile(f); err != nil {
-		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+		return fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+		return fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("audit: open %s: not a regular file", path)
+		return fmt.Errorf("audit: open %s: not a regular file", path)
 	}
-	l := &Log{w: f, f: f, path: path}
+	l.w, l.f = f, f
 	size := st.Size()
 	if size == 0 {
 		// A new file: make its directory entry durable too.
 		if err := syncDir(filepath.Dir(path)); err != nil {
-			return nil, fmt.Errorf("audit: open %s: sync directory: %w", path, err)
+			return fmt.Errorf("audit: open %s: sync directory: %w", path, err)
 		}
-		return l, nil
+		return l.resumeRotated()
 	}
 
 	last, lineStart, lineEnd, err := lastLine(f, size)
 	if err != nil {
-		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+		return fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	good := int64(0)
 	if lineEnd >= 0 {
@@ -178,34 +213,182 @@ func resume(f *os.File, path string) (*Log, error) {
 		// record: never truncate a file that is not a log.
 		tail := make([]byte, min(size-good, int64(len(recordStart))))
 		if _, err := f.ReadAt(tail, good); err != nil {
-			return nil, fmt.Errorf("audit: open %s: %w", path, err)
+			return fmt.Errorf("audit: open %s: %w", path, err)
 		}
 		if !bytes.HasPrefix([]byte(recordStart), tail) {
-			return nil, fmt.Errorf("audit: open %s: the file does not end with a complete record (%d bytes after the last newline); not a log, or damaged: check it with Verify", path, size-good)
+			return fmt.Errorf("audit: open %s: the file does not end with a complete record (%d bytes after the last newline); not a log, or damaged: check it with Verify", path, size-good)
 		}
 	}
 	if lineEnd >= 0 {
-		rec, reason := parseLine(last)
-		if reason != "" {
-			return nil, fmt.Errorf("audit: open %s: last record (offset %d) is invalid: %s; check the file with Verify", path, lineStart, reason)
+		if err := l.resumeAfter(last); err != nil {
+			return fmt.Errorf("audit: open %s: last record (offset %d) %w; check the file with Verify", path, lineStart, err)
 		}
-		if rec.Seq == math.MaxUint64 {
-			return nil, fmt.Errorf("audit: open %s: the chain has no sequence numbers left", path)
-		}
-		sum := sha256.Sum256(last)
-		l.seq = rec.Seq + 1
-		l.prev = hex.EncodeToString(sum[:])
 	}
 	if good < size {
 		if err := f.Truncate(good); err != nil {
-			return nil, fmt.Errorf("audit: open %s: cut torn last line: %w", path, err)
+			return fmt.Errorf("audit: open %s: cut torn last line: %w", path, err)
 		}
 		if err := f.Sync(); err != nil {
-			return nil, fmt.Errorf("audit: open %s: %w", path, err)
+			return fmt.Errorf("audit: open %s: %w", path, err)
+		}
+	} else if lineEnd < 0 {
+		// Only a torn line: like an empty file.
+		if err := l.resumeRotated(); err != nil {
+			return err
 		}
 	}
 	l.size = good
-	return l, nil
+	return nil
+}
+
+// resumeAfter sets the chain to continue after the record line last.
+func (l *Log) resumeAfter(last []byte) error {
+	rec, reason := parseLine(last)
+	if reason != "" {
+		return fmt.Errorf("is invalid: %s", reason)
+	}
+	if rec.Seq == math.MaxUint64 {
+		return errors.New("ends the chain: the chain has no sequence numbers left")
+	}
+	l.seq = rec.Seq + 1
+	l.prev = l.hash.link(last)
+	l.lastCP = rec.Kind == KindCheckpoint
+	return nil
+}
+
+// resumeRotated continues the chain of the newest rotated file, if any.
+func (l *Log) resumeRotated() error {
+	files, err := rotatedFiles(l.path)
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", l.path, err)
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	name := files[len(files)-1]
+	rf, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("audit: open %s: resume from %s: %w", l.path, name, err)
+	}
+	defer rf.Close()
+	st, err := rf.Stat()
+	if err != nil {
+		return fmt.Errorf("audit: open %s: resume from %s: %w", l.path, name, err)
+	}
+	last, _, lineEnd, err := lastLine(rf, st.Size())
+	if err == nil && lineEnd != st.Size()-1 {
+		err = errors.New("it does not end with a complete record")
+	}
+	if err == nil {
+		err = l.resumeAfter(last)
+	}
+	if err != nil {
+		return fmt.Errorf("audit: open %s: resume from rotated file %s: %w; check it with Verify", l.path, name, err)
+	}
+	return nil
+}
+
+// rotate moves the current file aside and continues the chain in a new
+// file at l.path. l.mu must be held.
+func (l *Log) rotate() error {
+	// A file that already ends with a checkpoint (an interval one, or the
+	// close checkpoint of an earlier run) needs no other.
+	if l.checkpoints && !l.lastCP {
+		if err := l.writeCheckpoint(CheckpointRotate); err != nil {
+			return err
+		}
+	}
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	if err := l.f.Sync(); err != nil {
+		l.err = err
+		return fmt.Errorf("audit: rotate %s: fsync: %w (log unusable from now on)", l.path, err)
+	}
+	name := RotatedName(l.path, l.seq-1)
+	if _, err := os.Lstat(name); err == nil {
+		return fmt.Errorf("audit: rotate %s: %s already exists (record not stored)", l.path, name)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("audit: rotate %s: %w (record not stored)", l.path, err)
+	}
+	if err := os.Rename(l.path, name); err != nil {
+		return fmt.Errorf("audit: rotate %s: %w (record not stored)", l.path, err)
+	}
+	nf, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, l.perm)
+	if err == nil {
+		if err = lockFile(nf); err != nil {
+			nf.Close()
+			os.Remove(l.path)
+		}
+	}
+	if err != nil {
+		if rerr := os.Rename(name, l.path); rerr != nil {
+			l.err = err
+			return fmt.Errorf("audit: rotate %s: new file: %w; moving the old one back failed: %w (log unusable from now on)", l.path, err, rerr)
+		}
+		return fmt.Errorf("audit: rotate %s: new file: %w (record not stored)", l.path, err)
+	}
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		nf.Close()
+		l.err = err
+		return fmt.Errorf("audit: rotate %s: sync directory: %w (log unusable from now on)", l.path, err)
+	}
+	old := l.f
+	l.f, l.w, l.size = nf, nf, 0
+	old.Close() // synced above; nothing left to report
+	l.sync.markSynced(l.sync.written.Load())
+	return nil
+}
+
+// RotatedName returns the name a log file at path gets when [OpenFile]
+// rotates it after the record lastSeq: the seq, in 20 digits, is added
+// before the extension, so "decisions.jsonl" becomes
+// "decisions-00000000000000001234.jsonl" and names sort in chain order.
+func RotatedName(path string, lastSeq uint64) string {
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s-%020d%s", strings.TrimSuffix(path, ext), lastSeq, ext)
+}
+
+// LogFiles returns the files of the log at path in chain order: its
+// rotated files (see [FileOptions.MaxBytes]) oldest first, then path itself
+// if it exists. Verify them as one chain by reading them in this order, for
+// example with io.MultiReader.
+func LogFiles(path string) ([]string, error) {
+	files, err := rotatedFiles(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		files = append(files, path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return files, nil
+}
+
+// rotatedFiles lists the rotated files of path, oldest first.
+func rotatedFiles(path string) ([]string, error) {
+	dir := filepath.Dir(path)
+	ext := filepath.Ext(path)
+	prefix := strings.TrimSuffix(filepath.Base(path), ext) + "-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		mid, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		mid, ok = strings.CutSuffix(mid, ext)
+		if !ok || len(mid) != 20 || strings.Trim(mid, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		files = append(files, filepath.Join(dir, name))
+	}
+	slices.Sort(files)
+	return files, nil
 }
 
 // recordStart is how every line written by this version begins.
@@ -318,6 +501,15 @@ func (s *syncer) wait(ctx context.Context, n uint64) error {
 		}
 		close(s.round)
 		s.mu.Unlock()
+	}
+}
+
+// markSynced records that the first n records are durable.
+func (s *syncer) markSynced(n uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n > s.synced {
+		s.synced = n
 	}
 }
 

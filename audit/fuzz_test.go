@@ -17,7 +17,7 @@ import (
 // records as seeds.
 func seedLines(f *testing.F) [][]byte {
 	var lines [][]byte
-	for _, path := range []string{"testdata/decisions.jsonl", "testdata/golden/full.jsonl", "testdata/golden/odd_strings.jsonl"} {
+	for _, path := range []string{"testdata/decisions.jsonl", "testdata/golden/full.jsonl", "testdata/golden/odd_strings.jsonl", "testdata/golden/correlated.jsonl", "testdata/golden/checkpoint.jsonl"} {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			f.Fatal(err)
@@ -95,7 +95,7 @@ func FuzzVerify(f *testing.F) {
 		if sum.Records != lines || (lines > 0 && !bytes.HasSuffix(data, []byte("\n"))) {
 			t.Fatalf("accepted %d records of %d lines", sum.Records, lines)
 		}
-		if sum.Decisions+sum.Outcomes != sum.Records || sum.Allowed+sum.Denied != sum.Decisions || sum.Outcomes > sum.Allowed {
+		if sum.Decisions+sum.Outcomes+sum.Checkpoints != sum.Records || sum.Allowed+sum.Denied != sum.Decisions || sum.Outcomes > sum.Allowed {
 			t.Fatalf("inconsistent summary %+v", sum)
 		}
 		if len(data) == 0 {

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,6 +15,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentguard/agentguard/audit"
+)
+
+// testKey signs the checkpoints of the tests; testPub verifies them.
+var (
+	testKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	testPub = testKey.Public().(ed25519.PublicKey)
 )
 
 // t0 is the time of the first test record.
@@ -134,6 +141,9 @@ func sampleRecords(n int) []*audit.Record {
 
 // validateLine checks one line against record.schema.json.
 func validateLine(t testing.TB, line []byte) { audit.ValidateLine(t, line) }
+
+// validateLog checks every line of a log against record.schema.json.
+func validateLog(t testing.TB, data []byte) { audit.ValidateLog(t, data) }
 
 // recordSchema is the compiled record.schema.json.
 func recordSchema(t testing.TB) *jsonschema.Schema { return audit.RecordSchema(t) }

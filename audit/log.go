@@ -1,24 +1,28 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned by [Log.Write] and [Log.Close] after the Log was closed.
 var ErrClosed = errors.New("audit: log closed")
 
 // Log is the hash-chained JSON Lines log. Each record gets the next Seq and
-// Prev = hex(SHA-256 of the previous line's bytes), is encoded with
-// [Record.AppendJSON] and written as one line with a single Write call to the
-// underlying writer, so editing, deleting, inserting or reordering lines is
-// detected by [Verify].
+// Prev = hex(SHA-256 of the previous line's bytes) — or HMAC-SHA256 under
+// [LogOptions.HMACKey] — is encoded with [Record.AppendJSON] and written as
+// one line with a single Write call to the underlying writer, so editing,
+// deleting, inserting or reordering lines is detected by [Verify]. With
+// checkpoints configured the Log also writes signed [Checkpoint] records
+// into the same chain.
 //
 // A Log is safe for concurrent use; records are written in Seq order. After a
 // write error on a writer it does not own the Log is broken and every later
@@ -26,51 +30,123 @@ var ErrClosed = errors.New("audit: log closed")
 // [OpenFile] instead cuts the file back to its last good record and stays
 // usable when it can.
 //
-// Use [NewLog] or [OpenFile]; the zero Log refuses every record.
+// Use [NewLog], [NewLogWithOptions] or [OpenFile]; the zero Log refuses every
+// record.
 type Log struct {
 	mu     sync.Mutex
 	w      io.Writer
 	seq    uint64 // Seq of the next record
-	prev   string // hex SHA-256 of the last line; "" before the first
+	prev   string // chain hash of the last line; "" before the first
 	err    error  // set once the chain cannot continue
 	closed bool
 
+	hash        *chainHash
+	checkpoints bool // write rotate and close checkpoints
+	every       int  // records between interval checkpoints; 0: none
+	since       int  // records since the last checkpoint
+	lastCP      bool // the last line is a checkpoint
+	signKey     ed25519.PrivateKey
+	keyID       string
+	now         func() time.Time
+	scratch     []byte // checkpoint lines
+
 	// Set for logs from OpenFile.
-	f     *os.File
-	path  string
-	size  int64 // offset just past the last good record
-	mode  SyncMode
-	sync  *syncer
-	stop  chan struct{} // closed by Close to stop the SyncInterval loop
-	ended chan struct{} // closed when the loop has returned
+	f        *os.File
+	fmu      sync.Mutex // held while f is synced or replaced by rotation
+	path     string
+	perm     os.FileMode
+	maxBytes int64
+	size     int64 // offset just past the last good record
+	mode     SyncMode
+	sync     *syncer
+	stop     chan struct{} // closed by Close to stop the SyncInterval loop
+	ended    chan struct{} // closed when the loop has returned
 }
 
-// NewLog returns a Log that writes a new chain, starting at Seq 0, to w.
+// LogOptions configures [NewLogWithOptions]. The zero value gives a plain
+// SHA-256 chain without checkpoints, as [NewLog] writes.
+type LogOptions struct {
+	// CheckpointEvery is the number of records after which the Log writes
+	// an interval checkpoint; zero means none. See [Checkpoint].
+	CheckpointEvery int
+	// SigningKey signs every checkpoint with ed25519 (see [KeyID]). Nil
+	// leaves checkpoints unsigned.
+	SigningKey ed25519.PrivateKey
+	// HMACKey, when set, makes each Prev an HMAC-SHA256 under this key
+	// instead of a SHA-256, so that only holders of the key can extend or
+	// re-link the chain. Verify needs the same key.
+	HMACKey []byte
+}
+
+// NewLog returns a Log that writes a new chain, starting at Seq 0, to w, with
+// no HMAC key and no checkpoints; NewLog(w) is NewLogWithOptions(w,
+// LogOptions{}).
 //
 // Each record is written with one w.Write call; whether it is durable when
 // Write returns is up to w. Close calls w's Flush method if it has one
 // (a *bufio.Writer, say) and never closes w. To append to a file with resume
 // and fsync, use [OpenFile].
 func NewLog(w io.Writer) *Log {
-	return &Log{w: w}
+	l, err := NewLogWithOptions(w, LogOptions{})
+	if err != nil {
+		return &Log{} // a nil w: refuses every record
+	}
+	return l
+}
+
+// NewLogWithOptions is [NewLog] with checkpoints and an HMAC key. A Log with
+// a SigningKey, an HMACKey or CheckpointEvery > 0 writes a checkpoint after
+// every CheckpointEvery records (when positive) and one when it is closed.
+// It returns an error if w is nil, CheckpointEvery is negative or SigningKey
+// is not an ed25519 private key.
+func NewLogWithOptions(w io.Writer, opts LogOptions) (*Log, error) {
+	if w == nil {
+		return nil, errors.New("audit: nil writer")
+	}
+	l := &Log{w: w}
+	if err := l.configure(opts.CheckpointEvery, opts.SigningKey, opts.HMACKey); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return l, nil
+}
+
+// configure validates and applies the chain options. Its errors are not
+// prefixed: callers add context.
+func (l *Log) configure(every int, key ed25519.PrivateKey, hmacKey []byte) error {
+	if every < 0 {
+		return fmt.Errorf("negative CheckpointEvery %d", every)
+	}
+	if key != nil && len(key) != ed25519.PrivateKeySize {
+		return fmt.Errorf("SigningKey is %d bytes, not an ed25519 private key (%d bytes)", len(key), ed25519.PrivateKeySize)
+	}
+	l.hash = newChainHash(hmacKey)
+	l.every = every
+	l.checkpoints = every > 0 || key != nil || len(hmacKey) > 0
+	if key != nil {
+		l.signKey = bytes.Clone(key)
+		l.keyID = KeyID(l.signKey.Public().(ed25519.PublicKey))
+	}
+	l.now = time.Now
+	return nil
 }
 
 // Write assigns r the next Seq and the previous line's hash as Prev, writes it
 // as one line and returns once it is stored as the Log promises: handed to the
 // writer for [NewLog], and per [FileOptions.Sync] for [OpenFile]. It sets
 // r.Version to [FormatVersion] when it is zero, and r.Seq and r.Prev when the
-// record is written.
+// record is written. When an interval checkpoint is due it is written
+// together with r, in the same write.
 //
 // Write returns an error, and writes nothing, if ctx is already done, if the
 // Log is closed ([ErrClosed]) or broken, or if r is not a valid record: no
-// ID, a zero Time or one outside the years 0000-9999, an unknown Kind, a
-// decision whose Effect is not "allow" or "deny", an outcome with an Effect,
-// a hash field that is not lowercase hex SHA-256. (Whether an outcome follows
-// its decision is left to [Verify].) With [SyncEachRecord], Write may return
-// ctx's error after the record was written but before it was confirmed
-// durable.
+// ID, a zero Time or one outside the years 0000-9999, an unknown Kind or
+// [KindCheckpoint], a decision whose Effect is not "allow" or "deny", an
+// outcome with an Effect, a hash field that is not lowercase hex SHA-256.
+// (Whether an outcome follows its decision is left to [Verify].) With
+// [SyncEachRecord], Write may return ctx's error after the record was
+// written but before it was confirmed durable.
 func (l *Log) Write(ctx context.Context, r *Record) error {
-	if l == nil || l.w == nil {
+	if l == nil || l.hash == nil { // hash is set once, by the constructors
 		return errors.New("audit: Log not created by NewLog or OpenFile")
 	}
 	if r == nil {
@@ -84,6 +160,9 @@ func (l *Log) Write(ctx context.Context, r *Record) error {
 	}
 	if reason := r.check(); reason != "" {
 		return fmt.Errorf("audit: invalid record: %s", reason)
+	}
+	if r.Kind == KindCheckpoint {
+		return errors.New("audit: invalid record: checkpoints are written by the Log itself")
 	}
 
 	// Encode everything but the head and tail outside the lock: only Seq
@@ -104,26 +183,41 @@ func (l *Log) Write(ctx context.Context, r *Record) error {
 	return nil
 }
 
+// maxCheckpointLine bounds the length of a checkpoint line with its newline.
+const maxCheckpointLine = 512
+
+// maxTail is the longest appendTail output plus the newline.
+const maxTail = len(`"prev":""}`) + 2*sha256.Size + 1
+
 // writeLine adds the head and tail to the encoded body in buf[maxHead:],
-// writes the line and advances the chain. It stores the final buffer in *bp
-// for reuse.
+// writes the line (and a checkpoint if one is due) and advances the chain.
+// It stores the final buffer in *bp for reuse.
 func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer func() { *bp = buf[:0] }()
-	switch {
-	case l.closed:
-		return 0, ErrClosed
-	case l.err != nil:
-		return 0, fmt.Errorf("audit: log unusable after an earlier failure: %w", l.err)
-	}
-	if l.sync != nil {
-		if err := l.sync.failure(); err != nil {
-			return 0, fmt.Errorf("audit: log unusable after an earlier failure: %w", err)
-		}
+	if err := l.usable(); err != nil {
+		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("audit: record not written: %w", err)
+	}
+	cpDue := l.every > 0 && l.since+1 >= l.every
+	if l.maxBytes > 0 && l.size > 0 {
+		// Room for the record, a due interval checkpoint and the rotate
+		// checkpoint that will end the file.
+		need := int64(len(buf) - maxHead + maxHead + maxTail)
+		if cpDue {
+			need += maxCheckpointLine
+		}
+		if l.checkpoints {
+			need += maxCheckpointLine
+		}
+		if l.size+need > l.maxBytes {
+			if err := l.rotate(); err != nil {
+				return 0, err
+			}
+		}
 	}
 
 	var head [maxHead]byte
@@ -131,7 +225,16 @@ func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) 
 	start := maxHead - len(h)
 	copy(buf[start:], h)
 	buf = appendTail(buf, l.prev)
+	recEnd := len(buf)
 	buf = append(buf, '\n')
+	link := l.hash.link(buf[start:recEnd])
+	var cpLink string
+	if cpDue {
+		cpStart := len(buf)
+		buf = appendCheckpoint(buf, l.seq+1, link, CheckpointInterval, l.now(), l.signKey, l.keyID)
+		cpLink = l.hash.link(buf[cpStart:])
+		buf = append(buf, '\n')
+	}
 	line := buf[start:]
 
 	n, err := l.w.Write(line)
@@ -142,18 +245,63 @@ func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) 
 		return 0, l.writeFailed(err)
 	}
 
-	sum := sha256.Sum256(line[:len(line)-1])
-	var hx [2 * sha256.Size]byte
-	hex.Encode(hx[:], sum[:])
 	r.Seq, r.Prev = l.seq, l.prev
 	seq := l.seq
+	l.advance(link, recEnd+1-start)
+	l.since++
+	l.lastCP = cpDue
+	if cpDue {
+		l.advance(cpLink, len(buf)-recEnd-1)
+		l.since = 0
+	}
+	return seq, nil
+}
+
+// usable reports why no record can be written now. l.mu must be held.
+func (l *Log) usable() error {
+	switch {
+	case l.closed:
+		return ErrClosed
+	case l.err != nil:
+		return fmt.Errorf("audit: log unusable after an earlier failure: %w", l.err)
+	}
+	if l.sync != nil {
+		if err := l.sync.failure(); err != nil {
+			return fmt.Errorf("audit: log unusable after an earlier failure: %w", err)
+		}
+	}
+	return nil
+}
+
+// advance moves the chain past a written line of n bytes (newline
+// included) whose hash is link. l.mu must be held.
+func (l *Log) advance(link string, n int) {
 	l.seq++
-	l.prev = string(hx[:])
-	l.size += int64(len(line))
+	l.prev = link
+	l.size += int64(n)
 	if l.sync != nil {
 		l.sync.written.Store(l.seq)
 	}
-	return seq, nil
+}
+
+// writeCheckpoint writes a checkpoint record for reason on its own. l.mu
+// must be held.
+func (l *Log) writeCheckpoint(reason string) error {
+	buf := appendCheckpoint(l.scratch[:0], l.seq, l.prev, reason, l.now(), l.signKey, l.keyID)
+	link := l.hash.link(buf)
+	buf = append(buf, '\n')
+	l.scratch = buf[:0]
+	n, err := l.w.Write(buf)
+	if err == nil && n != len(buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		return l.writeFailed(err)
+	}
+	l.advance(link, len(buf))
+	l.since = 0
+	l.lastCP = true
+	return nil
 }
 
 // writeFailed handles a failed or short write of record l.seq. It is called
@@ -173,14 +321,17 @@ func (l *Log) writeFailed(err error) error {
 	return fmt.Errorf("audit: write record %d: %w (log unusable from now on)", l.seq, err)
 }
 
-// Close makes everything written durable and releases the Log: for a file
+// Close makes everything written durable and releases the Log. A Log with
+// checkpoints first writes a close checkpoint (unless an earlier failure
+// broke it), so that [Verify] with RequireClosed can tell a complete log
+// from one whose tail was cut off. For a file
 // from [OpenFile] it fsyncs (in every [SyncMode]) and closes the file; for a
 // writer given to [NewLog] it calls Flush if the writer has one. It returns
 // the first sync or close error, including a failed background sync of
 // [SyncInterval]. Write after Close, and a second Close, return [ErrClosed].
 // Close waits for writes in progress.
 func (l *Log) Close() error {
-	if l == nil || l.w == nil {
+	if l == nil || l.hash == nil { // hash is set once, by the constructors
 		return errors.New("audit: Log not created by NewLog or OpenFile")
 	}
 	l.mu.Lock()
@@ -188,26 +339,35 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		return ErrClosed
 	}
+	var cerr error
+	if l.checkpoints && l.usable() == nil {
+		if err := l.writeCheckpoint(CheckpointClose); err != nil {
+			cerr = fmt.Errorf("audit: close checkpoint: %w", err)
+		}
+	}
 	l.closed = true
 	l.mu.Unlock()
 
 	if l.f == nil {
 		if fl, ok := l.w.(interface{ Flush() error }); ok {
-			if err := fl.Flush(); err != nil {
-				return fmt.Errorf("audit: flush: %w", err)
+			if err := fl.Flush(); err != nil && cerr == nil {
+				cerr = fmt.Errorf("audit: flush: %w", err)
 			}
 		}
-		return nil
+		return cerr
 	}
 	if l.stop != nil {
 		close(l.stop)
 		<-l.ended
 	}
 	serr := l.sync.close()
-	if err := l.f.Close(); err != nil && serr == nil {
+	if cerr == nil {
+		cerr = serr
+	}
+	if err := l.f.Close(); err != nil && cerr == nil {
 		return fmt.Errorf("audit: close %s: %w", l.path, err)
 	}
-	return serr
+	return cerr
 }
 
 // bufPool holds line buffers; buffers grown past maxPooledBuf by a large

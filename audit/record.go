@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -18,10 +19,26 @@ type Kind string
 
 // The kinds of record. A call that was allowed and ran has a decision record
 // and, later in the log, an outcome record with the same ID. A denied call has
-// only a decision record.
+// only a decision record. Checkpoints are written by the [Log] itself (see
+// [Checkpoint]); [Log.Write] refuses them from callers.
 const (
-	KindDecision Kind = "decision"
-	KindOutcome  Kind = "outcome"
+	KindDecision   Kind = "decision"
+	KindOutcome    Kind = "outcome"
+	KindCheckpoint Kind = "checkpoint"
+)
+
+// The reasons a [Log] writes a checkpoint, the values of [Checkpoint.Reason].
+const (
+	// CheckpointInterval is a checkpoint written after every
+	// CheckpointEvery records.
+	CheckpointInterval = "interval"
+	// CheckpointRotate is the last record of a file before the Log moves
+	// on to a new one (FileOptions.MaxBytes).
+	CheckpointRotate = "rotate"
+	// CheckpointClose is the last record written by [Log.Close]. A log
+	// that ends with one was closed cleanly and has not lost its tail
+	// (see VerifyOptions.RequireClosed).
+	CheckpointClose = "close"
 )
 
 // Record is one line of the decision log. Field order below is the order in
@@ -48,6 +65,9 @@ type Record struct {
 	Principal string `json:"principal,omitempty"`
 	// Session is the caller's session id, if it has one.
 	Session string `json:"session,omitempty"`
+	// Correlation links the call to the caller's trace and conversation. It
+	// is left out of the encoding when nil or when all its fields are empty.
+	Correlation *Correlation `json:"correlation,omitempty"`
 	// Tool is the name of the tool called, as the caller sent it.
 	Tool string `json:"tool"`
 	// Args is the canonical JSON of the arguments with sensitive values
@@ -98,9 +118,59 @@ type Record struct {
 	// ResultSHA256 is the hex SHA-256 of the result (outcome records).
 	ResultSHA256 string `json:"result_sha256,omitempty"`
 
+	// Checkpoint is set in checkpoint records and only there.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+
 	// Prev is the hex SHA-256 of the previous record's line, without its
 	// trailing newline; "" for the first record of a chain. Set by the [Log].
 	Prev string `json:"prev"`
+}
+
+// Correlation carries the caller's identifiers that tie a tool call to the
+// rest of its story: the distributed trace, the conversation and turn, and
+// the model message that asked for the call. All fields are optional; the
+// guard fills them from the context.
+type Correlation struct {
+	// TraceID is the trace id, for example a W3C trace-context trace-id.
+	TraceID string `json:"trace_id,omitempty"`
+	// SpanID is the span id within the trace.
+	SpanID string `json:"span_id,omitempty"`
+	// Conversation identifies the conversation or agent run.
+	Conversation string `json:"conversation,omitempty"`
+	// Turn identifies the turn within the conversation.
+	Turn string `json:"turn,omitempty"`
+	// Message is the id of the model message that asked for the call.
+	Message string `json:"message,omitempty"`
+}
+
+// isZero reports whether c carries nothing to encode.
+func (c *Correlation) isZero() bool {
+	return c == nil || *c == Correlation{}
+}
+
+// Checkpoint is the body of a checkpoint record: a statement, signed with
+// ed25519 when the [Log] has a signing key, that the chain held Records
+// records ending with the one whose hash is Hash. The signature covers the
+// whole checkpoint line (its seq, prev and time included) as encoded by
+// [Record.AppendJSON] with Sig empty; since prev links to the previous line,
+// a valid signature vouches for everything before it.
+type Checkpoint struct {
+	// Seq is the seq of the last record covered; 0 when Records is 0.
+	Seq uint64 `json:"seq"`
+	// Hash is the chain hash of that record (the checkpoint's own Prev);
+	// "" when Records is 0.
+	Hash string `json:"hash"`
+	// Records is the number of records covered: all records of the chain
+	// before the checkpoint, checkpoints included. It equals the
+	// checkpoint record's own Seq.
+	Records uint64 `json:"records"`
+	// Reason is [CheckpointInterval], [CheckpointRotate] or
+	// [CheckpointClose].
+	Reason string `json:"reason"`
+	// KeyID identifies the signing key (see [KeyID]); empty when unsigned.
+	KeyID string `json:"key_id,omitempty"`
+	// Sig is the hex ed25519 signature; empty when unsigned.
+	Sig string `json:"sig,omitempty"`
 }
 
 // Violation is one argument validation failure.
@@ -175,8 +245,21 @@ func (r *Record) check() string {
 		if r.Effect != "" {
 			return fmt.Sprintf("outcome record has effect %q", r.Effect)
 		}
+	case KindCheckpoint:
+		if r.Effect != "" {
+			return fmt.Sprintf("checkpoint record has effect %q", r.Effect)
+		}
+		if r.Checkpoint == nil {
+			return "checkpoint record has no checkpoint"
+		}
+		if reason := r.Checkpoint.check(); reason != "" {
+			return reason
+		}
 	default:
 		return fmt.Sprintf("unknown kind %q", r.Kind)
+	}
+	if r.Kind != KindCheckpoint && r.Checkpoint != nil {
+		return fmt.Sprintf("%s record has a checkpoint", r.Kind)
 	}
 	switch {
 	case !isHash(r.ArgsSHA256):
@@ -189,12 +272,41 @@ func (r *Record) check() string {
 	return ""
 }
 
+// check reports why c cannot be a checkpoint, or "" if it can.
+func (c *Checkpoint) check() string {
+	switch c.Reason {
+	case CheckpointInterval, CheckpointRotate, CheckpointClose:
+	default:
+		return fmt.Sprintf("unknown checkpoint reason %q", c.Reason)
+	}
+	switch {
+	case !isHash(c.Hash):
+		return "checkpoint hash is not a lowercase hex SHA-256"
+	case (c.Records == 0) != (c.Hash == ""):
+		return "checkpoint hash must be empty exactly when it covers no records"
+	case c.Records == 0 && c.Seq != 0, c.Records > 0 && c.Seq != c.Records-1:
+		return fmt.Sprintf("checkpoint seq %d does not match its record count %d", c.Seq, c.Records)
+	case (c.KeyID == "") != (c.Sig == ""):
+		return "checkpoint must have both key_id and sig, or neither"
+	case c.KeyID != "" && !isLowerHex(c.KeyID, keyIDLen):
+		return "checkpoint key_id is not 16 lowercase hex digits"
+	case c.Sig != "" && !isLowerHex(c.Sig, 2*ed25519.SignatureSize):
+		return "checkpoint sig is not a lowercase hex ed25519 signature"
+	}
+	return ""
+}
+
 // isHash reports whether s is empty or 64 lowercase hex digits.
 func isHash(s string) bool {
 	if s == "" {
 		return true
 	}
-	if len(s) != 64 {
+	return isLowerHex(s, 64)
+}
+
+// isLowerHex reports whether s is n lowercase hex digits.
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

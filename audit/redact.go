@@ -23,22 +23,52 @@ import (
 // storing the value, and without the key a digest cannot be checked against
 // guessed values.
 //
+// Besides the values it is told about, a Redactor finds common secrets by
+// their shape in every string value — cloud access keys, private keys,
+// bearer and API tokens, passwords in URLs (see [Redactor.Redact]) — unless
+// made with [WithoutDetectors].
+//
 // A Redactor is safe for concurrent use. The zero value, and a nil
-// *Redactor, behave like NewRedactor(nil).
+// *Redactor, behave like NewRedactor(nil): detectors on, a per-process key.
 type Redactor struct {
-	key  []byte
-	pool sync.Pool // *mac
+	key      []byte
+	noDetect bool
+	pool     sync.Pool // *mac
 }
 
-// NewRedactor returns a Redactor using HMAC-SHA256 with key (copied).
+// RedactorOption configures [NewRedactor].
+type RedactorOption func(*Redactor)
+
+// WithoutDetectors turns off the built-in secret detectors: only the paths
+// passed to [Redactor.Redact] are redacted.
+func WithoutDetectors() RedactorOption {
+	return func(r *Redactor) { r.noDetect = true }
+}
+
+// NewRedactor returns a Redactor using HMAC-SHA256 with key (copied), with
+// the built-in secret detectors on unless an option turns them off.
 //
 // A nil or empty key selects a random key made once per process. Digests
 // then correlate only within the process: the same value logged before and
 // after a restart gets different digests, and nobody, the operator included,
 // can test a digest against a guessed value. Pass a key kept in a secret
 // store to correlate across restarts and hosts.
-func NewRedactor(key []byte) *Redactor {
-	return &Redactor{key: bytes.Clone(key)}
+func NewRedactor(key []byte, opts ...RedactorOption) *Redactor {
+	r := &Redactor{key: bytes.Clone(key)}
+	for _, o := range opts {
+		if o != nil {
+			o(r)
+		}
+	}
+	return r
+}
+
+// Detects reports whether r runs the built-in secret detectors. When it
+// does, callers should call Redact even for tools whose schema marks
+// nothing sensitive (with nil paths): a clean argument object costs a scan
+// of its strings and no allocation.
+func (r *Redactor) Detects() bool {
+	return r == nil || !r.noDetect
 }
 
 // processKey is the key of Redactors made without one.
@@ -92,10 +122,12 @@ func (r *Redactor) digest(v any) string {
 	return string(out[:])
 }
 
-// Redact returns a copy of args in which the values at paths are replaced by
+// Redact returns a copy of args in which the values at paths, and every
+// string value the built-in detectors recognise as a secret, are replaced by
 // the string "redacted:hmac-sha256:<hex of the first 16 bytes>", the HMAC of
 // the value's canonical JSON. It also returns the concrete pointers it
-// redacted, sorted (for [Record.Redacted]).
+// redacted, sorted (for [Record.Redacted]). When nothing is redacted it
+// returns args itself and nil, without allocating.
 //
 // args is decoded JSON: map[string]any, []any and scalars (string,
 // json.Number, float64, bool, nil); map[string]string and []string are
@@ -106,14 +138,22 @@ func (r *Redactor) digest(v any) string {
 // "*" segment matches every array item or object member; "" is the whole of
 // args. Paths that lead nowhere in args are skipped. Redaction fails safe: a
 // path that is not a valid JSON pointer redacts the whole of args, a path
-// leading into a value of a type Redact cannot walk redacts that value, and
-// a value with no canonical JSON form is replaced by "redacted".
+// leading into a value of a type Redact cannot walk redacts that value, a
+// value nested deeper than the detectors walk (1000 levels) is redacted
+// whole, and a value with no canonical JSON form is replaced by "redacted".
+//
+// The detectors look at string values (not object keys) and redact the
+// whole string when it contains an AWS access key id (AKIA, ASIA, ...), a
+// Google API key, a PEM private key block, a bearer token, a GitHub or
+// Slack token, a JSON Web Token, or a URL with a password
+// (scheme://user:password@host).
 func (r *Redactor) Redact(args any, paths []string) (any, []string) {
-	if len(paths) == 0 {
-		return args, nil
-	}
 	if r == nil {
 		r = &nilRedactor
+	}
+	detect := !r.noDetect
+	if len(paths) == 0 && (!detect || !hasSecret(args, 0)) {
+		return args, nil
 	}
 	for _, p := range paths {
 		if !validPointer(p) {
@@ -122,13 +162,125 @@ func (r *Redactor) Redact(args any, paths []string) (any, []string) {
 	}
 	st := redactionPool.Get().(*redaction)
 	st.r = r
-	out, _ := st.walk(args, paths)
+	out := args
+	if len(paths) > 0 {
+		out, _ = st.walk(args, paths)
+	}
+	if detect && hasSecret(out, 0) {
+		st.ptr = st.ptr[:0]
+		out, _ = st.scan(out, 0)
+	}
 	pointers := st.out
 	slices.Sort(pointers)
 	clear(st.scratch[:cap(st.scratch)]) // drop references to paths
 	*st = redaction{scratch: st.scratch[:0], ptr: st.ptr[:0]}
 	redactionPool.Put(st)
 	return out, pointers
+}
+
+// maxScanDepth bounds the detectors' walk; deeper values are redacted whole.
+const maxScanDepth = maxArgsDepth
+
+// hasSecret reports whether a detector matches a string in v, or v is too
+// deep to scan.
+func hasSecret(v any, depth int) bool {
+	if depth > maxScanDepth {
+		return true
+	}
+	switch x := v.(type) {
+	case string:
+		return containsSecret(x)
+	case map[string]any:
+		for _, c := range x {
+			if hasSecret(c, depth+1) {
+				return true
+			}
+		}
+	case []any:
+		for _, c := range x {
+			if hasSecret(c, depth+1) {
+				return true
+			}
+		}
+	case map[string]string:
+		for _, c := range x {
+			if containsSecret(c) {
+				return true
+			}
+		}
+	case []string:
+		for _, c := range x {
+			if containsSecret(c) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// scan replaces the strings in v that hold secrets, copying containers
+// along the way. It returns the new value and whether it changed.
+func (st *redaction) scan(v any, depth int) (any, bool) {
+	if depth > maxScanDepth {
+		st.out = append(st.out, string(st.ptr))
+		return st.r.digest(v), true
+	}
+	switch x := v.(type) {
+	case string:
+		if containsSecret(x) {
+			st.out = append(st.out, string(st.ptr))
+			return st.r.digest(x), true
+		}
+	case map[string]any:
+		return scanMap(st, x, depth)
+	case []any:
+		return scanSlice(st, x, depth)
+	case map[string]string:
+		return scanMap(st, x, depth)
+	case []string:
+		return scanSlice(st, x, depth)
+	}
+	return v, false
+}
+
+func scanMap[V any](st *redaction, m map[string]V, depth int) (any, bool) {
+	var out map[string]V
+	for k, child := range m {
+		plen := len(st.ptr)
+		st.ptr = appendEscapedSeg(append(st.ptr, '/'), k)
+		nv, changed := st.scan(child, depth+1)
+		st.ptr = st.ptr[:plen]
+		if changed {
+			if out == nil {
+				out = maps.Clone(m)
+			}
+			out[k], _ = nv.(V)
+		}
+	}
+	if out == nil {
+		return m, false
+	}
+	return out, true
+}
+
+func scanSlice[V any](st *redaction, s []V, depth int) (any, bool) {
+	var out []V
+	for i, child := range s {
+		plen := len(st.ptr)
+		st.ptr = strconv.AppendInt(append(st.ptr, '/'), int64(i), 10)
+		nv, changed := st.scan(child, depth+1)
+		st.ptr = st.ptr[:plen]
+		if changed {
+			if out == nil {
+				out = slices.Clone(s)
+			}
+			out[i], _ = nv.(V)
+		}
+	}
+	if out == nil {
+		return s, false
+	}
+	return out, true
 }
 
 var redactionPool = sync.Pool{New: func() any {

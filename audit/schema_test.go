@@ -66,6 +66,8 @@ func TestRecordSchemaMatchesTypes(t *testing.T) {
 		{reflect.TypeFor[audit.LimitState](), []string{"$defs", "limit", "properties"}},
 		{reflect.TypeFor[audit.Approval](), []string{"$defs", "approval", "properties"}},
 		{reflect.TypeFor[audit.Shadow](), []string{"$defs", "shadow", "properties"}},
+		{reflect.TypeFor[audit.Correlation](), []string{"$defs", "correlation", "properties"}},
+		{reflect.TypeFor[audit.Checkpoint](), []string{"$defs", "checkpoint", "properties"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ.Name(), func(t *testing.T) {
@@ -99,8 +101,54 @@ func TestRecordSchemaAccepts(t *testing.T) {
 	out.Error, out.ErrorClass, out.ResultSHA256 = "boom", "tool_error", sha("result")
 	odd := decision("c2", "deny")
 	odd.Tool, odd.Reason, odd.Args = "bad\xffname\x00", "line1\nline2\t\"q\"", []byte("not json")
-	for _, r := range []*audit.Record{full, decision("c0", "allow"), out, odd} {
+	for _, r := range []*audit.Record{full, decision("c0", "allow"), out, odd, correlated(), checkpointRecord(t)} {
 		validateLine(t, r.AppendJSON(nil))
+	}
+}
+
+// correlated is a decision with every correlation id.
+func correlated() *audit.Record {
+	r := decision("call-corr", "allow")
+	r.Session = "sess-9"
+	r.Correlation = &audit.Correlation{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7",
+		Conversation: "conv-1", Turn: "7", Message: "msg_01"}
+	return r
+}
+
+// checkpointRecord is the signed close checkpoint of a one-record log.
+func checkpointRecord(t testing.TB) *audit.Record {
+	ls := signedLog(t, audit.LogOptions{SigningKey: testKey}, decision("c0", "deny"))
+	r := decodeRecord(t, ls[1])
+	return &r
+}
+
+// TestRecordSchemaNewMembers: correlation and checkpoint members are checked.
+func TestRecordSchemaNewMembers(t *testing.T) {
+	tests := []struct {
+		name  string
+		line  string
+		valid bool
+	}{
+		{"correlated", string(correlated().AppendJSON(nil)), true},
+		{"checkpoint", string(checkpointRecord(t).AppendJSON(nil)), true},
+		{"empty correlation", strings.Replace(string(correlated().AppendJSON(nil)), `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","conversation":"conv-1","turn":"7","message":"msg_01"`, ``, 1), false},
+		{"unknown correlation member", strings.Replace(string(correlated().AppendJSON(nil)), `"turn":`, `"x":"1","turn":`, 1), false},
+		{"checkpoint kind without checkpoint", `{"v":1,"seq":0,"id":"c","kind":"checkpoint","time":"2025-01-01T00:00:00.000000000Z","tool":"","prev":""}`, false},
+		{"decision with checkpoint", strings.Replace(string(decision("c", "deny").AppendJSON(nil)), `"prev":`, `"checkpoint":{"seq":0,"hash":"","records":0,"reason":"close"},"prev":`, 1), false},
+		{"unknown reason", strings.Replace(string(checkpointRecord(t).AppendJSON(nil)), `"reason":"close"`, `"reason":"bored"`, 1), false},
+		{"sig without key id", strings.Replace(string(checkpointRecord(t).AppendJSON(nil)), `"key_id":"`+audit.KeyID(testPub)+`",`, ``, 1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inst, err := jsonschema.UnmarshalJSON(strings.NewReader(tt.line))
+			require.NoError(t, err, tt.line)
+			err = recordSchema(t).Validate(inst)
+			if tt.valid {
+				assert.NoError(t, err)
+			} else {
+				assert.Error(t, err, tt.line)
+			}
+		})
 	}
 }
 

@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 )
 
 // Sink receives records.
@@ -40,3 +42,35 @@ var Discard Sink = discard{}
 type discard struct{}
 
 func (discard) Write(context.Context, *Record) error { return nil }
+
+// Multi returns a Sink that writes each record to every one of sinks, in
+// order, and succeeds only if all of them accept it. The first error stops
+// the Write and is returned (wrapped, naming the sink's position): the
+// record may then be stored in the sinks before it but not in the others,
+// and the guard denies the call. Multi with no sinks, or with a nil one,
+// fails every Write: an empty fan-out would drop records silently.
+//
+// The sinks slice is copied. Multi is safe for concurrent use when the
+// sinks are; concurrent records may reach different sinks in different
+// orders. Sinks may set Seq and Prev ([Log] does), so a later sink sees the
+// values an earlier one set.
+func Multi(sinks ...Sink) Sink {
+	return multi(slices.Clone(sinks))
+}
+
+type multi []Sink
+
+func (m multi) Write(ctx context.Context, r *Record) error {
+	if len(m) == 0 {
+		return errors.New("audit: Multi has no sinks: record not stored")
+	}
+	for i, s := range m {
+		if s == nil {
+			return fmt.Errorf("audit: Multi sink %d is nil: record not stored", i)
+		}
+		if err := s.Write(ctx, r); err != nil {
+			return fmt.Errorf("audit: Multi sink %d of %d: %w", i+1, len(m), err)
+		}
+	}
+	return nil
+}

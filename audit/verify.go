@@ -3,7 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,11 +13,27 @@ import (
 	"unicode/utf8"
 )
 
-// VerifyOptions configures [Verify]. The zero value is ready to use.
+// VerifyOptions configures [Verify]. The zero value is ready to use: it
+// checks a plain SHA-256 chain, does not check checkpoint signatures and
+// accepts a log that ends anywhere.
 type VerifyOptions struct {
 	// MaxLineBytes bounds the length of one line, without its newline; a
 	// longer line is reported as bad. Zero means 16 MiB.
 	MaxLineBytes int
+	// PublicKey, when set, is the key every checkpoint must be signed
+	// with: an unsigned checkpoint, one with another key id, or a bad
+	// signature fails verification.
+	PublicKey ed25519.PublicKey
+	// HMACKey is the key the log was written with (LogOptions.HMACKey), if
+	// any. A keyed log does not verify without it, nor an unkeyed one with
+	// it.
+	HMACKey []byte
+	// RequireClosed demands that the log end with a close checkpoint. It
+	// is how an auditor detects that records were cut from the end after
+	// the last checkpoint (or that the writer never closed the log).
+	// Without PublicKey or HMACKey a forger could append a close
+	// checkpoint of their own, so use it with one of them.
+	RequireClosed bool
 }
 
 // VerifyError describes the first line that failed verification.
@@ -57,6 +73,12 @@ type Summary struct {
 	ByRule map[string]int
 	// Principals counts decisions by principal (key "" for none).
 	Principals map[string]int
+	// Checkpoints counts checkpoint records (included in Records), and
+	// Signed those whose signature was checked against
+	// VerifyOptions.PublicKey.
+	Checkpoints, Signed int
+	// Closed reports whether the last record is a close checkpoint.
+	Closed bool
 }
 
 // Verify reads a log and checks every line: it is a valid JSON record with
@@ -65,7 +87,11 @@ type Summary struct {
 // exactly the [Record.AppendJSON] encoding of the record it decodes to (so
 // edits that keep valid JSON are caught), and decisions and outcomes pair up:
 // an outcome must follow an allowed decision with its id that has no outcome
-// yet. The last line must end with a newline.
+// yet. A checkpoint must cover exactly the records before it and, with
+// [VerifyOptions.PublicKey], carry a valid signature by that key. The last
+// line must end with a newline; with RequireClosed the last record must be a
+// close checkpoint. A log rotated into several files is one chain: verify
+// the files of [LogFiles] in order, concatenated.
 //
 // It returns a Summary of the records verified and, for the first bad line, a
 // *VerifyError (the Summary then covers the lines before it). Errors reading
@@ -73,19 +99,29 @@ type Summary struct {
 //
 // Changing a record that is followed by others is reported at the next line,
 // whose prev no longer matches; changing the last record is detectable only
-// against a Summary.LastHash kept elsewhere. Verify holds one line at a time,
-// plus the ids of allowed decisions still awaiting their outcome and the
-// distinct principal and rule names.
+// if it is a signed checkpoint, or against a Summary.LastHash kept
+// elsewhere. Verify holds one line at a time, plus the ids of allowed
+// decisions still awaiting their outcome and the distinct principal and rule
+// names.
 func Verify(r io.Reader, opts VerifyOptions) (Summary, error) {
 	maxLine := opts.MaxLineBytes
 	if maxLine <= 0 {
 		maxLine = maxResumeLine
 	}
+	var keyID string
+	if opts.PublicKey != nil {
+		if len(opts.PublicKey) != ed25519.PublicKeySize {
+			return Summary{}, fmt.Errorf("audit: PublicKey is %d bytes, not an ed25519 public key (%d bytes)", len(opts.PublicKey), ed25519.PublicKeySize)
+		}
+		keyID = KeyID(opts.PublicKey)
+	}
+	chain := newChainHash(opts.HMACKey)
 	sum := Summary{ByRule: map[string]int{}, Principals: map[string]int{}}
 	pending := map[string]struct{}{} // allowed decisions awaiting their outcome
 	br := bufio.NewReaderSize(r, 64<<10)
-	var acc []byte
+	var acc, scratch []byte
 	prev := ""
+	lastCheckpoint := 0 // line number of the last checkpoint
 	for lineNo := 1; ; lineNo++ {
 		want := uint64(sum.Records)
 		line, complete, err := readLine(br, maxLine, &acc)
@@ -96,10 +132,17 @@ func Verify(r io.Reader, opts VerifyOptions) (Summary, error) {
 			return sum, fmt.Errorf("audit: read log: %w", err)
 		}
 		if !complete {
-			if len(line) == 0 {
-				return sum, nil
+			if len(line) > 0 {
+				return sum, &VerifyError{Line: lineNo, Seq: want, Reason: "incomplete last line (no newline): a write was cut short"}
 			}
-			return sum, &VerifyError{Line: lineNo, Seq: want, Reason: "incomplete last line (no newline): a write was cut short"}
+			if opts.RequireClosed && !sum.Closed {
+				reason := "the log has no checkpoints and does not end with a close checkpoint: it may have been cut short, or was not closed"
+				if lastCheckpoint > 0 {
+					reason = fmt.Sprintf("the log does not end with a close checkpoint: records after line %d (the last checkpoint) may have been cut off, or the log was not closed", lastCheckpoint)
+				}
+				return sum, &VerifyError{Line: lineNo, Seq: want, Reason: reason}
+			}
+			return sum, nil
 		}
 
 		rec, reason := parseLine(line)
@@ -124,15 +167,40 @@ func Verify(r io.Reader, opts VerifyOptions) (Summary, error) {
 		case rec.Kind == KindOutcome && !open:
 			return sum, fail("outcome for id %q has no earlier allowed decision awaiting it", rec.ID)
 		}
+		if rec.Kind == KindCheckpoint {
+			cp := rec.Checkpoint
+			switch {
+			case cp.Records != rec.Seq || cp.Hash != rec.Prev:
+				return sum, fail("checkpoint claims %d records ending with hash %q, but %d records precede it", cp.Records, cp.Hash, rec.Seq)
+			case keyID != "" && cp.Sig == "":
+				return sum, fail("checkpoint is not signed")
+			case keyID != "" && cp.KeyID != keyID:
+				return sum, fail("checkpoint signed by key %s, not by the given key %s", cp.KeyID, keyID)
+			}
+			if keyID != "" {
+				sig, _ := hex.DecodeString(cp.Sig) // checked by parseLine
+				scratch = signedBytes(scratch[:0], &rec)
+				if !ed25519.Verify(opts.PublicKey, scratch, sig) {
+					return sum, fail("bad checkpoint signature: the checkpoint was altered or not signed by the given key")
+				}
+				sum.Signed++
+			}
+		}
 
-		h := sha256.Sum256(line)
-		prev = hex.EncodeToString(h[:])
+		prev = chain.link(line)
 		sum.Records++
 		if sum.Records == 1 {
 			sum.First = rec.Time
 		}
 		sum.Last, sum.LastSeq, sum.LastHash = rec.Time, rec.Seq, prev
-		if rec.Kind == KindOutcome {
+		sum.Closed = false
+		switch rec.Kind {
+		case KindCheckpoint:
+			sum.Checkpoints++
+			sum.Closed = rec.Checkpoint.Reason == CheckpointClose
+			lastCheckpoint = lineNo
+			continue
+		case KindOutcome:
 			sum.Outcomes++
 			delete(pending, rec.ID)
 			continue

@@ -1,0 +1,162 @@
+//go:build unix
+
+package audit_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentguard/agentguard/audit"
+)
+
+const (
+	crashPathEnv = "AUDIT_CRASH_LOG"
+	crashModeEnv = "AUDIT_CRASH_SYNC"
+)
+
+// crashOptions is the configuration of the crashing writer: checkpoints,
+// a keyed chain and rotation, so a kill can land in any of them.
+func crashOptions(mode audit.SyncMode) audit.FileOptions {
+	return audit.FileOptions{Sync: mode, Interval: 2 * time.Millisecond, CheckpointEvery: 25,
+		SigningKey: testKey, HMACKey: []byte("crash key"), MaxBytes: 32 << 10}
+}
+
+var crashVerify = audit.VerifyOptions{PublicKey: testPub, HMACKey: []byte("crash key")}
+
+// TestCrashChild is the process TestCrashRecovery kills: it appends records
+// from 8 goroutines until killed and prints the seq of each record Write
+// accepted.
+func TestCrashChild(t *testing.T) {
+	path := os.Getenv(crashPathEnv)
+	if path == "" {
+		t.Skip("run by TestCrashRecovery")
+	}
+	var mode audit.SyncMode
+	require.NoError(t, mode.UnmarshalText([]byte(os.Getenv(crashModeEnv))))
+	l, err := audit.OpenFile(path, crashOptions(mode))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	for w := range 8 {
+		go func() {
+			for i := 0; ; i++ {
+				r := decision(fmt.Sprintf("p%d-w%d-%d", os.Getpid(), w, i), "deny")
+				if err := l.Write(context.Background(), r); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(4)
+				}
+				mu.Lock()
+				fmt.Fprintln(out, r.Seq)
+				out.Flush()
+				mu.Unlock()
+			}
+		}()
+	}
+	select {}
+}
+
+// TestCrashRecovery SIGKILLs a writer 20 times under load. Each time the
+// log verifies up to its last complete line, holds every record a Write
+// accepted, and the next writer resumes the chain.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 20 processes")
+	}
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	modes := []audit.SyncMode{audit.SyncNone, audit.SyncInterval, audit.SyncEachRecord}
+	records, torn := 0, 0
+	start := time.Now()
+	for round := range 20 {
+		mode := modes[round%len(modes)]
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashPathEnv+"="+path, crashModeEnv+"="+mode.String())
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+
+		// Kill after a varying number of accepted records.
+		killAt := int64(50 + 37*round)
+		var acked, maxSeq atomic.Int64
+		maxSeq.Store(-1)
+		enough := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				seq, err := strconv.ParseInt(sc.Text(), 10, 64)
+				if err != nil {
+					continue // a line cut by the kill
+				}
+				if seq > maxSeq.Load() {
+					maxSeq.Store(seq)
+				}
+				if acked.Add(1) == killAt {
+					close(enough)
+				}
+			}
+		}()
+		select {
+		case <-enough:
+		case <-done:
+			t.Fatalf("round %d: writer exited: %s", round, stderr.String())
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: writer too slow: %d records", round, acked.Load())
+		}
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		<-done
+		_ = cmd.Wait()
+		require.Empty(t, stderr.String(), "round %d", round)
+
+		_, data := readChain(t, path)
+		good := data[:bytes.LastIndexByte(data, '\n')+1]
+		sum, err := audit.Verify(bytes.NewReader(good), crashVerify)
+		require.NoError(t, err, "round %d (%s): the log verifies up to its last complete line", round, mode)
+		require.GreaterOrEqual(t, int64(sum.LastSeq), maxSeq.Load(), "round %d: every accepted record is there", round)
+		require.Greater(t, sum.Records, records, "round %d: the chain grew", round)
+		records = sum.Records
+		if len(good) < len(data) {
+			torn++
+			_, err := audit.Verify(bytes.NewReader(data), crashVerify)
+			var ve *audit.VerifyError
+			require.ErrorAs(t, err, &ve)
+			assert.Equal(t, sum.Records+1, ve.Line)
+			assert.Contains(t, ve.Reason, "incomplete last line")
+		}
+	}
+
+	// One more start resumes the chain and closes it cleanly.
+	l, err := audit.OpenFile(path, crashOptions(audit.SyncEachRecord))
+	require.NoError(t, err)
+	r := decision("last", "deny")
+	writeAll(t, l, r)
+	assert.Equal(t, uint64(records), r.Seq, "resumed after the last complete record")
+	require.NoError(t, l.Close())
+	files, data := readChain(t, path)
+	opts := crashVerify
+	opts.RequireClosed = true
+	sum, err := audit.Verify(bytes.NewReader(data), opts)
+	require.NoError(t, err)
+	assert.True(t, sum.Closed)
+	assert.Greater(t, len(files), 1, "rotated while crashing")
+	t.Logf("20 kills in %v: %d records, %d checkpoints, %d files, %d torn tails cut", time.Since(start).Round(time.Millisecond), sum.Records, sum.Checkpoints, len(files), torn)
+}
