@@ -1,0 +1,252 @@
+// Command mcpguard puts agentguard in front of any MCP server. It starts
+// the upstream server (a command over stdio, or a streamable HTTP URL),
+// re-serves its tools, resources and prompts, and runs every tool call
+// through the guard: the arguments are validated against the tool's own
+// input schema, the policy decides, and a decision record is written to the
+// audit log before the call is forwarded.
+//
+//	mcpguard -policy policy.yaml -audit decisions.jsonl \
+//	    -principal support-bot -scopes fs.read -attr workspace=/srv/files \
+//	    -- npx @modelcontextprotocol/server-filesystem /srv/files
+//
+// Without -listen it serves stdio, with the principal given by -principal,
+// -scopes and -attr. With -listen it serves streamable HTTP at /mcp; the
+// principal is the subject of the request's bearer token when -jwks or
+// -jwt-key is given (checked against -audience and -issuer), else the static
+// one. The token is never forwarded upstream.
+//
+// With -lock, the upstream's tools are pinned: a tool that is new or changed
+// since the lock file was written is hidden and every call to it denied
+// (and recorded) until the lock is rewritten on purpose with -update-lock.
+//
+// On SIGINT or SIGTERM mcpguard stops serving, stops the upstream and closes
+// the audit log, which then verifies (audit.Verify).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agentguard/agentguard/audit"
+	guardmcp "github.com/agentguard/agentguard/mcp"
+	"github.com/agentguard/agentguard/scope"
+	"github.com/agentguard/agentguard/toolguard"
+)
+
+type attrFlag map[string]any
+
+func (a attrFlag) String() string { return fmt.Sprint(map[string]any(a)) }
+func (a attrFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return errors.New("want key=value")
+	}
+	a[k] = v
+	return nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mcpguard:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	policy, audit, lock, listen, upstream string
+	updateLock                            bool
+	principal, scopes                     string
+	attrs                                 attrFlag
+	jwks, jwtKey, audience, issuer        string
+	callTimeout                           time.Duration
+	command                               []string
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	c := &config{attrs: attrFlag{}}
+	fs := flag.NewFlagSet("mcpguard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.policy, "policy", "", "policy file (required)")
+	fs.StringVar(&c.audit, "audit", "", "decision log, JSON Lines (required)")
+	fs.StringVar(&c.lock, "lock", "", "tool lock file: pin the upstream's tools")
+	fs.BoolVar(&c.updateLock, "update-lock", false, "rewrite the tool lock from the upstream's current tools")
+	fs.StringVar(&c.listen, "listen", "", "serve streamable HTTP at this address (/mcp) instead of stdio")
+	fs.StringVar(&c.upstream, "upstream", "", "streamable HTTP URL of the upstream server (instead of a command after --)")
+	fs.StringVar(&c.principal, "principal", "", "static principal ID (stdio, or HTTP without tokens)")
+	fs.StringVar(&c.scopes, "scopes", "", "comma-separated scopes of -principal")
+	fs.Var(c.attrs, "attr", "attribute key=value of -principal (repeatable)")
+	fs.StringVar(&c.jwks, "jwks", "", "JWKS file with the keys of bearer tokens")
+	fs.StringVar(&c.jwtKey, "jwt-key", "", "PEM public key file of bearer tokens")
+	fs.StringVar(&c.audience, "audience", "", "required token audience")
+	fs.StringVar(&c.issuer, "issuer", "", "required token issuer")
+	fs.DurationVar(&c.callTimeout, "call-timeout", 2*time.Minute, "bound on each request forwarded upstream")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	c.command = fs.Args()
+	switch {
+	case c.policy == "" || c.audit == "":
+		return nil, errors.New("-policy and -audit are required")
+	case c.upstream == "" && len(c.command) == 0:
+		return nil, errors.New("give the upstream: -upstream URL or -- command args...")
+	case c.upstream != "" && len(c.command) > 0:
+		return nil, errors.New("give -upstream or a command, not both")
+	case c.jwks != "" && c.jwtKey != "":
+		return nil, errors.New("give -jwks or -jwt-key, not both")
+	case c.updateLock && c.lock == "":
+		return nil, errors.New("-update-lock needs -lock")
+	}
+	return c, nil
+}
+
+func (c *config) principalFunc() (guardmcp.PrincipalFunc, error) {
+	if c.jwks != "" || c.jwtKey != "" {
+		if c.listen == "" {
+			return nil, errors.New("bearer tokens (-jwks, -jwt-key) need -listen")
+		}
+		path := c.jwks + c.jwtKey
+		keys, err := guardmcp.LoadJWTKeys(path)
+		if err != nil {
+			return nil, err
+		}
+		v, err := guardmcp.NewJWTVerifier(keys, guardmcp.JWTOptions{Audience: c.audience, Issuer: c.issuer})
+		if err != nil {
+			return nil, err
+		}
+		return v.PrincipalFunc(), nil
+	}
+	if c.principal == "" {
+		return nil, errors.New("-principal (or, with -listen, -jwks / -jwt-key) is required")
+	}
+	pr := scope.Principal{ID: c.principal, Attrs: c.attrs}
+	for _, s := range strings.Split(c.scopes, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			pr.Scopes = append(pr.Scopes, s)
+		}
+	}
+	return guardmcp.Static(pr), nil
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+	c, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	pf, err := c.principalFunc()
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	p, err := scope.Load(c.policy)
+	if err != nil {
+		return err
+	}
+	log, err := audit.OpenFile(c.audit, audit.FileOptions{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := log.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	g, err := toolguard.New(p, toolguard.WithSink(log))
+	if err != nil {
+		return err
+	}
+
+	up, err := c.connect(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	px, err := guardmcp.NewProxy(ctx, up, g,
+		guardmcp.WithLogger(logger),
+		guardmcp.WithAuditSink(log),
+		guardmcp.WithLock(c.lock, c.updateLock),
+		guardmcp.WithCallTimeout(c.callTimeout),
+	)
+	if err != nil {
+		up.Close()
+		return err
+	}
+	defer px.Close()
+
+	if c.listen == "" {
+		return serveStdio(ctx, px.Server(), pf, stdin, stdout)
+	}
+	return serveHTTP(ctx, px.Server(), pf, c.listen, stderr)
+}
+
+// connect starts the upstream client; NewProxy initializes it.
+func (c *config) connect(ctx context.Context, stderr io.Writer) (*client.Client, error) {
+	var tr transport.Interface
+	if c.upstream != "" {
+		h, err := transport.NewStreamableHTTP(c.upstream, transport.WithHTTPTimeout(c.callTimeout))
+		if err != nil {
+			return nil, err
+		}
+		tr = h
+	} else {
+		tr = transport.NewStdioWithOptions(c.command[0], nil, c.command[1:], transport.WithCommandStderrWriter(stderr))
+	}
+	cl := client.NewClient(tr, client.WithLegacyProtocolOnly())
+	if err := cl.Start(ctx); err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	return cl, nil
+}
+
+func serveStdio(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFunc, stdin io.Reader, stdout io.Writer) error {
+	stdio := server.NewStdioServer(s)
+	stdio.SetContextFunc(guardmcp.StdioContextFunc(pf))
+	err := stdio.Listen(ctx, stdin, stdout)
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+func serveHTTP(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFunc, addr string, stderr io.Writer) error {
+	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(pf)))
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", h)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "mcpguard: listening on http://%s/mcp\n", ln.Addr())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,363 @@
+package guardmcp_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentguard/agentguard/audit"
+)
+
+var (
+	buildOnce sync.Map // package → *buildResult
+	binDir    string
+	binDirMu  sync.Mutex
+)
+
+type buildResult struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// buildBin builds one of the example commands once per test run.
+func buildBin(t testing.TB, name string) string {
+	t.Helper()
+	binDirMu.Lock()
+	if binDir == "" {
+		d, err := os.MkdirTemp("", "guardmcp-bin-")
+		require.NoError(t, err)
+		binDir = d
+	}
+	dir := binDir
+	binDirMu.Unlock()
+	v, _ := buildOnce.LoadOrStore(name, &buildResult{})
+	br := v.(*buildResult)
+	br.once.Do(func() {
+		br.path = filepath.Join(dir, name)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", br.path, "./examples/"+name)
+		cmd.Dir = ".."
+		br.out, br.err = cmd.CombinedOutput()
+	})
+	require.NoError(t, br.err, "go build %s: %s", name, br.out)
+	return br.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+type toolCall struct {
+	Name      string         `json:"name"`
+	Arguments map[string]any `json:"arguments"`
+}
+
+type callOutcome struct {
+	IsError bool   `json:"isError"`
+	Text    string `json:"text"`
+}
+
+type sessionResult struct {
+	Tools []string      `json:"tools"`
+	Calls []callOutcome `json:"calls"`
+}
+
+// goSession runs calls against a stdio MCP server command with mcp-go's
+// client, then stops the server with SIGTERM and waits for it to exit.
+func goSession(t *testing.T, argv []string, calls []toolCall) sessionResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stderr syncBuffer
+	var cmd *exec.Cmd
+	tr := transport.NewStdioWithOptions(argv[0], nil, argv[1:],
+		transport.WithCommandStderrWriter(&stderr),
+		transport.WithCommandFunc(func(ctx context.Context, command string, env []string, args []string) (*exec.Cmd, error) {
+			cmd = exec.CommandContext(ctx, command, args...)
+			cmd.Env = append(os.Environ(), env...)
+			return cmd, nil
+		}))
+	c := client.NewClient(tr, client.WithLegacyProtocolOnly())
+	require.NoError(t, c.Start(ctx))
+	defer c.Close()
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: "guardmcp-test", Version: "1"}
+	_, err := c.Initialize(ctx, init)
+	require.NoError(t, err, "initialize; stderr: %s", stderr.String())
+
+	var res sessionResult
+	tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	require.NoError(t, err)
+	for _, tl := range tools.Tools {
+		res.Tools = append(res.Tools, tl.Name)
+	}
+	sort.Strings(res.Tools)
+	for _, tc := range calls {
+		req := mcp.CallToolRequest{}
+		req.Params.Name = tc.Name
+		req.Params.Arguments = tc.Arguments
+		r, err := c.CallTool(ctx, req)
+		require.NoError(t, err, "call %s; stderr: %s", tc.Name, stderr.String())
+		var texts []string
+		for _, ct := range r.Content {
+			if tx, ok := ct.(mcp.TextContent); ok {
+				texts = append(texts, tx.Text)
+			}
+		}
+		res.Calls = append(res.Calls, callOutcome{IsError: r.IsError, Text: strings.Join(texts, "\n")})
+	}
+	// A clean shutdown on SIGTERM.
+	require.NotNil(t, cmd)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	exited := make(chan struct{})
+	go func() { c.Close(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not exit after SIGTERM")
+	}
+	if cmd.ProcessState != nil {
+		assert.True(t, cmd.ProcessState.Success(), "exit status %v; stderr: %s", cmd.ProcessState, stderr.String())
+	}
+	return res
+}
+
+// nodeSession runs the same with the TypeScript SDK client.
+func nodeSession(t *testing.T, argv []string, calls []toolCall) sessionResult {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "calls.json")
+	b, err := json.Marshal(calls)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(f, b, 0o600))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{"client.mjs", f, "--"}, argv...)...)
+	cmd.Dir = filepath.Join("testdata", "node")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "node client: %s", stderr.String())
+	var res sessionResult
+	require.NoError(t, json.Unmarshal(out, &res), "output: %s", out)
+	return res
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+const e2ePolicy = `
+version: 1
+scopes:
+  fs.read:
+    grants:
+      - tools: [read_text_file, read_file, list_directory, get_file_info]
+        when: args.path.isUnder(principal.attrs.workspace)
+  fs.write:
+    grants:
+      - tools: [write_file, edit_file, create_directory]
+        when: args.path.isUnder(principal.attrs.workspace)
+`
+
+type fsFixture struct {
+	root, ws, policy string
+	calls            []toolCall
+	wantError        []bool
+}
+
+func newFSFixture(t *testing.T) *fsFixture {
+	t.Helper()
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	require.NoError(t, err)
+	f := &fsFixture{root: root, ws: filepath.Join(root, "ws"), policy: filepath.Join(root, "policy.yaml")}
+	require.NoError(t, os.MkdirAll(f.ws, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(f.ws, "a.txt"), []byte("hello from the workspace"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "secret.txt"), []byte("top secret"), 0o644))
+	require.NoError(t, os.WriteFile(f.policy, []byte(e2ePolicy), 0o644))
+	f.calls = []toolCall{
+		{"read_text_file", map[string]any{"path": filepath.Join(f.ws, "a.txt")}},
+		{"list_directory", map[string]any{"path": f.ws}},
+		{"read_text_file", map[string]any{"path": filepath.Join(root, "secret.txt")}},
+		{"read_text_file", map[string]any{"path": f.ws + "/../secret.txt"}},
+		{"write_file", map[string]any{"path": filepath.Join(f.ws, "b.txt"), "content": "x"}},
+	}
+	f.wantError = []bool{false, false, true, true, true}
+	return f
+}
+
+func (f *fsFixture) principalArgs() []string {
+	return []string{"-principal", "reader", "-scopes", "fs.read", "-attr", "workspace=" + f.ws}
+}
+
+func checkFSResults(t *testing.T, f *fsFixture, res sessionResult) {
+	t.Helper()
+	require.Len(t, res.Calls, len(f.calls))
+	for i, c := range res.Calls {
+		assert.Equal(t, f.wantError[i], c.IsError, "call %d (%s): %s", i, f.calls[i].Name, c.Text)
+		if f.wantError[i] {
+			assert.Contains(t, c.Text, "denied", "call %d has a reason", i)
+		}
+	}
+	assert.Contains(t, res.Calls[0].Text, "hello from the workspace")
+	_, err := os.Stat(filepath.Join(f.ws, "b.txt"))
+	assert.True(t, os.IsNotExist(err), "the denied write did not happen")
+}
+
+// verifyLog checks the audit log's chain and returns its decision records.
+func verifyLog(t *testing.T, path string) []audit.Record {
+	t.Helper()
+	fh, err := os.Open(path)
+	require.NoError(t, err)
+	defer fh.Close()
+	_, err = audit.Verify(fh, audit.VerifyOptions{})
+	require.NoError(t, err)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out []audit.Record
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var r audit.Record
+		require.NoError(t, json.Unmarshal(line, &r))
+		if r.Kind == audit.KindDecision {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestMCPGuardFilesystemE2E(t *testing.T) {
+	mods := requireExternal(t)
+	guard := buildBin(t, "mcpguard")
+	server := buildBin(t, "mcp-server")
+	f := newFSFixture(t)
+	upstream := []string{"node", filepath.Join(mods, "@modelcontextprotocol", "server-filesystem", "dist", "index.js"), f.root}
+
+	proxied := func(auditName string) []string {
+		argv := append([]string{guard, "-policy", f.policy, "-audit", filepath.Join(f.root, auditName)}, f.principalArgs()...)
+		return append(append(argv, "--"), upstream...)
+	}
+
+	t.Run("mcp-go client through mcpguard", func(t *testing.T) {
+		res := goSession(t, proxied("proxy-go.jsonl"), f.calls)
+		assert.Equal(t, []string{"get_file_info", "list_directory", "read_file", "read_text_file"}, res.Tools,
+			"a read-only principal lists only read tools")
+		checkFSResults(t, f, res)
+		recs := verifyLog(t, filepath.Join(f.root, "proxy-go.jsonl"))
+		require.Len(t, recs, len(f.calls), "one decision record per call")
+		for i, r := range recs {
+			assert.Equal(t, f.calls[i].Name, r.Tool)
+			assert.Equal(t, "reader", r.Principal)
+			assert.Equal(t, map[bool]string{false: "allow", true: "deny"}[f.wantError[i]], r.Effect)
+		}
+	})
+
+	t.Run("TypeScript SDK client through mcpguard", func(t *testing.T) {
+		res := nodeSession(t, proxied("proxy-ts.jsonl"), f.calls)
+		assert.Equal(t, []string{"get_file_info", "list_directory", "read_file", "read_text_file"}, res.Tools)
+		checkFSResults(t, f, res)
+		assert.Len(t, verifyLog(t, filepath.Join(f.root, "proxy-ts.jsonl")), len(f.calls))
+	})
+
+	t.Run("same decisions in-process", func(t *testing.T) {
+		argv := append([]string{server, "-root", f.root, "-policy", f.policy, "-audit", filepath.Join(f.root, "inproc.jsonl")}, f.principalArgs()...)
+		res := goSession(t, argv, f.calls)
+		assert.Equal(t, []string{"list_directory", "read_text_file"}, res.Tools)
+		checkFSResults(t, f, res)
+		inproc := verifyLog(t, filepath.Join(f.root, "inproc.jsonl"))
+		proxy := verifyLog(t, filepath.Join(f.root, "proxy-go.jsonl"))
+		require.Len(t, inproc, len(proxy))
+		for i := range proxy {
+			assert.Equal(t, proxy[i].Effect, inproc[i].Effect, "call %d", i)
+			assert.Equal(t, proxy[i].Stage, inproc[i].Stage, "call %d", i)
+			assert.Equal(t, proxy[i].Scope, inproc[i].Scope, "call %d", i)
+			assert.Equal(t, proxy[i].Reason, inproc[i].Reason, "call %d", i)
+			assert.Equal(t, proxy[i].ArgsSHA256, inproc[i].ArgsSHA256, "call %d", i)
+		}
+	})
+
+	t.Run("lock catches a changed tool", func(t *testing.T) {
+		lock := filepath.Join(f.root, "tools.lock.json")
+		logPath := filepath.Join(f.root, "lock.jsonl")
+		argv := func(update bool) []string {
+			a := []string{guard, "-policy", f.policy, "-audit", logPath, "-lock", lock}
+			if update {
+				a = append(a, "-update-lock")
+			}
+			a = append(a, f.principalArgs()...)
+			return append(append(a, "--"), upstream...)
+		}
+		// Without a lock file mcpguard refuses to start.
+		out, err := exec.Command(guard, "-policy", f.policy, "-audit", logPath, "-lock", lock, "-principal", "x", "--", "true").CombinedOutput()
+		require.Error(t, err)
+		assert.Contains(t, string(out), "update-lock")
+
+		res := goSession(t, argv(true), f.calls[:1])
+		assert.False(t, res.Calls[0].IsError, res.Calls[0].Text)
+
+		// Pretend the upstream changed read_text_file since the lock was
+		// written: its pinned digest no longer matches.
+		var l map[string]any
+		b, err := os.ReadFile(lock)
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(b, &l))
+		tools := l["tools"].(map[string]any)
+		require.Contains(t, tools, "read_text_file")
+		tools["read_text_file"] = "sha256:" + strings.Repeat("0", 64)
+		delete(tools, "list_directory")
+		b, err = json.Marshal(l)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(lock, b, 0o644))
+
+		res = goSession(t, argv(false), f.calls[:2])
+		assert.Equal(t, []string{"get_file_info", "read_file"}, res.Tools, "changed and new tools are hidden")
+		for i, c := range res.Calls {
+			assert.True(t, c.IsError, "call %d: %s", i, c.Text)
+		}
+		assert.Contains(t, res.Calls[0].Text, "changed since the tool lock was written")
+		assert.Contains(t, res.Calls[1].Text, "not in the tool lock")
+		recs := verifyLog(t, logPath)
+		require.Len(t, recs, 3)
+		assert.Equal(t, "deny", recs[1].Effect)
+		assert.Equal(t, "tool-lock", recs[1].Rule)
+		assert.Contains(t, recs[1].Reason, "changed since the tool lock")
+		assert.Equal(t, "reader", recs[1].Principal)
+	})
+}

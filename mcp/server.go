@@ -1,0 +1,326 @@
+package guardmcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/mark3labs/mcp-go/tracing"
+
+	"github.com/agentguard/agentguard/audit"
+	"github.com/agentguard/agentguard/toolguard"
+)
+
+// Option configures ServerOptions and NewProxy. Options that only concern
+// the proxy are ignored by ServerOptions.
+type Option func(*options)
+
+type options struct {
+	tracer      tracing.Tracer
+	logger      *slog.Logger
+	lockPath    string
+	updateLock  bool
+	sink        audit.Sink
+	callTimeout time.Duration
+	listTimeout time.Duration
+	serverOpts  []server.ServerOption
+	name        string
+	version     string
+}
+
+func buildOptions(opts []Option) options {
+	o := options{
+		logger:      slog.New(slog.DiscardHandler),
+		callTimeout: 2 * time.Minute,
+		listTimeout: 30 * time.Second,
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
+// WithTracer sets the tracer of the MCP server. ServerOptions installs a
+// tracer of its own (it tells tools/call apart from tools/list); pass yours
+// here rather than with server.WithTracer, which would replace it — the guard
+// would then still fail closed, but a call to a tool the caller cannot see
+// would get a JSON-RPC "not found" error instead of a recorded denial.
+func WithTracer(t tracing.Tracer) Option {
+	return func(o *options) { o.tracer = t }
+}
+
+// WithLogger sets where warnings go: upstream tools hidden because of an
+// invalid name, schema or lock mismatch, and principals that could not be
+// established. The default discards them.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// guardTracer marks the context of a tools/call message, so that the tool
+// filter can tell a call (which must reach the guard to be recorded and
+// denied) from a list (which shows only visible tools).
+type guardTracer struct{ inner tracing.Tracer }
+
+type callMarkKey struct{}
+
+const callSpanName = "mcp." + string(mcp.MethodToolsCall)
+
+func (t guardTracer) Start(ctx context.Context, name string, kind tracing.SpanKind, attrs ...tracing.Attribute) (context.Context, tracing.Span) {
+	if name == callSpanName {
+		ctx = context.WithValue(ctx, callMarkKey{}, true)
+	}
+	return t.inner.Start(ctx, name, kind, attrs...)
+}
+
+func isCall(ctx context.Context) bool {
+	v, _ := ctx.Value(callMarkKey{}).(bool)
+	return v
+}
+
+// ServerOptions returns the options that put g in front of every tool of an
+// mcp-go server:
+//
+//   - a tool filter: tools/list shows a principal only the tools
+//     g.Visible grants them, and only tools the middleware can guard;
+//   - a tool handler middleware: every tools/call runs through g.Call —
+//     schema validation, policy, limits, the decision record — before the
+//     tool's handler runs. A denial becomes a CallToolResult with isError set
+//     and the reason as text; a tool the guard does not know is denied.
+//
+// Register tools with [AddTool], which registers them on the server and the
+// guard at once. Tools registered with AddTaskTool, or only on a session,
+// are hidden and cannot be called: their handlers would bypass the
+// middleware. The principal comes from the context (see [HTTPContextFunc]
+// and [StdioContextFunc]); without one every call is denied.
+func ServerOptions(g *toolguard.Guard, opts ...Option) []server.ServerOption {
+	return serverOptions(g, buildOptions(opts), nil)
+}
+
+func serverOptions(g *toolguard.Guard, o options, blocked blockFunc) []server.ServerOption {
+	inner := o.tracer
+	if inner == nil {
+		inner = tracing.NoopTracer()
+	}
+	m := &middleware{g: g, logger: o.logger, blocked: blocked}
+	return []server.ServerOption{
+		server.WithTracer(guardTracer{inner: inner}),
+		server.WithToolFilter(m.filter),
+		server.WithToolHandlerMiddleware(m.wrap),
+	}
+}
+
+type middleware struct {
+	g      *toolguard.Guard
+	logger *slog.Logger
+	// blocked, when set, denies calls to tools that the proxy hides (tool
+	// pinning), with a record of its own.
+	blocked blockFunc
+}
+
+type blockFunc func(ctx context.Context, req *mcp.CallToolRequest, args json.RawMessage) (*mcp.CallToolResult, bool)
+
+// filter is the tool filter. On tools/list it keeps the tools the principal
+// may see; on tools/call it lets every tool the middleware will run through,
+// so that a call to a hidden tool is denied by the guard, with a record and
+// a reason, rather than reported as unknown.
+func (m *middleware) filter(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
+	s := server.ServerFromContext(ctx)
+	if s == nil || m.g == nil {
+		return nil
+	}
+	calling := isCall(ctx)
+	out := make([]mcp.Tool, 0, len(tools))
+	for _, t := range tools {
+		// Only tools registered with AddTool go through the middleware.
+		if s.GetTool(t.Name) == nil {
+			continue
+		}
+		if calling || m.g.Visible(ctx, t.Name) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+type pendingKey struct{}
+
+// pending carries the mcp-go handler chain of one tools/call into the
+// guard's handler for the tool.
+type pending struct {
+	g    *toolguard.Guard
+	req  mcp.CallToolRequest
+	next server.ToolHandlerFunc
+}
+
+// ErrNotCallToolResult is returned when a tool registered on the guard
+// outside [AddTool] returns something other than *mcp.CallToolResult to the
+// middleware.
+var ErrNotCallToolResult = errors.New("guardmcp: the tool's guard handler did not return a *mcp.CallToolResult; register MCP tools with guardmcp.AddTool")
+
+func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		args, err := rawArguments(req)
+		if err != nil {
+			return nil, err
+		}
+		if m.blocked != nil {
+			if res, ok := m.blocked(ctx, &req, args); ok {
+				return res, nil
+			}
+		}
+		p := &pending{g: m.g, req: req, next: next}
+		out, err := m.g.Call(context.WithValue(ctx, pendingKey{}, p), req.Params.Name, args)
+		var de *toolguard.DeniedError
+		if errors.As(err, &de) {
+			return deniedResult(ctx, de), nil
+		}
+		res, ok := out.(*mcp.CallToolResult)
+		if err != nil {
+			// The tool's own error, a panic or timeout, or an outcome
+			// record that could not be written: not a denial.
+			return nil, err
+		}
+		if !ok && out != nil {
+			return nil, ErrNotCallToolResult
+		}
+		return res, nil
+	}
+}
+
+// rawArguments returns the arguments of a call as JSON: the bytes the
+// client sent when the call came over the wire.
+func rawArguments(req mcp.CallToolRequest) (json.RawMessage, error) {
+	raw := req.Params.RawArguments
+	if len(raw) == 0 {
+		switch a := req.Params.Arguments.(type) {
+		case nil:
+			return json.RawMessage(`{}`), nil
+		case json.RawMessage:
+			raw = a
+		default:
+			b, err := json.Marshal(a)
+			if err != nil {
+				return nil, fmt.Errorf("guardmcp: arguments of %q: %w", req.Params.Name, err)
+			}
+			raw = b
+		}
+	}
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return json.RawMessage(`{}`), nil
+	}
+	return raw, nil
+}
+
+// deniedResult is the answer to a denied call: a tool error the model can
+// read. When the principal could not be established, the reason says why.
+func deniedResult(ctx context.Context, de *toolguard.DeniedError) *mcp.CallToolResult {
+	text := de.Error()
+	if errors.Is(de, toolguard.ErrNoPrincipal) {
+		if perr := principalError(ctx); perr != nil {
+			text += " (" + perr.Error() + ")"
+		}
+	}
+	return errorResult(text)
+}
+
+func errorResult(text string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{
+		Content: []mcp.Content{mcp.NewTextContent(text)},
+		IsError: true,
+	}
+}
+
+// guardHandler is the guard's handler of a tool added with AddTool. Through
+// the middleware it runs the rest of mcp-go's handler chain; called directly
+// with Guard.Call it runs h.
+func guardHandler(name string, h server.ToolHandlerFunc) toolguard.Handler {
+	return func(ctx context.Context, args json.RawMessage) (any, error) {
+		var req mcp.CallToolRequest
+		next := h
+		if p, ok := ctx.Value(pendingKey{}).(*pending); ok && p.req.Params.Name == name {
+			req, next = p.req, p.next
+		} else {
+			req.Method = string(mcp.MethodToolsCall)
+			req.Params.Name = name
+		}
+		// The handler sees exactly the validated bytes. Over the wire they
+		// are the bytes mcp-go decoded Arguments from; otherwise decode them.
+		if len(req.Params.RawArguments) == 0 || !bytes.Equal(req.Params.RawArguments, args) {
+			var m map[string]any
+			if err := json.Unmarshal(args, &m); err != nil {
+				return nil, fmt.Errorf("guardmcp: arguments of %q: %w", name, err)
+			}
+			req.Params.Arguments = m
+		}
+		req.Params.RawArguments = args
+		res, err := next(ctx, req)
+		if res == nil && err == nil {
+			return nil, nil
+		}
+		return res, err
+	}
+}
+
+// AddTool registers a tool on both the guard and the mcp-go server, so that
+// its calls run through the middleware of [ServerOptions]. The guard gets
+// the tool's name, title, description, input schema (RawInputSchema if set)
+// and annotations. The tool is added to the server only if the guard
+// accepts it.
+func AddTool(s *server.MCPServer, g *toolguard.Guard, t mcp.Tool, h server.ToolHandlerFunc) error {
+	if s == nil || g == nil || h == nil {
+		return errors.New("guardmcp: AddTool needs a server, a guard and a handler")
+	}
+	gt, err := guardTool(t)
+	if err != nil {
+		return err
+	}
+	gt.Handler = guardHandler(t.Name, h)
+	if err := g.Register(gt); err != nil {
+		return fmt.Errorf("guardmcp: %w", err)
+	}
+	s.AddTool(t, h)
+	return nil
+}
+
+// guardTool describes t for the guard.
+func guardTool(t mcp.Tool) (toolguard.Tool, error) {
+	schema := t.RawInputSchema
+	if len(schema) == 0 {
+		b, err := json.Marshal(t.InputSchema)
+		if err != nil {
+			return toolguard.Tool{}, fmt.Errorf("guardmcp: input schema of %q: %w", t.Name, err)
+		}
+		schema = b
+	}
+	ann, err := json.Marshal(t.Annotations)
+	if err != nil {
+		return toolguard.Tool{}, fmt.Errorf("guardmcp: annotations of %q: %w", t.Name, err)
+	}
+	var annotations map[string]any
+	if err := json.Unmarshal(ann, &annotations); err != nil {
+		return toolguard.Tool{}, fmt.Errorf("guardmcp: annotations of %q: %w", t.Name, err)
+	}
+	title := t.Title
+	if title == "" {
+		title = t.Annotations.Title
+	}
+	return toolguard.Tool{
+		Name:        t.Name,
+		Title:       title,
+		Description: t.Description,
+		InputSchema: schema,
+		Annotations: annotations,
+	}, nil
+}
