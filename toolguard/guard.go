@@ -386,3 +386,23 @@ func (g *Guard) Tool(name string) (ToolInfo, bool) {
 	return ToolInfo{Name: t.Name, Title: t.Title, Description: t.Description,
 		InputSchema: slices.Clone(t.InputSchema), Annotations: t.Annotations}, true
 }
+
+// Unregister removes a tool; later calls to it are denied as unknown. It
+// reports whether the tool was registered. A proxy uses it when an upstream
+// tool changes or disappears.
+func (g *Guard) Unregister(name string) bool {
+	g.regMu.Lock()
+	defer g.regMu.Unlock()
+	old := *g.tools.Load()
+	if _, ok := old[name]; !ok {
+		return false
+	}
+	m := make(map[string]*tool, len(old))
+	for k, v := range old {
+		if k != name {
+			m[k] = v
+		}
+	}
+	g.tools.Store(&m)
+	return true
+}

@@ -649,3 +649,15 @@ scopes:
 	assert.Contains(t, err.Error(), "no matching overload")
 	assert.Equal(t, good.Revision(), g.Policy().Revision(), "the old policy stays")
 }
+
+func TestUnregister(t *testing.T) {
+	e := newEnv(t)
+	require.True(t, e.g.Unregister("read_file"))
+	assert.False(t, e.g.Unregister("read_file"))
+	_, err := e.g.Call(e.ctx, "read_file", json.RawMessage(`{"path":"/w/a"}`))
+	assert.ErrorIs(t, err, toolguard.ErrUnknownTool)
+	require.NoError(t, e.g.Register(toolguard.Tool{Name: "read_file", Handler: func(context.Context, json.RawMessage) (any, error) { return "v2", nil }}))
+	out, err := e.g.Call(e.ctx, "read_file", json.RawMessage(`{"path":"/w/a"}`))
+	require.NoError(t, err)
+	assert.Equal(t, "v2", out)
+}
