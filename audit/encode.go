@@ -145,6 +145,10 @@ func (r *Record) appendBody(dst []byte) []byte {
 			dst = append(dst, `,"reason":`...)
 			dst = appendString(dst, a.Reason)
 		}
+		if a.Binding != "" {
+			dst = append(dst, `,"binding":`...)
+			dst = appendString(dst, a.Binding)
+		}
 		dst = append(dst, "},"...)
 	}
 	if len(r.Shadow) > 0 {
@@ -171,6 +175,27 @@ func (r *Record) appendBody(dst []byte) []byte {
 			dst = append(dst, '}')
 		}
 		dst = append(dst, "],"...)
+	}
+	if c := r.Candidate; c != nil {
+		dst = append(dst, `"candidate":{"policy":`...)
+		dst = appendString(dst, c.Policy)
+		dst = append(dst, `,"effect":`...)
+		dst = appendString(dst, c.Effect)
+		if c.Rule != "" {
+			dst = append(dst, `,"rule":`...)
+			dst = appendString(dst, c.Rule)
+		}
+		if c.Grant != "" {
+			dst = append(dst, `,"grant":`...)
+			dst = appendString(dst, c.Grant)
+		}
+		if c.Reason != "" {
+			dst = append(dst, `,"reason":`...)
+			dst = appendString(dst, c.Reason)
+		}
+		dst = append(dst, `,"agrees":`...)
+		dst = strconv.AppendBool(dst, c.Agrees)
+		dst = append(dst, "},"...)
 	}
 	if len(r.Errors) > 0 {
 		dst = append(dst, `"errors":`...)

@@ -100,6 +100,9 @@ type Record struct {
 	Approval *Approval `json:"approval,omitempty"`
 	// Shadow holds the results of rules evaluated in shadow mode.
 	Shadow []Shadow `json:"shadow,omitempty"`
+	// Candidate is what a candidate policy, evaluated beside the enforced
+	// one, decided: recorded, never enforced.
+	Candidate *Candidate `json:"candidate,omitempty"`
 	// Errors are the evaluation errors met on the way to the decision.
 	Errors []string `json:"errors,omitempty"`
 	// Policy is the revision of the policy that decided (hex SHA-256).
@@ -203,6 +206,27 @@ type Approval struct {
 	By string `json:"by,omitempty"`
 	// Reason is the approver's reason.
 	Reason string `json:"reason,omitempty"`
+	// Binding is the hash of the exact call the approval was for
+	// (principal, tool, arguments, policy revision).
+	Binding string `json:"binding,omitempty"`
+}
+
+// Candidate is a candidate policy's decision on a call, recorded beside the
+// enforced decision and never enforced.
+type Candidate struct {
+	// Policy is the candidate policy's revision.
+	Policy string `json:"policy"`
+	// Effect is what the candidate decided: "allow", "deny" or "ask".
+	Effect string `json:"effect"`
+	// Rule is the candidate's deciding rule, if any.
+	Rule string `json:"rule,omitempty"`
+	// Grant is the candidate's allowing grant, if any.
+	Grant string `json:"grant,omitempty"`
+	// Reason is the candidate's reason.
+	Reason string `json:"reason,omitempty"`
+	// Agrees reports whether the candidate reached the enforced policy's
+	// effect by the same rule.
+	Agrees bool `json:"agrees"`
 }
 
 // Shadow is the result of one rule evaluated in shadow mode: recorded, never

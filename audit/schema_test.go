@@ -66,6 +66,7 @@ func TestRecordSchemaMatchesTypes(t *testing.T) {
 		{reflect.TypeFor[audit.LimitState](), []string{"$defs", "limit", "properties"}},
 		{reflect.TypeFor[audit.Approval](), []string{"$defs", "approval", "properties"}},
 		{reflect.TypeFor[audit.Shadow](), []string{"$defs", "shadow", "properties"}},
+		{reflect.TypeFor[audit.Candidate](), []string{"$defs", "candidate", "properties"}},
 		{reflect.TypeFor[audit.Correlation](), []string{"$defs", "correlation", "properties"}},
 		{reflect.TypeFor[audit.Checkpoint](), []string{"$defs", "checkpoint", "properties"}},
 	}
@@ -123,6 +124,27 @@ func checkpointRecord(t testing.TB) *audit.Record {
 }
 
 // TestRecordSchemaNewMembers: correlation and checkpoint members are checked.
+// withCandidate is a decision with a candidate policy's decision and an
+// approval bound to its call.
+func withCandidate() *audit.Record {
+	r := fullRecord()
+	r.Approval.Binding = sha("binding")
+	r.Candidate = &audit.Candidate{Policy: sha("candidate"), Effect: "ask", Rule: "mail-asks", Grant: "mail#0", Reason: "would ask", Agrees: false}
+	return r
+}
+
+func TestCandidateRoundTrip(t *testing.T) {
+	want := withCandidate()
+	line := want.AppendJSON(nil)
+	assert.Contains(t, string(line), `"candidate":{"policy":"`+sha("candidate")+`","effect":"ask","rule":"mail-asks","grant":"mail#0","reason":"would ask","agrees":false}`)
+	assert.Contains(t, string(line), `"binding":"`+sha("binding")+`"`)
+	var got audit.Record
+	require.NoError(t, json.Unmarshal(line, &got))
+	assert.Equal(t, want.Candidate, got.Candidate)
+	assert.Equal(t, want.Approval, got.Approval)
+	assert.Equal(t, string(line), string(got.AppendJSON(nil)), "canonical: re-encoding gives the same bytes")
+}
+
 func TestRecordSchemaNewMembers(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -131,6 +153,8 @@ func TestRecordSchemaNewMembers(t *testing.T) {
 	}{
 		{"correlated", string(correlated().AppendJSON(nil)), true},
 		{"checkpoint", string(checkpointRecord(t).AppendJSON(nil)), true},
+		{"candidate and binding", string(withCandidate().AppendJSON(nil)), true},
+		{"candidate with a bad effect", strings.Replace(string(withCandidate().AppendJSON(nil)), `"effect":"ask"`, `"effect":"maybe"`, 1), false},
 		{"empty correlation", strings.Replace(string(correlated().AppendJSON(nil)), `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","conversation":"conv-1","turn":"7","message":"msg_01"`, ``, 1), false},
 		{"unknown correlation member", strings.Replace(string(correlated().AppendJSON(nil)), `"turn":`, `"x":"1","turn":`, 1), false},
 		{"checkpoint kind without checkpoint", `{"v":1,"seq":0,"id":"c","kind":"checkpoint","time":"2025-01-01T00:00:00.000000000Z","tool":"","prev":""}`, false},

@@ -22,6 +22,11 @@ type Def struct {
 	// Principals optionally gives principals (by ID) static scopes, in
 	// addition to the scopes a caller brings.
 	Principals map[string][]string `json:"principals,omitempty" yaml:"principals,omitempty"`
+	// Redact names, by tool name or glob, the JSON pointers of argument
+	// values to keep out of audit records (replaced by keyed digests), in
+	// addition to what the tools' schemas mark writeOnly or x-sensitive.
+	// "*" in a pointer stands for any array item or property.
+	Redact map[string][]string `json:"redact,omitempty" yaml:"redact,omitempty"`
 }
 
 // ScopeDef is one scope: a named bundle of grants.

@@ -41,6 +41,7 @@ type Policy struct {
 	scopes     map[string]*ScopeDef
 	limits     map[string]*limit
 	principals map[string][]string
+	redact     []redactRule
 
 	// Tool name → plan, built on first use.
 	plans    sync.Map
@@ -52,6 +53,11 @@ type Policy struct {
 // maxCachedPlans bounds the per-tool-name plan cache, so that callers
 // inventing tool names cannot grow it without limit.
 const maxCachedPlans = 10_000
+
+type redactRule struct {
+	tools    string
+	pointers []string
+}
 
 type toolPattern struct {
 	pattern string
@@ -360,6 +366,22 @@ func (c *compiler) compile(def Def) *Policy {
 		p.principals[id] = slices.Clone(def.Principals[id])
 		norm.Principals[id] = slices.Clone(def.Principals[id])
 	}
+	if len(def.Redact) > 0 {
+		norm.Redact = map[string][]string{}
+	}
+	for _, tools := range sortedKeys(def.Redact) {
+		path := "/redact/" + escPtr(tools)
+		if err := glob.Validate(tools); err != nil || tools == "" {
+			c.errorf(path, "", "bad tool pattern %q", tools)
+		}
+		for j, ptr := range def.Redact[tools] {
+			if ptr != "" && !strings.HasPrefix(ptr, "/") {
+				c.errorf(fmt.Sprintf("%s/%d", path, j), "", "%q is not a JSON pointer (it must start with /)", ptr)
+			}
+		}
+		p.redact = append(p.redact, redactRule{tools: tools, pointers: slices.Clone(def.Redact[tools])})
+		norm.Redact[tools] = slices.Clone(def.Redact[tools])
+	}
 	if len(c.errs) > 0 {
 		return nil
 	}
@@ -475,10 +497,12 @@ func (p *Policy) index() {
 	}
 }
 
-// plan is what applies to one tool name: rules and grants in policy order.
+// plan is what applies to one tool name: rules and grants in policy order,
+// and the pointers to redact.
 type plan struct {
 	rules  []*rule
 	grants []*grant
+	redact []string
 }
 
 func (p *Policy) planFor(tool string) *plan {
@@ -503,6 +527,11 @@ func (p *Policy) planFor(tool string) *plan {
 	}
 	for _, i := range gi {
 		pl.grants = append(pl.grants, p.grants[i])
+	}
+	for _, r := range p.redact {
+		if glob.Match(r.tools, tool) {
+			pl.redact = append(pl.redact, r.pointers...)
+		}
 	}
 	if p.nplans.Load() < maxCachedPlans {
 		if _, loaded := p.plans.LoadOrStore(tool, pl); !loaded {
@@ -553,4 +582,13 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 // escPtr escapes a JSON pointer reference token.
 func escPtr(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// RedactPointers returns the JSON pointers the policy's redact section
+// names for the tool. The result must not be modified.
+func (p *Policy) RedactPointers(tool string) []string {
+	if p == nil || len(p.redact) == 0 {
+		return nil
+	}
+	return p.planFor(tool).redact
 }

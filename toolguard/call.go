@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -293,10 +294,14 @@ func (g *Guard) redactedArgs(st *callState) ([]byte, error) {
 	if st.args == nil {
 		return nil, nil
 	}
-	if len(st.tool.sensitive) == 0 {
+	paths := st.tool.sensitive
+	if extra := g.policy.Load().RedactPointers(st.tool.Name); len(extra) > 0 {
+		paths = append(slices.Clip(paths), extra...)
+	}
+	if len(paths) == 0 && !g.redactor.Detects() {
 		return st.canon, nil
 	}
-	red, ptrs := g.redactor.Redact(st.args, st.tool.sensitive)
+	red, ptrs := g.redactor.Redact(st.args, paths)
 	if len(ptrs) == 0 {
 		return st.canon, nil
 	}
@@ -314,6 +319,7 @@ func (g *Guard) record(ctx context.Context, st *callState) error {
 	r.Kind = audit.KindDecision
 	r.Time = st.start
 	r.Principal = st.d.Principal
+	r.Correlation = correlationFrom(ctx)
 	r.Tool = st.d.Tool
 	if st.tool == nil {
 		r.Tool = sanitize(st.d.Tool)
@@ -340,7 +346,7 @@ func (g *Guard) record(ctx context.Context, st *callState) error {
 		r.Limits = append(r.Limits, audit.LimitState{Name: l.Name, Key: l.Key, Allowed: l.Allowed, RetryAfterMS: l.RetryAfter.Milliseconds()})
 	}
 	if a := st.d.Approval; a != nil {
-		r.Approval = &audit.Approval{Rule: st.d.Rule, Approved: a.Approved, By: a.By, Reason: a.Reason}
+		r.Approval = &audit.Approval{Rule: st.d.Rule, Approved: a.Approved, By: a.By, Reason: a.Reason, Binding: st.d.Binding}
 	}
 	for _, s := range st.d.Shadow {
 		sh := audit.Shadow{Rule: s.Rule, Effect: s.Effect.String(), Matched: s.Matched, Message: s.Message}
@@ -348,6 +354,9 @@ func (g *Guard) record(ctx context.Context, st *callState) error {
 			sh.Error = s.Err.Error()
 		}
 		r.Shadow = append(r.Shadow, sh)
+	}
+	if c := st.d.Candidate; c != nil {
+		r.Candidate = &audit.Candidate{Policy: c.Revision, Effect: c.Effect.String(), Rule: c.Rule, Grant: c.GrantID, Reason: c.Reason, Agrees: c.Agrees}
 	}
 	for _, e := range st.d.Errors {
 		r.Errors = append(r.Errors, e.Error())
@@ -389,6 +398,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 	o.Kind = audit.KindOutcome
 	o.Time = start.Add(dur)
 	o.Principal = st.d.Principal
+	o.Correlation = st.rec.Correlation
 	o.Tool = st.d.Tool
 	o.DurationNS = int64(dur)
 	if err != nil {

@@ -3,6 +3,7 @@ package toolguard
 import (
 	"context"
 
+	"github.com/agentguard/agentguard/audit"
 	"github.com/agentguard/agentguard/scope"
 )
 
@@ -26,4 +27,18 @@ func PrincipalFrom(ctx context.Context) (scope.Principal, bool) {
 func principalFrom(ctx context.Context) *scope.Principal {
 	p, _ := ctx.Value(principalKey{}).(*scope.Principal)
 	return p
+}
+
+type correlationKey struct{}
+
+// WithCorrelation returns a context whose calls' records carry c: the
+// caller's trace and span ids, conversation and turn, and the id of the model
+// message that asked for the call.
+func WithCorrelation(ctx context.Context, c audit.Correlation) context.Context {
+	return context.WithValue(ctx, correlationKey{}, &c)
+}
+
+func correlationFrom(ctx context.Context) *audit.Correlation {
+	c, _ := ctx.Value(correlationKey{}).(*audit.Correlation)
+	return c
 }
