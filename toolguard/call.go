@@ -72,6 +72,7 @@ type callState struct {
 	cause  error // underlying error of a denial
 	tool   *tool
 	start  time.Time
+	end    time.Time // when the decision was made
 	args   map[string]any
 	canon  []byte // canonical arguments
 	redact []byte // canonical redacted arguments
@@ -124,7 +125,10 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 	st.d.Grant = -1
 	pol := g.policy.Load()
 	st.d.Revision = pol.Revision()
-	defer func() { st.d.Latency = g.now().Sub(st.start) }()
+	defer func() {
+		st.end = g.now()
+		st.d.Latency = st.end.Sub(st.start)
+	}()
 
 	tools := *g.tools.Load()
 	t, ok := tools[name]
@@ -388,7 +392,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 	if len(bytes.TrimSpace(args)) == 0 || string(bytes.TrimSpace(args)) == "null" {
 		args = emptyObject
 	}
-	start := g.now()
+	start := st.end // the handler starts as the decision is made
 	out, err, class := g.invoke(ctx, st.tool, args)
 	dur := g.now().Sub(start)
 

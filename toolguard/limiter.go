@@ -89,6 +89,14 @@ func (m *MemoryLimiter) Take(ctx context.Context, now time.Time, uses []scope.Li
 	}
 	m.mu.Unlock()
 
+	if len(lims) == 1 && !dryRun {
+		// The common case: one limit, one lock on its bucket.
+		results[0] = LimitResult{Name: uses[0].Name, Key: uses[0].Key, Allowed: lims[0].AllowN(now, 1)}
+		if !results[0].Allowed {
+			results[0].RetryAfter = retryAfter(lims[0], now)
+		}
+		return results, nil
+	}
 	allowed := true
 	for i, l := range lims {
 		results[i] = LimitResult{Name: uses[i].Name, Key: uses[i].Key, Allowed: l.TokensAt(now) >= 1}
@@ -98,13 +106,6 @@ func (m *MemoryLimiter) Take(ctx context.Context, now time.Time, uses []scope.Li
 		}
 	}
 	if dryRun || !allowed {
-		return results, nil
-	}
-	if len(lims) == 1 {
-		if !lims[0].AllowN(now, 1) { // lost a race with another caller
-			results[0].Allowed = false
-			results[0].RetryAfter = retryAfter(lims[0], now)
-		}
 		return results, nil
 	}
 	// Several limits: reserve each, and give back what was taken if any
