@@ -14,6 +14,7 @@ import (
 	"time"
 
 	sjs "github.com/santhosh-tekuri/jsonschema/v6"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agentguard/agentguard/audit"
 	"github.com/agentguard/agentguard/internal/canonjson"
@@ -37,17 +38,31 @@ import (
 func (g *Guard) Call(ctx context.Context, name string, args json.RawMessage) (any, error) {
 	st := getState()
 	defer putState(st)
+	if g.telemetry != nil {
+		ctx, st.span = g.telemetry.start(ctx, name)
+	}
 	g.evaluate(ctx, st, name, args, false)
 	// Records are written even when ctx is cancelled: the attempt and the
 	// outcome of a cancelled call are evidence too.
 	rctx := context.WithoutCancel(ctx)
-	if err := g.record(rctx, st); err != nil {
+	err := g.record(rctx, st)
+	if st.span != nil {
+		g.telemetry.decided(ctx, st.span, &st.d)
+		if err != nil || st.d.Effect != scope.Allow {
+			g.telemetry.ended(st.span, nil, 0)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	if st.d.Effect != scope.Allow {
 		return nil, st.denied()
 	}
-	return g.run(ctx, rctx, st, args)
+	out, err := g.run(ctx, rctx, st, args)
+	if st.span != nil {
+		g.telemetry.ended(st.span, err, time.Duration(st.out.DurationNS))
+	}
+	return out, err
 }
 
 // Check decides a call without running it, asking anyone, or recording
@@ -80,6 +95,7 @@ type callState struct {
 	rec    audit.Record
 	out    audit.Record
 	limBuf [2]audit.LimitState
+	span   trace.Span // when telemetry is on
 }
 
 var statePool = sync.Pool{New: func() any { return new(callState) }}
@@ -324,6 +340,9 @@ func (g *Guard) record(ctx context.Context, st *callState) error {
 	r.Time = st.start
 	r.Principal = st.d.Principal
 	r.Correlation = correlationFrom(ctx)
+	if st.span != nil {
+		r.Correlation = withSpanIDs(r.Correlation, st.span)
+	}
 	r.Tool = st.d.Tool
 	if st.tool == nil {
 		r.Tool = sanitize(st.d.Tool)

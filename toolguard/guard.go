@@ -60,6 +60,7 @@ type Guard struct {
 
 	approvalTimeout time.Duration
 	candidate       atomic.Pointer[scope.Policy]
+	telemetry       *telemetry
 	shadow          shadowState
 	now             func() time.Time
 	idPrefix        [8]byte
