@@ -128,6 +128,9 @@ func (r *Record) appendBody(dst []byte) []byte {
 				dst = append(dst, `,"retry_after_ms":`...)
 				dst = strconv.AppendInt(dst, l.RetryAfterMS, 10)
 			}
+			if l.FailedOpen {
+				dst = append(dst, `,"failed_open":true`...)
+			}
 			dst = append(dst, '}')
 		}
 		dst = append(dst, "],"...)

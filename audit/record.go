@@ -194,6 +194,9 @@ type LimitState struct {
 	Allowed bool `json:"allowed"`
 	// RetryAfterMS is how long to wait before retrying, when not allowed.
 	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
+	// FailedOpen reports that the limiter could not decide and let the
+	// call through because it was configured to fail open.
+	FailedOpen bool `json:"failed_open,omitempty"`
 }
 
 // Approval is the outcome of asking a human to approve a call.

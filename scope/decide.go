@@ -3,6 +3,7 @@ package scope
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -101,11 +102,14 @@ type Decision struct {
 	Revision string
 }
 
-// LimitUse is one rate limit a call draws on.
+// LimitUse is one limit a call draws on.
 type LimitUse struct {
 	Limit
 	// Key is the bucket, the value of the limit's key expression.
 	Key string
+	// Cost is how many units the call uses (1 unless the limit has a cost
+	// expression).
+	Cost int64
 }
 
 // ShadowResult is what a shadow-mode rule would have done.
@@ -245,7 +249,21 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 				d.Limits = nil
 				return d
 			}
-			d.Limits = append(d.Limits, LimitUse{Limit: l.Limit, Key: key})
+			cost := int64(1)
+			if l.cost != nil {
+				cost, err = l.cost.evalInt(ctx, act)
+				if err == nil && cost < 0 {
+					err = fmt.Errorf("cost %d is negative", cost)
+				}
+				if err != nil {
+					d.Errors = append(d.Errors, EvalError{Path: l.cost.path, Expr: l.cost.src, Err: err})
+					d.Effect, d.Rule = Deny, ""
+					d.Reason = fmt.Sprintf("the cost of limit %q could not be evaluated, so the call is denied to be safe: %v", l.Name, err)
+					d.Limits = nil
+					return d
+				}
+			}
+			d.Limits = append(d.Limits, LimitUse{Limit: l.Limit, Key: key, Cost: cost})
 		}
 	}
 	if d.Effect == Allow {
@@ -360,6 +378,23 @@ func (e *expr) evalBool(ctx context.Context, act *activation) (bool, error) {
 		return false, fmt.Errorf("condition produced %s, not bool", v.Type().TypeName())
 	}
 	return bool(b), nil
+}
+
+func (e *expr) evalInt(ctx context.Context, act *activation) (int64, error) {
+	v, err := e.eval(ctx, act)
+	if err != nil {
+		return 0, err
+	}
+	switch n := v.(type) {
+	case types.Int:
+		return int64(n), nil
+	case types.Uint:
+		if uint64(n) > math.MaxInt64 {
+			return 0, fmt.Errorf("cost %d is too large", uint64(n))
+		}
+		return int64(n), nil
+	}
+	return 0, fmt.Errorf("expression produced %s, not int", v.Type().TypeName())
 }
 
 func (e *expr) evalString(ctx context.Context, act *activation) (string, error) {

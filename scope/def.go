@@ -64,12 +64,22 @@ type RuleDef struct {
 	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
 }
 
-// LimitDef is a named token-bucket rate limit.
+// LimitDef is a named limit: exactly one of a token-bucket rate, a
+// concurrency cap, or a quota over calendar windows.
 type LimitDef struct {
-	// Rate is "N/s", "N/m", "N/h", "N/d" or "N/<duration>" such as "5/10s".
-	Rate string `json:"rate" yaml:"rate"`
+	// Rate is "N/s", "N/m", "N/h", "N/d" or "N/<duration>" such as "5/10s":
+	// a token bucket refilling N per period.
+	Rate string `json:"rate,omitempty" yaml:"rate,omitempty"`
 	// Burst is the bucket size; zero means N, the count in Rate.
 	Burst int `json:"burst,omitempty" yaml:"burst,omitempty"`
+	// Concurrency caps the calls in flight at once per key.
+	Concurrency int `json:"concurrency,omitempty" yaml:"concurrency,omitempty"`
+	// Quota is "N/hour", "N/day" or "N/week": at most N units per calendar
+	// window (UTC; weeks start on Monday).
+	Quota string `json:"quota,omitempty" yaml:"quota,omitempty"`
+	// Cost is a CEL int expression: how many units one call uses of a rate
+	// or quota (say, bytes written). Empty means 1.
+	Cost string `json:"cost,omitempty" yaml:"cost,omitempty"`
 	// Key is a CEL string expression naming the bucket; empty means
 	// principal.id.
 	Key string `json:"key,omitempty" yaml:"key,omitempty"`

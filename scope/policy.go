@@ -86,7 +86,8 @@ type grant struct {
 
 type limit struct {
 	Limit
-	key *expr
+	key  *expr
+	cost *expr // nil: each call costs 1
 }
 
 // expr is one compiled CEL expression with its source and location.
@@ -101,18 +102,66 @@ type expr struct {
 	loops bool
 }
 
-// Limit is a compiled rate limit of a policy.
+// LimitKind says what a limit counts.
+type LimitKind uint8
+
+// The kinds of limit.
+const (
+	// LimitRate is a token bucket: Count per Per, bursts up to Burst.
+	LimitRate LimitKind = iota
+	// LimitConcurrency caps calls in flight at Count.
+	LimitConcurrency
+	// LimitQuota allows Count units per calendar window of length Per
+	// (an hour, a day or a week, in UTC).
+	LimitQuota
+)
+
+// String returns "rate", "concurrency" or "quota".
+func (k LimitKind) String() string {
+	switch k {
+	case LimitConcurrency:
+		return "concurrency"
+	case LimitQuota:
+		return "quota"
+	}
+	return "rate"
+}
+
+// Limit is a compiled limit of a policy.
 type Limit struct {
 	// Name is the limit's name in the policy.
 	Name string
-	// Count events are allowed per Per, refilling continuously.
+	// Kind says what the limit counts.
+	Kind LimitKind
+	// Count is the rate's events per Per, the concurrency cap, or the
+	// quota's units per window.
 	Count int
-	// Per is the period of Count.
+	// Per is the period of a rate, or the window of a quota.
 	Per time.Duration
-	// Burst is the most events allowed at once.
+	// Burst is the most events a rate allows at once.
 	Burst int
-	// KeyExpr is the CEL expression naming the bucket.
-	KeyExpr string
+	// KeyExpr is the CEL expression naming the bucket, CostExpr the one
+	// giving a call's cost ("" means 1).
+	KeyExpr  string
+	CostExpr string
+}
+
+// Window returns the calendar window of a quota that contains t: its start
+// and end, in UTC.
+func (l Limit) Window(t time.Time) (start, end time.Time) {
+	t = t.UTC()
+	switch l.Per {
+	case time.Hour:
+		start = t.Truncate(time.Hour)
+	case 7 * 24 * time.Hour:
+		d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		start = d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
+		return start, start.AddDate(0, 0, 7)
+	default:
+		start = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		return start, start.AddDate(0, 0, 1)
+	}
+	return start, start.Add(l.Per)
 }
 
 // Every returns the interval between events at the sustained rate.
@@ -257,23 +306,64 @@ func (c *compiler) compile(def Def) *Policy {
 			c.errorf(path, "", "limit name is empty")
 			continue
 		}
-		count, per, err := parseRate(ld.Rate)
-		if err != nil {
-			c.errorf(path+"/rate", "", "%v", err)
-			continue
+		l := Limit{Name: name}
+		kinds := 0
+		if ld.Rate != "" {
+			kinds++
+			l.Kind = LimitRate
+			count, per, err := parseRate(ld.Rate)
+			if err != nil {
+				c.errorf(path+"/rate", "", "%v", err)
+				continue
+			}
+			if ld.Burst < 0 {
+				c.errorf(path+"/burst", "", "burst must not be negative")
+				continue
+			}
+			if ld.Burst == 0 {
+				ld.Burst = count
+			}
+			l.Count, l.Per, l.Burst = count, per, ld.Burst
+		} else if ld.Burst != 0 {
+			c.errorf(path+"/burst", "", "burst applies only to a rate")
 		}
-		if ld.Burst < 0 {
-			c.errorf(path+"/burst", "", "burst must not be negative")
-			continue
+		if ld.Concurrency != 0 {
+			kinds++
+			l.Kind = LimitConcurrency
+			if ld.Concurrency < 0 {
+				c.errorf(path+"/concurrency", "", "concurrency must be positive")
+				continue
+			}
+			l.Count = ld.Concurrency
 		}
-		if ld.Burst == 0 {
-			ld.Burst = count
+		if ld.Quota != "" {
+			kinds++
+			l.Kind = LimitQuota
+			count, window, err := parseQuota(ld.Quota)
+			if err != nil {
+				c.errorf(path+"/quota", "", "%v", err)
+				continue
+			}
+			l.Count, l.Per = count, window
+		}
+		if kinds != 1 {
+			c.errorf(path, "", "limit %q must have exactly one of rate, concurrency or quota", name)
+			continue
 		}
 		if ld.Key == "" {
 			ld.Key = "principal.id"
 		}
-		key := c.expr(path+"/key", ld.Key, cel.StringType)
-		p.limits[name] = &limit{Limit: Limit{Name: name, Count: count, Per: per, Burst: ld.Burst, KeyExpr: ld.Key}, key: key}
+		l.KeyExpr = ld.Key
+		lim := &limit{Limit: l, key: c.expr(path+"/key", ld.Key, cel.StringType)}
+		if ld.Cost != "" {
+			if l.Kind == LimitConcurrency {
+				c.errorf(path+"/cost", "", "cost applies only to a rate or a quota")
+				continue
+			}
+			lim.CostExpr = ld.Cost
+			lim.cost = c.expr(path+"/cost", ld.Cost, cel.IntType)
+		}
+		p.limits[name] = lim
 		norm.Limits[name] = ld
 	}
 
@@ -591,4 +681,22 @@ func (p *Policy) RedactPointers(tool string) []string {
 		return nil
 	}
 	return p.planFor(tool).redact
+}
+
+// parseQuota parses "N/hour", "N/day" or "N/week".
+func parseQuota(s string) (int, time.Duration, error) {
+	num, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if !ok || err != nil || n <= 0 {
+		return 0, 0, fmt.Errorf("quota %q: want N/hour, N/day or N/week with N a positive integer", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "h", "hour":
+		return n, time.Hour, nil
+	case "d", "day":
+		return n, 24 * time.Hour, nil
+	case "w", "week":
+		return n, 7 * 24 * time.Hour, nil
+	}
+	return 0, 0, fmt.Errorf("quota %q: the window must be hour, day or week", s)
 }

@@ -106,6 +106,7 @@ func (c *compiler) checkSchemas(p *Policy, schemas map[string]json.RawMessage) {
 			check(g.when, tool, ch, nil)
 			for _, l := range g.limits {
 				check(l.key, tool, ch, g.when)
+				check(l.cost, tool, ch, g.when)
 			}
 		}
 	}

@@ -52,10 +52,13 @@ func (g *Guard) Call(ctx context.Context, name string, args json.RawMessage) (an
 			g.telemetry.ended(st.span, nil, 0)
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	if st.d.Effect != scope.Allow {
+	if err != nil || st.d.Effect != scope.Allow {
+		if st.release != nil {
+			st.release()
+		}
+		if err != nil {
+			return nil, err
+		}
 		return nil, st.denied()
 	}
 	out, err := g.run(ctx, rctx, st, args)
@@ -95,7 +98,9 @@ type callState struct {
 	rec    audit.Record
 	out    audit.Record
 	limBuf [2]audit.LimitState
-	span   trace.Span // when telemetry is on
+	// release frees the concurrency slots the call holds, if any.
+	release func()
+	span    trace.Span // when telemetry is on
 }
 
 var statePool = sync.Pool{New: func() any { return new(callState) }}
@@ -226,15 +231,16 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 
 	// Rate limits.
 	if len(st.d.Limits) > 0 {
-		res, err := g.limiter.Take(ctx, st.start, st.d.Limits, dryRun)
+		res, release, err := g.limiter.Take(ctx, st.start, st.d.Limits, dryRun)
 		st.d.LimitResults = res
+		st.release = release
 		if err != nil {
 			st.deny(StageLimit, ErrRateLimited, err, fmt.Sprintf("the rate limiter could not decide, so the call is denied to be safe: %v", err))
 			return
 		}
-		for _, r := range res {
+		for i, r := range res {
 			if !r.Allowed {
-				st.deny(StageLimit, ErrRateLimited, nil, fmt.Sprintf("rate limit %q for %s is exhausted; retry after %s", r.Name, quote(r.Key), roundUp(r.RetryAfter)))
+				st.deny(StageLimit, ErrRateLimited, nil, limitReason(&st.d.Limits[i], &r))
 				return
 			}
 		}
@@ -366,7 +372,10 @@ func (g *Guard) record(ctx context.Context, st *callState) error {
 	}
 	r.Limits = st.limBuf[:0]
 	for _, l := range st.d.LimitResults {
-		r.Limits = append(r.Limits, audit.LimitState{Name: l.Name, Key: l.Key, Allowed: l.Allowed, RetryAfterMS: l.RetryAfter.Milliseconds()})
+		r.Limits = append(r.Limits, audit.LimitState{Name: l.Name, Key: l.Key, Allowed: l.Allowed, RetryAfterMS: l.RetryAfter.Milliseconds(), FailedOpen: l.FailedOpen})
+		if l.FailedOpen {
+			r.Errors = append(r.Errors, fmt.Sprintf("limit %q failed open: %s", l.Name, l.Err))
+		}
 	}
 	if a := st.d.Approval; a != nil {
 		r.Approval = &audit.Approval{Rule: st.d.Rule, Approved: a.Approved, By: a.By, Reason: a.Reason, Binding: st.d.Binding}
@@ -412,7 +421,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 		args = emptyObject
 	}
 	start := st.end // the handler starts as the decision is made
-	out, err, class := g.invoke(ctx, st.tool, args)
+	out, err, class := g.invoke(ctx, st.tool, args, st.release)
 	dur := g.now().Sub(start)
 
 	o := &st.out
@@ -440,8 +449,13 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 
 // invoke calls the handler, turning a panic into an error and enforcing the
 // tool timeout.
-func (g *Guard) invoke(ctx context.Context, t *tool, args json.RawMessage) (any, error, string) {
+// release, if not nil, is called once the handler has really returned or
+// panicked — after the timeout, if it outlives it.
+func (g *Guard) invoke(ctx context.Context, t *tool, args json.RawMessage, release func()) (any, error, string) {
 	if g.timeout <= 0 {
+		if release != nil {
+			defer release()
+		}
 		return callHandler(ctx, t, args)
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
@@ -453,6 +467,9 @@ func (g *Guard) invoke(ctx context.Context, t *tool, args json.RawMessage) (any,
 	}
 	done := make(chan result, 1)
 	go func() {
+		if release != nil {
+			defer release()
+		}
 		out, err, class := callHandler(ctx, t, args)
 		done <- result{out, err, class}
 	}()
@@ -558,4 +575,18 @@ func roundUp(d time.Duration) time.Duration {
 		return d.Round(time.Millisecond) + time.Millisecond
 	}
 	return d.Round(100 * time.Millisecond)
+}
+
+// limitReason explains a limit's denial.
+func limitReason(u *scope.LimitUse, r *LimitResult) string {
+	switch u.Kind {
+	case scope.LimitConcurrency:
+		return fmt.Sprintf("concurrency limit %q for %s is reached (%d of %d calls in flight); retry when one finishes", r.Name, quote(r.Key), r.Used, u.Count)
+	case scope.LimitQuota:
+		return fmt.Sprintf("quota %q for %s is used up (%d of %d used in this window, the call needs %d); it renews in %s", r.Name, quote(r.Key), r.Used, u.Count, u.Cost, roundUp(r.RetryAfter))
+	}
+	if u.Cost > int64(u.Burst) {
+		return fmt.Sprintf("rate limit %q allows at most %d at once and the call needs %d", r.Name, u.Burst, u.Cost)
+	}
+	return fmt.Sprintf("rate limit %q for %s is exhausted; retry after %s", r.Name, quote(r.Key), roundUp(r.RetryAfter))
 }

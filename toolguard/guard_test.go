@@ -42,9 +42,11 @@ func (r *recorder) Write(ctx context.Context, rec *audit.Record) error {
 	if err := r.log.Write(ctx, rec); err != nil {
 		return err
 	}
-	c := *rec
-	c.Args = bytes.Clone(rec.Args)
-	c.Violations = append([]audit.Violation(nil), rec.Violations...)
+	// A sink must not retain the record: keep a deep copy.
+	var c audit.Record
+	if err := json.Unmarshal(rec.AppendJSON(nil), &c); err != nil {
+		return err
+	}
 	r.recs = append(r.recs, c)
 	return nil
 }
