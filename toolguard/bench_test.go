@@ -3,8 +3,10 @@ package toolguard_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -116,3 +118,41 @@ func BenchmarkCallDenied(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMemoryLimiter measures taking one token from an in-memory rate
+// limit, on one key and spread over many.
+func BenchmarkMemoryLimiter(b *testing.B) {
+	lim := scope.Limit{Name: "l", Kind: scope.LimitRate, Count: 1_000_000_000, Per: time.Second, Burst: 1_000_000_000}
+	now := time.Now()
+	b.Run("one-key", func(b *testing.B) {
+		var m toolguard.MemoryLimiter
+		uses := []scope.LimitUse{{Limit: lim, Key: "k", Cost: 1}}
+		b.ReportAllocs()
+		for b.Loop() {
+			if res, _, err := m.Take(context.Background(), now, uses, false); err != nil || !res[0].Allowed {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("10k-keys-parallel", func(b *testing.B) {
+		var m toolguard.MemoryLimiter
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			uses := []scope.LimitUse{{Limit: lim, Cost: 1}}
+			for i := 0; pb.Next(); i++ {
+				uses[0].Key = keys[i%len(keys)]
+				if _, _, err := m.Take(context.Background(), now, uses, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}
+
+var keys = func() []string {
+	k := make([]string, 10_000)
+	for i := range k {
+		k[i] = fmt.Sprint("key-", i)
+	}
+	return k
+}()

@@ -61,7 +61,9 @@ const DefaultMaxLimiterKeys = 100_000
 // state a new bucket would not have — full token buckets, quotas of past
 // windows, caps with nothing in flight — so eviction never grants more than
 // the configured limits. If none can be evicted, calls that need a new bucket
-// are denied with [ErrLimiterFull]. A bucket costs about 200 bytes.
+// are denied with [ErrLimiterFull]. A bucket costs at most 400 bytes of
+// heap (277 measured with a million keys), so the default bound of
+// 100,000 keys holds under 40 MB.
 //
 // The zero value is ready to use with DefaultMaxLimiterKeys. A MemoryLimiter
 // is safe for concurrent use and must not be copied after first use.
