@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,10 +70,6 @@ func startProcess(t testing.TB, cmd *exec.Cmd) *syncBuffer {
 	})
 	return out
 }
-
-// knownDifference lists scenarios that pass against server-everything only
-// because of how it answers calls to tools it lacks.
-var knownDifference = map[string]bool{"tools-call-simple-text": true, "tools-call-error": true}
 
 var scenarioRE = regexp.MustCompile(`^[✓✗] (\S+): (\d+) passed, (\d+) failed`)
 
@@ -138,18 +133,17 @@ func TestConformanceThroughMCPGuard(t *testing.T) {
 	t.Logf("conformance directly against server-everything: %d scenarios passed (%d checks passed, %d failed): %v", len(direct), dOK, dBad, direct)
 	t.Logf("conformance through mcpguard:                   %d scenarios passed (%d checks passed, %d failed): %v", len(proxied), pOK, pBad, proxied)
 	require.NotEmpty(t, direct, "server-everything output: %s", evOut.String())
-	for _, s := range direct {
-		if knownDifference[s] {
-			// These call tools server-everything does not have. It answers
-			// with an isError result, which the scenario accepts; mcp-go
-			// answers a call to a tool it does not serve with JSON-RPC
-			// error -32602 before any middleware runs.
-			if !slices.Contains(proxied, s) {
-				t.Logf("known difference: %s (unknown tool: -32602 through mcp-go, isError from server-everything)", s)
-			}
-			continue
+	// Scenarios that call tools server-everything does not have pass
+	// directly because it answers with an isError result; through mcpguard
+	// the guard denies such a call, records it and answers the same way.
+	assert.Equal(t, direct, proxied, "the scenarios passing through mcpguard must be those passing directly; mcpguard output: %s", pxOut.String())
+	// The calls of tools server-everything lacks were decided and recorded.
+	denied := map[string]bool{}
+	for _, r := range verifyLog(t, filepath.Join(dir, "decisions.jsonl")) {
+		if r.Effect == "deny" {
+			denied[r.Tool] = true
 		}
-		assert.Contains(t, proxied, s, "scenario %s passes directly but not through mcpguard; mcpguard output: %s", s, pxOut.String())
 	}
-	verifyLog(t, filepath.Join(dir, "decisions.jsonl"))
+	assert.True(t, denied["test_simple_text"], "a denial record for the unknown tool test_simple_text")
+	assert.True(t, denied["test_error_handling"], "a denial record for the unknown tool test_error_handling")
 }

@@ -22,6 +22,44 @@
 // middleware cannot guard (not on the guard, task tools, session tools) are
 // never listed, and calls to them are denied.
 //
+// A call of a tool the server does not have at all is also the guard's to
+// deny: mcp-go would answer it with JSON-RPC error -32602 before any
+// middleware runs, so ServerOptions registers a hidden route for such calls
+// and a before-call hook that sends them there. The guard then denies the
+// call ("there is no tool named …"), writes its decision record, and the
+// client gets an isError result like any other denial. Give mcp-go hooks of
+// your own (server.WithHooks) before ServerOptions, or add them to
+// server.GetHooks, so that they do not replace the guard's.
+//
+// # Approval by the human at the client
+//
+// Where a rule says ask, the guard needs a [toolguard.Approver].
+// [ElicitationApprover] asks the user of the calling client with MCP
+// elicitation — a yes/no form under a message that names the tool, the
+// principal, the (redacted) arguments and the rule's reason:
+//
+//	g, err := toolguard.New(policy, toolguard.WithSink(log),
+//		toolguard.WithApprover(guardmcp.ElicitationApprover(nil)),
+//		toolguard.WithApprovalTimeout(2*time.Minute))
+//
+// A decline, a cancel, a "no", no answer in time, or a client that did not
+// declare the elicitation capability denies the call; the denial says which,
+// and so does the approval field of the decision record. Each answer is
+// bound to the exact call it was asked about. Clients on protocol version
+// 2026-07-28, where a server can no longer send requests in the middle of a
+// call, cannot be asked this way and are denied.
+//
+// # Policy reload
+//
+// [toolguard.Guard.SetPolicy], [toolguard.Guard.ReloadPolicy] and
+// [toolguard.Guard.WatchPolicy] swap the policy under a running server.
+// What a principal may see can change with it, so after a reload tell the
+// clients:
+//
+//	s.SendNotificationToAllClients(string(mcp.MethodNotificationToolsListChanged), nil)
+//
+// mcpguard does this on SIGHUP and with -watch.
+//
 // # Who is calling
 //
 // The principal travels in the context. A [PrincipalFunc] establishes it per
@@ -47,8 +85,28 @@
 // templates, prompts and completions are forwarded; logging, resource
 // update and other notifications are sent on to every connected client,
 // progress notifications to the client whose call they belong to, and
-// list-changed notifications make the proxy re-read the lists. Every request
-// upstream is bounded by a timeout ([WithCallTimeout]).
+// list-changed notifications make the proxy re-read the lists. A tool that
+// disappears upstream is removed from the guard too; a call of it, or of any
+// tool the upstream does not have, is denied and recorded.
+//
+// Every request upstream is bounded by a timeout ([WithCallTimeout]). A call
+// to an upstream that hangs fails when it runs out; a call to one that dies
+// fails at once ("transport closed"), and so does every later call, while
+// the proxy itself goes on answering. Either way the client gets a JSON-RPC
+// error that names the upstream and the cause, and the guard's outcome
+// record for the call carries the same error. The proxy does not restart a
+// dead upstream.
+//
+// Not forwarded: requests the upstream sends to the client — sampling,
+// elicitation and roots. [NewProxy] takes an upstream client that is already
+// built, and mcp-go fixes a client's handlers for such requests when the
+// client is constructed, so the proxy cannot install handlers that route
+// them to the downstream session of the call in flight. An upstream that
+// sends one gets an error back. Subscriptions to
+// resource updates are answered by the proxy itself, and logging and
+// resource-update notifications go to every connected client, not only to
+// the session that caused them: over HTTP with several principals, put one
+// proxy in front of each.
 //
 // # Tool pinning
 //

@@ -62,6 +62,11 @@ func buildBin(t testing.TB, name string) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(testUpstreamEnv) == "1" {
+		// The test binary doubles as an upstream MCP server (see
+		// testUpstream), so tests can make it hang or crash.
+		os.Exit(testUpstream())
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -84,64 +89,102 @@ type sessionResult struct {
 	Calls []callOutcome `json:"calls"`
 }
 
-// goSession runs calls against a stdio MCP server command with mcp-go's
-// client, then stops the server with SIGTERM and waits for it to exit.
-func goSession(t *testing.T, argv []string, calls []toolCall) sessionResult {
+// stdioClient is an mcp-go client of a stdio server command it started.
+type stdioClient struct {
+	c      *client.Client
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+}
+
+// startStdioClient starts argv and connects an initialized mcp-go client to
+// it; the client (and so the command) is closed at cleanup.
+func startStdioClient(t *testing.T, ctx context.Context, argv []string, opts ...client.ClientOption) *stdioClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var stderr syncBuffer
-	var cmd *exec.Cmd
+	sc := &stdioClient{stderr: &syncBuffer{}}
 	tr := transport.NewStdioWithOptions(argv[0], nil, argv[1:],
-		transport.WithCommandStderrWriter(&stderr),
+		transport.WithCommandStderrWriter(sc.stderr),
 		transport.WithCommandFunc(func(ctx context.Context, command string, env []string, args []string) (*exec.Cmd, error) {
-			cmd = exec.CommandContext(ctx, command, args...)
-			cmd.Env = append(os.Environ(), env...)
-			return cmd, nil
+			sc.cmd = exec.CommandContext(ctx, command, args...)
+			sc.cmd.Env = append(os.Environ(), env...)
+			return sc.cmd, nil
 		}))
-	c := client.NewClient(tr, client.WithLegacyProtocolOnly())
-	require.NoError(t, c.Start(ctx))
-	defer c.Close()
+	sc.c = client.NewClient(tr, append([]client.ClientOption{client.WithLegacyProtocolOnly()}, opts...)...)
+	require.NoError(t, sc.c.Start(ctx))
+	t.Cleanup(func() { sc.c.Close() })
 	init := mcp.InitializeRequest{}
 	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
 	init.Params.ClientInfo = mcp.Implementation{Name: "guardmcp-test", Version: "1"}
-	_, err := c.Initialize(ctx, init)
-	require.NoError(t, err, "initialize; stderr: %s", stderr.String())
+	_, err := sc.c.Initialize(ctx, init)
+	require.NoError(t, err, "initialize; stderr: %s", sc.stderr.String())
+	return sc
+}
 
-	var res sessionResult
-	tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
-	require.NoError(t, err)
-	for _, tl := range tools.Tools {
-		res.Tools = append(res.Tools, tl.Name)
-	}
-	sort.Strings(res.Tools)
-	for _, tc := range calls {
-		req := mcp.CallToolRequest{}
-		req.Params.Name = tc.Name
-		req.Params.Arguments = tc.Arguments
-		r, err := c.CallTool(ctx, req)
-		require.NoError(t, err, "call %s; stderr: %s", tc.Name, stderr.String())
-		var texts []string
-		for _, ct := range r.Content {
-			if tx, ok := ct.(mcp.TextContent); ok {
-				texts = append(texts, tx.Text)
-			}
-		}
-		res.Calls = append(res.Calls, callOutcome{IsError: r.IsError, Text: strings.Join(texts, "\n")})
-	}
-	// A clean shutdown on SIGTERM.
-	require.NotNil(t, cmd)
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+// stop sends SIGTERM and waits for a clean exit.
+func (sc *stdioClient) stop(t *testing.T) {
+	t.Helper()
+	require.NotNil(t, sc.cmd)
+	require.NoError(t, sc.cmd.Process.Signal(syscall.SIGTERM))
 	exited := make(chan struct{})
-	go func() { c.Close(); close(exited) }()
+	go func() { sc.c.Close(); close(exited) }()
 	select {
 	case <-exited:
 	case <-time.After(20 * time.Second):
 		t.Fatal("server did not exit after SIGTERM")
 	}
-	if cmd.ProcessState != nil {
-		assert.True(t, cmd.ProcessState.Success(), "exit status %v; stderr: %s", cmd.ProcessState, stderr.String())
+	if sc.cmd.ProcessState != nil {
+		assert.True(t, sc.cmd.ProcessState.Success(), "exit status %v; stderr: %s", sc.cmd.ProcessState, sc.stderr.String())
 	}
+}
+
+func (sc *stdioClient) toolNames(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	tools, err := sc.c.ListTools(ctx, mcp.ListToolsRequest{})
+	require.NoError(t, err)
+	var names []string
+	for _, tl := range tools.Tools {
+		names = append(names, tl.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (sc *stdioClient) call(t *testing.T, ctx context.Context, tc toolCall) callOutcome {
+	t.Helper()
+	r, err := sc.callErr(ctx, tc)
+	require.NoError(t, err, "call %s; stderr: %s", tc.Name, sc.stderr.String())
+	return r
+}
+
+func (sc *stdioClient) callErr(ctx context.Context, tc toolCall) (callOutcome, error) {
+	req := mcp.CallToolRequest{}
+	req.Params.Name = tc.Name
+	req.Params.Arguments = tc.Arguments
+	r, err := sc.c.CallTool(ctx, req)
+	if err != nil {
+		return callOutcome{}, err
+	}
+	var texts []string
+	for _, ct := range r.Content {
+		if tx, ok := ct.(mcp.TextContent); ok {
+			texts = append(texts, tx.Text)
+		}
+	}
+	return callOutcome{IsError: r.IsError, Text: strings.Join(texts, "\n")}, nil
+}
+
+// goSession runs calls against a stdio MCP server command with mcp-go's
+// client, then stops the server with SIGTERM and waits for it to exit.
+func goSession(t *testing.T, argv []string, calls []toolCall, opts ...client.ClientOption) sessionResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sc := startStdioClient(t, ctx, argv, opts...)
+	var res sessionResult
+	res.Tools = sc.toolNames(t, ctx)
+	for _, tc := range calls {
+		res.Calls = append(res.Calls, sc.call(t, ctx, tc))
+	}
+	sc.stop(t)
 	return res
 }
 
@@ -216,8 +259,9 @@ func newFSFixture(t *testing.T) *fsFixture {
 		{"read_text_file", map[string]any{"path": filepath.Join(root, "secret.txt")}},
 		{"read_text_file", map[string]any{"path": f.ws + "/../secret.txt"}},
 		{"write_file", map[string]any{"path": filepath.Join(f.ws, "b.txt"), "content": "x"}},
+		{"no_such_tool", map[string]any{"path": f.ws}},
 	}
-	f.wantError = []bool{false, false, true, true, true}
+	f.wantError = []bool{false, false, true, true, true, true}
 	return f
 }
 
@@ -284,7 +328,11 @@ func TestMCPGuardFilesystemE2E(t *testing.T) {
 		require.Len(t, recs, len(f.calls), "one decision record per call")
 		for i, r := range recs {
 			assert.Equal(t, f.calls[i].Name, r.Tool)
-			assert.Equal(t, "reader", r.Principal)
+			if f.calls[i].Name != "no_such_tool" {
+				// toolguard denies an unknown tool before it looks at
+				// the principal, and records none.
+				assert.Equal(t, "reader", r.Principal)
+			}
 			assert.Equal(t, map[bool]string{false: "allow", true: "deny"}[f.wantError[i]], r.Effect)
 		}
 	})

@@ -99,8 +99,9 @@ type Proxy struct {
 
 type proxyTool struct {
 	digest   string
-	guarded  bool   // registered on the guard
+	guarded  bool   // was registered on the guard (reviewed) at some point
 	disabled string // why calls are denied, if they are
+	gone     bool   // no longer listed upstream
 }
 
 type progressRoute struct {
@@ -162,7 +163,6 @@ func NewProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, opts ..
 	}
 
 	var sopts []server.ServerOption
-	sopts = append(sopts, serverOptions(g, o, p.blocked)...)
 	sopts = append(sopts, server.WithToolCapabilities(true))
 	if caps.Resources != nil {
 		sopts = append(sopts, server.WithResourceCapabilities(caps.Resources.Subscribe, true))
@@ -182,6 +182,9 @@ func NewProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, opts ..
 		sopts = append(sopts, server.WithInstructions(initRes.Instructions))
 	}
 	sopts = append(sopts, o.serverOpts...)
+	// The guard's options come last, so that hooks or a tracer among the
+	// caller's options cannot replace the guard's.
+	sopts = append(sopts, serverOptions(g, o, p.blocked)...)
 	p.s = server.NewMCPServer(name, version, sopts...)
 
 	rawTools, err := p.listRawTools(ctx)
@@ -340,7 +343,13 @@ func (p *Proxy) applyTools(list []rawTool) {
 		}
 		cur := p.tools[rt.Name]
 		if cur != nil && cur.digest == digest {
-			if p.s.GetTool(rt.Name) == nil {
+			if cur.gone {
+				// Back, unchanged, after it disappeared upstream.
+				cur.gone = false
+				if cur.disabled == "" && !p.registerTool(t) {
+					delete(p.tools, rt.Name)
+					continue
+				}
 				p.s.AddTool(t, p.forward)
 			}
 			continue
@@ -363,17 +372,14 @@ func (p *Proxy) applyTools(list []rawTool) {
 			pt.guarded = cur.guarded
 		}
 		if disabled == "" {
-			gt, err := guardTool(t)
-			if err == nil {
-				gt.Handler = guardHandler(t.Name, p.forward)
-				err = p.g.Register(gt)
-			}
-			if err != nil {
-				p.o.logger.Warn("guardmcp: hiding an upstream tool the guard does not accept", "tool", rt.Name, "err", err)
+			if !p.registerTool(t) {
 				continue
 			}
 			pt.guarded = true
 		} else {
+			if cur != nil && !cur.gone && cur.disabled == "" {
+				p.g.Unregister(rt.Name)
+			}
 			p.o.logger.Warn("guardmcp: disabling an upstream tool", "tool", rt.Name, "reason", disabled)
 		}
 		p.tools[rt.Name] = pt
@@ -381,11 +387,30 @@ func (p *Proxy) applyTools(list []rawTool) {
 		// lists) so that calls reach the middleware and are recorded.
 		p.s.AddTool(t, p.forward)
 	}
-	for name := range p.tools {
-		if !seen[name] {
+	for name, pt := range p.tools {
+		if !seen[name] && !pt.gone {
+			// Gone upstream: calls are denied as calls of an unknown tool.
+			pt.gone = true
 			p.s.DeleteTools(name)
+			p.g.Unregister(name)
 		}
 	}
+}
+
+// registerTool registers an upstream tool on the guard, whose handler
+// forwards the call. It reports whether the guard accepted the tool.
+func (p *Proxy) registerTool(t mcp.Tool) bool {
+	gt, err := guardTool(t)
+	if err == nil {
+		gt.Handler = guardHandler(t.Name, p.forward)
+		p.g.Unregister(t.Name)
+		err = p.g.Register(gt)
+	}
+	if err != nil {
+		p.o.logger.Warn("guardmcp: hiding an upstream tool the guard does not accept", "tool", t.Name, "err", err)
+		return false
+	}
+	return true
 }
 
 // blocked denies calls to disabled tools, before the guard, writing the

@@ -174,3 +174,35 @@ func TestToolDigest(t *testing.T) {
 	_, err = guardmcp.ToolDigest(json.RawMessage(`[]`))
 	require.Error(t, err)
 }
+
+func TestProxyUnknownAndRemovedTools(t *testing.T) {
+	sink := &memSink{}
+	g := testGuard(t, sink)
+	up := upstreamServer("Read a file.")
+	px := newTestProxy(t, up, g)
+	_, rw := principals("/w")
+	ctx := toolguard.WithPrincipal(context.Background(), rw)
+
+	got := call(t, ctx, px.Server(), "nope", `{}`)
+	require.Empty(t, got.RPCError, "a call of a tool the upstream lacks is a denial, not a JSON-RPC error")
+	assert.True(t, got.IsError)
+	assert.Contains(t, got.Text, `no tool named "nope"`)
+	recs := sink.decisions()
+	require.Len(t, recs, 1)
+	assert.Equal(t, "nope", recs[0].Tool)
+	assert.Equal(t, "deny", recs[0].Effect)
+
+	// The upstream drops write_file: the proxy stops listing it, and a call
+	// is denied as a call of an unknown tool — never forwarded.
+	up.DeleteTools("write_file")
+	require.Eventually(t, func() bool {
+		names := listNames(t, ctx, px.Server())
+		return len(names) == 1 && names[0] == "read_text_file"
+	}, 10*time.Second, 10*time.Millisecond)
+	got = call(t, ctx, px.Server(), "write_file", `{"path":"/w/a","content":"x"}`)
+	assert.True(t, got.IsError)
+	assert.Contains(t, got.Text, `no tool named "write_file"`)
+	_, registered := g.Tool("write_file")
+	assert.False(t, registered)
+	require.Len(t, sink.decisions(), 2)
+}

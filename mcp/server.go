@@ -99,6 +99,11 @@ func isCall(ctx context.Context) bool {
 //     tool's handler runs. A denial becomes a CallToolResult with isError set
 //     and the reason as text; a tool the guard does not know is denied.
 //
+// A call of a tool the server does not have is routed (by a before-call
+// hook, added to the server's hooks) to a hidden tool, so that the guard
+// denies and records it rather than mcp-go answering "not found"; give
+// server.WithHooks before ServerOptions, not after.
+//
 // Register tools with [AddTool], which registers them on the server and the
 // guard at once. Tools registered with AddTaskTool, or only on a session,
 // are hidden and cannot be called: their handlers would bypass the
@@ -118,7 +123,70 @@ func serverOptions(g *toolguard.Guard, o options, blocked blockFunc) []server.Se
 		server.WithTracer(guardTracer{inner: inner}),
 		server.WithToolFilter(m.filter),
 		server.WithToolHandlerMiddleware(m.wrap),
+		m.routeUnknown,
 	}
+}
+
+// unknownToolName names a tool, never listed, to which calls of tools the
+// server does not have are routed: mcp-go answers a call to a tool it does
+// not serve with a JSON-RPC error before any middleware runs, and such a
+// call must instead be decided, recorded and denied by the guard like any
+// other. The name is outside what the guard accepts, so no real tool can
+// take it.
+const unknownToolName = "guardmcp unknown tool"
+
+// unknownMetaKey keys, in the rerouted request's _meta, the name that was
+// called. The value has an unexported type, so a client cannot forge it.
+const unknownMetaKey = "guardmcp/unknown-tool"
+
+type unknownCall struct{ name string }
+
+// routeUnknown is a server option: it registers the unknown-tool route and a
+// before-call hook that sends calls of tools the server does not have to it.
+// The hook rewrites only the tool's name (and adds a mark): it never decides
+// anything itself. If the route is gone (SetTools replaced every tool) the
+// call is left alone and mcp-go reports the tool as not found.
+func (m *middleware) routeUnknown(s *server.MCPServer) {
+	h := s.GetHooks()
+	if h == nil {
+		h = &server.Hooks{}
+		server.WithHooks(h)(s)
+	}
+	h.AddBeforeCallTool(func(_ context.Context, _ any, req *mcp.CallToolRequest) {
+		if req == nil || s.GetTool(req.Params.Name) != nil || s.GetTool(unknownToolName) == nil {
+			return
+		}
+		meta := &mcp.Meta{AdditionalFields: map[string]any{}}
+		if old := req.Params.Meta; old != nil {
+			meta.ProgressToken = old.ProgressToken
+			for k, v := range old.AdditionalFields {
+				meta.AdditionalFields[k] = v
+			}
+		}
+		meta.AdditionalFields[unknownMetaKey] = unknownCall{name: req.Params.Name}
+		req.Params.Meta = meta
+		req.Params.Name = unknownToolName
+	})
+	s.AddTool(mcp.NewToolWithRawSchema(unknownToolName, "", json.RawMessage(`{"type":"object"}`)),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			// Reached only if the middleware was taken off the server.
+			return errorResult("guardmcp: unknown tool"), nil
+		})
+}
+
+// calledName returns the name of the tool a request called: for a call
+// routed to the unknown-tool route, the name the client asked for.
+func calledName(req mcp.CallToolRequest) (name string, rerouted bool) {
+	if req.Params.Name != unknownToolName {
+		return req.Params.Name, false
+	}
+	if m := req.Params.Meta; m != nil {
+		if u, ok := m.AdditionalFields[unknownMetaKey].(unknownCall); ok {
+			return u.name, true
+		}
+	}
+	// A client called the route by its name: a tool that does not exist.
+	return req.Params.Name, true
 }
 
 type middleware struct {
@@ -145,6 +213,9 @@ func (m *middleware) filter(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 	for _, t := range tools {
 		// Only tools registered with AddTool go through the middleware.
 		if s.GetTool(t.Name) == nil {
+			continue
+		}
+		if t.Name == unknownToolName && !calling {
 			continue
 		}
 		if calling || m.g.Visible(ctx, t.Name) {
@@ -175,6 +246,9 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		if err != nil {
 			return nil, err
 		}
+		if name, rerouted := calledName(req); rerouted {
+			return m.unknown(ctx, name, args)
+		}
 		if m.blocked != nil {
 			if res, ok := m.blocked(ctx, &req, args); ok {
 				return res, nil
@@ -197,6 +271,26 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		}
 		return res, nil
 	}
+}
+
+// unknown decides a call of a tool the server does not serve. The guard
+// denies and records a call of a tool it does not know either. A tool the
+// guard knows but the server does not serve (registered on the guard only,
+// or removed from the server) is not run through the guard, which would run
+// its handler: it is denied here.
+func (m *middleware) unknown(ctx context.Context, name string, args json.RawMessage) (*mcp.CallToolResult, error) {
+	if _, known := m.g.Tool(name); known {
+		return errorResult(fmt.Sprintf("guardmcp: call to %q denied: the server does not serve this tool", name)), nil
+	}
+	_, err := m.g.Call(ctx, name, args)
+	var de *toolguard.DeniedError
+	if errors.As(err, &de) {
+		return deniedResult(ctx, de), nil
+	}
+	if err == nil {
+		err = fmt.Errorf("guardmcp: the guard did not deny a call of the unknown tool %q", name)
+	}
+	return nil, err
 }
 
 // rawArguments returns the arguments of a call as JSON: the bytes the

@@ -76,7 +76,9 @@ func TestServerOptionsCall(t *testing.T) {
 		{"duplicate keys", roCtx, "read_text_file", `{"path":"/w/a","path":"/etc/passwd"}`, true, "denied", false},
 		{"no principal", context.Background(), "read_text_file", `{"path":"/w/a.txt"}`, true, "principal", false},
 		{"not on the guard", rwCtx, "unguarded", `{}`, true, "denied", false},
-		{"not on the server", rwCtx, "nope", `{}`, false, "", true},
+		{"not on the server", rwCtx, "nope", `{"path":"/w/a"}`, true, `no tool named "nope"`, false},
+		{"not on the server, bad arguments", rwCtx, "nope", `[1]`, true, "denied", false},
+		{"the unknown-tool route by name", rwCtx, "guardmcp unknown tool", `{}`, true, "denied", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,9 +91,32 @@ func TestServerOptionsCall(t *testing.T) {
 			require.Empty(t, got.RPCError)
 			assert.Equal(t, tt.isError, got.IsError, got.Text)
 			assert.Contains(t, got.Text, tt.text)
-			assert.Len(t, sink.decisions(), before+1, "one decision record per call")
+			recs := sink.decisions()
+			require.Len(t, recs, before+1, "one decision record per call")
+			assert.Equal(t, tt.tool, recs[before].Tool, "the record names the tool called")
+			assert.Equal(t, map[bool]string{false: "allow", true: "deny"}[tt.isError], recs[before].Effect)
 		})
 	}
+}
+
+func TestServerOptionsUnknownToolNotRun(t *testing.T) {
+	// A tool registered on the guard only is not served: a call is denied
+	// and its handler never runs.
+	sink := &memSink{}
+	g := testGuard(t, sink)
+	s := fileServer(t, g)
+	ran := false
+	require.NoError(t, g.Register(toolguard.Tool{Name: "guard_only", InputSchema: json.RawMessage(`{"type":"object"}`),
+		Handler: func(context.Context, json.RawMessage) (any, error) {
+			ran = true
+			return mcp.NewToolResultText("ran"), nil
+		}}))
+	_, rw := principals("/w")
+	got := call(t, toolguard.WithPrincipal(context.Background(), rw), s, "guard_only", `{}`)
+	assert.True(t, got.IsError)
+	assert.Contains(t, got.Text, "does not serve")
+	assert.False(t, ran)
+	assert.NotContains(t, listNames(t, toolguard.WithPrincipal(context.Background(), rw), s), "guardmcp unknown tool")
 }
 
 func TestServerOptionsMalfunction(t *testing.T) {

@@ -19,6 +19,18 @@
 // since the lock file was written is hidden and every call to it denied
 // (and recorded) until the lock is rewritten on purpose with -update-lock.
 //
+// Where a policy rule says ask, -approve elicit (the default) asks the human
+// at the calling client through MCP elicitation: the call runs only if they
+// approve it. A client that cannot be asked (it did not declare the
+// elicitation capability) is denied, with a reason saying so. -approve none
+// denies every call that needs approval.
+//
+// On SIGHUP mcpguard reloads the policy file; with -watch it also polls the
+// file for changes. A policy that fails to load is logged and the one in
+// force stays. After a reload, connected clients are told that the tool list
+// changed (notifications/tools/list_changed), since what each principal may
+// see can differ.
+//
 // On SIGINT or SIGTERM mcpguard stops serving, stops the upstream and closes
 // the audit log, which then verifies (audit.Verify).
 package main
@@ -40,6 +52,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agentguard/agentguard/audit"
@@ -77,6 +90,8 @@ type config struct {
 	attrs                                 attrFlag
 	jwks, jwtKey, audience, issuer        string
 	callTimeout                           time.Duration
+	approve                               string
+	approvalTimeout, watch                time.Duration
 	command                               []string
 }
 
@@ -98,6 +113,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.audience, "audience", "", "required token audience")
 	fs.StringVar(&c.issuer, "issuer", "", "required token issuer")
 	fs.DurationVar(&c.callTimeout, "call-timeout", 2*time.Minute, "bound on each request forwarded upstream")
+	fs.StringVar(&c.approve, "approve", "elicit", "how calls that need approval are decided: elicit (ask the client's user) or none (deny)")
+	fs.DurationVar(&c.approvalTimeout, "approval-timeout", 5*time.Minute, "how long a call waits for a human's approval")
+	fs.DurationVar(&c.watch, "watch", 0, "poll the policy file at this interval and reload it when it changes (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -113,6 +131,10 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("give -jwks or -jwt-key, not both")
 	case c.updateLock && c.lock == "":
 		return nil, errors.New("-update-lock needs -lock")
+	case c.approve != "elicit" && c.approve != "none":
+		return nil, errors.New("-approve is elicit or none")
+	case c.watch < 0:
+		return nil, errors.New("-watch must not be negative")
 	}
 	return c, nil
 }
@@ -146,6 +168,12 @@ func (c *config) principalFunc() (guardmcp.PrincipalFunc, error) {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+	// From the start, a SIGHUP reloads the policy rather than ends the
+	// process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	c, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -154,7 +182,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	p, err := scope.Load(c.policy)
 	if err != nil {
@@ -169,7 +197,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			err = cerr
 		}
 	}()
-	g, err := toolguard.New(p, toolguard.WithSink(log))
+	gopts := []toolguard.Option{toolguard.WithSink(log)}
+	if c.approve == "elicit" {
+		// The approver asks the session of the call being decided, on the
+		// proxy's server (known only once NewProxy has built it).
+		gopts = append(gopts, toolguard.WithApprover(guardmcp.ElicitationApprover(nil)),
+			toolguard.WithApprovalTimeout(c.approvalTimeout))
+	}
+	g, err := toolguard.New(p, gopts...)
 	if err != nil {
 		return err
 	}
@@ -190,10 +225,47 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	defer px.Close()
 
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go reloadOnSignal(reloadCtx, hup, g, px.Server(), c.policy, logger)
+	if c.watch > 0 {
+		go g.WatchPolicy(reloadCtx, c.policy, c.watch, func(p *scope.Policy, err error) {
+			reported(px.Server(), logger, "watch", p, err)
+		})
+	}
+
 	if c.listen == "" {
 		return serveStdio(ctx, px.Server(), pf, stdin, stdout)
 	}
 	return serveHTTP(ctx, px.Server(), pf, c.listen, stderr)
+}
+
+// reloadOnSignal reloads the policy from disk on every signal on hup until
+// ctx is done.
+func reloadOnSignal(ctx context.Context, hup <-chan os.Signal, g *toolguard.Guard, s *server.MCPServer, path string, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			p, err := g.ReloadPolicy(path)
+			reported(s, logger, "SIGHUP", p, err)
+		}
+	}
+}
+
+// reported logs a reload and, when a new policy is in force, tells the
+// connected clients that their tool lists may have changed.
+func reported(s *server.MCPServer, logger *slog.Logger, trigger string, p *scope.Policy, err error) {
+	if err != nil {
+		logger.Error("mcpguard: policy reload failed; the policy in force stays", "trigger", trigger, "err", err)
+		return
+	}
+	if p == nil {
+		return
+	}
+	logger.Info("mcpguard: policy reloaded", "trigger", trigger, "revision", p.Revision())
+	s.SendNotificationToAllClients(string(mcp.MethodNotificationToolsListChanged), nil)
 }
 
 // connect starts the upstream client; NewProxy initializes it.
