@@ -151,6 +151,11 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		st.d.Latency = st.end.Sub(st.start)
 	}()
 
+	// The principal goes into every record, even of a call denied earlier.
+	pr := principalFrom(ctx)
+	if pr != nil {
+		st.d.Principal = pr.ID
+	}
 	tools := *g.tools.Load()
 	t, ok := tools[name]
 	if !ok {
@@ -160,7 +165,6 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 	}
 	st.tool = t
 
-	pr := principalFrom(ctx)
 	if pr == nil || pr.ID == "" {
 		st.d.ArgsSHA256 = rawDigest(args)
 		st.deny(StagePrincipal, ErrNoPrincipal, nil, "the caller is not identified (no principal), so no tool may be called")
@@ -421,6 +425,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 		args = emptyObject
 	}
 	start := st.end // the handler starts as the decision is made
+	ctx = context.WithValue(ctx, callIDKey{}, st.d.CallID)
 	out, err, class := g.invoke(ctx, st.tool, args, st.release)
 	dur := g.now().Sub(start)
 

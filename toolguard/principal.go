@@ -42,3 +42,13 @@ func correlationFrom(ctx context.Context) *audit.Correlation {
 	c, _ := ctx.Value(correlationKey{}).(*audit.Correlation)
 	return c
 }
+
+type callIDKey struct{}
+
+// CallIDFrom returns the id of the guarded call whose handler ctx belongs
+// to: the id its audit records carry. Handlers use it to correlate their own
+// logs with the decision log.
+func CallIDFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(callIDKey{}).(string)
+	return id, ok
+}
