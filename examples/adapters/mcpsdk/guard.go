@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentguard/agentguard/scope"
+	"github.com/agentguard/agentguard/toolguard"
+)
+
+// This file is the adapter: copy it into a server built on
+// github.com/modelcontextprotocol/go-sdk. It behaves like the guardmcp
+// package does for mark3labs/mcp-go.
+
+// PrincipalFunc establishes who is calling from an incoming request. An
+// error, or a principal without an ID, means nobody: nothing is listed and
+// every call is denied, with the error in the denial. It may be called
+// concurrently.
+type PrincipalFunc func(ctx context.Context, req mcp.Request) (scope.Principal, error)
+
+// Static returns a PrincipalFunc that always returns pr: for stdio, where
+// the principal comes from configuration.
+func Static(pr scope.Principal) PrincipalFunc {
+	return func(context.Context, mcp.Request) (scope.Principal, error) { return pr, nil }
+}
+
+// TokenPrincipal is a PrincipalFunc for streamable HTTP behind the SDK's
+// auth.RequireBearerToken: the principal is the verified token's user, its
+// scopes and its extra claims.
+func TokenPrincipal(_ context.Context, req mcp.Request) (scope.Principal, error) {
+	extra := req.GetExtra()
+	if extra == nil || extra.TokenInfo == nil {
+		return scope.Principal{}, errors.New("no verified bearer token")
+	}
+	ti := extra.TokenInfo
+	if ti.UserID == "" {
+		return scope.Principal{}, errors.New("the bearer token names no user")
+	}
+	return scope.Principal{ID: ti.UserID, Scopes: ti.Scopes, Attrs: ti.Extra}, nil
+}
+
+// Middleware returns receiving middleware that puts g in front of every
+// tool of the server:
+//
+//   - tools/list shows the principal only the tools g.Visible grants them,
+//     and marks the list private, since it differs between principals;
+//   - tools/call runs through g.Call — strict argument decoding, the input
+//     schema, the policy, limits and the decision record — before the tool's
+//     handler runs. A denial becomes a CallToolResult with IsError set and
+//     the reason as text, for the model to read. Calls to tools the guard
+//     does not know, hidden or not, are decided, recorded and denied.
+//
+// Register tools with [AddTool], so that the guard knows them.
+func Middleware(g *toolguard.Guard, pf PrincipalFunc) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			switch method {
+			case "tools/list":
+				ctx, _ = withPrincipal(ctx, pf, req)
+				res, err := next(ctx, method, req)
+				if err != nil {
+					return nil, err
+				}
+				list, ok := res.(*mcp.ListToolsResult)
+				if !ok {
+					return nil, fmt.Errorf("guard: tools/list returned %T", res)
+				}
+				out := *list
+				out.Tools = make([]*mcp.Tool, 0, len(list.Tools))
+				for _, t := range list.Tools {
+					if t != nil && g.Visible(ctx, t.Name) {
+						out.Tools = append(out.Tools, t)
+					}
+				}
+				out.CacheScope = "private"
+				return &out, nil
+			case "tools/call":
+				call, ok := req.(*mcp.CallToolRequest)
+				if !ok || call.Params == nil {
+					return nil, fmt.Errorf("guard: tools/call request of type %T", req)
+				}
+				ctx, perr := withPrincipal(ctx, pf, req)
+				p := &pending{method: method, req: call, next: next}
+				out, err := g.Call(context.WithValue(ctx, pendingKey{}, p), call.Params.Name, call.Params.Arguments)
+				var de *toolguard.DeniedError
+				if errors.As(err, &de) {
+					text := de.Error()
+					if perr != nil && errors.Is(err, toolguard.ErrNoPrincipal) {
+						text += " (" + perr.Error() + ")"
+					}
+					return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil
+				}
+				if err != nil {
+					// The tool's own failure: not a denial.
+					return nil, err
+				}
+				res, ok := out.(*mcp.CallToolResult)
+				if !ok {
+					return nil, fmt.Errorf("guard: tool %q returned %T, not a *mcp.CallToolResult; register it with AddTool", call.Params.Name, out)
+				}
+				return res, nil
+			}
+			return next(ctx, method, req)
+		}
+	}
+}
+
+// withPrincipal puts the principal of req into ctx, or returns why there is
+// none.
+func withPrincipal(ctx context.Context, pf PrincipalFunc, req mcp.Request) (context.Context, error) {
+	if pf == nil {
+		return ctx, errors.New("no principal function")
+	}
+	pr, err := pf(ctx, req)
+	if err == nil && pr.ID == "" {
+		err = errors.New("the principal has no ID")
+	}
+	if err != nil {
+		return ctx, err
+	}
+	return toolguard.WithPrincipal(ctx, pr), nil
+}
+
+type pendingKey struct{}
+
+// pending carries the rest of the server's handler chain for one tools/call
+// into the guard's handler of the tool, which runs it once the guard has
+// allowed the call.
+type pending struct {
+	method string
+	req    *mcp.CallToolRequest
+	next   mcp.MethodHandler
+}
+
+// AddTool registers a tool on the guard and on the server (with the SDK's
+// mcp.AddTool), so that its calls run through [Middleware]. The input schema
+// is t.InputSchema, or else inferred from In exactly as the SDK does; the
+// guard validates the arguments against it and the SDK then decodes them
+// (applying any schema defaults) into In.
+func AddTool[In, Out any](s *mcp.Server, g *toolguard.Guard, t *mcp.Tool, h mcp.ToolHandlerFor[In, Out]) (err error) {
+	if s == nil || g == nil || t == nil || h == nil {
+		return errors.New("guard: AddTool needs a server, a guard, a tool and a handler")
+	}
+	tt := *t
+	if tt.InputSchema == nil {
+		in, err := jsonschema.For[In](nil)
+		if err != nil {
+			return fmt.Errorf("guard: tool %q: %w", t.Name, err)
+		}
+		tt.InputSchema = in
+	}
+	schema, err := json.Marshal(tt.InputSchema)
+	if err != nil {
+		return fmt.Errorf("guard: tool %q: input schema: %w", t.Name, err)
+	}
+	var annotations map[string]any
+	if tt.Annotations != nil {
+		b, err := json.Marshal(tt.Annotations)
+		if err == nil {
+			err = json.Unmarshal(b, &annotations)
+		}
+		if err != nil {
+			return fmt.Errorf("guard: tool %q: annotations: %w", t.Name, err)
+		}
+	}
+	if err := g.Register(toolguard.Tool{
+		Name:        tt.Name,
+		Title:       tt.Title,
+		Description: tt.Description,
+		InputSchema: schema,
+		Annotations: annotations,
+		Handler:     guardHandler(tt.Name),
+	}); err != nil {
+		return err
+	}
+	// mcp.AddTool panics on a tool it cannot serve; report that as an error
+	// and take the tool off the guard again.
+	defer func() {
+		if r := recover(); r != nil {
+			g.Unregister(tt.Name)
+			err = fmt.Errorf("guard: tool %q: %v", tt.Name, r)
+		}
+	}()
+	mcp.AddTool(s, &tt, h)
+	return nil
+}
+
+// guardHandler is the guard's handler of an MCP tool: it runs the server's
+// own handler chain with exactly the arguments the guard validated. Called
+// other than through [Middleware], it refuses.
+func guardHandler(name string) toolguard.Handler {
+	return func(ctx context.Context, args json.RawMessage) (any, error) {
+		p, ok := ctx.Value(pendingKey{}).(*pending)
+		if !ok || p.req.Params.Name != name {
+			return nil, fmt.Errorf("guard: tool %q runs only through the MCP server's middleware", name)
+		}
+		params := *p.req.Params
+		params.Arguments = args
+		req := *p.req
+		req.Params = &params
+		return p.next(ctx, p.method, &req)
+	}
+}
