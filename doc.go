@@ -13,6 +13,10 @@
 //     grants, rules, limits) and CEL.
 //   - [github.com/agentguard/agentguard/audit]: decision records, sinks, the
 //     hash-chained log and its verification.
+//   - [github.com/agentguard/agentguard/mcp] (guardmcp): guarded mark3labs/mcp-go
+//     servers, JWT principals, and the guarding proxy behind examples/mcpguard.
+//   - [github.com/agentguard/agentguard/scope/scopetest]: unit tests for
+//     policies — case files, coverage, replay.
 //
 // Start with the quick start in README.md, or run
 //
