@@ -77,8 +77,9 @@
 //
 // # The proxy
 //
-// [NewProxy] fronts an upstream MCP server, reached through an mcp-go
-// client over stdio or streamable HTTP. It re-serves the upstream's tools
+// [DialProxy] fronts an upstream MCP server that it reaches over stdio (a
+// command) or streamable HTTP (a URL); [NewProxy] does the same through an
+// mcp-go client that is already built. It re-serves the upstream's tools
 // with their exact input schemas (read raw from tools/list), titles and
 // annotations, guarded as above, and forwards calls with the validated
 // arguments — never the caller's headers or token. Resources, resource
@@ -97,16 +98,33 @@
 // record for the call carries the same error. The proxy does not restart a
 // dead upstream.
 //
-// Not forwarded: requests the upstream sends to the client — sampling,
-// elicitation and roots. [NewProxy] takes an upstream client that is already
-// built, and mcp-go fixes a client's handlers for such requests when the
-// client is constructed, so the proxy cannot install handlers that route
-// them to the downstream session of the call in flight. An upstream that
-// sends one gets an error back. Subscriptions to
-// resource updates are answered by the proxy itself, and logging and
-// resource-update notifications go to every connected client, not only to
-// the session that caused them: over HTTP with several principals, put one
-// proxy in front of each.
+// Requests the upstream sends to its client — sampling/createMessage,
+// elicitation/create and roots/list — are forwarded only by a proxy built
+// with [DialProxy], which builds the upstream client itself (mcp-go fixes
+// a client's handlers for them when the client is constructed) and
+// declares those capabilities upstream, each unless turned off in
+// [Upstream]. [NewProxy] takes a client that is already built: the
+// client's own handlers answer such requests, and without any the upstream
+// gets an error. A request is forwarded to the client session whose tool
+// call is in flight: when the calls in flight all belong to one session —
+// always so over stdio — it goes to that session. When calls of several
+// sessions are in flight, or none, the request does not say which call it
+// belongs to, so the upstream gets an error ([ErrNotRouted]) rather than a
+// guess that could ask another principal's client. A request the upstream
+// sends of its own accord, outside any call, cannot be told apart: if it
+// arrives while one session's calls are in flight, it goes to that session.
+// A client that did not declare the capability, or that speaks protocol
+// version 2026-07-28 (where a server cannot send requests in the middle of a
+// call), is not asked; the upstream gets an error that says why, and its
+// tool usually reports it in an isError result. Each forwarded request is
+// bounded by the call timeout.
+// The proxy declares roots without listChanged: clients' roots/list_changed
+// notifications are not passed on.
+//
+// Subscriptions to resource updates are answered by the proxy itself, and
+// logging and resource-update notifications go to every connected client,
+// not only to the session that caused them: over HTTP with several
+// principals, put one proxy in front of each.
 //
 // # Tool pinning
 //

@@ -78,7 +78,8 @@ var ErrUpstream = errors.New("guardmcp: upstream")
 // runs every tools/call through the guard, and passes resources, prompts,
 // completions, logging, progress and list-changed notifications through.
 //
-// Create one with NewProxy and serve [Proxy.Server] with any mcp-go
+// Create one with [DialProxy] (which also forwards the upstream's sampling,
+// elicitation and roots requests) or [NewProxy], and serve [Proxy.Server] with any mcp-go
 // transport. A Proxy is safe for concurrent use.
 type Proxy struct {
 	c    *client.Client
@@ -86,6 +87,8 @@ type Proxy struct {
 	s    *server.MCPServer
 	o    options
 	lock *Lock
+
+	router *router // nil: server→client requests are not forwarded
 
 	mu    sync.Mutex
 	tools map[string]*proxyTool // by name, as served or disabled
@@ -119,12 +122,23 @@ var toolNameRE = regexp.MustCompile(`^[A-Za-z0-9_\-./:]{1,128}$`)
 //
 // A tool whose name the guard does not accept, whose input schema does not
 // compile, or that fails the lock is hidden and logged.
+//
+// The handlers of c for requests the upstream sends to its client
+// (sampling, elicitation, roots) are c's own: mcp-go fixes them when the
+// client is built, so the proxy cannot forward such requests to its
+// clients. [DialProxy] builds the upstream client itself and does.
 func NewProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, opts ...Option) (*Proxy, error) {
 	if c == nil || g == nil {
 		return nil, errors.New("guardmcp: NewProxy needs a client and a guard")
 	}
+	return newProxy(ctx, c, g, nil, opts)
+}
+
+// newProxy builds the proxy; r, if not nil, routes the upstream's requests
+// to the clients of the calls in flight.
+func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *router, opts []Option) (*Proxy, error) {
 	o := buildOptions(opts)
-	p := &Proxy{c: c, g: g, o: o, tools: map[string]*proxyTool{}}
+	p := &Proxy{c: c, g: g, o: o, tools: map[string]*proxyTool{}, router: r}
 
 	if o.lockPath != "" {
 		if o.sink == nil {
@@ -467,6 +481,9 @@ func (p *Proxy) denyDisabled(ctx context.Context, name string, args json.RawMess
 // forward runs an allowed call upstream with the validated arguments. The
 // caller's HTTP headers (and so any bearer token) are not forwarded.
 func (p *Proxy) forward(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	// While the call is in flight, requests the upstream sends to its
+	// client go to this call's client (see router).
+	defer p.router.enter(ctx)()
 	up := mcp.CallToolRequest{}
 	up.Params.Name = req.Params.Name
 	up.Params.Arguments = json.RawMessage(req.Params.RawArguments)

@@ -15,6 +15,13 @@
 // -jwt-key is given (checked against -audience and -issuer), else the static
 // one. The token is never forwarded upstream.
 //
+// Requests the upstream sends to its client in the middle of a tool call —
+// sampling, elicitation, roots — are forwarded to the client that made the
+// call (guardmcp.DialProxy). A client that did not declare the capability
+// is not asked, and the upstream gets an error. With -listen, a request
+// that arrives while calls of several clients are in flight is refused
+// rather than sent to a client it may not belong to.
+//
 // With -lock, the upstream's tools are pinned: a tool that is new or changed
 // since the lock file was written is hidden and every call to it denied
 // (and recorded) until the lock is rewritten on purpose with -update-lock.
@@ -209,18 +216,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 
-	up, err := c.connect(ctx, stderr)
-	if err != nil {
-		return err
-	}
-	px, err := guardmcp.NewProxy(ctx, up, g,
+	px, err := guardmcp.DialProxy(ctx, c.upstreamSpec(stderr), g,
 		guardmcp.WithLogger(logger),
 		guardmcp.WithAuditSink(log),
 		guardmcp.WithLock(c.lock, c.updateLock),
 		guardmcp.WithCallTimeout(c.callTimeout),
 	)
 	if err != nil {
-		up.Close()
 		return err
 	}
 	defer px.Close()
@@ -268,23 +270,19 @@ func reported(s *server.MCPServer, logger *slog.Logger, trigger string, p *scope
 	s.SendNotificationToAllClients(string(mcp.MethodNotificationToolsListChanged), nil)
 }
 
-// connect starts the upstream client; NewProxy initializes it.
-func (c *config) connect(ctx context.Context, stderr io.Writer) (*client.Client, error) {
-	var tr transport.Interface
+// upstreamSpec says how to reach the upstream. The proxy builds the
+// upstream client itself, so that the upstream's sampling, elicitation and
+// roots requests reach the client whose tool call they belong to.
+func (c *config) upstreamSpec(stderr io.Writer) guardmcp.Upstream {
+	up := guardmcp.Upstream{ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()}}
 	if c.upstream != "" {
-		h, err := transport.NewStreamableHTTP(c.upstream, transport.WithHTTPTimeout(c.callTimeout))
-		if err != nil {
-			return nil, err
-		}
-		tr = h
+		up.URL = c.upstream
+		up.HTTPOptions = []transport.StreamableHTTPCOption{transport.WithHTTPTimeout(c.callTimeout)}
 	} else {
-		tr = transport.NewStdioWithOptions(c.command[0], nil, c.command[1:], transport.WithCommandStderrWriter(stderr))
+		up.Command = c.command
+		up.Stderr = stderr
 	}
-	cl := client.NewClient(tr, client.WithLegacyProtocolOnly())
-	if err := cl.Start(ctx); err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
-	}
-	return cl, nil
+	return up
 }
 
 func serveStdio(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFunc, stdin io.Reader, stdout io.Writer) error {

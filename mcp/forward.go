@@ -1,0 +1,314 @@
+package guardmcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agentguard/agentguard/toolguard"
+)
+
+// Upstream says how [DialProxy] reaches the upstream MCP server: a command
+// run over stdio, or a streamable HTTP URL. Exactly one of Command and URL
+// must be set.
+//
+// The zero values of the No* fields forward every kind of server→client
+// request the proxy can forward; set one to refuse that kind upstream (the
+// proxy then does not declare the capability to the upstream server).
+type Upstream struct {
+	// Command is the upstream's argv, run over stdio.
+	Command []string
+	// Env is added to the proxy's own environment for Command.
+	Env []string
+	// Stderr receives the command's standard error; nil discards it.
+	Stderr io.Writer
+
+	// URL is the upstream's streamable HTTP endpoint.
+	URL string
+	// HTTPOptions configure the streamable HTTP transport.
+	HTTPOptions []transport.StreamableHTTPCOption
+
+	// ClientOptions configure the mcp-go client, after the proxy's own
+	// (for example client.WithLegacyProtocolOnly).
+	ClientOptions []client.ClientOption
+
+	// NoSampling, NoElicitation and NoRoots turn off forwarding of
+	// sampling/createMessage, elicitation/create and roots/list.
+	NoSampling, NoElicitation, NoRoots bool
+}
+
+// DialProxy connects to the upstream server described by up and fronts it
+// with the guard g, like [NewProxy]. Unlike NewProxy, it builds the
+// upstream client itself, with handlers for the requests the upstream
+// sends to its client — sampling/createMessage, elicitation/create and
+// roots/list — which forward each one to the downstream client whose tool
+// call it belongs to (see the package documentation, "The proxy"). It
+// declares those capabilities upstream only for the kinds it forwards.
+//
+// The proxy owns the client: [Proxy.Close] closes it.
+func DialProxy(ctx context.Context, up Upstream, g *toolguard.Guard, opts ...Option) (*Proxy, error) {
+	if g == nil {
+		return nil, errors.New("guardmcp: DialProxy needs a guard")
+	}
+	var tr transport.Interface
+	switch {
+	case len(up.Command) > 0 && up.URL != "":
+		return nil, errors.New("guardmcp: DialProxy needs an upstream command or URL, not both")
+	case len(up.Command) > 0:
+		var sopts []transport.StdioOption
+		if up.Stderr != nil {
+			sopts = append(sopts, transport.WithCommandStderrWriter(up.Stderr))
+		}
+		tr = transport.NewStdioWithOptions(up.Command[0], up.Env, up.Command[1:], sopts...)
+	case up.URL != "":
+		hopts := up.HTTPOptions
+		if !up.NoSampling || !up.NoElicitation || !up.NoRoots {
+			// Servers may send their requests on the listening (GET)
+			// stream rather than in the response to a call; mcp-go's
+			// server sends sampling requests there.
+			hopts = append([]transport.StreamableHTTPCOption{transport.WithContinuousListening()}, hopts...)
+		}
+		h, err := transport.NewStreamableHTTP(up.URL, hopts...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
+		}
+		tr = h
+	default:
+		return nil, errors.New("guardmcp: DialProxy needs an upstream command or URL")
+	}
+
+	o := buildOptions(opts)
+	r := &router{timeout: o.callTimeout, calls: map[uint64]context.Context{}}
+	var copts []client.ClientOption
+	var caps mcp.ClientCapabilities
+	if !up.NoSampling {
+		copts = append(copts, client.WithSamplingHandler(samplingForwarder{r}))
+	}
+	if !up.NoElicitation {
+		copts = append(copts, client.WithElicitationHandler(elicitationForwarder{r}))
+	}
+	if !up.NoRoots {
+		// Roots without listChanged: the proxy does not pass the
+		// clients' roots/list_changed notifications on.
+		caps.Roots = &struct {
+			ListChanged bool `json:"listChanged,omitempty"`
+		}{}
+		copts = append(copts, client.WithRootsHandler(rootsForwarder{r}))
+	}
+	copts = append(copts, client.WithClientCapabilities(caps))
+	copts = append(copts, up.ClientOptions...)
+	c := client.NewClient(tr, copts...)
+	if err := c.Start(ctx); err != nil {
+		return nil, fmt.Errorf("%w: start: %w", ErrUpstream, err)
+	}
+	p, err := newProxy(ctx, c, g, r, opts)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// ErrNotRouted is returned to the upstream for a request the proxy cannot
+// pass to a client: no tool call is in flight, or calls of several client
+// sessions are and the request does not say which one it belongs to.
+var ErrNotRouted = errors.New("guardmcp: the request cannot be routed to a client")
+
+// router tracks the tool calls in flight, to find the client session a
+// server→client request from the upstream belongs to.
+type router struct {
+	timeout time.Duration
+
+	mu    sync.Mutex
+	seq   uint64
+	calls map[uint64]context.Context
+}
+
+// enter records a call in flight until the returned function is called.
+func (r *router) enter(ctx context.Context) func() {
+	if r == nil || server.ClientSessionFromContext(ctx) == nil {
+		return func() {}
+	}
+	r.mu.Lock()
+	r.seq++
+	id := r.seq
+	r.calls[id] = ctx
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.calls, id)
+		r.mu.Unlock()
+	}
+}
+
+// route returns the context of the client session a request from the
+// upstream goes to: the request's own, when the upstream client handles it
+// inside a call (input_required), else that of the calls in flight when
+// they all belong to one session. The context is bounded by the call
+// timeout and ends with upCtx.
+func (r *router) route(upCtx context.Context, method string) (context.Context, context.CancelFunc, error) {
+	target := upCtx
+	if server.ClientSessionFromContext(upCtx) == nil {
+		var err error
+		if target, err = r.pick(method); err != nil {
+			return nil, nil, err
+		}
+		// The call that was picked may end first (another call of the
+		// same session may be the one waiting): keep its values, not its
+		// cancellation.
+		target = context.WithoutCancel(target)
+	}
+	ctx, cancel := context.WithTimeout(target, r.timeout)
+	stop := context.AfterFunc(upCtx, cancel)
+	return ctx, func() { stop(); cancel() }, nil
+}
+
+func (r *router) pick(method string) (context.Context, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var (
+		target context.Context
+		key    any
+		last   uint64
+	)
+	for id, ctx := range r.calls {
+		k, ok := sessionKey(server.ClientSessionFromContext(ctx))
+		if !ok {
+			return nil, fmt.Errorf("%w: %s arrived while a tool call of a client session the proxy cannot tell apart is in flight", ErrNotRouted, method)
+		}
+		if target != nil && k != key {
+			return nil, fmt.Errorf("%w: %s arrived while tool calls of several client sessions are in flight, and it does not say which call it belongs to", ErrNotRouted, method)
+		}
+		if id > last {
+			target, key, last = ctx, k, id
+		}
+	}
+	if target == nil {
+		return nil, fmt.Errorf("%w: %s arrived while no tool call of a client is in flight", ErrNotRouted, method)
+	}
+	return target, nil
+}
+
+// sessionKey identifies a client session.
+func sessionKey(s server.ClientSession) (any, bool) {
+	if s == nil {
+		return nil, false
+	}
+	if v := reflect.ValueOf(s); v.Kind() == reflect.Pointer {
+		return v.Pointer(), true
+	}
+	if id := s.SessionID(); id != "" {
+		return id, true
+	}
+	return nil, false
+}
+
+// clientCaps returns the capabilities the session's client declared, and
+// whether they are known.
+func clientCaps(ctx context.Context) (mcp.ClientCapabilities, bool) {
+	if ci, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo); ok {
+		return ci.GetClientCapabilities(), true
+	}
+	return mcp.ClientCapabilities{}, false
+}
+
+func noCapability(method, capability string) error {
+	return fmt.Errorf("guardmcp: cannot forward %s: the client did not declare the %s capability", method, capability)
+}
+
+func serverOf(ctx context.Context, method string) (*server.MCPServer, error) {
+	s := server.ServerFromContext(ctx)
+	if s == nil {
+		return nil, fmt.Errorf("%w: %s: the client session has no server", ErrNotRouted, method)
+	}
+	return s, nil
+}
+
+func forwardErr(method string, err error) error {
+	if errors.Is(err, ErrNotRouted) {
+		return err
+	}
+	return fmt.Errorf("guardmcp: forwarding %s to the client: %w", method, err)
+}
+
+type samplingForwarder struct{ r *router }
+
+// CreateMessage forwards sampling/createMessage to the client of the call
+// in flight.
+func (f samplingForwarder) CreateMessage(ctx context.Context, req mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	const method = string(mcp.MethodSamplingCreateMessage)
+	ctx, cancel, err := f.r.route(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if caps, ok := clientCaps(ctx); ok && caps.Sampling == nil {
+		return nil, noCapability(method, "sampling")
+	}
+	s, err := serverOf(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.RequestSampling(ctx, req) //nolint:staticcheck // the upstream uses the protocol version that has sampling
+	if err != nil {
+		return nil, forwardErr(method, err)
+	}
+	return res, nil
+}
+
+type elicitationForwarder struct{ r *router }
+
+// Elicit forwards elicitation/create to the client of the call in flight.
+func (f elicitationForwarder) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	const method = string(mcp.MethodElicitationCreate)
+	ctx, cancel, err := f.r.route(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if caps, ok := clientCaps(ctx); ok && caps.Elicitation == nil {
+		return nil, noCapability(method, "elicitation")
+	}
+	s, err := serverOf(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.RequestElicitation(ctx, req)
+	if err != nil {
+		return nil, forwardErr(method, err)
+	}
+	return res, nil
+}
+
+type rootsForwarder struct{ r *router }
+
+// ListRoots forwards roots/list to the client of the call in flight.
+func (f rootsForwarder) ListRoots(ctx context.Context, req mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
+	const method = string(mcp.MethodListRoots)
+	ctx, cancel, err := f.r.route(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if caps, ok := clientCaps(ctx); ok && caps.Roots == nil {
+		return nil, noCapability(method, "roots")
+	}
+	s, err := serverOf(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.RequestRoots(ctx, req)
+	if err != nil {
+		return nil, forwardErr(method, err)
+	}
+	return res, nil
+}
