@@ -530,14 +530,14 @@ func (c *compiler) expr(path, src string, want *cel.Type) *expr {
 	}
 	loops := len(celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.ComprehensionKind))) > 0
 	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	// Runtime cost tracking is needed only where the worst case, with
-	// every input as large as the argument decoder allows, could pass the
-	// limit.
-	if est.Max > c.o.costLimit {
-		popts = append(popts, cel.CostLimit(c.o.costLimit))
-	}
+	// Only comprehensions can run long: an expression without one costs
+	// time linear in its inputs, which the argument limits bound. So only
+	// those are tracked at run time (and can be interrupted); tracking
+	// costs allocations on every evaluation, and cel-go's static estimate
+	// of simple string functions grows with their literals, so a threshold
+	// on the estimate would track rules that cannot run long.
 	if loops {
-		popts = append(popts, cel.InterruptCheckFrequency(64))
+		popts = append(popts, cel.CostLimit(c.o.costLimit), cel.InterruptCheckFrequency(64))
 	}
 	prg, err := c.env.Program(ast, popts...)
 	if err != nil {
