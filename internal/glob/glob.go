@@ -19,8 +19,44 @@ import (
 // nothing. Bytes that are not valid UTF-8 count as one character each.
 // Match does not allocate for patterns of fewer than 64 characters.
 func Match(pattern, name string) bool {
+	if !literalsPresent(pattern, name) {
+		return false
+	}
 	ok, _ := match(pattern, name)
 	return ok
+}
+
+// literalsPresent is a cheap necessary condition for a match: every run of
+// two or more literal characters in the pattern (between wildcards) occurs in
+// name. Most non-matching names fail it without running the matcher. Runs
+// containing an escape are skipped, and a '/' right after "**" is dropped
+// from its run (a "**/" element may match nothing), so it never rejects a
+// match.
+func literalsPresent(pattern, name string) bool {
+	start := 0
+	for i := 0; i <= len(pattern); i++ {
+		if i < len(pattern) {
+			switch pattern[i] {
+			case '*', '?':
+			case '\\':
+				// An escaped character: give up on this run.
+				i++
+				start = i + 1
+				continue
+			default:
+				continue
+			}
+		}
+		run := pattern[start:i]
+		if start >= 2 && pattern[start-1] == '*' && pattern[start-2] == '*' {
+			run = strings.TrimPrefix(run, "/")
+		}
+		if len(run) >= 2 && !strings.Contains(name, run) {
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // Validate reports a malformed pattern (a trailing lone '\').
