@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/agentguard/agentguard/internal/canonjson"
 )
 
 // timeLayout is RFC 3339 in UTC with a fixed nine-digit fraction, so every
@@ -306,64 +308,9 @@ func appendDigits(dst []byte, n, width int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string: minimal escapes, control
-// characters as \u00XX, invalid UTF-8 replaced by U+FFFD.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		// Skip eight plain bytes at a time.
-		for i+8 <= len(s) {
-			w := s[i : i+8]
-			if !plain8(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56) {
-				break
-			}
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\uFFFD"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendString appends s as a JSON string literal, escaped minimally and
+// with invalid UTF-8 replaced by U+FFFD, as canonical JSON does.
+func appendString(dst []byte, s string) []byte { return canonjson.AppendString(dst, s) }
 
 // appendArgs appends raw compacted if it is one valid JSON value in valid
 // UTF-8, and otherwise as a JSON string of its text.
@@ -532,20 +479,7 @@ func appendQuoted(dst, src []byte, i int) ([]byte, int, bool) {
 	return dst, j, false
 }
 
-// plain8 reports whether none of the eight bytes in v is a control
-// character, '"', '\\' or non-ASCII: bytes a JSON string holds as they are.
-// Each test sets the high bit of a byte that matches (for the
-// less-than test, only when the byte is below 0x80, which the last term
-// catches anyway).
-func plain8(v uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	lt20 := (v - ones*0x20) &^ v
-	quote := v ^ (ones * '"')
-	quote = (quote - ones) &^ quote
-	bslash := v ^ (ones * '\\')
-	bslash = (bslash - ones) &^ bslash
-	return (lt20|quote|bslash|v)&highs == 0
-}
+func plain8(v uint64) bool { return canonjson.Plain8(v) }
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')

@@ -252,6 +252,19 @@ func compareUTF16(a, b string) int {
 
 const hexDigits = "0123456789abcdef"
 
+// Plain8 reports whether the eight bytes of v (little-endian) are all
+// printable ASCII other than '"' and '\\': bytes a JSON string literal
+// holds as they are.
+func Plain8(v uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	lt20 := (v - ones*0x20) &^ v
+	quote := v ^ (ones * '"')
+	quote = (quote - ones) &^ quote
+	bslash := v ^ (ones * '\\')
+	bslash = (bslash - ones) &^ bslash
+	return (lt20|quote|bslash|v)&highs == 0
+}
+
 // appendString appends s as a canonical JSON string literal. With strict set
 // it stops and reports false at invalid UTF-8; otherwise it writes U+FFFD
 // for each invalid byte.
@@ -259,6 +272,14 @@ func appendString(dst []byte, s string, strict bool) ([]byte, bool) {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip eight plain ASCII bytes at a time.
+		for i+8 <= len(s) && Plain8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
