@@ -55,8 +55,7 @@ func Marshal(v any) ([]byte, error) {
 // UTF-8 as U+FFFD. Append, which hashing should use, rejects such strings
 // instead, because the replacement makes different strings encode alike.
 func AppendString(dst []byte, s string) []byte {
-	dst, _ = appendString(dst, s, false)
-	return dst
+	return appendLenient(dst, s)
 }
 
 var errInvalidUTF8 = errors.New("canonjson: invalid UTF-8 in string")
@@ -266,15 +265,29 @@ func Plain8(v uint64) bool {
 }
 
 // appendString appends s as a canonical JSON string literal. With strict set
-// it stops and reports false at invalid UTF-8; otherwise it writes U+FFFD
-// for each invalid byte.
+// it reports false, appending nothing, if s is not valid UTF-8; otherwise it
+// writes U+FFFD for each invalid byte.
 func appendString(dst []byte, s string, strict bool) ([]byte, bool) {
+	if strict && !utf8.ValidString(s) {
+		return dst, false
+	}
+	return appendLenient(dst, s), true
+}
+
+// appendLenient is appendString without the check: the one loop that
+// escapes strings, for records as well as canonical JSON.
+func appendLenient(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		// Skip eight plain ASCII bytes at a time.
-		for i+8 <= len(s) && Plain8(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
-			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+		// Skip eight plain ASCII bytes at a time (one bounds check for
+		// the eight).
+		for i+8 <= len(s) {
+			w := s[i : i+8]
+			if !Plain8(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56) {
+				break
+			}
 			i += 8
 		}
 		if i >= len(s) {
@@ -309,9 +322,6 @@ func appendString(dst []byte, s string, strict bool) ([]byte, bool) {
 		}
 		r, w := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && w == 1 {
-			if strict {
-				return dst, false
-			}
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, "\uFFFD"...)
 			i++
@@ -321,7 +331,7 @@ func appendString(dst []byte, s string, strict bool) ([]byte, bool) {
 		i += w
 	}
 	dst = append(dst, s[start:]...)
-	return append(dst, '"'), true
+	return append(dst, '"')
 }
 
 func appendFloat(dst []byte, f float64, bits int) ([]byte, error) {
