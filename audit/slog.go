@@ -123,6 +123,10 @@ func slogAttrs(r *Record) []slog.Attr {
 	if len(r.Shadow) > 0 {
 		as = append(as, slog.Any("shadow", slices.Clone(r.Shadow)))
 	}
+	if r.Candidate != nil {
+		c := *r.Candidate
+		as = append(as, slog.Any("candidate", &c))
+	}
 	if len(r.Errors) > 0 {
 		as = append(as, slog.Any("errors", slices.Clone(r.Errors)))
 	}

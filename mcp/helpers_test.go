@@ -51,9 +51,15 @@ type memSink struct {
 }
 
 func (m *memSink) Write(_ context.Context, r *audit.Record) error {
+	// A sink must not retain the record (its slices belong to the
+	// guard's pooled buffers): keep a deep copy.
+	var c audit.Record
+	if err := json.Unmarshal(r.AppendJSON(nil), &c); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.recs = append(m.recs, *r)
+	m.recs = append(m.recs, c)
 	return nil
 }
 

@@ -51,14 +51,21 @@ func misbehavingArgv(t *testing.T, guard, policy, auditPath string, extra ...str
 	return append(argv, "--", self, "-test.run=^$")
 }
 
-// allRecords verifies the log and returns all its records.
+// allRecords verifies the log's chain and returns all its records.
 func allRecords(t *testing.T, path string) []audit.Record {
 	t.Helper()
-	verifyLog(t, path)
+	fh, err := os.Open(path)
+	require.NoError(t, err)
+	defer fh.Close()
+	_, err = audit.Verify(fh, audit.VerifyOptions{})
+	require.NoError(t, err)
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	var out []audit.Record
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
 		var r audit.Record
 		require.NoError(t, json.Unmarshal([]byte(line), &r))
 		out = append(out, r)

@@ -106,6 +106,7 @@ func full(i int) *audit.Record {
 	r.Limits = []audit.LimitState{{Name: "writes", Key: "audittest-bot", Allowed: true}}
 	r.Approval = &audit.Approval{Rule: "ask-writes", Approved: true, By: "alice", Reason: "ok"}
 	r.Shadow = []audit.Shadow{{Rule: "new-rule", Effect: "deny", Matched: true, Message: "would deny"}}
+	r.Candidate = &audit.Candidate{Policy: "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", Effect: "deny", Rule: "new-rule", Reason: "would deny"}
 	r.Errors = []string{"rule x: no such key"}
 	r.Policy = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	return r
@@ -162,6 +163,7 @@ func assertSame(t *testing.T, want *audit.Record, got audit.Record) {
 	assert.Equal(t, want.Limits, got.Limits)
 	assert.Equal(t, want.Approval, got.Approval)
 	assert.Equal(t, want.Shadow, got.Shadow)
+	assert.Equal(t, want.Candidate, got.Candidate)
 	assert.Equal(t, want.Errors, got.Errors)
 	assert.Equal(t, want.Policy, got.Policy)
 	assert.Equal(t, want.LatencyNS, got.LatencyNS)
@@ -237,20 +239,25 @@ func testNotRetained(t *testing.T, newSink NewSinkFunc) {
 	ctx := context.Background()
 	r := full(0)
 	r.Args = slices.Clone(r.Args) // the kit's own buffer, changed below
-	want := *r
-	want.Args = slices.Clone(r.Args)
-	want.Violations = slices.Clone(r.Violations)
-	corr, appr := *r.Correlation, *r.Approval
-	want.Correlation, want.Approval = &corr, &appr
+	// What was written, deeply copied: a sink must not see later changes
+	// to the record or to anything it points to.
+	var want audit.Record
+	require.NoError(t, json.Unmarshal(r.AppendJSON(nil), &want))
 	require.NoError(t, sink.Write(ctx, r))
 
-	// The caller reuses its record and buffers.
+	// The caller reuses its record and every buffer in it, as the guard
+	// does with pooled records.
 	r.ID = "changed"
 	r.Reason = "changed"
 	copy(r.Args, `{"content":"CHANGED`)
+	r.Redacted[0] = "/changed"
 	r.Violations[0].Message = "changed"
+	r.Limits[0].Name = "changed"
+	r.Shadow[0].Rule = "changed"
+	r.Errors[0] = "changed"
 	r.Correlation.TraceID = "changed"
 	r.Approval.By = "mallory"
+	r.Candidate.Effect = "allow"
 	require.NoError(t, sink.Write(ctx, decision(1, "deny")))
 
 	got := readBack()

@@ -2,10 +2,10 @@ package audittest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
-	"slices"
 	"sync"
 	"testing"
 
@@ -48,16 +48,10 @@ func (s *memSink) Write(ctx context.Context, r *audit.Record) error {
 	if s.accept > 0 {
 		s.accept--
 	}
-	c := *r
-	c.Args = slices.Clone(r.Args)
-	c.Violations = slices.Clone(r.Violations)
-	if r.Correlation != nil {
-		cc := *r.Correlation
-		c.Correlation = &cc
-	}
-	if r.Approval != nil {
-		a := *r.Approval
-		c.Approval = &a
+	// A deep copy: the caller may reuse the record and its buffers.
+	var c audit.Record
+	if err := json.Unmarshal(r.AppendJSON(nil), &c); err != nil {
+		return err
 	}
 	s.recs = append(s.recs, &c)
 	return nil
