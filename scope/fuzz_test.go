@@ -2,6 +2,7 @@ package scope_test
 
 import (
 	"context"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -62,6 +63,61 @@ func FuzzURLHost(f *testing.F) {
 		}
 		if want := strings.TrimSuffix(strings.ToLower(u.Hostname()), "."); h != want {
 			t.Fatalf("URLHost(%q) = %q, want %q", raw, h, want)
+		}
+	})
+}
+
+// FuzzCIDR checks the policy language's cidr(...).containsIP(...) against
+// net/netip: whenever a rule's condition evaluates, its result is what
+// netip.Prefix.Contains says, and a network or address netip rejects never
+// allows a call.
+func FuzzCIDR(f *testing.F) {
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s:
+    grants:
+      - tools: [t]
+        when: cidr(args.net).containsIP(args.ip)
+`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range [][2]string{
+		{"10.0.0.0/8", "10.1.2.3"}, {"10.0.0.0/8", "11.0.0.1"}, {"10.1.2.3/8", "10.9.9.9"},
+		{"::1/128", "::1"}, {"fe80::/10", "fe80::1%eth0"}, {"0.0.0.0/0", "::ffff:1.2.3.4"},
+		{"192.168.0.0/33", "192.168.0.1"}, {"2001:db8::/32", "2001:db8::ffff"}, {"1.2.3.4/32", "01.2.3.4"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	decide := func(network, ip string) scope.Decision {
+		return p.Decide(context.Background(), scope.Input{
+			Principal: scope.Principal{ID: "u", Scopes: []string{"s"}},
+			Tool:      scope.Tool{Name: "t"},
+			Args:      map[string]any{"net": network, "ip": ip},
+		})
+	}
+	// The oracle below only speaks when the condition evaluates; make sure it does.
+	if d := decide("10.0.0.0/8", "10.1.2.3"); d.Effect != scope.Allow || len(d.Errors) > 0 {
+		f.Fatalf("cidr condition does not evaluate: %+v", d)
+	}
+	f.Fuzz(func(t *testing.T, network, ip string) {
+		d := decide(network, ip)
+		prefix, perr := netip.ParsePrefix(network)
+		addr, aerr := netip.ParseAddr(ip)
+		if perr != nil || aerr != nil {
+			if d.Effect == scope.Allow {
+				t.Fatalf("cidr(%q).containsIP(%q) allowed, but netip rejects it (%v, %v)", network, ip, perr, aerr)
+			}
+			return
+		}
+		if len(d.Errors) > 0 {
+			if d.Effect == scope.Allow {
+				t.Fatalf("allowed despite evaluation errors %v", d.Errors)
+			}
+			return // cel-go may reject forms netip accepts (zones); it never allows them.
+		}
+		if got, want := d.Effect == scope.Allow, prefix.Contains(addr); got != want {
+			t.Fatalf("cidr(%q).containsIP(%q) = %v, netip says %v", network, ip, got, want)
 		}
 	})
 }
