@@ -15,6 +15,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 
@@ -204,6 +205,23 @@ type adapter struct{ base types.Adapter }
 
 func (a *adapter) NativeToValue(v any) ref.Val {
 	switch x := v.(type) {
+	// The common leaves of decoded arguments and principal attributes first,
+	// with the same results as cel-go's registry, which is three adapters
+	// further down.
+	case string:
+		return types.String(x)
+	case bool:
+		return types.Bool(x)
+	case float64:
+		return types.Double(x)
+	case int64:
+		return types.Int(x)
+	case int:
+		return types.Int(x)
+	case nil:
+		return types.NullValue
+	case *argsView:
+		return x
 	case json.Number:
 		return numberVal(x)
 	case map[string]any:
@@ -234,47 +252,173 @@ func numberVal(n json.Number) ref.Val {
 }
 
 // activation resolves the four CEL variables of a decision without building
-// maps: principal, tool and call are native structs, args the decoded JSON.
-// Activations are pooled; the principal's CEL value is built at most once
-// per decision.
+// maps or CEL values: principal, tool and call are pointers to native
+// structs, whose fields the checked programs read by offset (cel-go's
+// native-type field getters), and args is the decoded JSON, read through
+// the adapter above. Only a value used whole (principal == x) is converted.
+// Activations are pooled.
 type activation struct {
 	principal Principal
 	tool      Tool
 	call      Call
-	args      map[string]any
-	pval      ref.Val
+	args      argsView
 	trace     *trace.Recorder
+}
+
+// argsView is the args variable: the decoded arguments, read field by
+// field, with each scalar field converted to its CEL value once per
+// decision however many expressions read it (a policy typically reads
+// args.path in several rules and a grant). Maps and lists are returned as
+// they are and adapted lazily, as before.
+//
+// It is also the CEL map value of args, so that a key it lacks (has(args.x)
+// on a call without x) or a whole-map use (size(args), "x" in args) costs
+// no conversion; the less common map operations go to a map value built
+// on first use.
+type argsView struct {
+	m     map[string]any
+	full  traits.Mapper
+	cache []argsEntry
+}
+
+type argsEntry struct {
+	key string
+	val ref.Val
+}
+
+// value returns the CEL value of field k, converting a scalar once.
+func (v *argsView) value(k string) (ref.Val, bool) {
+	x, ok := v.FindStringKey(k)
+	if !ok {
+		return nil, false
+	}
+	if r, ok := x.(ref.Val); ok {
+		return r, true
+	}
+	return v.mapper().Get(types.String(k)), true
+}
+
+// mapper returns cel-go's own map value of the arguments, built on first
+// use.
+func (v *argsView) mapper() traits.Mapper {
+	if v.full == nil {
+		v.full = types.NewStringInterfaceMap(baseEnv.CELTypeAdapter(), v.m).(traits.Mapper)
+	}
+	return v.full
+}
+
+// Find implements traits.Mapper.
+func (v *argsView) Find(key ref.Val) (ref.Val, bool) {
+	if k, ok := key.(types.String); ok {
+		return v.value(string(k))
+	}
+	return v.mapper().Find(key)
+}
+
+// Get implements traits.Indexer.
+func (v *argsView) Get(key ref.Val) ref.Val {
+	if k, ok := key.(types.String); ok {
+		if r, ok := v.value(string(k)); ok {
+			return r
+		}
+	}
+	return v.mapper().Get(key)
+}
+
+// Contains implements traits.Container.
+func (v *argsView) Contains(key ref.Val) ref.Val {
+	if k, ok := key.(types.String); ok {
+		_, found := v.m[string(k)]
+		return types.Bool(found)
+	}
+	return v.mapper().Contains(key)
+}
+
+// Size implements traits.Sizer.
+func (v *argsView) Size() ref.Val { return types.Int(len(v.m)) }
+
+// Iterator implements traits.Iterable.
+func (v *argsView) Iterator() traits.Iterator { return v.mapper().Iterator() }
+
+// ConvertToNative implements ref.Val.
+func (v *argsView) ConvertToNative(t reflect.Type) (any, error) {
+	return v.mapper().ConvertToNative(t)
+}
+
+// ConvertToType implements ref.Val.
+func (v *argsView) ConvertToType(t ref.Type) ref.Val { return v.mapper().ConvertToType(t) }
+
+// Equal implements ref.Val.
+func (v *argsView) Equal(other ref.Val) ref.Val { return v.mapper().Equal(other) }
+
+// Type implements ref.Val.
+func (v *argsView) Type() ref.Type { return types.MapType }
+
+// Value implements ref.Val.
+func (v *argsView) Value() any { return v.m }
+
+// maxArgsCache bounds the per-decision cache; fields beyond it are
+// converted on each read.
+const maxArgsCache = 16
+
+// FindStringKey is how cel-go's field selection (args.x, has(args.x))
+// reads a value that is not one of its known map types.
+func (v *argsView) FindStringKey(k string) (any, bool) {
+	for i := range v.cache {
+		if v.cache[i].key == k {
+			return v.cache[i].val, true
+		}
+	}
+	x, ok := v.m[k]
+	if !ok {
+		return nil, false
+	}
+	var val ref.Val
+	switch t := x.(type) {
+	case string:
+		val = types.String(t)
+	case json.Number:
+		val = numberVal(t)
+	case bool:
+		val = types.Bool(t)
+	case float64:
+		val = types.Double(t)
+	default:
+		return x, true
+	}
+	if len(v.cache) < maxArgsCache {
+		v.cache = append(v.cache, argsEntry{key: k, val: val})
+	}
+	return val, true
 }
 
 var activations = sync.Pool{New: func() any { return new(activation) }}
 
 func getActivation(in *Input) *activation {
 	a := activations.Get().(*activation)
-	a.principal, a.tool, a.call, a.args = in.Principal, in.Tool, in.Call, in.Args
+	a.principal, a.tool, a.call, a.args.m = in.Principal, in.Tool, in.Call, in.Args
+	if a.args.m == nil {
+		a.args.m = emptyArgs
+	}
 	return a
 }
 
 func putActivation(a *activation) {
-	*a = activation{}
+	clear(a.args.cache) // keep no argument values alive in the pool
+	*a = activation{args: argsView{cache: a.args.cache[:0]}}
 	activations.Put(a)
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case "principal":
-		if a.pval == nil {
-			a.pval = baseEnv.CELTypeAdapter().NativeToValue(&a.principal)
-		}
-		return a.pval, true
+		return &a.principal, true
 	case "tool":
 		return &a.tool, true
 	case "call":
 		return &a.call, true
 	case "args":
-		if a.args == nil {
-			return emptyArgs, true
-		}
-		return a.args, true
+		return &a.args, true
 	}
 	return nil, false
 }

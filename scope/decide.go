@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/agentguard/agentguard/scope/internal/trace"
@@ -316,35 +316,49 @@ func (p *Policy) HeldScopes(pr Principal) []string {
 // noGrantReason explains a denial for lack of a grant, with what would be
 // allowed, so that a model can correct its call.
 func (p *Policy) noGrantReason(pl *plan, in *Input) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "no scope held by %q grants tool %q", in.Principal.ID, in.Tool.Name)
-	var conds, others []string
+	b := make([]byte, 0, 128)
+	b = append(b, "no scope held by "...)
+	b = strconv.AppendQuote(b, in.Principal.ID)
+	b = append(b, " grants tool "...)
+	b = strconv.AppendQuote(b, in.Tool.Name)
+	var buf [8]string
+	others := buf[:0]
+	conds := 0
 	for _, g := range pl.grants {
-		if p.holds(&in.Principal, g.scope) {
-			if g.when != nil {
-				conds = append(conds, fmt.Sprintf("scope %q allows it only when %s", g.scope, g.when.src))
+		if !p.holds(&in.Principal, g.scope) {
+			if !slices.Contains(others, g.scope) {
+				others = append(others, g.scope)
 			}
-		} else if !slices.Contains(others, g.scope) {
-			others = append(others, g.scope)
+			continue
 		}
+		if g.when == nil {
+			continue
+		}
+		if conds == 0 {
+			b = append(b, " for these arguments; "...)
+		} else {
+			b = append(b, "; "...)
+		}
+		conds++
+		b = append(b, "scope "...)
+		b = strconv.AppendQuote(b, g.scope)
+		b = append(b, " allows it only when "...)
+		b = append(b, g.when.src...)
 	}
-	if len(conds) > 0 {
-		b.WriteString(" for these arguments; ")
-		b.WriteString(strings.Join(conds, "; "))
-	} else if len(others) > 0 {
-		fmt.Fprintf(&b, "; it needs scope %s", strings.Join(quoteAll(others), " or "))
-	} else if len(pl.grants) == 0 {
-		b.WriteString("; no scope grants this tool")
+	switch {
+	case conds > 0:
+	case len(others) > 0:
+		b = append(b, "; it needs scope "...)
+		for i, s := range others {
+			if i > 0 {
+				b = append(b, " or "...)
+			}
+			b = strconv.AppendQuote(b, s)
+		}
+	case len(pl.grants) == 0:
+		b = append(b, "; no scope grants this tool"...)
 	}
-	return b.String()
-}
-
-func quoteAll(s []string) []string {
-	out := make([]string, len(s))
-	for i, v := range s {
-		out[i] = fmt.Sprintf("%q", v)
-	}
-	return out
+	return string(b)
 }
 
 // reason evaluates a rule's message, falling back to a fixed text. An error
@@ -416,6 +430,9 @@ func (e *expr) eval(ctx context.Context, act *activation) (v ref.Val, err error)
 			v, err = nil, fmt.Errorf("evaluation panicked: %v", r)
 		}
 	}()
+	if e.direct != nil {
+		return e.direct(act), nil
+	}
 	if e.loops {
 		v, _, err = e.prg.ContextEval(ctx, act)
 	} else {

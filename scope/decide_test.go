@@ -295,3 +295,63 @@ rules:
 	assert.True(t, p.Visible(admin, "read_file"))
 	assert.False(t, p.Visible(scope.Principal{Scopes: []string{"read"}}, "read_file"), "no principal, nothing visible")
 }
+
+// TestVariableAccess pins down every way a condition reads principal, tool,
+// call and args — fields, presence tests, whole values, comprehensions, and
+// each kind of JSON leaf — against both outcomes.
+func TestVariableAccess(t *testing.T) {
+	call := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	base := func() scope.Input {
+		return scope.Input{
+			Principal: scope.Principal{ID: "u", Scopes: []string{"s", "extra"}, Attrs: map[string]any{
+				"ws": "/w", "n": 3, "f": 1.5, "ok": true, "list": []any{"a", "b"}, "nested": map[string]any{"k": "v"}, "none": nil,
+			}},
+			Tool: scope.Tool{Name: "t", Annotations: map[string]any{"readOnlyHint": true}},
+			Call: scope.Call{ID: "c1", Time: call},
+			Args: map[string]any{"s": "x", "b": false, "f": 2.5, "i": int64(7), "n": json.Number("9"), "z": nil, "l": []any{json.Number("1"), "two"}, "m": map[string]any{"k": "v"}},
+		}
+	}
+	tests := []struct {
+		when   string
+		mutate func(*scope.Input) // makes the condition false, or nil when it must error
+	}{
+		{`principal.id == "u"`, func(i *scope.Input) { i.Principal.ID = "v" }},
+		{`"extra" in principal.scopes && size(principal.scopes) == 2`, func(i *scope.Input) { i.Principal.Scopes = []string{"s"} }},
+		{`principal.scopes.exists(s, s == "extra")`, func(i *scope.Input) { i.Principal.Scopes = []string{"s"} }},
+		{`has(principal.attrs.ws) && principal.attrs.ws == "/w"`, func(i *scope.Input) { delete(i.Principal.Attrs, "ws") }},
+		{`principal.attrs.n == 3 && principal.attrs.f > 1.0 && principal.attrs.ok`, func(i *scope.Input) { i.Principal.Attrs["ok"] = false }},
+		{`principal.attrs.list.all(x, x in ["a", "b"]) && principal.attrs.nested.k == "v"`, func(i *scope.Input) { i.Principal.Attrs["list"] = []any{"c"} }},
+		{`principal.attrs.none == null`, func(i *scope.Input) { i.Principal.Attrs["none"] = "set" }},
+		{`has(principal.attrs)`, func(i *scope.Input) { i.Principal.Attrs = nil }},
+		{`principal == principal && string(principal.id) == "u"`, func(i *scope.Input) { i.Principal.ID = "v" }},
+		{`[principal][0].id == "u"`, func(i *scope.Input) { i.Principal.ID = "v" }},
+		{`tool.name == "t" && tool.annotations.readOnlyHint`, func(i *scope.Input) { i.Tool.Annotations["readOnlyHint"] = false }},
+		{`has(tool.annotations.readOnlyHint)`, func(i *scope.Input) { i.Tool.Annotations = nil }},
+		{`call.id == "c1" && call.time == timestamp("2026-03-01T12:00:00Z") && call.time.getHours() == 12`, func(i *scope.Input) { i.Call.Time = call.Add(time.Hour) }},
+		{`args.s == "x" && !args.b && args.f == 2.5 && args.i == 7 && args.n == 9 && args.z == null`, func(i *scope.Input) { i.Args["b"] = true }},
+		{`args.l[0] == 1 && args.l[1] == "two" && args.l.exists(v, v == "two") && args.m.k == "v"`, func(i *scope.Input) { i.Args["l"] = []any{json.Number("2"), "two"} }},
+		{`has(args.m.k) && !has(args.nope)`, func(i *scope.Input) { delete(i.Args["m"].(map[string]any), "k") }},
+		{`size(args) == 8 && "s" in args && args.all(k, k != "nope") && args["s"] == "x"`, func(i *scope.Input) { i.Args["nope"] = 1 }},
+		{`args.s == "x" && args.s.startsWith("x") && args.s.size() == 1`, func(i *scope.Input) { i.Args["s"] = "y" }},
+		{`args.n > 8 && args.n < 10 && args.n == 9.0`, func(i *scope.Input) { i.Args["n"] = json.Number("10") }},
+		{`args.nope == 1`, nil},
+		{`args.s.nope == 1`, nil},
+		{`principal.attrs.nope == 1`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.when, func(t *testing.T) {
+			p := compile(t, "version: 1\nscopes:\n  s:\n    grants:\n      - tools: [t]\n        when: '"+strings.ReplaceAll(tt.when, "'", "''")+"'\n")
+			i := base()
+			d := p.Decide(context.Background(), i)
+			if tt.mutate == nil {
+				assert.Equal(t, scope.Deny, d.Effect)
+				assert.NotEmpty(t, d.Errors, "an expression that cannot be evaluated is an error, never an allow")
+				return
+			}
+			require.Equal(t, scope.Allow, d.Effect, "%s: %v", d.Reason, d.Errors)
+			tt.mutate(&i)
+			d = p.Decide(context.Background(), i)
+			assert.Equal(t, scope.Deny, d.Effect, d.Reason)
+		})
+	}
+}

@@ -99,3 +99,34 @@ func TestQuotaWindows(t *testing.T) {
 		assert.Equal(t, tt.end, e.Format(time.RFC3339), tt.per)
 	}
 }
+
+// TestLimitKeysReadDirectly checks that the keys read without running a
+// program (principal.id, tool.name, call.id) equal what the program gives,
+// and that anything else still runs the program.
+func TestLimitKeysReadDirectly(t *testing.T) {
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s:
+    grants:
+      - tools: [t]
+        limit: [a, b, c, d, e]
+limits:
+  a: {rate: 1/s}
+  b: {rate: 1/s, key: tool.name}
+  c: {rate: 1/s, key: call.id}
+  d: {rate: 1/s, key: principal.id + "/" + tool.name + "/" + call.id}
+  e: {rate: 1/s, key: 'has(principal.id) ? "set" : "unset"'}
+`))
+	require.NoError(t, err)
+	d := p.Decide(context.Background(), scope.Input{
+		Principal: scope.Principal{ID: "u1", Scopes: []string{"s"}},
+		Tool:      scope.Tool{Name: "t"},
+		Call:      scope.Call{ID: "c9"},
+	})
+	require.Equal(t, scope.Allow, d.Effect, d.Reason)
+	keys := map[string]string{}
+	for _, l := range d.Limits {
+		keys[l.Name] = l.Key
+	}
+	assert.Equal(t, map[string]string{"a": "u1", "b": "t", "c": "c9", "d": "u1/t/c9", "e": "set"}, keys)
+}

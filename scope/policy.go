@@ -17,6 +17,8 @@ import (
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 
 	"github.com/agentguard/agentguard/internal/canonjson"
 	"github.com/agentguard/agentguard/internal/glob"
@@ -100,6 +102,9 @@ type expr struct {
 	// those can run long enough to need interrupting, so only they are
 	// evaluated with the context.
 	loops bool
+	// direct, when set, computes the expression's value without the
+	// program (see directField).
+	direct func(*activation) ref.Val
 }
 
 // LimitKind says what a limit counts.
@@ -544,7 +549,31 @@ func (c *compiler) expr(path, src string, want *cel.Type) *expr {
 		c.errorf(path, src, "%v", err)
 		return nil
 	}
-	return &expr{src: src, path: path, prg: prg, cost: est, loops: loops}
+	return &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr())}
+}
+
+// directField recognises an expression that is only principal.id,
+// tool.name or call.id — the usual limit key — and returns a function
+// reading that field without running the program. Any other expression
+// returns nil.
+func directField(e celast.Expr) func(*activation) ref.Val {
+	if e.Kind() != celast.SelectKind || e.AsSelect().IsTestOnly() {
+		return nil
+	}
+	sel := e.AsSelect()
+	op := sel.Operand()
+	if op.Kind() != celast.IdentKind {
+		return nil
+	}
+	switch op.AsIdent() + "." + sel.FieldName() {
+	case "principal.id":
+		return func(a *activation) ref.Val { return types.String(a.principal.ID) }
+	case "tool.name":
+		return func(a *activation) ref.Val { return types.String(a.tool.Name) }
+	case "call.id":
+		return func(a *activation) ref.Val { return types.String(a.call.ID) }
+	}
+	return nil
 }
 
 // celError records an error at a position inside an expression, mapped to
