@@ -22,6 +22,12 @@
 // that arrives while calls of several clients are in flight is refused
 // rather than sent to a client it may not belong to.
 //
+// Over HTTP a request body may be at most -max-request bytes (4 MiB by
+// default, room for the guard's 1 MiB of arguments and the JSON-RPC
+// envelope): a larger one is refused before it is decoded, so memory stays
+// bounded whoever sends it. A client that closes its end of stdio ends the
+// session; mcpguard then exits cleanly rather than dying of SIGPIPE.
+//
 // With -lock, the upstream's tools are pinned: a tool that is new or changed
 // since the lock file was written is hidden and every call to it denied
 // (and recorded) until the lock is rewritten on purpose with -update-lock.
@@ -82,6 +88,9 @@ func (a attrFlag) Set(s string) error {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A client that has gone away makes writes fail with EPIPE, which ends
+	// the session, instead of killing the process.
+	signal.Ignore(syscall.SIGPIPE)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
@@ -99,6 +108,7 @@ type config struct {
 	callTimeout                           time.Duration
 	approve                               string
 	approvalTimeout, watch                time.Duration
+	maxRequest                            int64
 	command                               []string
 }
 
@@ -122,12 +132,15 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.callTimeout, "call-timeout", 2*time.Minute, "bound on each request forwarded upstream")
 	fs.StringVar(&c.approve, "approve", "elicit", "how calls that need approval are decided: elicit (ask the client's user) or none (deny)")
 	fs.DurationVar(&c.approvalTimeout, "approval-timeout", 5*time.Minute, "how long a call waits for a human's approval")
+	fs.Int64Var(&c.maxRequest, "max-request", 4<<20, "largest HTTP request body accepted, in bytes")
 	fs.DurationVar(&c.watch, "watch", 0, "poll the policy file at this interval and reload it when it changes (0: only on SIGHUP)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	c.command = fs.Args()
 	switch {
+	case c.maxRequest <= 0:
+		return nil, errors.New("-max-request must be a positive number of bytes")
 	case c.policy == "" || c.audit == "":
 		return nil, errors.New("-policy and -audit are required")
 	case c.upstream == "" && len(c.command) == 0:
@@ -239,7 +252,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if c.listen == "" {
 		return serveStdio(ctx, px.Server(), pf, stdin, stdout)
 	}
-	return serveHTTP(ctx, px.Server(), pf, c.listen, stderr)
+	return serveHTTP(ctx, px.Server(), pf, c.listen, c.maxRequest, stderr)
 }
 
 // reloadOnSignal reloads the policy from disk on every signal on hup until
@@ -285,20 +298,35 @@ func (c *config) upstreamSpec(stderr io.Writer) guardmcp.Upstream {
 	return up
 }
 
+// limitBody refuses a request whose body is larger than max bytes with 413
+// before the MCP server reads it (a declared length is checked up front; a
+// chunked body is cut off at the bound, and the server answers with a
+// JSON-RPC parse error).
+func limitBody(h http.Handler, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			http.Error(w, fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, max), http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		h.ServeHTTP(w, r)
+	})
+}
+
 func serveStdio(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFunc, stdin io.Reader, stdout io.Writer) error {
 	stdio := server.NewStdioServer(s)
 	stdio.SetContextFunc(guardmcp.StdioContextFunc(pf))
 	err := stdio.Listen(ctx, stdin, stdout)
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) {
 		return nil
 	}
 	return err
 }
 
-func serveHTTP(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFunc, addr string, stderr io.Writer) error {
+func serveHTTP(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFunc, addr string, maxRequest int64, stderr io.Writer) error {
 	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(pf)))
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", h)
+	mux.Handle("/mcp", limitBody(h, maxRequest))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
