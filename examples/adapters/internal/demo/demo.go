@@ -7,7 +7,9 @@
 // A support bot works in the workspace /w. Its scope fs.read lets it read
 // files there, except secrets (rule no-dotenv). The guard also has a
 // delete_file tool that no scope of the bot grants: the bot is never shown
-// it, and a call to it is denied.
+// it, and a call to it is denied. The workspace also holds a contract,
+// /w/contracts/acme.txt, for examples that add a rule asking a human
+// before it is read.
 //
 //	g, err := demo.NewGuard(audit.NewLog(w))
 //	ctx = toolguard.WithPrincipal(ctx, demo.Principal())
@@ -50,8 +52,9 @@ rules:
 
 // files is the workspace the tools see. It is never written.
 var files = map[string]string{
-	"/w/notes.txt": "Customer 42 asked for a refund of order 1234.",
-	"/w/.env":      "STRIPE_KEY=sk_live_do_not_leak",
+	"/w/notes.txt":          "Customer 42 asked for a refund of order 1234.",
+	"/w/.env":               "STRIPE_KEY=sk_live_do_not_leak",
+	"/w/contracts/acme.txt": "ACME Corp: 12 seats, renews on 2027-01-01.",
 }
 
 // ReadArgs are the arguments of read_file.
