@@ -210,6 +210,11 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 	}
 	if g == nil {
 		d.Reason = p.noGrantReason(pl, &in)
+		if len(d.Errors) > 0 {
+			// Say why a condition failed (a NUL byte in a path, a missing
+			// argument): it is what the caller has to fix.
+			d.Reason += "; evaluating it failed: " + d.Errors[0].Err.Error()
+		}
 		return d
 	}
 	d.Effect, d.Scope, d.Grant, d.GrantID = Allow, g.scope, g.index, g.id

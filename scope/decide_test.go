@@ -355,3 +355,17 @@ func TestVariableAccess(t *testing.T) {
 		})
 	}
 }
+
+// TestNoGrantReasonSaysWhyAConditionFailed: when the only grant's
+// condition cannot be evaluated, the denial says why, so a model can fix
+// its call.
+func TestNoGrantReasonSaysWhyAConditionFailed(t *testing.T) {
+	p := compile(t, "version: 1\nscopes:\n  s:\n    grants:\n      - tools: [t]\n        when: args.path.isUnder(\"/w\")\n")
+	d := p.Decide(context.Background(), in("u", []string{"s"}, "t", map[string]any{"path": "/w/a\x00b"}))
+	assert.Equal(t, scope.Deny, d.Effect)
+	assert.Contains(t, d.Reason, `scope "s" allows it only when args.path.isUnder("/w")`)
+	assert.Contains(t, d.Reason, "evaluating it failed: isUnder: path")
+	assert.Contains(t, d.Reason, "NUL byte")
+	d = p.Decide(context.Background(), in("u", []string{"s"}, "t", map[string]any{}))
+	assert.Contains(t, d.Reason, "evaluating it failed: no such key: path")
+}
