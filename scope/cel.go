@@ -263,6 +263,9 @@ type activation struct {
 	call      Call
 	args      argsView
 	trace     *trace.Recorder
+	// frame is cel-go's evaluation frame over this activation, made on
+	// first use and shared by every loop-free program of the decision.
+	frame *interpreter.ExecutionFrame
 }
 
 // argsView is the args variable: the decoded arguments, read field by
@@ -404,6 +407,9 @@ func getActivation(in *Input) *activation {
 }
 
 func putActivation(a *activation) {
+	if a.frame != nil {
+		a.frame.Close()
+	}
 	clear(a.args.cache) // keep no argument values alive in the pool
 	*a = activation{args: argsView{cache: a.args.cache[:0]}}
 	activations.Put(a)

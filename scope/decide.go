@@ -12,6 +12,7 @@ import (
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
 )
 
 // Principal is who is calling: an agent, a user, a service. In CEL it is the
@@ -323,9 +324,33 @@ func (p *Policy) HeldScopes(pr Principal) []string {
 func (p *Policy) noGrantReason(pl *plan, in *Input) string {
 	b := make([]byte, 0, 128)
 	b = append(b, "no scope held by "...)
-	b = strconv.AppendQuote(b, in.Principal.ID)
+	b = appendQuoted(b, in.Principal.ID)
 	b = append(b, " grants tool "...)
-	b = strconv.AppendQuote(b, in.Tool.Name)
+	b = appendQuoted(b, in.Tool.Name)
+	if len(pl.grants) > 64 {
+		return string(p.noGrantTail(b, pl, in))
+	}
+	var held uint64
+	for i, g := range pl.grants {
+		if p.holds(&in.Principal, g.scope) {
+			held |= 1 << i
+		}
+	}
+	if tail, ok := pl.reasons.Load(held); ok {
+		return string(append(b, tail.(string)...))
+	}
+	n := len(b)
+	b = p.noGrantTail(b, pl, in)
+	if pl.nreasons.Add(1) <= maxCachedReasons {
+		pl.reasons.Store(held, string(b[n:]))
+	}
+	return string(b)
+}
+
+// noGrantTail appends what would be allowed: the conditions of the grants
+// the principal holds, else the scopes that would grant the tool. It
+// depends only on which of the plan's grants the principal holds.
+func (p *Policy) noGrantTail(b []byte, pl *plan, in *Input) []byte {
 	var buf [8]string
 	others := buf[:0]
 	conds := 0
@@ -346,7 +371,7 @@ func (p *Policy) noGrantReason(pl *plan, in *Input) string {
 		}
 		conds++
 		b = append(b, "scope "...)
-		b = strconv.AppendQuote(b, g.scope)
+		b = appendQuoted(b, g.scope)
 		b = append(b, " allows it only when "...)
 		b = append(b, g.when.src...)
 	}
@@ -358,12 +383,25 @@ func (p *Policy) noGrantReason(pl *plan, in *Input) string {
 			if i > 0 {
 				b = append(b, " or "...)
 			}
-			b = strconv.AppendQuote(b, s)
+			b = appendQuoted(b, s)
 		}
 	case len(pl.grants) == 0:
 		b = append(b, "; no scope grants this tool"...)
 	}
-	return string(b)
+	return b
+}
+
+// appendQuoted appends s quoted as strconv.Quote does, without its cost
+// for the usual plain ASCII names.
+func appendQuoted(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // reason evaluates a rule's message, falling back to a fixed text. An error
@@ -441,7 +479,12 @@ func (e *expr) eval(ctx context.Context, act *activation) (v ref.Val, err error)
 	if e.loops {
 		v, _, err = e.prg.ContextEval(ctx, act)
 	} else {
-		v, _, err = e.prg.Eval(act)
+		if act.frame == nil {
+			if act.frame, err = interpreter.NewExecutionFrame(act); err != nil {
+				return nil, err
+			}
+		}
+		v, _, err = e.prg.Eval(act.frame)
 	}
 	if err != nil {
 		return nil, err

@@ -622,7 +622,14 @@ type plan struct {
 	rules  []*rule
 	grants []*grant
 	redact []string
+	// reasons caches the tail of the no-grant reason by which of the
+	// plan's grants the principal holds (a bit per grant; plans with more
+	// than 64 grants are not cached), at most maxCachedReasons of them.
+	reasons  sync.Map // uint64 → string
+	nreasons atomic.Int32
 }
+
+const maxCachedReasons = 64
 
 func (p *Policy) planFor(tool string) *plan {
 	if v, ok := p.plans.Load(tool); ok {
