@@ -455,6 +455,9 @@ func (e *expr) evalInt(ctx context.Context, act *activation) (int64, error) {
 }
 
 func (e *expr) evalString(ctx context.Context, act *activation) (string, error) {
+	if e.direct != nil {
+		return e.direct(act), nil
+	}
 	v, err := e.eval(ctx, act)
 	if err != nil {
 		return "", err
@@ -474,7 +477,7 @@ func (e *expr) eval(ctx context.Context, act *activation) (v ref.Val, err error)
 		}
 	}()
 	if e.direct != nil {
-		return e.direct(act), nil
+		return types.String(e.direct(act)), nil
 	}
 	if e.loops {
 		v, _, err = e.prg.ContextEval(ctx, act)

@@ -17,8 +17,6 @@ import (
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
-	"cel.dev/cel-go/common/types"
-	"cel.dev/cel-go/common/types/ref"
 
 	"github.com/agentguard/agentguard/internal/canonjson"
 	"github.com/agentguard/agentguard/internal/glob"
@@ -104,7 +102,7 @@ type expr struct {
 	loops bool
 	// direct, when set, computes the expression's value without the
 	// program (see directField).
-	direct func(*activation) ref.Val
+	direct func(*activation) string
 }
 
 // LimitKind says what a limit counts.
@@ -556,7 +554,7 @@ func (c *compiler) expr(path, src string, want *cel.Type) *expr {
 // tool.name or call.id — the usual limit key — and returns a function
 // reading that field without running the program. Any other expression
 // returns nil.
-func directField(e celast.Expr) func(*activation) ref.Val {
+func directField(e celast.Expr) func(*activation) string {
 	if e.Kind() != celast.SelectKind || e.AsSelect().IsTestOnly() {
 		return nil
 	}
@@ -567,11 +565,11 @@ func directField(e celast.Expr) func(*activation) ref.Val {
 	}
 	switch op.AsIdent() + "." + sel.FieldName() {
 	case "principal.id":
-		return func(a *activation) ref.Val { return types.String(a.principal.ID) }
+		return func(a *activation) string { return a.principal.ID }
 	case "tool.name":
-		return func(a *activation) ref.Val { return types.String(a.tool.Name) }
+		return func(a *activation) string { return a.tool.Name }
 	case "call.id":
-		return func(a *activation) ref.Val { return types.String(a.call.ID) }
+		return func(a *activation) string { return a.call.ID }
 	}
 	return nil
 }

@@ -45,7 +45,8 @@ func (g *Guard) Call(ctx context.Context, name string, args json.RawMessage) (an
 	// Records are written even when ctx is cancelled: the attempt and the
 	// outcome of a cancelled call are evidence too.
 	rctx := context.WithoutCancel(ctx)
-	err := g.record(rctx, st)
+	// Correlation is read from ctx: a lookup through rctx would allocate.
+	err := g.record(rctx, correlationFrom(ctx), st)
 	if st.span != nil {
 		g.telemetry.decided(ctx, st.span, &st.d)
 		if err != nil || st.d.Effect != scope.Allow {
@@ -342,14 +343,14 @@ func (g *Guard) redactedArgs(st *callState) ([]byte, error) {
 }
 
 // record writes the decision record. A failure denies the call.
-func (g *Guard) record(ctx context.Context, st *callState) error {
+func (g *Guard) record(ctx context.Context, corr *audit.Correlation, st *callState) error {
 	r := &st.rec
 	r.Version = audit.FormatVersion
 	r.ID = st.d.CallID
 	r.Kind = audit.KindDecision
 	r.Time = st.start
 	r.Principal = st.d.Principal
-	r.Correlation = correlationFrom(ctx)
+	r.Correlation = corr
 	if st.span != nil {
 		r.Correlation = withSpanIDs(r.Correlation, st.span)
 	}
