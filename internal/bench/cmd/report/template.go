@@ -172,6 +172,10 @@ them:
 {{index .Tables "rules"}}
 ` + "```" + `
 
+` + "`agentguard-nocostlimit`" + ` is the same policy loaded with the runtime cost
+limit lifted. It costs the same because runtime cost tracking is only
+attached to expressions with a comprehension, and these rules have none.
+
 ## Same semantics: what differs between the three policies
 
 - **Workspace.** Cedar has no string concatenation and its ` + "`like`" + ` takes
@@ -215,6 +219,7 @@ on a busy machine, unlike time) and allocations:
 | principal, tool, call handed to cel-go as pointers: checked programs read their fields by offset; JSON leaves converted without the adapter chain; the no-grant reason built in one buffer | 11,086 | 9,039 |
 | ` + "`args`" + ` as a map view that converts each scalar field once per decision and answers a missing key without building a map; a limit key that is only ` + "`principal.id`" + ` (or ` + "`tool.name`" + `, ` + "`call.id`" + `) read without a program | 9,347 | 9,156 |
 | one cel-go evaluation frame per decision instead of one per expression; the no-grant reason's tail cached per tool plan and held grants | 8,425, 3 allocs | 7,304, 2 allocs |
+| a directly read limit key returned as a Go string, not a CEL value | 8,105, 2 allocs | 7,318, 2 allocs |
 
 cedar-go takes about 21,000 instructions (11 allocations) for the allowed read
 and 18,500 for the table. Runtime cost tracking is only attached to
