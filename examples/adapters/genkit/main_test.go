@@ -206,7 +206,7 @@ func TestDeniedCallsReachTheModel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			final, err := os.ReadFile("testdata/final.json")
 			require.NoError(t, err)
-			srv := fakeapi.NewBodies(t, oneCall(t, tt.tool, tt.args), final)
+			srv := fakeapi.NewBodies(t, fakeapi.ChatToolCall(t, tt.tool, tt.args), final)
 			var log bytes.Buffer
 			err = run(context.Background(), config{
 				BaseURL: srv.URL + "/v1/", APIKey: "k", Model: "gpt-4.1-mini", Prompt: "p",
@@ -239,7 +239,7 @@ func TestGenkitRefusesBeforeTheGuard(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := fakeapi.NewBodies(t, oneCall(t, tt.tool, tt.args))
+			srv := fakeapi.NewBodies(t, fakeapi.ChatToolCall(t, tt.tool, tt.args))
 			var log bytes.Buffer
 			err := run(context.Background(), config{
 				BaseURL: srv.URL + "/v1/", APIKey: "k", Model: "gpt-4.1-mini", Prompt: "p",
@@ -269,7 +269,7 @@ func TestAnswerApprovesThatCallOnly(t *testing.T) {
 	final, err := os.ReadFile("testdata/final.json")
 	require.NoError(t, err)
 	var log bytes.Buffer
-	ctx, g, _, srv := setup(t, &log, oneCall(t, "read_file", `{"path":"/w/contracts/acme.txt"}`), final)
+	ctx, g, _, srv := setup(t, &log, fakeapi.ChatToolCall(t, "read_file", `{"path":"/w/contracts/acme.txt"}`), final)
 	gen := []ai.GenerateOption{ai.WithModelName("openai/gpt-4.1-mini"), ai.WithTools(ai.ToolName("read_file"))}
 
 	resp, err := genkit.Generate(ctx, g, append(gen, ai.WithPrompt("p"))...)
@@ -302,7 +302,7 @@ func TestAnswerApprovesThatCallOnly(t *testing.T) {
 
 func TestRestartWithoutAnswerInterruptsAgain(t *testing.T) {
 	var log bytes.Buffer
-	ctx, g, _, _ := setup(t, &log, oneCall(t, "read_file", `{"path":"/w/contracts/acme.txt"}`))
+	ctx, g, _, _ := setup(t, &log, fakeapi.ChatToolCall(t, "read_file", `{"path":"/w/contracts/acme.txt"}`))
 	gen := []ai.GenerateOption{ai.WithModelName("openai/gpt-4.1-mini"), ai.WithTools(ai.ToolName("read_file"))}
 	resp, err := genkit.Generate(ctx, g, append(gen, ai.WithPrompt("p"))...)
 	require.NoError(t, err)
@@ -348,27 +348,6 @@ func TestDefineTool(t *testing.T) {
 		return "", errors.New("never")
 	})
 	assert.Equal(t, []string{"shell"}, Unguarded(g, guard))
-}
-
-// oneCall is a recorded response in which the model makes one function
-// call, with id call_1.
-func oneCall(t *testing.T, tool, args string) []byte {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{
-		"id": "chatcmpl-x", "object": "chat.completion", "created": 1767225600, "model": "m",
-		"choices": []any{map[string]any{
-			"index": 0, "finish_reason": "tool_calls",
-			"message": map[string]any{
-				"role": "assistant", "content": nil, "refusal": nil,
-				"tool_calls": []any{map[string]any{
-					"id": "call_1", "type": "function",
-					"function": map[string]any{"name": tool, "arguments": args},
-				}},
-			},
-		}},
-	})
-	require.NoError(t, err)
-	return b
 }
 
 func TestTerminalApprover(t *testing.T) {

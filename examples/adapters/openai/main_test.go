@@ -102,7 +102,7 @@ func TestDispatchDeniesWhatTheModelMayNotUse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			final, err := os.ReadFile("testdata/final.json")
 			require.NoError(t, err)
-			srv := fakeapi.NewBodies(t, oneCall(t, tt.tool, tt.args), final)
+			srv := fakeapi.NewBodies(t, fakeapi.ChatToolCall(t, tt.tool, tt.args), final)
 			var records bytes.Buffer
 			err = run(context.Background(), config{
 				BaseURL: srv.URL + "/v1/", APIKey: "k", Model: "m", Prompt: "p",
@@ -124,25 +124,4 @@ func TestDispatchDeniesWhatTheModelMayNotUse(t *testing.T) {
 			assert.Zero(t, sum.Outcomes, "a denied tool never runs")
 		})
 	}
-}
-
-// oneCall is a recorded response in which the model makes one function
-// call.
-func oneCall(t *testing.T, tool, args string) []byte {
-	t.Helper()
-	b, err := json.Marshal(map[string]any{
-		"id": "chatcmpl-x", "object": "chat.completion", "created": 1767225600, "model": "m",
-		"choices": []any{map[string]any{
-			"index": 0, "finish_reason": "tool_calls",
-			"message": map[string]any{
-				"role": "assistant", "content": nil, "refusal": nil,
-				"tool_calls": []any{map[string]any{
-					"id": "call_1", "type": "function",
-					"function": map[string]any{"name": tool, "arguments": args},
-				}},
-			},
-		}},
-	})
-	require.NoError(t, err)
-	return b
 }

@@ -14,6 +14,7 @@
 package fakeapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -92,4 +93,27 @@ func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.requests...)
+}
+
+// ChatToolCall is a recorded Chat Completions response (OpenAI's wire
+// format) in which the model makes one function call, with id call_1.
+func ChatToolCall(t testing.TB, tool, args string) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"id": "chatcmpl-x", "object": "chat.completion", "created": 1767225600, "model": "m",
+		"choices": []any{map[string]any{
+			"index": 0, "finish_reason": "tool_calls",
+			"message": map[string]any{
+				"role": "assistant", "content": nil, "refusal": nil,
+				"tool_calls": []any{map[string]any{
+					"id": "call_1", "type": "function",
+					"function": map[string]any{"name": tool, "arguments": args},
+				}},
+			},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
