@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,6 +116,7 @@ func DialProxy(ctx context.Context, up Upstream, g *toolguard.Guard, opts ...Opt
 		c.Close()
 		return nil, err
 	}
+	p.info.command, p.info.url = slices.Clone(up.Command), up.URL
 	return p, nil
 }
 

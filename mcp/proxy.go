@@ -89,6 +89,7 @@ type Proxy struct {
 	lock *Lock
 
 	router *router // nil: server→client requests are not forwarded
+	info   upstreamInfo
 
 	mu    sync.Mutex
 	tools map[string]*proxyTool // by name, as served or disabled
@@ -101,6 +102,7 @@ type Proxy struct {
 }
 
 type proxyTool struct {
+	def      mcp.Tool // as listed upstream
 	digest   string
 	guarded  bool   // was registered on the guard (reviewed) at some point
 	disabled string // why calls are denied, if they are
@@ -165,6 +167,7 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 			return nil, fmt.Errorf("%w: initialize: %w", ErrUpstream, err)
 		}
 		initRes = res
+		p.info.server, p.info.protocol = res.ServerInfo, res.ProtocolVersion
 	}
 	caps := c.GetServerCapabilities()
 
@@ -381,7 +384,7 @@ func (p *Proxy) applyTools(list []rawTool) {
 		if disabled == "" && cur != nil && cur.guarded {
 			disabled = fmt.Sprintf("tool %q changed upstream while the proxy was running; it stays disabled until the proxy restarts", rt.Name)
 		}
-		pt := &proxyTool{digest: digest, disabled: disabled}
+		pt := &proxyTool{def: t, digest: digest, disabled: disabled}
 		if cur != nil {
 			pt.guarded = cur.guarded
 		}

@@ -44,6 +44,12 @@
 // changed (notifications/tools/list_changed), since what each principal may
 // see can differ.
 //
+// With -bom FILE, mcpguard writes a CycloneDX 1.6 AI-BOM (package aibom)
+// once the upstream's tools are listed: the upstream server, every tool it
+// lists with its digest and lock state, and the policy in force with its
+// revision. To write only the BOM, give mcpguard an empty standard input
+// (< /dev/null): it exits when stdin ends.
+//
 // On SIGINT or SIGTERM mcpguard stops serving, stops the upstream and closes
 // the audit log, which then verifies (audit.Verify).
 package main
@@ -110,6 +116,7 @@ type config struct {
 	approvalTimeout, watch                time.Duration
 	maxRequest                            int64
 	command                               []string
+	bom                                   string
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -134,6 +141,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.approvalTimeout, "approval-timeout", 5*time.Minute, "how long a call waits for a human's approval")
 	fs.Int64Var(&c.maxRequest, "max-request", 4<<20, "largest HTTP request body accepted, in bytes")
 	fs.DurationVar(&c.watch, "watch", 0, "poll the policy file at this interval and reload it when it changes (0: only on SIGHUP)")
+	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -239,6 +247,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	defer px.Close()
+	if c.bom != "" {
+		if err := writeBOM(c.bom, g, px); err != nil {
+			return err
+		}
+	}
 
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
