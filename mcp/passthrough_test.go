@@ -1,0 +1,108 @@
+package guardmcp_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	guardmcp "github.com/agentguard/agentguard/mcp"
+)
+
+// headerRecorder records the Authorization and Cookie headers of every
+// request an upstream receives.
+type headerRecorder struct {
+	mu       sync.Mutex
+	requests int
+	seen     []string
+}
+
+func (h *headerRecorder) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.requests++
+		h.seen = append(h.seen, r.Header.Values("Authorization")...)
+		h.seen = append(h.seen, r.Header.Values("Cookie")...)
+		h.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestProxyNeverForwardsTheClientToken: the bearer token that authenticates
+// a client to the proxy is checked there (audience, issuer, signature) and
+// never reaches the upstream server, on any request — initialize, list or
+// a call the policy allows — so the upstream cannot use it elsewhere
+// (MCP "token passthrough").
+func TestProxyNeverForwardsTheClientToken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// The upstream: a streamable HTTP server that records the headers it gets.
+	up := server.NewMCPServer("upstream", "1", server.WithToolCapabilities(true))
+	called := make(chan string, 4)
+	up.AddTool(mcp.NewToolWithRawSchema("read_text_file", "Read a file", json.RawMessage(pathSchema)),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			called <- req.GetString("path", "")
+			return mcp.NewToolResultText("contents"), nil
+		})
+	rec := &headerRecorder{}
+	upTS := httptest.NewServer(rec.wrap(server.NewStreamableHTTPServer(up)))
+	defer upTS.Close()
+
+	// The proxy, authenticating its clients with bearer tokens.
+	f := newJWTFixture(t)
+	sink := &memSink{}
+	g := testGuard(t, sink)
+	px, err := guardmcp.DialProxy(ctx, guardmcp.Upstream{URL: upTS.URL,
+		ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()}}, g)
+	require.NoError(t, err)
+	defer px.Close()
+	pxTS := httptest.NewServer(server.NewStreamableHTTPServer(px.Server(),
+		server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(f.verifier.PrincipalFunc()))))
+	defer pxTS.Close()
+
+	token := f.sign(t, validClaims(), nil)
+	c, err := client.NewStreamableHttpClient(pxTS.URL, transport.WithHTTPHeaders(map[string]string{
+		"Authorization": "Bearer " + token, "Cookie": "session=" + token}))
+	require.NoError(t, err)
+	c = client.NewClient(c.GetTransport(), client.WithLegacyProtocolOnly())
+	require.NoError(t, c.Start(ctx))
+	defer c.Close()
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	_, err = c.Initialize(ctx, init)
+	require.NoError(t, err)
+	tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	require.NoError(t, err)
+	require.Len(t, tools.Tools, 1, "the token's principal sees the tool")
+
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "read_text_file"
+	req.Params.Arguments = map[string]any{"path": "/w/a.txt"}
+	res, err := c.CallTool(ctx, req)
+	require.NoError(t, err)
+	require.False(t, res.IsError, "the policy allows the call")
+	select {
+	case p := <-called:
+		assert.Equal(t, "/w/a.txt", p, "the call reached the upstream")
+	case <-ctx.Done():
+		t.Fatal("the call never reached the upstream")
+	}
+	require.Len(t, sink.decisions(), 1)
+	assert.Equal(t, "reader", sink.decisions()[0].Principal, "the record names the token's subject")
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	assert.Greater(t, rec.requests, 2, "initialize, list and call went upstream")
+	assert.Empty(t, rec.seen, "no Authorization or Cookie header reached the upstream")
+}
