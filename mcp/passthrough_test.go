@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -105,4 +106,60 @@ func TestProxyNeverForwardsTheClientToken(t *testing.T) {
 	defer rec.mu.Unlock()
 	assert.Greater(t, rec.requests, 2, "initialize, list and call went upstream")
 	assert.Empty(t, rec.seen, "no Authorization or Cookie header reached the upstream")
+}
+
+// TestSessionIDIsNotACredential: over streamable HTTP the principal comes
+// from the bearer token of each request, never from the session. A request
+// that carries another client's session id but no token is denied for want
+// of a principal; one with a token of its own is decided, and recorded, as
+// its own subject (MCP "session hijacking").
+func TestSessionIDIsNotACredential(t *testing.T) {
+	f := newJWTFixture(t)
+	sink := &memSink{}
+	g := testGuard(t, sink)
+	ts := httptest.NewServer(server.NewStreamableHTTPServer(fileServer(t, g),
+		server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(f.verifier.PrincipalFunc()))))
+	defer ts.Close()
+
+	victim := &httpPeer{url: ts.URL, token: f.sign(t, validClaims(), nil), client: ts.Client()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, _ := victim.post(t, ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+
+		mcp.LATEST_LEGACY_PROTOCOL_VERSION+`","capabilities":{},"clientInfo":{"name":"victim","version":"1"}}}`), nil)
+	victim.session = resp.Header.Get(server.HeaderKeySessionID)
+	require.NotEmpty(t, victim.session, "the server issued a session id")
+
+	call := []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"read_text_file","arguments":{"path":"/w/a.txt"}}}`)
+	result := func(msg []byte) (isError bool, text string) {
+		var r struct {
+			Result struct {
+				IsError bool `json:"isError"`
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"result"`
+		}
+		require.NoError(t, json.Unmarshal(msg, &r), "%s", msg)
+		require.NotEmpty(t, r.Result.Content, "%s", msg)
+		return r.Result.IsError, r.Result.Content[0].Text
+	}
+	isErr, text := result(victim.call(t, 2, call, nil))
+	require.False(t, isErr, "the victim's own call is allowed: %s", text)
+
+	// The session id alone: no principal, denied.
+	thief := &httpPeer{url: ts.URL, session: victim.session, client: ts.Client()}
+	isErr, text = result(thief.call(t, 2, call, nil))
+	assert.True(t, isErr, "a stolen session id without a token is denied")
+	assert.Contains(t, text, "principal")
+
+	// The session id with the thief's own valid token: decided as the
+	// thief, who holds no scope.
+	thief.token = f.sign(t, validClaims(), func(c jwt.MapClaims) { c["sub"] = "mallory"; delete(c, "scope") })
+	isErr, text = result(thief.call(t, 2, call, nil))
+	assert.True(t, isErr, "the thief gets the thief's rights, not the victim's: %s", text)
+
+	recs := sink.decisions()
+	require.Len(t, recs, 3)
+	assert.Equal(t, []string{"reader", "", "mallory"}, []string{recs[0].Principal, recs[1].Principal, recs[2].Principal})
+	assert.Equal(t, []string{"allow", "deny", "deny"}, []string{recs[0].Effect, recs[1].Effect, recs[2].Effect})
 }
