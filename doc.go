@@ -17,6 +17,12 @@
 //     servers, JWT principals, and the guarding proxy behind examples/mcpguard.
 //   - [github.com/agentguard/agentguard/scope/scopetest]: unit tests for
 //     policies — case files, coverage, replay.
+//   - [github.com/agentguard/agentguard/toolguard/aibom]: a CycloneDX 1.6
+//     AI bill of materials of what an agent can reach.
+//
+// COMPLIANCE.md maps the controls of the EU Cyber Resilience Act (Annex I),
+// the UK AI Cyber Security Code of Practice, OWASP LLM06 and the MCP
+// security best practices to the tests that prove them.
 //
 // Start with the quick start in README.md, or run
 //
