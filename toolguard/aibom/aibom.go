@@ -17,7 +17,8 @@ const (
 	TransportHTTP  = "streamable-http"
 )
 
-// Inventory is what a BOM describes. Only Application.Name is required.
+// Inventory is what a BOM describes. Only Application.Name is required:
+// [New] refuses the zero Inventory.
 type Inventory struct {
 	// Application is the program the agent runs in.
 	Application Application
@@ -127,8 +128,11 @@ type Model struct {
 	EthicalConsiderations []string
 }
 
-// New builds the BOM of inv. It fails if a required name is missing or a
-// tool's schema cannot be digested; the BOM is complete or not returned.
+// New builds the BOM of inv. It fails if a required name is missing, a
+// server URL is not absolute, or a tool's schema or annotations cannot be
+// digested; the BOM is complete or not returned. New only reads the guard,
+// so it may run while the guard serves calls; the BOM shows the policy and
+// tools in force at that moment.
 func New(inv Inventory) (*cdx.BOM, error) {
 	if inv.Application.Name == "" {
 		return nil, errors.New("aibom: the application needs a name")

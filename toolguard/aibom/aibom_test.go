@@ -282,7 +282,11 @@ func TestWriteFile(t *testing.T) {
 	bom, err := aibom.New(aibom.Inventory{Application: aibom.Application{Name: "a"}, Time: ts,
 		SerialNumber: "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79"})
 	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, []byte("old"), 0o644))
 	require.NoError(t, aibom.WriteFile(path, bom))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	doc := readFile(t, path)
 	cdxtest.Validate(t, cdxtest.Schema(t, nodeModules), doc)
 	got := cdxtest.RoundTrip(t, doc)

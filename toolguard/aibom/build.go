@@ -95,26 +95,39 @@ func (b *builder) build() error {
 			served[t.Name] = true
 		}
 	}
-	for _, name := range sortedKeys(b.guardTools) {
-		t := b.guardTools[name]
-		if served[name] {
-			continue
-		}
-		svc, err := b.toolService("tool:"+t.Name, b.guardTool(t))
-		if err != nil {
-			return err
-		}
-		svcs = append(svcs, svc)
-		if b.reachable(t.Name, "") {
-			b.node(agRef, svc.BOMRef)
-		}
+	tools, err := b.inProcessTools(agRef, served)
+	if err != nil {
+		return err
 	}
+	svcs = append(svcs, tools...)
 	bom.Components = &comps
 	if len(svcs) > 0 {
 		bom.Services = &svcs
 	}
 	b.finish()
 	return nil
+}
+
+// inProcessTools describes the guard's tools that no server in the
+// inventory lists; the reachable ones are linked from agentguard.
+func (b *builder) inProcessTools(agRef string, served map[string]bool) ([]cdx.Service, error) {
+	var svcs []cdx.Service
+	for _, name := range sortedKeys(b.guardTools) {
+		if served[name] {
+			continue
+		}
+		t := b.guardTools[name]
+		svc, err := b.toolService("tool:"+name, ServerTool{Name: name, Title: t.Title,
+			Description: t.Description, Annotations: t.Annotations})
+		if err != nil {
+			return nil, err
+		}
+		svcs = append(svcs, svc)
+		if b.reachable(name, "") {
+			b.node(agRef, svc.BOMRef)
+		}
+	}
+	return svcs, nil
 }
 
 // ref returns a bom-ref unique in the BOM, based on want.

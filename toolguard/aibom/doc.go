@@ -42,6 +42,7 @@
 //	                                name, description, inputSchema and annotations
 //	                                (for MCP tools the digest a tool lock pins)
 //	agentguard:tool:schema-digest   sha256 of the canonical JSON of the input schema
+//	agentguard:tool:title           the tool's title
 //	agentguard:tool:annotation:KEY  an annotation, as JSON
 //	agentguard:tool:granted-by      a scope whose grants name the tool (repeated)
 //	agentguard:tool:rule            a rule that applies to the tool (repeated)

@@ -16,14 +16,9 @@ import (
 	"github.com/agentguard/agentguard/toolguard"
 )
 
-// guardTool describes a tool registered on the guard as a ServerTool, with
-// its definition digest computed as guardmcp.ToolDigest computes it.
-func (b *builder) guardTool(t toolguard.ToolInfo) ServerTool {
-	return ServerTool{Name: t.Name, Title: t.Title, Description: t.Description, Annotations: t.Annotations}
-}
-
 // definitionDigest is the digest of a tool definition: SHA-256 over the
-// canonical JSON of its name, description, input schema and annotations.
+// canonical JSON of its name, description, input schema and annotations,
+// as guardmcp.ToolDigest computes it for a tool listed over MCP.
 func definitionDigest(t toolguard.ToolInfo) (string, error) {
 	def := map[string]any{"name": t.Name, "inputSchema": json.RawMessage(t.InputSchema)}
 	if t.Description != "" {
