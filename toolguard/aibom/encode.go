@@ -22,7 +22,7 @@ func Encode(w io.Writer, bom *cdx.BOM) error {
 }
 
 // WriteFile writes bom to path as CycloneDX 1.6 JSON, atomically: a reader
-// sees the old file or the whole new one, never a part. A new file has mode
+// sees the old file or the whole new one, never a part. The file has mode
 // 0600.
 func WriteFile(path string, bom *cdx.BOM) error {
 	var buf bytes.Buffer
