@@ -263,6 +263,8 @@ func TestNewRefusesIncompleteInventory(t *testing.T) {
 		"no application name": {},
 		"model without name":  {Application: aibom.Application{Name: "a"}, Models: []aibom.Model{{Version: "1"}}},
 		"tool without name":   {Application: aibom.Application{Name: "a"}, Servers: []aibom.Server{{Tools: []aibom.ServerTool{{Digest: "x"}}}}},
+		"annotation that is not JSON": {Application: aibom.Application{Name: "a"}, Servers: []aibom.Server{{Tools: []aibom.ServerTool{
+			{Name: "t", Annotations: map[string]any{"hint": func() {}}}}}}},
 		"relative URL":        {Application: aibom.Application{Name: "a"}, Servers: []aibom.Server{{URL: "mcp.example.com/mcp?key=s3cret"}}},
 		"URL with a bad host": {Application: aibom.Application{Name: "a"}, Servers: []aibom.Server{{URL: "http://us:s3cret@[::1/mcp"}}},
 	} {
