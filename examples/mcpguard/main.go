@@ -47,8 +47,9 @@
 // With -bom FILE, mcpguard writes a CycloneDX 1.6 AI-BOM (package aibom)
 // once the upstream's tools are listed: the upstream server, every tool it
 // lists with its digest and lock state, and the policy in force with its
-// revision. To write only the BOM, give mcpguard an empty standard input
-// (< /dev/null): it exits when stdin ends.
+// revision. It is written once, at start-up, and not rewritten when the
+// policy is reloaded. To write only the BOM, give mcpguard an empty
+// standard input (< /dev/null): it exits when stdin ends.
 //
 // On SIGINT or SIGTERM mcpguard stops serving, stops the upstream and closes
 // the audit log, which then verifies (audit.Verify).
