@@ -119,7 +119,7 @@ func TestNewInProcessGuard(t *testing.T) {
 			UseCases: []string{"customer support"}, TechnicalLimitations: []string{"may follow injected instructions"},
 			EthicalConsiderations: []string{"privacy"}, ModelCardURL: "https://example.com/model-card"}},
 	})
-	cdxtest.Validate(t, cdxtest.Schema(t, nodeModules), doc)
+	cdxtest.ValidateIfInstalled(t, nodeModules, doc)
 	bom := cdxtest.RoundTrip(t, doc)
 
 	rev := g.Policy().Revision()
@@ -217,7 +217,7 @@ func TestNewServers(t *testing.T) {
 	doc := encode(t, aibom.Inventory{Application: aibom.Application{Name: "agent"}, Guard: g, Servers: []aibom.Server{srv, srv}})
 	assert.NotContains(t, string(doc), "s3cret", "credentials in the URL stay out of the BOM")
 	assert.NotContains(t, string(doc), "frag")
-	cdxtest.Validate(t, cdxtest.Schema(t, nodeModules), doc)
+	cdxtest.ValidateIfInstalled(t, nodeModules, doc)
 	bom := cdxtest.RoundTrip(t, doc)
 
 	var servers []cdx.Service
@@ -290,7 +290,7 @@ func TestWriteFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	doc := readFile(t, path)
-	cdxtest.Validate(t, cdxtest.Schema(t, nodeModules), doc)
+	cdxtest.ValidateIfInstalled(t, nodeModules, doc)
 	got := cdxtest.RoundTrip(t, doc)
 	assert.Equal(t, "2026-12-04T12:00:00Z", got.Metadata.Timestamp)
 	assert.Equal(t, "urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79", got.SerialNumber)
