@@ -38,25 +38,28 @@ func FuzzCanonical(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, raw string) {
-		if h, err := hostname.FromURL(raw); err == nil {
-			u, perr := url.Parse(raw)
-			switch {
-			case perr != nil:
-				t.Fatalf("FromURL(%q) = %q but url.Parse fails: %v", raw, h, perr)
-			case u.Scheme == "" || u.User != nil || strings.ContainsRune(u.Host, '\\'):
-				t.Fatalf("FromURL(%q) = %q for scheme %q, user %v, host %q", raw, h, u.Scheme, u.User, u.Host)
-			}
-			given := u.Hostname()
-			if strings.HasPrefix(u.Host, "[") {
-				given = "[" + given + "]"
-			}
-			checkCanonical(t, given, h)
+	f.Fuzz(checkInput)
+}
+
+// checkInput is the body of FuzzCanonical.
+func checkInput(t *testing.T, raw string) {
+	if h, err := hostname.FromURL(raw); err == nil {
+		u, perr := url.Parse(raw)
+		switch {
+		case perr != nil:
+			t.Fatalf("FromURL(%q) = %q but url.Parse fails: %v", raw, h, perr)
+		case u.Scheme == "" || u.User != nil || strings.ContainsRune(u.Host, '\\'):
+			t.Fatalf("FromURL(%q) = %q for scheme %q, user %v, host %q", raw, h, u.Scheme, u.User, u.Host)
 		}
-		if c, err := hostname.Canonical(raw); err == nil {
-			checkCanonical(t, raw, c)
+		given := u.Hostname()
+		if strings.HasPrefix(u.Host, "[") {
+			given = "[" + given + "]"
 		}
-	})
+		checkCanonical(t, given, h)
+	}
+	if c, err := hostname.Canonical(raw); err == nil {
+		checkCanonical(t, raw, c)
+	}
 }
 
 func checkCanonical(t *testing.T, given, c string) {
