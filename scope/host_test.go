@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -114,6 +115,9 @@ func TestHostSpellingsReachLoopback(t *testing.T) {
 			case "curl":
 				curl, err := exec.LookPath("curl")
 				if err != nil {
+					if os.Getenv("AGENTGUARD_REQUIRE_EXTERNAL") == "1" {
+						t.Fatal("curl is not installed (required: AGENTGUARD_REQUIRE_EXTERNAL=1)")
+					}
 					t.Skip("curl is not installed")
 				}
 				out, err := exec.Command(curl, "-sS", "-g", "--noproxy", "*", "-m", "5", "-o", "/dev/null", u).CombinedOutput()
