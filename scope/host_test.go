@@ -79,6 +79,9 @@ func TestHostSpellingsReachLoopback(t *testing.T) {
 	}{
 		{"ｌｏｃａｌｈｏｓｔ", "go", true, false},
 		{"LOCALHOST", "go", true, false},
+		{"ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", "go", true, false},
+		{"𝐥𝐨𝐜𝐚𝐥𝐡𝐨𝐬𝐭", "go", true, false},
+		{"127．0．0．1", "go", true, false},
 		{"loc\u00adalhost", "go", true, false},
 		{"%EF%BD%8C%EF%BD%8F%EF%BD%83%EF%BD%81%EF%BD%8C%EF%BD%88%EF%BD%8F%EF%BD%93%EF%BD%94", "go", true, false},
 		{"[::ffff:127.0.0.1]", "go", true, false},
