@@ -114,12 +114,12 @@ func internalAddr(a netip.Addr) bool {
 // ends in ".localhost" (RFC 6761: resolvers answer them with loopback
 // without asking DNS). A name is internal when it is loopback, has a
 // single label ("metadata", "intranet": resolvers complete it with the
-// local search domains), ends in ".home.arpa" (RFC 8375), or its top-level
-// label is not a top-level domain in the ICANN section of the Public
-// Suffix List (".local", ".internal", ".lan", ".corp", ".test", a
-// Kubernetes "svc.default", ...), because only a local resolver can answer
-// for it. A name is never private or link-local by its form: what it
-// resolves to is known only when the connection is made.
+// local search domains), ends in ".home.arpa" (RFC 8375), or its
+// top-level label is not a top-level domain in the ICANN section of the
+// Public Suffix List (".local", ".internal", ".lan", ".corp", ".test",
+// Kubernetes' "kubernetes.default.svc", ...), because only a local
+// resolver can answer for it. A name is never private or link-local by its
+// form: what it resolves to is known only when the connection is made.
 func Classify(host string) (Class, error) {
 	c, err := Canonical(host)
 	if err != nil {
