@@ -39,11 +39,15 @@ var profile = idna.New(
 type Error struct {
 	Input  string // the host or URL as given
 	Reason string // why, in words, without the input
+	Err    error  // the underlying error, if any
 }
 
 func (e *Error) Error() string {
 	return "hostname: " + strconv.Quote(e.Input) + " " + e.Reason
 }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
 
 func fail(input, format string, args ...any) error {
 	return &Error{Input: input, Reason: fmt.Sprintf(format, args...)}
@@ -63,11 +67,12 @@ func fail(input, format string, args ...any) error {
 func FromURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
+		cause := err
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Err
+			cause = ue.Err
 		}
-		return "", fail(raw, "is not a valid URL: %s", strings.TrimPrefix(err.Error(), "net/url: "))
+		return "", &Error{Input: raw, Reason: "is not a valid URL: " + strings.TrimPrefix(cause.Error(), "net/url: "), Err: err}
 	}
 	switch {
 	case u.Scheme == "":
@@ -92,7 +97,7 @@ func FromURL(raw string) (string, error) {
 	if err != nil {
 		var he *Error
 		if errors.As(err, &he) {
-			return "", fail(raw, "has a host that %s", strings.TrimPrefix(he.Reason, "is "))
+			return "", &Error{Input: raw, Reason: fmt.Sprintf("has a host, %q, that %s", he.Input, he.Reason), Err: err}
 		}
 		return "", err
 	}
@@ -139,7 +144,7 @@ func Canonical(host string) (string, error) {
 	}
 	s, err := profile.ToASCII(host)
 	if err != nil {
-		return "", fail(host, "is not a valid domain name under IDNA (UTS #46): %v", idnaReason(err))
+		return "", &Error{Input: host, Reason: "is not a valid domain name under IDNA (UTS #46): " + idnaReason(err), Err: err}
 	}
 	s = strings.TrimSuffix(s, ".")
 	if err := checkLabels(host, s); err != nil {
