@@ -127,10 +127,12 @@ func (f *Filter) Dialer(d *net.Dialer) *net.Dialer {
 
 // Transport returns a clone of t (nil means http.DefaultTransport) whose
 // every connection, redirects included, goes through f.Dialer with the
-// timeouts of http.DefaultTransport's dialer. It
-// clears the clone's Proxy, Dial, DialTLS and DialTLSContext: a proxy
-// resolves and connects on its own, out of the Filter's sight, and the
-// others would open connections the Filter never sees. t is not changed.
+// timeouts of http.DefaultTransport's dialer; t's own DialContext is not
+// used. It clears the clone's Proxy, Dial, DialTLS and DialTLSContext: a
+// proxy resolves and connects on its own, out of the Filter's sight, and
+// the others would open connections the Filter never sees. To keep a
+// dialer of your own (a resolver, say), set the clone's DialContext to
+// f.Dialer(yours).DialContext. t is not changed.
 func (f *Filter) Transport(t *http.Transport) *http.Transport {
 	if t == nil {
 		t = http.DefaultTransport.(*http.Transport)
