@@ -22,7 +22,7 @@ type LintOptions struct {
 type Finding struct {
 	// Code identifies the kind of finding: unknown-tool, never-matches,
 	// always-true-destructive, destructive-unguarded, unheld-scope,
-	// shadowed-rule, costly-expression.
+	// shadowed-rule, costly-expression, non-canonical-host.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -46,8 +46,9 @@ func (f Finding) String() string {
 // grants or rules that no registered tool matches, grants that can never
 // match, unconditional grants of destructive tools, destructive tools with
 // neither a limit nor an ask rule, scopes no static principal holds, rules
-// that earlier rules shadow, and expressions whose worst-case cost exceeds
-// the cost limit. Findings are in policy order.
+// that earlier rules shadow, expressions whose worst-case cost exceeds
+// the cost limit, and hosts compared in a form urlHost never returns.
+// Findings are in policy order.
 func Lint(p *Policy, opts LintOptions) []Finding {
 	if p == nil {
 		return nil
@@ -59,6 +60,7 @@ func Lint(p *Policy, opts LintOptions) []Finding {
 	l.scopes()
 	l.shadowed()
 	l.costs()
+	l.hosts()
 	return l.out
 }
 
