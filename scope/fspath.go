@@ -75,7 +75,7 @@ func resolvePath(p string) (string, error) {
 	case p[0] != '/':
 		return "", fmt.Errorf("resolvesUnder: path %q is not absolute", p)
 	}
-	real := "/"         // the existing, link-free prefix resolved so far
+	real := "/"          // the existing, link-free prefix resolved so far
 	var missing []string // components below real that do not exist
 	rest := p
 	links, steps := 0, 0
