@@ -22,7 +22,8 @@ type LintOptions struct {
 type Finding struct {
 	// Code identifies the kind of finding: unknown-tool, never-matches,
 	// always-true-destructive, destructive-unguarded, unheld-scope,
-	// shadowed-rule, costly-expression.
+	// shadowed-rule, costly-expression, glob-uncleaned-path,
+	// glob-lexical-grant.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -46,8 +47,12 @@ func (f Finding) String() string {
 // grants or rules that no registered tool matches, grants that can never
 // match, unconditional grants of destructive tools, destructive tools with
 // neither a limit nor an ask rule, scopes no static principal holds, rules
-// that earlier rules shadow, and expressions whose worst-case cost exceeds
-// the cost limit. Findings are in policy order.
+// that earlier rules shadow, expressions whose worst-case cost exceeds
+// the cost limit, and deny or ask rules whose glob on a path argument can be
+// walked around: a pattern matched without cleaning (one that does not
+// start with "/" or "**/"), a pattern that is not itself clean, and a rule
+// beside a grant that admits the same argument by the lexical isUnder. Findings
+// are grouped by kind, each kind in policy order.
 func Lint(p *Policy, opts LintOptions) []Finding {
 	if p == nil {
 		return nil
@@ -59,6 +64,7 @@ func Lint(p *Policy, opts LintOptions) []Finding {
 	l.scopes()
 	l.shadowed()
 	l.costs()
+	l.paths()
 	return l.out
 }
 
