@@ -38,7 +38,8 @@
 //
 // # Deciding
 //
-// [Policy.Decide] is pure — no rate limits, no approvals, no I/O:
+// [Policy.Decide] is pure — no rate limits, no approvals, no I/O (except
+// the lstat and readlink calls of a policy that uses resolvesUnder):
 //
 //   - an unknown principal (empty ID) is denied;
 //   - any enforced deny rule whose tools match and whose condition holds
@@ -61,10 +62,18 @@
 // time). Besides the standard library and cel-go's strings, lists, sets and
 // network (ip, cidr) extensions, policies may use:
 //
-//	path.isUnder(base)   path is base or below it, after lexical cleaning (see IsUnder)
-//	s.glob(pattern)      glob match: * within a path element, ** across, ? one character
+//	path.isUnder(base)        path is base or below it, after lexical cleaning (see IsUnder)
+//	path.resolvesUnder(base)  the same after following symbolic links on this machine (see ResolvesUnder)
+//	s.glob(pattern)           glob match: * within a path element, ** across, ? one character;
+//	                          a pattern starting with "/" or "**/" sees the cleaned path
 //	url.urlHost()        the lower-cased host of an absolute URL (see URLHost)
 //	cidr("10.0.0.0/8").containsIP(args.ip)
+//
+// isUnder and glob read only the string: a symbolic link inside the
+// workspace leads wherever it points. resolvesUnder follows the links that
+// exist when the call is decided; a handler that opens the path should still
+// open it with package toolguard/fsroot, because the tree can change between
+// the decision and the open.
 //
 // Each expression is type-checked and its cost estimated at load; at run
 // time it is stopped at the cost limit ([WithCostLimit]) or when the context
