@@ -34,7 +34,7 @@ func MatchPath(pattern, name string) bool {
 // CleanPath is name cleaned as MatchPath cleans it for a path-shaped
 // pattern.
 func CleanPath(name string) string {
-	if name == "" {
+	if name == "" || isClean(name) {
 		return name
 	}
 	c := path.Clean(name)
@@ -47,4 +47,36 @@ func CleanPath(name string) string {
 		}
 	}
 	return c
+}
+
+// isClean is a fast sufficient test for path.Clean(p) == p, for a
+// non-empty p: no empty, "." or ".." element, and no trailing slash (but
+// "/" itself).
+func isClean(p string) bool {
+	if p == "/" {
+		return true
+	}
+	start := 0
+	if p[0] == '/' {
+		start = 1
+	}
+	for i := start; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch i - start {
+		case 0:
+			return false
+		case 1:
+			if p[start] == '.' {
+				return false
+			}
+		case 2:
+			if p[start] == '.' && p[start+1] == '.' {
+				return false
+			}
+		}
+		start = i + 1
+	}
+	return true
 }

@@ -1,6 +1,8 @@
 package glob_test
 
 import (
+	"path"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -72,4 +74,23 @@ func TestMatchPathAllocs(t *testing.T) {
 		}
 	})
 	assert.Zero(t, n, "a clean name is matched without allocating")
+}
+
+// isClean (through CleanPath) agrees with path.Clean.
+func FuzzCleanPath(f *testing.F) {
+	for _, s := range []string{"/w/a", "/w//a", "a/./b", "../a", "/", "//", "a/", "/..", "."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c := glob.CleanPath(s)
+		if s == "" {
+			if c != "" {
+				t.Fatalf("CleanPath(\"\") = %q", c)
+			}
+			return
+		}
+		if want := path.Clean(s); strings.TrimSuffix(c, "/") != strings.TrimSuffix(want, "/") && c != want {
+			t.Fatalf("CleanPath(%q) = %q, path.Clean = %q", s, c, want)
+		}
+	})
 }
