@@ -30,6 +30,7 @@ rules:
 `)
 	for _, path := range []string{
 		"/w/secrets/key",
+		"/w/secrets",
 		"/w/./secrets/key",
 		"/w//secrets/key",
 		"/w/x/../secrets/key",

@@ -19,16 +19,23 @@ func PathShaped(pattern string) bool {
 // "/w/./secrets/key", "/w//secrets/key" and "/w/x/../secrets/key" are all
 // matched as "/w/secrets/key" — and a name whose last element is "", "."
 // or ".." keeps one trailing slash ("/w/secrets/." is matched as
-// "/w/secrets/"), because it names a directory. Other patterns are matched
-// against name as it is, as by Match.
+// "/w/secrets/"), because it names a directory. A path-shaped pattern
+// ending in "/**" also matches the directory it names: "/w/secrets/**"
+// matches "/w/secrets" as well as everything below it. Other patterns are
+// matched against name as it is, as by Match.
 //
 // Cleaning is lexical: it does not follow symbolic links. MatchPath does not
 // allocate when name is already clean.
 func MatchPath(pattern, name string) bool {
-	if PathShaped(pattern) {
-		name = CleanPath(name)
+	if !PathShaped(pattern) {
+		return Match(pattern, name)
 	}
-	return Match(pattern, name)
+	name = CleanPath(name)
+	if Match(pattern, name) {
+		return true
+	}
+	dir, ok := strings.CutSuffix(pattern, "/**")
+	return ok && dir != "" && Match(dir, name)
 }
 
 // CleanPath is name cleaned as MatchPath cleans it for a path-shaped

@@ -28,7 +28,12 @@ func TestMatchPath(t *testing.T) {
 		{"/w/secrets/**", "/w/secrets/x/..", true},
 		{"/w/secrets/**", "/w/secrets/x/../", true},
 		{"/w/secrets/**", "/w/secrets/../public/a", false},
-		{"/w/secrets/**", "/w/secrets", false}, // the directory itself, without a slash
+		{"/w/secrets/**", "/w/secrets", true}, // the directory itself
+		{"/w/secrets/**", "/w/./secrets", true},
+		{"/w/secrets/**", "/w/secretsx", false},
+		{"/w/secrets/**", "/w", false},
+		{"**/node_modules/**", "/a/node_modules", true},
+		{"/**", "/", true},
 		{"/w/secrets/*.key", "/w/secrets/sub/../a.key", true},
 		{"/w/secrets/*.key", "/w/secrets/sub/a.key", false},
 		{"**/.env*", "/w/a/./.env", true},
