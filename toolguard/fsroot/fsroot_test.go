@@ -264,3 +264,58 @@ func TestOpenErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, fsroot.ErrOutside))
 }
+
+// While another goroutine keeps swapping a directory for a link to outside
+// and back, no read through the Root ever returns the outside file.
+func TestConcurrentSwap(t *testing.T) {
+	tr := newTree(t)
+	require.NoError(t, os.WriteFile(filepath.Join(tr.ws, "sub", "secret"), []byte("benign"), 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(tr.ws, "real"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tr.ws, "real", "secret"), []byte("benign"), 0o644))
+	r := openRoot(t, tr.ws)
+	p := filepath.Join(tr.ws, "sub", "secret")
+
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		var err error
+		for i := 0; err == nil; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			tmp := filepath.Join(tr.ws, "sub.tmp")
+			target := "real" // relative: os.Root refuses absolute links
+			if i%2 == 0 {
+				target = tr.out
+			}
+			if err = os.Symlink(target, tmp); err == nil {
+				err = os.Rename(tmp, filepath.Join(tr.ws, "sub")) // fails on the directory once, then swaps links
+				if err != nil {
+					err = errors.Join(os.Rename(filepath.Join(tr.ws, "sub"), filepath.Join(tr.ws, "sub.dir")), os.Rename(tmp, filepath.Join(tr.ws, "sub")))
+				}
+			}
+		}
+		done <- err
+	}()
+	var inside, refused int
+	for range 2000 {
+		b, err := r.ReadFile(p)
+		switch {
+		case err == nil:
+			require.Equal(t, "benign", string(b), "a read through the Root returned the outside file")
+			inside++
+		case errors.Is(err, fsroot.ErrOutside):
+			refused++
+		default:
+			require.ErrorIs(t, err, fs.ErrNotExist)
+		}
+	}
+	close(stop)
+	require.NoError(t, <-done)
+	t.Logf("%d reads inside, %d refused", inside, refused)
+	assert.NotZero(t, refused, "the swap was seen")
+	assert.NotZero(t, inside, "reads through the link inside succeed")
+}
