@@ -23,7 +23,7 @@ type Finding struct {
 	// Code identifies the kind of finding: unknown-tool, never-matches,
 	// always-true-destructive, destructive-unguarded, unheld-scope,
 	// shadowed-rule, costly-expression, glob-uncleaned-path,
-	// glob-lexical-grant.
+	// glob-lexical-grant, lexical-path-rule.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -50,8 +50,9 @@ func (f Finding) String() string {
 // that earlier rules shadow, expressions whose worst-case cost exceeds
 // the cost limit, and deny or ask rules whose glob on a path argument can be
 // walked around: a pattern matched without cleaning (one that does not
-// start with "/" or "**/"), a pattern that is not itself clean, and a rule
-// beside a grant that admits the same argument by the lexical isUnder. Findings
+// start with "/" or "**/"), a pattern that is not itself clean, a rule
+// beside a grant that admits the same argument by the lexical isUnder, and
+// a rule that stops a path by isUnder. Findings
 // are grouped by kind, each kind in policy order.
 func Lint(p *Policy, opts LintOptions) []Finding {
 	if p == nil {

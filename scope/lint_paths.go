@@ -58,12 +58,30 @@ func pathCalls(src string) []pathCall {
 	return out
 }
 
-// argField renders args.a.b for a selection from args, else "".
+// argField renders args.a.b for a selection from args (args["a"] too),
+// else "".
 func argField(x ast.Expr) string {
 	var parts []string
-	for x.Kind() == ast.SelectKind {
-		parts = append(parts, x.AsSelect().FieldName())
-		x = x.AsSelect().Operand()
+	for {
+		if x.Kind() == ast.SelectKind {
+			parts = append(parts, x.AsSelect().FieldName())
+			x = x.AsSelect().Operand()
+			continue
+		}
+		if x.Kind() == ast.CallKind && x.AsCall().FunctionName() == "_[_]" && len(x.AsCall().Args()) == 2 {
+			key := x.AsCall().Args()[1]
+			if key.Kind() != ast.LiteralKind {
+				return ""
+			}
+			k, ok := key.AsLiteral().(types.String)
+			if !ok {
+				return ""
+			}
+			parts = append(parts, string(k))
+			x = x.AsCall().Args()[0]
+			continue
+		}
+		break
 	}
 	if x.Kind() != ast.IdentKind || x.AsIdent() != "args" || len(parts) == 0 {
 		return ""
@@ -98,6 +116,12 @@ func (l *linter) paths() {
 		}
 		path := fmt.Sprintf("/rules/%d/when", i)
 		for _, c := range pathCalls(r.when.src) {
+			if c.fn == "isUnder" {
+				l.add("lexical-path-rule", "warning", path,
+					"rule %q stops %s by isUnder, which does not follow symbolic links: a link elsewhere reaches the directory it stops; use resolvesUnder",
+					r.name, c.field)
+				continue
+			}
 			if c.fn != "glob" || !c.literal {
 				continue
 			}

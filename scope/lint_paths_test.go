@@ -27,11 +27,13 @@ rules:
   - {name: other-field, effect: deny, tools: [read], when: 'args.dest.glob("/w/keys/**")'}
   - {name: shadowed, effect: deny, mode: shadow, tools: [read], when: 'args.path.glob("w/x/**")'}
   - {name: no-slash, effect: deny, tools: [read], when: 'args.path.glob("*.key")'}
+  - {name: indexed, effect: deny, tools: [read], when: 'args["path"].glob("w/y/**")'}
+  - {name: lexical-deny, effect: deny, tools: [other], when: 'args.path.isUnder("/w/secrets")'}
 `), scope.WithFilename("p.yaml"))
 	require.NoError(t, err)
 	var got []string
 	for _, f := range scope.Lint(p, scope.LintOptions{}) {
-		if f.Code == "glob-uncleaned-path" || f.Code == "glob-lexical-grant" {
+		if f.Code == "glob-uncleaned-path" || f.Code == "glob-lexical-grant" || f.Code == "lexical-path-rule" {
 			got = append(got, f.Severity+" "+f.Code+" "+f.Path)
 		}
 	}
@@ -40,6 +42,8 @@ rules:
 		"warning glob-uncleaned-path /rules/1/when",
 		"warning glob-lexical-grant /rules/2/when",
 		"info glob-lexical-grant /rules/3/when",
+		"warning glob-uncleaned-path /rules/8/when",
+		"warning lexical-path-rule /rules/9/when",
 	}, got)
 }
 
@@ -60,6 +64,12 @@ rules: [{name: no-out, effect: deny, tools: [read], when: 'args.path.glob("`+dir
 `)
 	require.NotEmpty(t, scope.Lint(globbed, scope.LintOptions{}))
 	assert.Equal(t, scope.Allow, decide(globbed, ws+"/outdir/secret"), "the link walks around the glob")
+
+	lexicalRule := compile(t, `version: 1
+scopes: {files: {grants: [{tools: [read], when: args.path.isUnder(principal.attrs.workspace)}]}}
+rules: [{name: no-out, effect: deny, tools: [read], when: 'args.path.isUnder(principal.attrs.secrets)'}]
+`)
+	assert.Equal(t, scope.Allow, decide(lexicalRule, ws+"/outdir/secret"), "the link walks around an isUnder rule")
 
 	resolved := compile(t, `version: 1
 scopes: {files: {grants: [{tools: [read], when: args.path.isUnder(principal.attrs.workspace)}]}}
