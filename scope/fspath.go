@@ -38,9 +38,8 @@ const (
 // outside base is outside base. base may itself be or contain a link (/tmp
 // on macOS is one). Besides comparing the resolved paths, the check asks
 // whether the existing part of the resolved path or a directory above it is
-// base's directory itself (the same device and inode), so a bind mount of
-// base, or base spelled in another case on a case-insensitive filesystem,
-// is under base.
+// base's directory itself (the same device and inode), so a path through a
+// bind mount of base is under base.
 //
 // p and base must be absolute and must not be empty or contain a NUL byte
 // or a backslash; a component that cannot be looked up (permission denied,
@@ -72,8 +71,9 @@ func ResolvesUnder(p, base string) (bool, error) {
 }
 
 // sameDirAbove reports whether dir or one of its parents is the directory
-// base under another name: a bind mount of it, or a spelling in another
-// case on a case-insensitive filesystem.
+// base under another name: a bind mount of it, or (the reason to compare
+// files rather than names) a spelling in another case on a case-insensitive
+// filesystem.
 func sameDirAbove(dir, base string) (bool, error) {
 	bi, err := os.Stat(base)
 	if errors.Is(err, fs.ErrNotExist) {
