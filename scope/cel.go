@@ -76,6 +76,7 @@ func envOptions(sp *schemaProvider) []cel.EnvOption {
 		cel.Function("isUnder",
 			cel.MemberOverload("string_isUnder_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(celIsUnder))),
+		resolvesUnderFunction(),
 		cel.Function("glob",
 			cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(celGlob))),
@@ -177,7 +178,7 @@ func celGlob(lhs, rhs ref.Val) ref.Val {
 	if err := glob.Validate(string(pat)); err != nil {
 		return types.WrapErr(err)
 	}
-	return types.Bool(glob.Match(string(pat), string(s)))
+	return types.Bool(glob.MatchPath(string(pat), string(s)))
 }
 
 func celURLHost(v ref.Val) ref.Val {

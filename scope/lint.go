@@ -22,7 +22,8 @@ type LintOptions struct {
 type Finding struct {
 	// Code identifies the kind of finding: unknown-tool, never-matches,
 	// always-true-destructive, destructive-unguarded, unheld-scope,
-	// shadowed-rule, costly-expression, non-canonical-host.
+	// shadowed-rule, costly-expression, non-canonical-host,
+	// glob-uncleaned-path, glob-lexical-grant, lexical-path-rule.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -47,8 +48,12 @@ func (f Finding) String() string {
 // match, unconditional grants of destructive tools, destructive tools with
 // neither a limit nor an ask rule, scopes no static principal holds, rules
 // that earlier rules shadow, expressions whose worst-case cost exceeds
-// the cost limit, and hosts compared in a form urlHost never returns.
-// Findings are in policy order.
+// the cost limit, hosts compared in a form urlHost never returns, and deny
+// or ask rules whose glob on a path argument can be walked around: a pattern
+// matched without cleaning (one that does not start with "/" or "**/"), a
+// pattern that is not itself clean, a rule beside a grant that admits the
+// same argument by the lexical isUnder, and a rule that stops a path by
+// isUnder. Findings are grouped by kind, each kind in policy order.
 func Lint(p *Policy, opts LintOptions) []Finding {
 	if p == nil {
 		return nil
@@ -61,6 +66,7 @@ func Lint(p *Policy, opts LintOptions) []Finding {
 	l.shadowed()
 	l.costs()
 	l.hosts()
+	l.paths()
 	return l.out
 }
 
