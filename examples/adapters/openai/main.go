@@ -156,7 +156,7 @@ func dispatch(ctx context.Context, g *toolguard.Guard, tc openai.ChatCompletionM
 	var de *toolguard.DeniedError
 	switch {
 	case errors.As(err, &de):
-		return de.Error(), nil
+		return de.ModelText(), nil
 	case err != nil:
 		return "error: " + err.Error(), nil
 	}
