@@ -103,8 +103,10 @@
 // elicitation/create and roots/list — are forwarded only by a proxy built
 // with [DialProxy], which builds the upstream client itself (mcp-go fixes
 // a client's handlers for them when the client is constructed) and
-// declares those capabilities upstream, each unless turned off in
-// [Upstream]. [NewProxy] takes a client that is already built: the
+// declares those capabilities upstream: sampling and elicitation unless
+// turned off in [Upstream], roots only when asked for
+// (Upstream.ForwardRoots: a server asks for roots as soon as it is
+// initialized, when no client of the proxy can answer). [NewProxy] takes a client that is already built: the
 // client's own handlers answer such requests, and without any the upstream
 // gets an error. A request is forwarded to the client session whose tool
 // call is in flight: when the calls in flight all belong to one session —
