@@ -346,3 +346,51 @@ func TestMCPGuardUpstreamHangAndCrash(t *testing.T) {
 		assert.Contains(t, got[i].err, "upstream", "outcome %d records the error", i)
 	}
 }
+
+// TestMCPGuardStartMessages starts mcpguard as the README does, in front of
+// the filesystem server with examples/mcpguard/policy.yaml: nothing on
+// stderr but the server's own banner — no failed roots request (the proxy
+// does not declare roots upstream unless -forward-roots), no warnings.
+// With a policy that leaves tools ungranted, each is warned about.
+func TestMCPGuardStartMessages(t *testing.T) {
+	mods := requireExternal(t)
+	guard := buildBin(t, "mcpguard")
+	examplePolicy, err := filepath.Abs(filepath.Join("..", "examples", "mcpguard", "policy.yaml"))
+	require.NoError(t, err)
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	require.NoError(t, err)
+	ws := filepath.Join(root, "w")
+	require.NoError(t, os.MkdirAll(ws, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(ws, "notes.txt"), []byte("hello 5e1f"), 0o644))
+	narrow := filepath.Join(root, "narrow.yaml")
+	require.NoError(t, os.WriteFile(narrow, []byte(testPolicy), 0o644))
+	fsServer := filepath.Join(mods, "@modelcontextprotocol", "server-filesystem", "dist", "index.js")
+
+	start := func(t *testing.T, policy string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		argv := []string{guard, "-policy", policy, "-audit", filepath.Join(t.TempDir(), "d.jsonl"),
+			"-principal", "support-bot", "-scopes", "fs.read", "-attr", "workspace=" + ws, "--", "node", fsServer, ws}
+		sc := startStdioClient(t, ctx, argv)
+		res := sc.call(t, ctx, toolCall{"read_text_file", map[string]any{"path": filepath.Join(ws, "notes.txt")}})
+		assert.False(t, res.IsError, res.Text)
+		assert.Contains(t, res.Text, "hello 5e1f")
+		sc.stop(t)
+		return sc.stderr.String()
+	}
+
+	t.Run("the example policy", func(t *testing.T) {
+		stderr := start(t, examplePolicy)
+		t.Logf("stderr:\n%s", stderr)
+		for _, noise := range []string{"Failed", "cannot be routed", "level=WARN", "level=ERROR"} {
+			assert.NotContains(t, stderr, noise)
+		}
+	})
+	t.Run("tools no scope grants", func(t *testing.T) {
+		stderr := start(t, narrow)
+		for _, tool := range []string{"move_file", "edit_file", "read_multiple_files"} {
+			assert.Regexp(t, `level=WARN msg="toolguard: no scope of the policy grants this tool[^"]*" tool=`+tool+` `, stderr)
+		}
+		assert.NotContains(t, stderr, "tool=read_text_file ", "a granted tool is not warned about")
+	})
+}
