@@ -86,6 +86,7 @@ func DialProxy(ctx context.Context, up Upstream, g *toolguard.Guard, opts ...Opt
 			// Servers may send their requests on the listening (GET)
 			// stream rather than in the response to a call; mcp-go's
 			// server sends sampling requests there.
+			//lint:ignore SA1019 the legacy protocol versions the proxy speaks upstream have the GET stream
 			hopts = append([]transport.StreamableHTTPCOption{transport.WithContinuousListening()}, hopts...)
 		}
 		h, err := transport.NewStreamableHTTP(up.URL, hopts...)
@@ -269,7 +270,8 @@ func (f samplingForwarder) CreateMessage(ctx context.Context, req mcp.CreateMess
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.RequestSampling(ctx, req) //nolint:staticcheck // the upstream uses the protocol version that has sampling
+	//lint:ignore SA1019 the upstream speaks a protocol version that has sampling
+	res, err := s.RequestSampling(ctx, req)
 	if err != nil {
 		return nil, forwardErr(method, err)
 	}

@@ -1,5 +1,7 @@
 package guardmcp_test
 
+//lint:file-ignore SA1019 the tests speak the legacy MCP protocol on purpose: an initialize handshake, and server→client requests
+
 import (
 	"context"
 	"encoding/json"
@@ -287,10 +289,10 @@ func TestMCPGuardUpstreamHangAndCrash(t *testing.T) {
 	const timeout = time.Second
 	sc := startStdioClient(t, ctx, misbehavingArgv(t, guard, policy, logPath, "-call-timeout", timeout.String()))
 
-	timed := func(tc toolCall) (callOutcome, error, time.Duration) {
+	timed := func(tc toolCall) (callOutcome, time.Duration, error) {
 		start := time.Now()
 		res, err := sc.callErr(ctx, tc)
-		return res, err, time.Since(start)
+		return res, time.Since(start), err
 	}
 
 	// upstreamFailed checks the result of a call the upstream failed: an
@@ -306,19 +308,19 @@ func TestMCPGuardUpstreamHangAndCrash(t *testing.T) {
 
 	// A hung upstream: the client gets an error once the call timeout
 	// passes, and mcpguard goes on serving.
-	res, err, took := timed(toolCall{"hang", nil})
+	res, took, err := timed(toolCall{"hang", nil})
 	upstreamFailed(res, err, "deadline exceeded")
 	assert.Less(t, took, timeout+5*time.Second)
-	ok, err, _ := timed(toolCall{"echo", map[string]any{"text": "still here"}})
+	ok, _, err := timed(toolCall{"echo", map[string]any{"text": "still here"}})
 	require.NoError(t, err)
 	assert.Equal(t, "echo still here", ok.Text)
 
 	// An upstream that dies mid-call: an error within the timeout, and
 	// mcpguard still answers.
-	res, err, took = timed(toolCall{"crash", nil})
+	res, took, err = timed(toolCall{"crash", nil})
 	upstreamFailed(res, err, `"crash"`)
 	assert.Less(t, took, timeout+5*time.Second)
-	res, err, took = timed(toolCall{"echo", map[string]any{"text": "after"}})
+	res, took, err = timed(toolCall{"echo", map[string]any{"text": "after"}})
 	upstreamFailed(res, err, `"echo"`)
 	assert.Less(t, took, timeout+5*time.Second)
 	require.NoError(t, sc.c.Ping(ctx), "mcpguard stays up")

@@ -26,11 +26,18 @@ func checkLock(path string) error {
 	}
 	_, err := guardmcp.ReadLock(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no tool lock at %s.\n"+
-			"On the first run, pin the upstream's tools: run the same command with -update-lock added.\n"+
-			"It lists the tools, writes %s and exits; review the list, then start mcpguard without -update-lock.", path, path)
+		return firstRunError{path}
 	}
 	return err
+}
+
+// firstRunError explains a missing lock file in command-line terms.
+type firstRunError struct{ path string }
+
+func (e firstRunError) Error() string {
+	return fmt.Sprintf("no tool lock at %s.\n"+
+		"On the first run, pin the upstream's tools: run the same command with -update-lock added.\n"+
+		"It lists the tools, writes %s and exits; review the list, then start mcpguard without -update-lock.", e.path, e.path)
 }
 
 // updateLock writes the lock from the upstream's current tools and prints

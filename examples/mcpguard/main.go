@@ -239,7 +239,7 @@ func (c *config) check() error {
 	case c.maxRequest <= 0:
 		return errors.New("-max-request must be a positive number of bytes")
 	case c.upstream == "" && len(c.command) == 0:
-		return errors.New("give the upstream: -upstream URL, or -- command args...")
+		return errors.New("give the upstream: -upstream URL, or a command after --")
 	case c.upstream != "" && len(c.command) > 0:
 		return errors.New("give -upstream or a command, not both")
 	case c.updateLock && c.lock == "":
@@ -395,6 +395,9 @@ func reported(s *server.MCPServer, logger *slog.Logger, trigger string, p *scope
 // roots requests reach the client whose tool call they belong to.
 func (c *config) upstreamSpec(stderr io.Writer) guardmcp.Upstream {
 	up := guardmcp.Upstream{
+		// The proxy initializes the upstream itself, and forwards sampling
+		// and elicitation, which only the legacy protocol versions have.
+		//lint:ignore SA1019 the proxy needs the initialize handshake and server→client requests
 		ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()},
 		ForwardRoots:  c.forwardRoots,
 	}

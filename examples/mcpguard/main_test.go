@@ -76,7 +76,7 @@ func TestUsageErrorsOnce(t *testing.T) {
 		{[]string{"-attr", "noequals", "--", "true"}, `invalid value "noequals" for flag -attr: want key=value`},
 		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"-policy", "p.yaml", "--", "true"}, "-policy and -audit are required"},
-		{[]string{"-policy", "p.yaml", "-audit", "a.jsonl"}, "give the upstream: -upstream URL, or -- command args..."},
+		{[]string{"-policy", "p.yaml", "-audit", "a.jsonl"}, "give the upstream: -upstream URL, or a command after --"},
 		{[]string{"-update-lock", "--", "true"}, "-update-lock needs -lock"},
 		{[]string{"-policy", "p.yaml", "-audit", "a.jsonl", "--", "true"}, "-principal (or, with -listen, -jwks / -jwt-key) is required"},
 	}
