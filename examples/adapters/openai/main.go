@@ -59,7 +59,7 @@ func main() {
 		Out:     os.Stdout,
 	}
 	if cfg.Model == "" {
-		cfg.Model = openai.ChatModelGPT4_1Mini
+		cfg.Model = openai.ChatModelGPT5_4Mini
 	}
 	err = run(context.Background(), cfg)
 	if cerr := log.Close(); err == nil {
