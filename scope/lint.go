@@ -20,9 +20,9 @@ type LintOptions struct {
 
 // Finding is one problem Lint found.
 type Finding struct {
-	// Code identifies the kind of finding: unknown-tool, never-matches,
-	// always-true-destructive, destructive-unguarded, unheld-scope,
-	// shadowed-rule, costly-expression, non-canonical-host,
+	// Code identifies the kind of finding: unknown-tool, ungranted-tool,
+	// never-matches, always-true-destructive, destructive-unguarded,
+	// unheld-scope, shadowed-rule, costly-expression, non-canonical-host,
 	// glob-uncleaned-path, glob-lexical-grant, lexical-path-rule.
 	Code string
 	// Severity is "warning" or "info".
@@ -44,7 +44,8 @@ func (f Finding) String() string {
 }
 
 // Lint reports likely mistakes in a policy that compile fine: tools named in
-// grants or rules that no registered tool matches, grants that can never
+// grants or rules that no registered tool matches, registered tools that no
+// scope can grant ([Policy.CanGrant]), grants that can never
 // match, unconditional grants of destructive tools, destructive tools with
 // neither a limit nor an ask rule, scopes no static principal holds, rules
 // that earlier rules shadow, expressions whose worst-case cost exceeds
@@ -60,6 +61,7 @@ func Lint(p *Policy, opts LintOptions) []Finding {
 	}
 	l := linter{p: p, opts: opts}
 	l.tools()
+	l.ungranted()
 	l.grants()
 	l.destructive()
 	l.scopes()
@@ -109,6 +111,33 @@ func (l *linter) tools() {
 			}
 		}
 	}
+}
+
+// ungranted reports the registered tools no grant can allow: every call to
+// one is denied, which is rarely what registering it meant.
+func (l *linter) ungranted() {
+	for _, t := range l.opts.Tools {
+		if !l.p.CanGrant(t.Name) {
+			l.add("ungranted-tool", "warning", "/scopes", "tool %q is registered, but no scope grants it: every call to it is denied", t.Name)
+		}
+	}
+}
+
+// CanGrant reports whether some grant of the policy can ever allow a call
+// of the named tool: a grant names it (by name or glob) and its condition is
+// not constantly false. It says nothing about rules, limits or principals: a
+// tool it reports false for is denied to every caller ("no scope grants
+// this tool"); package toolguard warns when such a tool is registered.
+func (p *Policy) CanGrant(tool string) bool {
+	if p == nil {
+		return false
+	}
+	for _, g := range p.planFor(tool).grants {
+		if v, ok := constant(g.when); !ok || v {
+			return true
+		}
+	}
+	return false
 }
 
 func grantPath(g *grant) string {

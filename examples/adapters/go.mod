@@ -1,6 +1,6 @@
 module github.com/agentguard/agentguard/examples/adapters
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/agentguard/agentguard v0.0.0

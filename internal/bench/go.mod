@@ -1,6 +1,6 @@
 module github.com/agentguard/agentguard/internal/bench
 
-go 1.26.8
+go 1.26.0
 
 replace github.com/agentguard/agentguard => ../..
 

@@ -1,6 +1,6 @@
 module github.com/agentguard/agentguard/examples/adapters/genkit
 
-go 1.26.8
+go 1.26.0
 
 // Genkit's prompt library, github.com/google/dotprompt/go, does not build
 // with github.com/invopop/jsonschema v0.14.0, which anthropic-sdk-go
