@@ -10,7 +10,8 @@ import (
 
 // Approver decides calls that an ask rule sends to a human. Approve may be
 // called concurrently. It should return when ctx is done; an error, or a
-// zero Approval, denies the call.
+// zero Approval, denies the call. Only an Approval with Approved set and
+// Binding equal to the request's approves it.
 type Approver interface {
 	Approve(ctx context.Context, req ApprovalRequest) (Approval, error)
 }
@@ -49,14 +50,15 @@ type ApprovalRequest struct {
 	Expires time.Time
 }
 
-// Approval is a human's answer. The zero Approval denies.
+// Approval is a human's answer. The zero Approval denies, and so does an
+// approval without the binding of the call it answers.
 type Approval struct {
 	Approved bool
 	// By identifies who answered.
 	By string
 	// Reason is an optional comment, shown to the model on a rejection.
 	Reason string
-	// Binding, if set, must equal the request's binding; an approval for
-	// another call is refused.
+	// Binding must equal the request's binding ([ApprovalRequest.Binding]):
+	// an approval that names another call, or none, does not approve.
 	Binding string
 }

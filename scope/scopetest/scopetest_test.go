@@ -164,8 +164,8 @@ func TestReplay(t *testing.T) {
 	old := load(t)
 	var buf bytes.Buffer
 	log := audit.NewLog(&buf)
-	approver := toolguard.ApproverFunc(func(context.Context, toolguard.ApprovalRequest) (toolguard.Approval, error) {
-		return toolguard.Approval{Approved: true, By: "ops"}, nil
+	approver := toolguard.ApproverFunc(func(_ context.Context, req toolguard.ApprovalRequest) (toolguard.Approval, error) {
+		return toolguard.Approval{Approved: true, By: "ops", Binding: req.Binding}, nil
 	})
 	g, err := toolguard.New(old, toolguard.WithSink(log), toolguard.WithApprover(approver))
 	require.NoError(t, err)
