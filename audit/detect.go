@@ -1,6 +1,9 @@
 package audit
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // The built-in secret detectors. Each is a hand-written matcher behind a
 // one-byte prefilter: scanning a string costs one table lookup per byte
@@ -27,6 +30,44 @@ var startByte = func() (t [256]bool) {
 	return t
 }()
 
+// secretKind names what a detector found.
+type secretKind uint8
+
+const (
+	noSecret secretKind = iota
+	awsKeyID
+	googleAPIKey
+	pemPrivateKey
+	bearerToken
+	githubToken
+	slackToken
+	jsonWebToken
+	urlPasswordKind
+)
+
+// String returns the kind in words, as an approver is told it.
+func (k secretKind) String() string {
+	switch k {
+	case awsKeyID:
+		return "an AWS access key id"
+	case googleAPIKey:
+		return "a Google API key"
+	case pemPrivateKey:
+		return "a PEM private key"
+	case bearerToken:
+		return "a bearer token"
+	case githubToken:
+		return "a GitHub token"
+	case slackToken:
+		return "a Slack token"
+	case jsonWebToken:
+		return "a JSON Web Token"
+	case urlPasswordKind:
+		return "a password in a URL"
+	}
+	return "a secret"
+}
+
 // containsSecret reports whether s holds a value one of the detectors
 // recognises.
 func containsSecret(s string) bool {
@@ -34,58 +75,150 @@ func containsSecret(s string) bool {
 		if !startByte[s[i]] {
 			continue
 		}
-		if secretAt(s, i) {
+		if _, end, _ := secretAt(s, i); end > 0 {
 			return true
 		}
 	}
 	return false
 }
 
-// secretAt reports whether a secret starts at s[i] (or, for URL
-// passwords, whether s[i:] begins the "://" of one).
-func secretAt(s string, i int) bool {
+// span is the part s[start:end] of a string that holds a secret.
+type span struct {
+	start, end int
+	kind       secretKind
+}
+
+// secretSpans returns the parts of s that hold secrets, in order, merged
+// where they overlap or touch (a merged span keeps the first kind), and
+// the set of kinds found (bit k for kind k). Every position is looked at,
+// also inside a span already found, so that a secret starting inside
+// another and reaching past its end is covered to its own end.
+func secretSpans(s string, spans []span) ([]span, uint16) {
+	var kinds uint16
+	pemEnd := -2 // where the next "-----END " is at or after i; -1 none; -2 not searched
+	for i := 0; i < len(s); i++ {
+		if !startByte[s[i]] {
+			continue
+		}
+		var start, end int
+		var kind secretKind
+		if s[i] == '-' {
+			start, end, kind = pemAt(s, i, &pemEnd)
+		} else {
+			start, end, kind = secretAt(s, i)
+		}
+		if end == 0 {
+			continue
+		}
+		kinds |= 1 << kind
+		spans = append(spans, span{start, end, kind})
+	}
+	// A URL password lies after the "://" it is found at, so spans may
+	// come out of order.
+	slices.SortStableFunc(spans, func(a, b span) int { return a.start - b.start })
+	merged := spans[:0]
+	for _, sp := range spans {
+		if n := len(merged); n > 0 && sp.start <= merged[n-1].end {
+			merged[n-1].end = max(merged[n-1].end, sp.end)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	return merged, kinds
+}
+
+// pemAt is secretAt for a PEM private key at s[i], with the position of the
+// next end marker cached in *next, so that many headers cost one search.
+// The span runs to the end of the "-----END ...-----" line after the
+// header, or to the end of s when there is none.
+func pemAt(s string, i int, next *int) (start, end int, kind secretKind) {
+	if _, e, _ := secretAt(s, i); e == 0 {
+		return 0, 0, noSecret
+	}
+	if *next == -2 || (*next >= 0 && *next < i) {
+		*next = -1
+		if j := strings.Index(s[i:], "-----END "); j >= 0 {
+			*next = i + j
+		}
+	}
+	if *next < 0 {
+		return i, len(s), pemPrivateKey
+	}
+	tail := s[*next+9 : min(len(s), *next+9+64)]
+	if j := strings.Index(tail, "-----"); j >= 0 {
+		return i, *next + 9 + j + 5, pemPrivateKey
+	}
+	return i, len(s), pemPrivateKey
+}
+
+// secretAt reports the secret a detector finds starting at s[i] (for URL
+// passwords, whose "://" starts at s[i]): the span s[start:end] that holds
+// it and its kind; end is 0 when there is none. A PEM private key is
+// reported from its header to the end of s (see pemAt for its real end).
+func secretAt(s string, i int) (start, end int, kind secretKind) {
 	rest := s[i:]
 	switch s[i] {
 	case 'A':
 		if len(rest) >= 20 && (strings.HasPrefix(rest, "AKIA") || strings.HasPrefix(rest, "ASIA") ||
-			strings.HasPrefix(rest, "ABIA") || strings.HasPrefix(rest, "ACCA")) &&
-			countRun(rest[4:], isUpperAlnum) >= 16 && boundary(s, i) {
-			return true
+			strings.HasPrefix(rest, "ABIA") || strings.HasPrefix(rest, "ACCA")) && boundary(s, i) {
+			if n := countRun(rest[4:], isUpperAlnum); n >= 16 {
+				return i, i + 4 + n, awsKeyID
+			}
 		}
-		return len(rest) >= 39 && strings.HasPrefix(rest, "AIza") && countRun(rest[4:], isTokenByte) >= 35
+		if len(rest) >= 39 && strings.HasPrefix(rest, "AIza") {
+			if n := countRun(rest[4:], isTokenByte); n >= 35 {
+				return i, i + 4 + n, googleAPIKey
+			}
+		}
 	case '-':
 		if !strings.HasPrefix(rest, "-----BEGIN ") {
-			return false
+			break
 		}
-		end := strings.IndexByte(rest[11:], '\n')
-		if end < 0 {
-			end = len(rest) - 11
+		head := rest[11:min(len(rest), 11+64)]
+		if nl := strings.IndexByte(head, '\n'); nl >= 0 {
+			head = head[:nl]
 		}
-		head := rest[11 : 11+min(end, 64)]
-		return strings.Contains(head, "PRIVATE KEY-----")
+		if strings.Contains(head, "PRIVATE KEY-----") {
+			return i, len(s), pemPrivateKey
+		}
 	case 'B', 'b':
-		return len(rest) >= 15 && strings.EqualFold(rest[:7], "bearer ") &&
-			countRun(rest[7:], isBearerByte) >= 8
+		if len(rest) >= 15 && strings.EqualFold(rest[:7], "bearer ") {
+			if n := countRun(rest[7:], isBearerByte); n >= 8 {
+				return i, i + 7 + n, bearerToken
+			}
+		}
 	case 'g':
 		if len(rest) >= 40 && rest[0:2] == "gh" && rest[3] == '_' && strings.IndexByte("pousr", rest[2]) >= 0 {
-			return countRun(rest[4:], isAlnum) >= 36
+			if n := countRun(rest[4:], isAlnum); n >= 36 {
+				return i, i + 4 + n, githubToken
+			}
+			break
 		}
-		return len(rest) >= 33 && strings.HasPrefix(rest, "github_pat_") && countRun(rest[11:], isTokenByte) >= 22
+		if len(rest) >= 33 && strings.HasPrefix(rest, "github_pat_") {
+			if n := countRun(rest[11:], isTokenByte); n >= 22 {
+				return i, i + 11 + n, githubToken
+			}
+		}
 	case 'x':
 		if len(rest) < 15 {
-			return false
+			break
 		}
 		p := rest[:5]
 		if p == "xoxb-" || p == "xoxp-" || p == "xoxa-" || p == "xoxr-" || p == "xoxs-" || p == "xapp-" {
-			return countRun(rest[5:], isSlackByte) >= 10
+			if n := countRun(rest[5:], isSlackByte); n >= 10 {
+				return i, i + 5 + n, slackToken
+			}
 		}
-		return false
 	case 'e':
-		return isJWT(rest)
+		if n := jwtLen(rest); n > 0 {
+			return i, i + n, jsonWebToken
+		}
 	case ':':
-		return urlPassword(s, i)
+		if a, b := urlPassword(s, i); b > 0 {
+			return a, b, urlPasswordKind
+		}
 	}
-	return false
+	return 0, 0, noSecret
 }
 
 // boundary reports whether s[i] does not continue a run of letters or
@@ -94,40 +227,49 @@ func boundary(s string, i int) bool {
 	return i == 0 || !isAlnum(s[i-1])
 }
 
-// isJWT reports whether s starts with header.payload.signature, each part
-// base64url, the header starting with "eyJ" (`{"` encoded).
-func isJWT(s string) bool {
+// jwtLen returns the length of the header.payload.signature at the start
+// of s, each part base64url and the header starting with "eyJ" (`{"`
+// encoded), or 0 when there is none.
+func jwtLen(s string) int {
 	if len(s) < 20 || !strings.HasPrefix(s, "eyJ") {
-		return false
+		return 0
 	}
 	n := countRun(s, isBase64URL)
 	if n < 10 || n >= len(s) || s[n] != '.' {
-		return false
+		return 0
 	}
-	s = s[n+1:]
-	m := countRun(s, isBase64URL)
-	if m < 2 || m >= len(s) || s[m] != '.' {
-		return false
+	m := countRun(s[n+1:], isBase64URL)
+	if m < 2 || n+1+m >= len(s) || s[n+1+m] != '.' {
+		return 0
 	}
-	return countRun(s[m+1:], isBase64URL) >= 8
+	k := countRun(s[n+1+m+1:], isBase64URL)
+	if k < 8 {
+		return 0
+	}
+	return n + 1 + m + 1 + k
 }
 
-// urlPassword reports whether the ':' at s[i] starts the "://" of a URL
-// whose authority holds user:password@.
-func urlPassword(s string, i int) bool {
+// urlPassword finds the password of a URL whose "://" is at s[i] and
+// whose authority holds user:password@: it returns the span of the
+// password, or end 0 when there is none.
+func urlPassword(s string, i int) (start, end int) {
 	if !strings.HasPrefix(s[i:], "://") || i == 0 || !isAlpha(s[i-1]) {
-		return false
+		return 0, 0
 	}
-	auth := s[i+3:]
-	if end := strings.IndexAny(auth, "/?# \t\n\"'"); end >= 0 {
-		auth = auth[:end]
+	from := i + 3
+	auth := s[from:]
+	if e := strings.IndexAny(auth, "/?# \t\n\"'"); e >= 0 {
+		auth = auth[:e]
 	}
 	at := strings.LastIndexByte(auth, '@')
 	if at < 0 {
-		return false
+		return 0, 0
 	}
 	colon := strings.IndexByte(auth[:at], ':')
-	return colon >= 0 && colon < at-1
+	if colon < 0 || colon >= at-1 {
+		return 0, 0
+	}
+	return from + colon + 1, from + at
 }
 
 func countRun(s string, ok func(byte) bool) int {

@@ -1,0 +1,60 @@
+package audit
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzSecretSpans: the spans secretSpans returns are in order, apart, and
+// cover every secret any detector finds at any position — also one that
+// starts inside another — and a string has spans exactly when
+// containsSecret says it holds a secret.
+func FuzzSecretSpans(f *testing.F) {
+	for _, s := range []string{
+		"mallory@evil.test Bearer abcdefghijkl",
+		"Bearer -----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- ok",
+		"https://AKIAIOSFODNN7EXAMPLE:pw@h.test/x",
+		"postgres://app:s3cret@db.internal:5432/prod AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
+		"x eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXZhbHVl y",
+		strings.Repeat("-----BEGIN EC PRIVATE KEY----- ", 4),
+		"xoxb-123456789012-abc ghp_" + strings.Repeat("a1B2", 9),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spans, kinds := secretSpans(s, nil)
+		if (len(spans) > 0) != containsSecret(s) {
+			t.Fatalf("spans %v, containsSecret %v", spans, containsSecret(s))
+		}
+		if (kinds != 0) != (len(spans) > 0) {
+			t.Fatalf("kinds %b with spans %v", kinds, spans)
+		}
+		for i, sp := range spans {
+			if sp.start < 0 || sp.end > len(s) || sp.start >= sp.end {
+				t.Fatalf("span %v out of %d bytes", sp, len(s))
+			}
+			if i > 0 && sp.start <= spans[i-1].end {
+				t.Fatalf("spans not apart: %v", spans)
+			}
+		}
+		pem := -2
+		for i := 0; i < len(s); i++ {
+			a, b, _ := secretAt(s, i)
+			if s[i] == '-' {
+				a, b, _ = pemAt(s, i, &pem)
+			}
+			if b == 0 {
+				continue
+			}
+			covered := false
+			for _, sp := range spans {
+				if sp.start <= a && b <= sp.end {
+					covered = true
+				}
+			}
+			if !covered {
+				t.Fatalf("secret %q at [%d,%d) not covered by %v", s[a:b], a, b, spans)
+			}
+		}
+	})
+}
