@@ -120,7 +120,7 @@ func TestRedactExplain(t *testing.T) {
 	assert.Equal(t, plain, out, "Explain redacts exactly as Redact does")
 	assert.Equal(t, []audit.Redaction{
 		{Pointer: "/note", Whole: true, Why: "it holds an AWS access key id"},
-		{Pointer: "/password", Whole: true, Why: "marked sensitive"},
+		{Pointer: "/password", Whole: true, Why: "it is marked sensitive"},
 		{Pointer: "/to", Whole: false, Why: "it holds a bearer token"},
 		{Pointer: "/url", Whole: false, Why: "it holds a password in a URL"},
 	}, expl)

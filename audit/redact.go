@@ -167,9 +167,10 @@ type Redaction struct {
 	// Otherwise the value is a string of which only the parts that hold
 	// secrets were replaced; the rest is as it was.
 	Whole bool
-	// Why says why, in words for a person: "marked sensitive" for a value
-	// at one of the paths passed in, what the detectors found ("a bearer
-	// token", "a password in a URL", ...), or why a value could not be
+	// Why says why, in words for a person, as a clause: "it is marked
+	// sensitive" for a value at one of the paths passed in, what the
+	// detectors found ("it holds a bearer token", "it holds an AWS access
+	// key id and a password in a URL", ...), or why a value could not be
 	// looked into.
 	Why string
 }
@@ -185,9 +186,9 @@ func (r *Redactor) Explain(args any, paths []string) (any, []Redaction) {
 
 // Why texts of [Redaction].
 const (
-	whyMarked  = "marked sensitive"
-	whyTooDeep = "nested deeper than the secret detectors look"
-	whyOpaque  = "of a type that cannot be looked into"
+	whyMarked  = "it is marked sensitive"
+	whyTooDeep = "it is nested deeper than the secret detectors look"
+	whyOpaque  = "it is of a type that cannot be looked into"
 )
 
 func (r *Redactor) redact(args any, paths []string, explain bool) (any, []string, []Redaction) {
@@ -202,7 +203,7 @@ func (r *Redactor) redact(args any, paths []string, explain bool) (any, []string
 		if !validPointer(p) {
 			var expl []Redaction
 			if explain {
-				expl = []Redaction{{Pointer: "", Whole: true, Why: "a sensitive path is not a valid JSON pointer, so everything is hidden"}}
+				expl = []Redaction{{Pointer: "", Whole: true, Why: "a path marked sensitive is not a valid JSON pointer, so all of it is hidden"}}
 			}
 			return r.digest(args), []string{""}, expl
 		}

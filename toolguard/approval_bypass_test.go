@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentguard/agentguard/audit"
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
 )
@@ -275,4 +276,42 @@ rules:
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, map[string]int{"send_email": 1}, ran)
+}
+
+// A secret-looking string inside a recipient hides only itself: the record
+// and the approver still show the recipient, and the approver is told what
+// is hidden and why.
+func TestApproverSeesTheRecipientBesideARedactedSecret(t *testing.T) {
+	p := mustParse(t, `version: 1
+scopes:
+  mail: {grants: [{tools: [send_email]}]}
+rules:
+  - {name: outbound, effect: ask, tools: [send_email]}
+`)
+	q := toolguard.NewQueue(toolguard.QueueOptions{Timeout: 5 * time.Second})
+	rec := newRecorder()
+	g, err := toolguard.New(p, toolguard.WithSink(rec), toolguard.WithApprover(q), toolguard.WithRedactionKey([]byte("k")))
+	require.NoError(t, err)
+	require.NoError(t, g.Register(toolguard.Tool{Name: "send_email",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"to":{"type":"string"},"password":{"type":"string","writeOnly":true}},"required":["to"]}`),
+		Handler:     func(context.Context, json.RawMessage) (any, error) { return "sent", nil }}))
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "agent-7", Scopes: []string{"mail"}})
+
+	done := callAsync(ctx, g, "send_email", json.RawMessage(`{"to":"mallory@evil.test, Bearer abcdefghijkl","password":"hunter2"}`))
+	req := nextRequest(t, q)
+	shown := string(req.Args)
+	assert.Contains(t, shown, `"to":"mallory@evil.test, redacted:hmac-sha256:`, "the approver sees the recipient")
+	assert.NotContains(t, shown, "abcdefghijkl")
+	assert.NotContains(t, shown, "hunter2")
+	assert.Equal(t, []audit.Redaction{
+		{Pointer: "/password", Whole: true, Why: "it is marked sensitive"},
+		{Pointer: "/to", Whole: false, Why: "it holds a bearer token"},
+	}, req.Hidden)
+	require.NoError(t, q.Answer(req.ID, toolguard.Approval{Approved: true, By: "ops", Binding: req.Binding}))
+	require.NoError(t, result(t, done).err)
+
+	recs := rec.records()
+	require.Len(t, recs, 2)
+	assert.Equal(t, shown, string(recs[0].Args), "the record holds what the approver saw")
+	assert.Equal(t, []string{"/password", "/to"}, recs[0].Redacted)
 }

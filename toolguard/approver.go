@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/agentguard/agentguard/audit"
 	"github.com/agentguard/agentguard/scope"
 )
 
@@ -32,8 +33,20 @@ type ApprovalRequest struct {
 	CallID    string
 	Tool      string
 	Principal scope.Principal
-	// Args are the canonical arguments, with sensitive values redacted.
+	// Args are the canonical arguments as the decision record holds them:
+	// values the schema or policy marks sensitive are replaced whole by a
+	// digest ("redacted:hmac-sha256:…"), and the parts of strings that
+	// look like secrets (a bearer token, a key) are replaced by digests of
+	// those parts, the rest of each string shown as it is. Hidden lists
+	// every value changed, and why.
 	Args json.RawMessage
+	// Hidden says what in Args is hidden from the approver, and why: the
+	// JSON pointer of each value replaced in whole or in part, whether
+	// whole, and the reason: "it is marked sensitive" (by the tool's input
+	// schema — writeOnly or x-sensitive — or by the policy), or the kind of
+	// secret found, such as "it holds a bearer token". Empty when nothing
+	// is hidden.
+	Hidden []audit.Redaction
 	// ArgsSHA256 is the hex SHA-256 of the canonical, unredacted arguments:
 	// an approval is for these arguments and no others.
 	ArgsSHA256 string

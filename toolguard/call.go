@@ -290,7 +290,7 @@ func (g *Guard) approve(ctx context.Context, st *callState, in *scope.Input, raw
 		return false
 	}
 	st.private = private
-	redacted, err := g.redactedArgs(st)
+	redacted, hidden, err := g.explainedArgs(st)
 	if err != nil {
 		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("the arguments cannot be shown to an approver: %v", err))
 		return false
@@ -299,7 +299,7 @@ func (g *Guard) approve(ctx context.Context, st *callState, in *scope.Input, raw
 		ID: st.d.CallID, CallID: st.d.CallID, Tool: st.d.Tool, Principal: in.Principal,
 		// The approver may keep the request after the call ends; the
 		// redacted bytes live in pooled call state.
-		Args: bytes.Clone(redacted), ArgsSHA256: st.d.ArgsSHA256,
+		Args: bytes.Clone(redacted), ArgsSHA256: st.d.ArgsSHA256, Hidden: hidden,
 		Rule: rule, Reason: st.d.Reason, PolicyRevision: st.d.Revision,
 		Binding: st.d.Binding,
 	}
@@ -399,24 +399,45 @@ func orSomeone(s string) string {
 // redactedArgs returns the canonical arguments with sensitive values
 // replaced by digests.
 func (g *Guard) redactedArgs(st *callState) ([]byte, error) {
+	b, _, err := g.redactArgs(st, false)
+	return b, err
+}
+
+// explainedArgs is redactedArgs for an approver: the same bytes the record
+// will hold, and what was hidden in them and why.
+func (g *Guard) explainedArgs(st *callState) ([]byte, []audit.Redaction, error) {
+	return g.redactArgs(st, true)
+}
+
+func (g *Guard) redactArgs(st *callState, explain bool) ([]byte, []audit.Redaction, error) {
 	if st.args == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	paths := st.tool.sensitive
 	if extra := g.policy.Load().RedactPointers(st.tool.Name); len(extra) > 0 {
 		paths = append(slices.Clip(paths), extra...)
 	}
 	if len(paths) == 0 && !g.redactor.Detects() {
-		return st.canon, nil
+		return st.canon, nil, nil
 	}
-	red, ptrs := g.redactor.Redact(st.args, paths)
+	var red any
+	var ptrs []string
+	var expl []audit.Redaction
+	if explain {
+		red, expl = g.redactor.Explain(st.args, paths)
+		for _, e := range expl {
+			ptrs = append(ptrs, e.Pointer)
+		}
+	} else {
+		red, ptrs = g.redactor.Redact(st.args, paths)
+	}
 	if len(ptrs) == 0 {
-		return st.canon, nil
+		return st.canon, nil, nil
 	}
 	st.redPtr = ptrs
 	var err error
 	st.redact, err = canonjson.Append(st.redact[:0], red)
-	return st.redact, err
+	return st.redact, expl, err
 }
 
 // record writes the decision record. A failure denies the call.
