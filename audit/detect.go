@@ -71,15 +71,56 @@ func (k secretKind) String() string {
 // containsSecret reports whether s holds a value one of the detectors
 // recognises.
 func containsSecret(s string) bool {
+	var runs runCache
 	for i := 0; i < len(s); i++ {
 		if !startByte[s[i]] {
 			continue
 		}
-		if _, end, _ := secretAt(s, i); end > 0 {
+		if _, end, _ := secretAt(s, i, &runs); end > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// Slots of a runCache: one per run a detector counts.
+const (
+	runAWS = iota
+	runGoogle
+	runBearer
+	runGitHub
+	runGitHubPAT
+	runSlack
+	runJWT1
+	runJWT2
+	runJWT3
+	nRuns
+)
+
+// runCache remembers, for each run a detector counts, the last run of bytes
+// it counted: a detector looked at from every position inside one long run
+// then costs one count in all, not one per position, so scanning a string
+// stays linear in its length.
+type runCache [nRuns]struct{ from, end int }
+
+// count returns how many bytes from s[from] on are in the class ok. A nil
+// cache counts every time.
+func (c *runCache) count(s string, from, slot int, ok *[256]bool) int {
+	if c != nil {
+		if r := &c[slot]; from >= r.from && from < r.end {
+			// Every byte of s[r.from:r.end] is in the class and s[r.end]
+			// is not: a run from inside it ends there too.
+			return r.end - from
+		}
+	}
+	n := from
+	for n < len(s) && ok[s[n]] {
+		n++
+	}
+	if c != nil {
+		c[slot].from, c[slot].end = from, n
+	}
+	return n - from
 }
 
 // span is the part s[start:end] of a string that holds a secret.
@@ -95,6 +136,7 @@ type span struct {
 // another and reaching past its end is covered to its own end.
 func secretSpans(s string, spans []span) ([]span, uint16) {
 	var kinds uint16
+	var runs runCache
 	pemEnd := -2 // where the next "-----END " is at or after i; -1 none; -2 not searched
 	for i := 0; i < len(s); i++ {
 		if !startByte[s[i]] {
@@ -105,7 +147,7 @@ func secretSpans(s string, spans []span) ([]span, uint16) {
 		if s[i] == '-' {
 			start, end, kind = pemAt(s, i, &pemEnd)
 		} else {
-			start, end, kind = secretAt(s, i)
+			start, end, kind = secretAt(s, i, &runs)
 		}
 		if end == 0 {
 			continue
@@ -132,7 +174,7 @@ func secretSpans(s string, spans []span) ([]span, uint16) {
 // The span runs to the end of the "-----END ...-----" line after the
 // header, or to the end of s when there is none.
 func pemAt(s string, i int, next *int) (start, end int, kind secretKind) {
-	if _, e, _ := secretAt(s, i); e == 0 {
+	if _, e, _ := secretAt(s, i, nil); e == 0 {
 		return 0, 0, noSecret
 	}
 	if *next == -2 || (*next >= 0 && *next < i) {
@@ -155,18 +197,19 @@ func pemAt(s string, i int, next *int) (start, end int, kind secretKind) {
 // passwords, whose "://" starts at s[i]): the span s[start:end] that holds
 // it and its kind; end is 0 when there is none. A PEM private key is
 // reported from its header to the end of s (see pemAt for its real end).
-func secretAt(s string, i int) (start, end int, kind secretKind) {
+// runs may be nil for a detector that counts no run (PEM).
+func secretAt(s string, i int, runs *runCache) (start, end int, kind secretKind) {
 	rest := s[i:]
 	switch s[i] {
 	case 'A':
 		if len(rest) >= 20 && (strings.HasPrefix(rest, "AKIA") || strings.HasPrefix(rest, "ASIA") ||
 			strings.HasPrefix(rest, "ABIA") || strings.HasPrefix(rest, "ACCA")) && boundary(s, i) {
-			if n := countRun(rest[4:], isUpperAlnum); n >= 16 {
+			if n := runs.count(s, i+4, runAWS, &upperAlnum); n >= 16 {
 				return i, i + 4 + n, awsKeyID
 			}
 		}
 		if len(rest) >= 39 && strings.HasPrefix(rest, "AIza") {
-			if n := countRun(rest[4:], isTokenByte); n >= 35 {
+			if n := runs.count(s, i+4, runGoogle, &tokenByte); n >= 35 {
 				return i, i + 4 + n, googleAPIKey
 			}
 		}
@@ -183,19 +226,19 @@ func secretAt(s string, i int) (start, end int, kind secretKind) {
 		}
 	case 'B', 'b':
 		if len(rest) >= 15 && strings.EqualFold(rest[:7], "bearer ") {
-			if n := countRun(rest[7:], isBearerByte); n >= 8 {
+			if n := runs.count(s, i+7, runBearer, &bearerByte); n >= 8 {
 				return i, i + 7 + n, bearerToken
 			}
 		}
 	case 'g':
 		if len(rest) >= 40 && rest[0:2] == "gh" && rest[3] == '_' && strings.IndexByte("pousr", rest[2]) >= 0 {
-			if n := countRun(rest[4:], isAlnum); n >= 36 {
+			if n := runs.count(s, i+4, runGitHub, &alnum); n >= 36 {
 				return i, i + 4 + n, githubToken
 			}
 			break
 		}
 		if len(rest) >= 33 && strings.HasPrefix(rest, "github_pat_") {
-			if n := countRun(rest[11:], isTokenByte); n >= 22 {
+			if n := runs.count(s, i+11, runGitHubPAT, &tokenByte); n >= 22 {
 				return i, i + 11 + n, githubToken
 			}
 		}
@@ -205,12 +248,12 @@ func secretAt(s string, i int) (start, end int, kind secretKind) {
 		}
 		p := rest[:5]
 		if p == "xoxb-" || p == "xoxp-" || p == "xoxa-" || p == "xoxr-" || p == "xoxs-" || p == "xapp-" {
-			if n := countRun(rest[5:], isSlackByte); n >= 10 {
+			if n := runs.count(s, i+5, runSlack, &slackByte); n >= 10 {
 				return i, i + 5 + n, slackToken
 			}
 		}
 	case 'e':
-		if n := jwtLen(rest); n > 0 {
+		if n := jwtLen(s, i, runs); n > 0 {
 			return i, i + n, jsonWebToken
 		}
 	case ':':
@@ -227,26 +270,27 @@ func boundary(s string, i int) bool {
 	return i == 0 || !isAlnum(s[i-1])
 }
 
-// jwtLen returns the length of the header.payload.signature at the start
-// of s, each part base64url and the header starting with "eyJ" (`{"`
-// encoded), or 0 when there is none.
-func jwtLen(s string) int {
-	if len(s) < 20 || !strings.HasPrefix(s, "eyJ") {
+// jwtLen returns the length of the header.payload.signature at s[i], each
+// part base64url and the header starting with "eyJ" (`{"` encoded), or 0
+// when there is none.
+func jwtLen(s string, i int, runs *runCache) int {
+	if len(s)-i < 20 || !strings.HasPrefix(s[i:], "eyJ") {
 		return 0
 	}
-	n := countRun(s, isBase64URL)
-	if n < 10 || n >= len(s) || s[n] != '.' {
+	n := runs.count(s, i, runJWT1, &base64URL)
+	if n < 10 || i+n >= len(s) || s[i+n] != '.' {
 		return 0
 	}
-	m := countRun(s[n+1:], isBase64URL)
-	if m < 2 || n+1+m >= len(s) || s[n+1+m] != '.' {
+	j := i + n + 1
+	m := runs.count(s, j, runJWT2, &base64URL)
+	if m < 2 || j+m >= len(s) || s[j+m] != '.' {
 		return 0
 	}
-	k := countRun(s[n+1+m+1:], isBase64URL)
+	k := runs.count(s, j+m+1, runJWT3, &base64URL)
 	if k < 8 {
 		return 0
 	}
-	return n + 1 + m + 1 + k
+	return j + m + 1 + k - i
 }
 
 // urlPassword finds the password of a URL whose "://" is at s[i] and
@@ -272,22 +316,25 @@ func urlPassword(s string, i int) (start, end int) {
 	return from + colon + 1, from + at
 }
 
-func countRun(s string, ok func(byte) bool) int {
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			return i
-		}
+// Byte classes of the detectors.
+var (
+	alnum      = class(func(c byte) bool { return isAlnum(c) })
+	upperAlnum = class(func(c byte) bool { return (c >= 'A' && c <= 'Z') || isDigit(c) })
+	tokenByte  = class(func(c byte) bool { return isAlnum(c) || c == '-' || c == '_' })
+	slackByte  = class(func(c byte) bool { return isAlnum(c) || c == '-' })
+	base64URL  = tokenByte
+	bearerByte = class(func(c byte) bool {
+		return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '+' || c == '/' || c == '='
+	})
+)
+
+func class(ok func(byte) bool) (t [256]bool) {
+	for c := range 256 {
+		t[c] = ok(byte(c))
 	}
-	return len(s)
+	return t
 }
 
-func isAlpha(c byte) bool      { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
-func isDigit(c byte) bool      { return c >= '0' && c <= '9' }
-func isAlnum(c byte) bool      { return isAlpha(c) || isDigit(c) }
-func isUpperAlnum(c byte) bool { return (c >= 'A' && c <= 'Z') || isDigit(c) }
-func isTokenByte(c byte) bool  { return isAlnum(c) || c == '-' || c == '_' }
-func isSlackByte(c byte) bool  { return isAlnum(c) || c == '-' }
-func isBase64URL(c byte) bool  { return isAlnum(c) || c == '-' || c == '_' }
-func isBearerByte(c byte) bool {
-	return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '+' || c == '/' || c == '='
-}
+func isAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isAlnum(c byte) bool { return isAlpha(c) || isDigit(c) }

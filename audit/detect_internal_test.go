@@ -3,12 +3,14 @@ package audit
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzSecretSpans: the spans secretSpans returns are in order, apart, and
 // cover every secret any detector finds at any position — also one that
-// starts inside another — and a string has spans exactly when
-// containsSecret says it holds a secret.
+// starts inside another — counted afresh at each position without the run
+// cache; and a string has spans exactly when containsSecret says it holds
+// a secret.
 func FuzzSecretSpans(f *testing.F) {
 	for _, s := range []string{
 		"mallory@evil.test Bearer abcdefghijkl",
@@ -39,7 +41,7 @@ func FuzzSecretSpans(f *testing.F) {
 		}
 		pem := -2
 		for i := 0; i < len(s); i++ {
-			a, b, _ := secretAt(s, i)
+			a, b, _ := secretAt(s, i, nil) // no run cache: an independent count
 			if s[i] == '-' {
 				a, b, _ = pemAt(s, i, &pem)
 			}
@@ -57,4 +59,32 @@ func FuzzSecretSpans(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Scanning is linear in the length of the string, also for strings that
+// put a detector's prefix at every position of one long run: 1 MiB of any
+// of them takes well under a second.
+func TestSecretScanIsLinear(t *testing.T) {
+	const n = 1 << 20
+	inputs := map[string]string{
+		"jwt headers, no dots":  strings.Repeat("eyJ", n/3),
+		"google key prefixes":   strings.Repeat("AIza", n/4),
+		"github pat prefixes":   strings.Repeat("github_pat_", n/11),
+		"slack prefixes":        strings.Repeat("xoxb-", n/5),
+		"pem headers":           strings.Repeat("-----BEGIN RSA PRIVATE KEY-----", n/31),
+		"pem headers, end last": strings.Repeat("-----BEGIN RSA PRIVATE KEY----- ", n/32) + "-----END RSA PRIVATE KEY-----",
+		"url anchors":           strings.Repeat("a://u:p@", n/8),
+		"bearer":                strings.Repeat("Bearer ", n/7),
+		"aws run":               "AKIA" + strings.Repeat("A", n),
+	}
+	for name, s := range inputs {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			spans, _ := secretSpans(s, nil)
+			containsSecret(s)
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("%d bytes took %s (%d spans)", len(s), d, len(spans))
+			}
+		})
+	}
 }
