@@ -47,7 +47,8 @@ var (
 	ErrToolTimeout = errors.New("toolguard: tool timed out")
 )
 
-// DeniedError is the error of a denied call. Its message is written for a
+// DeniedError is the error of a denied call, and of [Guard.Check] when a
+// call needs approval ([ErrApprovalRequired]). Its message is written for a
 // model to read and correct itself: which tool, why, and what is allowed.
 type DeniedError struct {
 	// Decision is the full decision, as recorded.
