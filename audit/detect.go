@@ -137,6 +137,7 @@ type span struct {
 func secretSpans(s string, spans []span) ([]span, uint16) {
 	var kinds uint16
 	var runs runCache
+	unordered := false
 	pemEnd := -2 // where the next "-----END " is at or after i; -1 none; -2 not searched
 	for i := 0; i < len(s); i++ {
 		if !startByte[s[i]] {
@@ -153,10 +154,20 @@ func secretSpans(s string, spans []span) ([]span, uint16) {
 			continue
 		}
 		kinds |= 1 << kind
+		if n := len(spans); n > 0 && start >= spans[n-1].start && start <= spans[n-1].end {
+			spans[n-1].end = max(spans[n-1].end, end) // the common case: merged at once
+			continue
+		}
+		if n := len(spans); n > 0 && start < spans[n-1].start {
+			unordered = true
+		}
 		spans = append(spans, span{start, end, kind})
 	}
-	// A URL password lies after the "://" it is found at, so spans may
-	// come out of order.
+	if !unordered {
+		return spans, kinds
+	}
+	// A URL password lies after the "://" it is found at, so a secret
+	// found later may start before it.
 	slices.SortStableFunc(spans, func(a, b span) int { return a.start - b.start })
 	merged := spans[:0]
 	for _, sp := range spans {
