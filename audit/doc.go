@@ -90,11 +90,13 @@
 // once, when the tool is registered; [Redactor.Redact] replaces them, on each
 // call, with a keyed digest ("redacted:hmac-sha256:...") and reports which
 // pointers it replaced (Record.Redacted). The caller may add JSON pointers
-// from its policy. Built-in detectors also replace any string that holds a
-// recognisable secret — cloud access keys, private key blocks, bearer,
-// GitHub and Slack tokens, JSON Web Tokens, passwords in URLs — whatever the
-// schema says; [Redactor.Detects] tells callers to call Redact for every
-// tool. Equal secrets give equal digests under one key, so repeated use of
+// from its policy. Built-in detectors also replace, in any string, the
+// part that holds a recognisable secret — cloud access keys, private key
+// blocks, bearer, GitHub and Slack tokens, JSON Web Tokens, passwords in
+// URLs — whatever the schema says, and keep the rest of the string, so a
+// recipient beside a token stays readable; [Redactor.Explain] says what it
+// hid and why, for a person who must see what they approve.
+// [Redactor.Detects] tells callers to call Redact for every tool. Equal secrets give equal digests under one key, so repeated use of
 // a credential remains visible. Record.ArgsSHA256, the hash of the
 // unredacted arguments, lets whoever holds them prove what was sent. The
 // caller's arguments are never modified.

@@ -76,7 +76,8 @@ type Record struct {
 	// ArgsSHA256 is the hex SHA-256 of the canonical JSON of the unredacted
 	// arguments, so a party holding them can prove what was sent.
 	ArgsSHA256 string `json:"args_sha256,omitempty"`
-	// Redacted lists the JSON pointers of the values replaced in Args.
+	// Redacted lists the JSON pointers of the values replaced in Args, in
+	// whole or, for strings holding a secret, in part.
 	Redacted []string `json:"redacted,omitempty"`
 	// Effect is "allow" or "deny" in a decision record and empty in an
 	// outcome record.

@@ -26,7 +26,9 @@ import (
 // Besides the values it is told about, a Redactor finds common secrets by
 // their shape in every string value — cloud access keys, private keys,
 // bearer and API tokens, passwords in URLs (see [Redactor.Redact]) — unless
-// made with [WithoutDetectors].
+// made with [WithoutDetectors]. It replaces only the part of a string that
+// holds the secret, so the rest stays readable: a recipient field that also
+// holds a token still shows the recipient.
 //
 // A Redactor is safe for concurrent use. The zero value, and a nil
 // *Redactor, behave like NewRedactor(nil): detectors on, a per-process key.
@@ -122,12 +124,15 @@ func (r *Redactor) digest(v any) string {
 	return string(out[:])
 }
 
-// Redact returns a copy of args in which the values at paths, and every
-// string value the built-in detectors recognise as a secret, are replaced by
-// the string "redacted:hmac-sha256:<hex of the first 16 bytes>", the HMAC of
-// the value's canonical JSON. It also returns the concrete pointers it
-// redacted, sorted (for [Record.Redacted]). When nothing is redacted it
-// returns args itself and nil, without allocating.
+// Redact returns a copy of args in which the values at paths are replaced
+// by the string "redacted:hmac-sha256:<hex of the first 16 bytes>", the HMAC
+// of the value's canonical JSON, and in which every part of a string value
+// that the built-in detectors recognise as a secret is replaced by the same
+// kind of digest, of that part: "mail bob, Bearer abcdefghijkl" becomes
+// "mail bob, redacted:hmac-sha256:…". It also returns the concrete pointers
+// of the values it changed, in whole or in part, sorted (for
+// [Record.Redacted]). When nothing is redacted it returns args itself and
+// nil, without allocating.
 //
 // args is decoded JSON: map[string]any, []any and scalars (string,
 // json.Number, float64, bool, nil); map[string]string and []string are
@@ -142,26 +147,70 @@ func (r *Redactor) digest(v any) string {
 // value nested deeper than the detectors walk (1000 levels) is redacted
 // whole, and a value with no canonical JSON form is replaced by "redacted".
 //
-// The detectors look at string values (not object keys) and redact the
-// whole string when it contains an AWS access key id (AKIA, ASIA, ...), a
-// Google API key, a PEM private key block, a bearer token, a GitHub or
-// Slack token, a JSON Web Token, or a URL with a password
-// (scheme://user:password@host).
+// The detectors look at string values (not object keys) for AWS access key
+// ids (AKIA, ASIA, ...), Google API keys, PEM private key blocks (from the
+// BEGIN line through the END line, or to the end of the string when there
+// is none), bearer tokens ("Bearer" and the token), GitHub and Slack
+// tokens, JSON Web Tokens, and passwords in URLs (the password of
+// scheme://user:password@host). Secrets that overlap are replaced as one
+// part. [Redactor.Explain] says what was hidden where, and why.
 func (r *Redactor) Redact(args any, paths []string) (any, []string) {
+	out, pointers, _ := r.redact(args, paths, false)
+	return out, pointers
+}
+
+// Redaction says what [Redactor.Explain] hid at one place, and why.
+type Redaction struct {
+	// Pointer is the JSON pointer of the value, as in [Record.Redacted].
+	Pointer string
+	// Whole reports that the whole value was replaced by a digest.
+	// Otherwise the value is a string of which only the parts that hold
+	// secrets were replaced; the rest is as it was.
+	Whole bool
+	// Why says why, in words for a person, as a clause: "it is marked
+	// sensitive" for a value at one of the paths passed in, what the
+	// detectors found ("it holds a bearer token", "it holds an AWS access
+	// key id and a password in a URL", ...), or why a value could not be
+	// looked into.
+	Why string
+}
+
+// Explain is [Redactor.Redact] that also says, for each value it changed
+// (sorted by pointer), whether it replaced the value whole or parts of it,
+// and why. It is meant for what a person is shown, such as an approval
+// request: they see what is hidden and why, not only that something is.
+func (r *Redactor) Explain(args any, paths []string) (any, []Redaction) {
+	out, _, expl := r.redact(args, paths, true)
+	return out, expl
+}
+
+// Why texts of [Redaction].
+const (
+	whyMarked  = "it is marked sensitive"
+	whyTooDeep = "it is nested deeper than the secret detectors look"
+	whyOpaque  = "it is of a type that cannot be looked into"
+)
+
+func (r *Redactor) redact(args any, paths []string, explain bool) (any, []string, []Redaction) {
 	if r == nil {
 		r = &nilRedactor
 	}
 	detect := !r.noDetect
 	if len(paths) == 0 && (!detect || !hasSecret(args, 0)) {
-		return args, nil
+		return args, nil, nil
 	}
 	for _, p := range paths {
 		if !validPointer(p) {
-			return r.digest(args), []string{""}
+			var expl []Redaction
+			if explain {
+				expl = []Redaction{{Pointer: "", Whole: true, Why: "a path marked sensitive is not a valid JSON pointer, so all of it is hidden"}}
+			}
+			return r.digest(args), []string{""}, expl
 		}
 	}
 	st := redactionPool.Get().(*redaction)
 	st.r = r
+	st.explain = explain
 	out := args
 	if len(paths) > 0 {
 		out, _ = st.walk(args, paths)
@@ -170,12 +219,61 @@ func (r *Redactor) Redact(args any, paths []string) (any, []string) {
 		st.ptr = st.ptr[:0]
 		out, _ = st.scan(out, 0)
 	}
-	pointers := st.out
+	pointers, expl := st.out, st.expl
 	slices.Sort(pointers)
+	slices.SortFunc(expl, func(a, b Redaction) int { return strings.Compare(a.Pointer, b.Pointer) })
 	clear(st.scratch[:cap(st.scratch)]) // drop references to paths
-	*st = redaction{scratch: st.scratch[:0], ptr: st.ptr[:0]}
+	*st = redaction{scratch: st.scratch[:0], ptr: st.ptr[:0], spans: st.spans[:0]}
 	redactionPool.Put(st)
-	return out, pointers
+	return out, pointers, expl
+}
+
+// note records that the value at the current pointer was redacted.
+func (st *redaction) note(whole bool, why string) {
+	st.out = append(st.out, string(st.ptr))
+	if st.explain {
+		st.expl = append(st.expl, Redaction{Pointer: string(st.ptr), Whole: whole, Why: why})
+	}
+}
+
+// redactSpans replaces the parts of s that hold secrets by their digests.
+func (st *redaction) redactSpans(s string) string {
+	spans, kinds := secretSpans(s, st.spans[:0])
+	st.spans = spans[:0]
+	whole := len(spans) == 1 && spans[0].start == 0 && spans[0].end == len(s)
+	var why string
+	if st.explain {
+		why = kindsText(kinds)
+	}
+	if whole || len(spans) == 0 {
+		// No span is a detector disagreeing with itself: hide it all.
+		st.note(true, why)
+		return st.r.digest(s)
+	}
+	st.note(false, why)
+	var b strings.Builder
+	last := 0
+	for _, sp := range spans {
+		b.WriteString(s[last:sp.start])
+		b.WriteString(st.r.digest(s[sp.start:sp.end]))
+		last = sp.end
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// kindsText lists the kinds of secret in the set, in words.
+func kindsText(kinds uint16) string {
+	var parts []string
+	for k := awsKeyID; k <= urlPasswordKind; k++ {
+		if kinds&(1<<k) != 0 {
+			parts = append(parts, k.String())
+		}
+	}
+	if len(parts) == 0 {
+		return "it looks like a secret"
+	}
+	return "it holds " + strings.Join(parts, " and ")
 }
 
 // maxScanDepth bounds the detectors' walk; deeper values are redacted whole.
@@ -222,14 +320,13 @@ func hasSecret(v any, depth int) bool {
 // along the way. It returns the new value and whether it changed.
 func (st *redaction) scan(v any, depth int) (any, bool) {
 	if depth > maxScanDepth {
-		st.out = append(st.out, string(st.ptr))
+		st.note(true, whyTooDeep)
 		return st.r.digest(v), true
 	}
 	switch x := v.(type) {
 	case string:
 		if containsSecret(x) {
-			st.out = append(st.out, string(st.ptr))
-			return st.r.digest(x), true
+			return st.redactSpans(x), true
 		}
 	case map[string]any:
 		return scanMap(st, x, depth)
@@ -293,13 +390,16 @@ type redaction struct {
 	scratch []string // stack of path suffixes for the children being walked
 	ptr     []byte   // JSON pointer of the current value
 	out     []string // pointers redacted
+	explain bool     // also fill expl
+	expl    []Redaction
+	spans   []span // scratch for secretSpans
 }
 
 // walk redacts v for the path suffixes in paths (each "" or "/..."). It
 // returns the new value and whether it differs from v.
 func (st *redaction) walk(v any, paths []string) (any, bool) {
 	if slices.Contains(paths, "") {
-		st.out = append(st.out, string(st.ptr))
+		st.note(true, whyMarked)
 		return st.r.digest(v), true
 	}
 	switch x := v.(type) {
@@ -315,7 +415,7 @@ func (st *redaction) walk(v any, paths []string) (any, bool) {
 		return v, false // nothing below a scalar
 	}
 	// A value Redact cannot look into: hide all of it.
-	st.out = append(st.out, string(st.ptr))
+	st.note(true, whyOpaque)
 	return st.r.digest(v), true
 }
 

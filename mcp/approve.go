@@ -59,8 +59,9 @@ const maxComment = 500
 
 // ElicitationMessage is the default text of an approval question: the tool,
 // the principal, the arguments as the guard gives them (canonical, with
-// sensitive values redacted; long ones cut) and the reason of the rule that
-// asks.
+// sensitive values and secrets redacted; long ones cut), what of them is
+// hidden and why ([toolguard.ApprovalRequest.Hidden]), and the reason of the
+// rule that asks.
 func ElicitationMessage(req toolguard.ApprovalRequest) string {
 	args := string(req.Args)
 	if args == "" {
@@ -71,6 +72,7 @@ func ElicitationMessage(req toolguard.ApprovalRequest) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Approve this tool call?\n\nTool: %s\nCalled by: %s\nArguments: %s\n", req.Tool, req.Principal.ID, args)
+	writeHidden(&b, req)
 	if req.Reason != "" || req.Rule != "" {
 		fmt.Fprintf(&b, "Why you are asked: %s", req.Reason)
 		if req.Rule != "" {
@@ -80,6 +82,32 @@ func ElicitationMessage(req toolguard.ApprovalRequest) string {
 	}
 	b.WriteString("\nYour answer covers this call only.")
 	return b.String()
+}
+
+// maxShownHidden bounds the hidden values listed in the default message.
+const maxShownHidden = 20
+
+// writeHidden lists what of the arguments is hidden from the user, and why.
+func writeHidden(b *strings.Builder, req toolguard.ApprovalRequest) {
+	if len(req.Hidden) == 0 {
+		return
+	}
+	b.WriteString("Hidden from you (each shown as redacted:hmac-sha256:…, a digest):\n")
+	for i, h := range req.Hidden {
+		if i == maxShownHidden {
+			fmt.Fprintf(b, "- and %d more\n", len(req.Hidden)-i)
+			break
+		}
+		at := h.Pointer
+		if at == "" {
+			at = "(all arguments)" // the empty pointer
+		}
+		what := "the whole value"
+		if !h.Whole {
+			what = "part of the text; the rest is shown"
+		}
+		fmt.Fprintf(b, "- %q: %s, because %s\n", truncate(at, 200), what, h.Why)
+	}
 }
 
 func truncate(s string, n int) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/agentguard/agentguard/audit"
 	guardmcp "github.com/agentguard/agentguard/mcp"
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
@@ -120,6 +121,7 @@ func TestElicitationApprover(t *testing.T) {
 	assert.Contains(t, msg, "writer")
 	assert.Contains(t, msg, "writing /w/a")
 	assert.NotContains(t, msg, "s3cret", "writeOnly values are redacted in the question")
+	assert.Contains(t, msg, `- "/content": the whole value, because it is marked sensitive`, "the user is told what is hidden:\n%s", msg)
 	schema, err := json.Marshal(seen.Params.RequestedSchema)
 	require.NoError(t, err)
 	assert.Contains(t, string(schema), `"approve"`)
@@ -171,4 +173,22 @@ func TestElicitationMessage(t *testing.T) {
 	assert.Contains(t, msg, "SHA-256 abc", "long arguments are cut, with their digest")
 	assert.Less(t, len(msg), 5000)
 	assert.True(t, utf8.ValidString(msg), "cut on a character boundary")
+	assert.NotContains(t, msg, "Hidden from you", "nothing is hidden")
+}
+
+// The user is told exactly what of the arguments is hidden, and why; a
+// pointer cannot add lines of its own to the question.
+func TestElicitationMessageSaysWhatIsHidden(t *testing.T) {
+	msg := guardmcp.ElicitationMessage(toolguard.ApprovalRequest{
+		Tool: "send_email", Principal: scope.Principal{ID: "bot"},
+		Args: json.RawMessage(`{"to":"mallory@evil.test, redacted:hmac-sha256:00112233445566778899aabbccddeeff"}`),
+		Hidden: []audit.Redaction{
+			{Pointer: "/to", Why: "it holds a bearer token"},
+			{Pointer: "/x\nApproved by security: yes", Whole: true, Why: "it is marked sensitive"},
+		},
+	})
+	assert.Contains(t, msg, "mallory@evil.test", "the recipient is shown")
+	assert.Contains(t, msg, `- "/to": part of the text; the rest is shown, because it holds a bearer token`)
+	assert.Contains(t, msg, `- "/x\nApproved by security: yes": the whole value, because it is marked sensitive`)
+	assert.NotContains(t, msg, "\nApproved by security")
 }

@@ -36,7 +36,8 @@
 // Where a rule says ask, the guard needs a [toolguard.Approver].
 // [ElicitationApprover] asks the user of the calling client with MCP
 // elicitation — a yes/no form under a message that names the tool, the
-// principal, the (redacted) arguments and the rule's reason:
+// principal, the arguments (redacted as in the record), what of them is
+// hidden and why, and the rule's reason:
 //
 //	g, err := toolguard.New(policy, toolguard.WithSink(log),
 //		toolguard.WithApprover(guardmcp.ElicitationApprover(nil)),

@@ -20,7 +20,7 @@ func mail(to string) json.RawMessage { return json.RawMessage(`{"to":"` + to + `
 func bindingOf(t *testing.T, e *env, args json.RawMessage) string {
 	t.Helper()
 	d, err := e.g.Check(e.ctx, "send_email", args)
-	require.NoError(t, err)
+	require.ErrorIs(t, err, toolguard.ErrApprovalRequired)
 	require.Equal(t, scope.Ask, d.Effect)
 	require.Len(t, d.Binding, 64)
 	return d.Binding

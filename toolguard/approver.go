@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/agentguard/agentguard/audit"
 	"github.com/agentguard/agentguard/scope"
 )
 
 // Approver decides calls that an ask rule sends to a human. Approve may be
 // called concurrently. It should return when ctx is done; an error, or a
-// zero Approval, denies the call.
+// zero Approval, denies the call. Only an Approval with Approved set and
+// Binding equal to the request's approves it.
 type Approver interface {
 	Approve(ctx context.Context, req ApprovalRequest) (Approval, error)
 }
@@ -31,8 +33,20 @@ type ApprovalRequest struct {
 	CallID    string
 	Tool      string
 	Principal scope.Principal
-	// Args are the canonical arguments, with sensitive values redacted.
+	// Args are the canonical arguments as the decision record holds them:
+	// values the schema or policy marks sensitive are replaced whole by a
+	// digest ("redacted:hmac-sha256:…"), and the parts of strings that
+	// look like secrets (a bearer token, a key) are replaced by digests of
+	// those parts, the rest of each string shown as it is. Hidden lists
+	// every value changed, and why.
 	Args json.RawMessage
+	// Hidden says what in Args is hidden from the approver, and why: the
+	// JSON pointer of each value replaced in whole or in part, whether
+	// whole, and the reason: "it is marked sensitive" (by the tool's input
+	// schema — writeOnly or x-sensitive — or by the policy), or the kind of
+	// secret found, such as "it holds a bearer token". Empty when nothing
+	// is hidden.
+	Hidden []audit.Redaction
 	// ArgsSHA256 is the hex SHA-256 of the canonical, unredacted arguments:
 	// an approval is for these arguments and no others.
 	ArgsSHA256 string
@@ -49,14 +63,15 @@ type ApprovalRequest struct {
 	Expires time.Time
 }
 
-// Approval is a human's answer. The zero Approval denies.
+// Approval is a human's answer. The zero Approval denies, and so does an
+// approval without the binding of the call it answers.
 type Approval struct {
 	Approved bool
 	// By identifies who answered.
 	By string
 	// Reason is an optional comment, shown to the model on a rejection.
 	Reason string
-	// Binding, if set, must equal the request's binding; an approval for
-	// another call is refused.
+	// Binding must equal the request's binding ([ApprovalRequest.Binding]):
+	// an approval that names another call, or none, does not approve.
 	Binding string
 }

@@ -60,8 +60,8 @@ func TestRecordsCarryCorrelationCandidateAndBinding(t *testing.T) {
 	candidate, err := scope.Parse([]byte("version: 1\nscopes:\n  mail: {grants: [{tools: [send_email]}]}\n"))
 	require.NoError(t, err)
 	e := newEnv(t, toolguard.WithCandidate(candidate), toolguard.WithApprover(toolguard.ApproverFunc(
-		func(context.Context, toolguard.ApprovalRequest) (toolguard.Approval, error) {
-			return toolguard.Approval{Approved: true, By: "ops"}, nil
+		func(_ context.Context, req toolguard.ApprovalRequest) (toolguard.Approval, error) {
+			return toolguard.Approval{Approved: true, By: "ops", Binding: req.Binding}, nil
 		})))
 	ctx := toolguard.WithCorrelation(e.ctx, audit.Correlation{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Conversation: "conv-9", Message: "msg_1"})
 	_, err = e.g.Call(ctx, "send_email", mail("x@partner.test"))

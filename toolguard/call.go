@@ -62,6 +62,9 @@ func (g *Guard) Call(ctx context.Context, name string, args json.RawMessage) (an
 		}
 		return nil, st.denied()
 	}
+	if st.private != nil {
+		args = st.private // what the approver approved, not the caller's buffer
+	}
 	out, err := g.run(ctx, rctx, st, args)
 	if st.span != nil {
 		g.telemetry.ended(st.span, err, time.Duration(st.out.DurationNS))
@@ -70,18 +73,29 @@ func (g *Guard) Call(ctx context.Context, name string, args json.RawMessage) (an
 }
 
 // Check decides a call without running it, asking anyone, or recording
-// anything: ask rules come back as Effect Ask, and rate limits are checked
-// without taking from them. err is a *[DeniedError] when the decision is
-// deny.
+// anything; rate limits are checked without taking from them.
+//
+// err is nil only when the decision is Allow: [Guard.Call] would run the
+// tool without asking anyone. So
+//
+//	if _, err := g.Check(ctx, name, args); err == nil { ... }
+//
+// never skips a human. When an ask rule matches, the decision has Effect
+// Ask (and the [Binding] an approval needs) and err is a *[DeniedError]
+// matching [ErrApprovalRequired] and [ErrDenied]; when the decision is
+// deny, err is a *[DeniedError] with the specific sentinel.
 func (g *Guard) Check(ctx context.Context, name string, args json.RawMessage) (Decision, error) {
 	st := getState()
 	defer putState(st)
 	g.evaluate(ctx, st, name, args, true)
 	d := st.d.clone()
-	if d.Effect == scope.Deny {
-		return d, &DeniedError{Decision: &d, kind: st.kind, cause: st.cause}
+	switch d.Effect {
+	case scope.Allow:
+		return d, nil
+	case scope.Ask:
+		return d, &DeniedError{Decision: &d, kind: ErrApprovalRequired}
 	}
-	return d, nil
+	return d, &DeniedError{Decision: &d, kind: st.kind, cause: st.cause}
 }
 
 // callState is the per-call scratch space, pooled.
@@ -96,9 +110,12 @@ type callState struct {
 	canon  []byte // canonical arguments
 	redact []byte // canonical redacted arguments
 	redPtr []string
-	rec    audit.Record
-	out    audit.Record
-	limBuf [2]audit.LimitState
+	// private is the handler's own copy of the arguments, taken before an
+	// approval wait.
+	private json.RawMessage
+	rec     audit.Record
+	out     audit.Record
+	limBuf  [2]audit.LimitState
 	// release frees the concurrency slots the call holds, if any.
 	release func()
 	span    trace.Span // when telemetry is on
@@ -229,7 +246,7 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 
 	// Approval.
 	if st.d.Effect == scope.Ask && !dryRun {
-		if !g.approve(ctx, st, pr) {
+		if !g.approve(ctx, st, &in, args) {
 			return
 		}
 	}
@@ -257,20 +274,32 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 
 var emptyObject = json.RawMessage(`{}`)
 
-func (g *Guard) approve(ctx context.Context, st *callState, pr *scope.Principal) bool {
+// approve asks the approver about an ask decision and reports whether the
+// call may go on. The handler will run on a private copy of the arguments
+// taken before the wait; after the answer the call is decided again under
+// the policy in force ([Guard.stillAsks]).
+func (g *Guard) approve(ctx context.Context, st *callState, in *scope.Input, raw json.RawMessage) bool {
 	rule := st.d.Rule
 	if g.approver == nil {
 		st.deny(StageApproval, ErrNotApproved, nil, st.d.Reason+"; no approver is configured, so the call is denied")
 		return false
 	}
-	redacted, err := g.redactedArgs(st)
+	private, err := g.privateArgs(st, raw)
+	if err != nil {
+		st.deny(StageApproval, ErrNotApproved, err, "the arguments changed while the call was being decided, so it is denied")
+		return false
+	}
+	st.private = private
+	redacted, hidden, err := g.explainedArgs(st)
 	if err != nil {
 		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("the arguments cannot be shown to an approver: %v", err))
 		return false
 	}
 	req := ApprovalRequest{
-		ID: st.d.CallID, CallID: st.d.CallID, Tool: st.d.Tool, Principal: *pr,
-		Args: json.RawMessage(redacted), ArgsSHA256: st.d.ArgsSHA256,
+		ID: st.d.CallID, CallID: st.d.CallID, Tool: st.d.Tool, Principal: in.Principal,
+		// The approver may keep the request after the call ends; the
+		// redacted bytes live in pooled call state.
+		Args: bytes.Clone(redacted), ArgsSHA256: st.d.ArgsSHA256, Hidden: hidden,
 		Rule: rule, Reason: st.d.Reason, PolicyRevision: st.d.Revision,
 		Binding: st.d.Binding,
 	}
@@ -283,9 +312,6 @@ func (g *Guard) approve(ctx context.Context, st *callState, pr *scope.Principal)
 	a, err := safeApprove(ctx, g.approver, req)
 	st.d.Approval = &a
 	switch {
-	case err == nil && a.Binding != "" && a.Binding != req.Binding:
-		st.deny(StageApproval, ErrNotApproved, ErrWrongBinding, st.d.Reason+"; the approval given was for another call")
-		return false
 	case err != nil:
 		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("%s; the approval failed: %v", st.d.Reason, err))
 		return false
@@ -296,11 +322,62 @@ func (g *Guard) approve(ctx context.Context, st *callState, pr *scope.Principal)
 		}
 		st.deny(StageApproval, ErrNotApproved, nil, msg)
 		return false
+	case a.Binding == "":
+		st.deny(StageApproval, ErrNotApproved, ErrWrongBinding, st.d.Reason+"; the approval given does not name the call it is for")
+		return false
+	case a.Binding != req.Binding:
+		st.deny(StageApproval, ErrNotApproved, ErrWrongBinding, st.d.Reason+"; the approval given was for another call")
+		return false
+	}
+	if !g.stillAsks(ctx, st, in) {
+		return false
 	}
 	st.d.Effect = scope.Allow
 	st.d.Stage = StageApproval
 	st.d.Reason = fmt.Sprintf("approved by %s (rule %q)", orSomeone(a.By), rule)
 	return true
+}
+
+// stillAsks decides the call again, after the answer, under the policy in
+// force. An approval answers one question: this rule, for this binding
+// (which names the policy revision). If the policy changed while the call
+// waited and no longer asks exactly that, the approval is void and the
+// call is denied, whatever the new policy says: the caller may call again
+// to have it decided afresh.
+func (g *Guard) stillAsks(ctx context.Context, st *callState, in *scope.Input) bool {
+	pol := g.policy.Load()
+	now := pol.Decide(context.WithoutCancel(ctx), *in)
+	if now.Effect == scope.Ask && now.Rule == st.d.Rule &&
+		Binding(in.Principal.ID, st.d.Tool, st.d.ArgsSHA256, now.Revision) == st.d.Binding {
+		return true
+	}
+	cause := fmt.Errorf("%w: asked by rule %q under policy %s; under policy %s the decision is %s (rule %q)",
+		ErrApprovalVoid, st.d.Rule, st.d.Revision, now.Revision, now.Effect, now.Rule)
+	reason := "the policy changed while the call waited for approval, and the approval does not cover the call under the policy in force, so it is denied; call again to have it decided under the new policy"
+	if now.Effect == scope.Deny {
+		reason = now.Reason + "; " + reason
+	}
+	st.deny(StageApproval, ErrNotApproved, cause, reason)
+	return false
+}
+
+// privateArgs returns a copy of raw for the handler, and checks that the
+// copy holds the arguments decided: a caller that changes its buffer while
+// the call waits for a human cannot change what runs.
+func (g *Guard) privateArgs(st *callState, raw json.RawMessage) (json.RawMessage, error) {
+	c := bytes.Clone(raw)
+	obj, err := safejson.DecodeObject(c, safejson.Limits(g.argLim))
+	if err != nil {
+		return nil, err
+	}
+	canon, err := canonjson.Append(nil, obj)
+	if err != nil {
+		return nil, err
+	}
+	if digest(canon) != st.d.ArgsSHA256 {
+		return nil, errors.New("toolguard: the arguments changed after they were decided")
+	}
+	return c, nil
 }
 
 func safeApprove(ctx context.Context, a Approver, req ApprovalRequest) (ap Approval, err error) {
@@ -322,24 +399,45 @@ func orSomeone(s string) string {
 // redactedArgs returns the canonical arguments with sensitive values
 // replaced by digests.
 func (g *Guard) redactedArgs(st *callState) ([]byte, error) {
+	b, _, err := g.redactArgs(st, false)
+	return b, err
+}
+
+// explainedArgs is redactedArgs for an approver: the same bytes the record
+// will hold, and what was hidden in them and why.
+func (g *Guard) explainedArgs(st *callState) ([]byte, []audit.Redaction, error) {
+	return g.redactArgs(st, true)
+}
+
+func (g *Guard) redactArgs(st *callState, explain bool) ([]byte, []audit.Redaction, error) {
 	if st.args == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	paths := st.tool.sensitive
 	if extra := g.policy.Load().RedactPointers(st.tool.Name); len(extra) > 0 {
 		paths = append(slices.Clip(paths), extra...)
 	}
 	if len(paths) == 0 && !g.redactor.Detects() {
-		return st.canon, nil
+		return st.canon, nil, nil
 	}
-	red, ptrs := g.redactor.Redact(st.args, paths)
+	var red any
+	var ptrs []string
+	var expl []audit.Redaction
+	if explain {
+		red, expl = g.redactor.Explain(st.args, paths)
+		for _, e := range expl {
+			ptrs = append(ptrs, e.Pointer)
+		}
+	} else {
+		red, ptrs = g.redactor.Redact(st.args, paths)
+	}
 	if len(ptrs) == 0 {
-		return st.canon, nil
+		return st.canon, nil, nil
 	}
 	st.redPtr = ptrs
 	var err error
 	st.redact, err = canonjson.Append(st.redact[:0], red)
-	return st.redact, err
+	return st.redact, expl, err
 }
 
 // record writes the decision record. A failure denies the call.

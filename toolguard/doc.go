@@ -14,7 +14,25 @@
 //	out, err := g.Call(ctx, "read_file", json.RawMessage(`{"path":"/w/a.txt"}`))
 //
 // [Guard.Check] decides without running, asking or recording: for previews
-// and tests.
+// and tests. Its error is nil only when [Guard.Call] would run the tool
+// without asking anyone; where a rule asks for a human, it returns the
+// decision (Effect Ask) with an error matching [ErrApprovalRequired], so
+// code that runs a tool when Check's error is nil never skips the human.
+//
+// # Approvals
+//
+// Where a rule says ask, [Guard.Call] sends an [ApprovalRequest] to the
+// [Approver] ([WithApprover]; [Queue] is one for out-of-band answers) and
+// waits. The request shows the arguments as the decision record will hold
+// them, with [ApprovalRequest.Hidden] saying what is hidden and why. An
+// answer approves only if it says yes and names the request's [Binding]:
+// the hash of principal, tool, arguments and policy revision. After the
+// answer the call is decided again under the policy in force; if that
+// policy does not ask the same question (the same rule, for the same
+// binding), because [Guard.SetPolicy] replaced it during the wait, the
+// approval is void and the call is denied ([ErrApprovalVoid]) and recorded
+// so. The handler runs on a private copy of the arguments taken before the
+// wait: a caller that reuses its buffer meanwhile cannot change what runs.
 //
 // # Denials
 //
@@ -39,7 +57,9 @@
 // it cannot be written the call is denied with [ErrAuditUnavailable]. An
 // allowed call then gets an outcome record (duration, error class, result
 // size and digest) with the same id. Values the schema marks writeOnly or
-// x-sensitive are replaced in records by keyed digests.
+// x-sensitive are replaced in records by keyed digests, and so are the
+// parts of strings that hold a recognisable secret (the rest of the string
+// is kept).
 //
 // # Handlers
 //

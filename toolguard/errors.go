@@ -23,6 +23,17 @@ var (
 	ErrPolicy = errors.New("toolguard: denied by policy")
 	// ErrNotApproved: an ask rule matched and no approver said yes.
 	ErrNotApproved = errors.New("toolguard: not approved")
+	// ErrApprovalRequired: returned by [Guard.Check] when an ask rule
+	// matches. Check asks nobody, so the call may not run as checked:
+	// [Guard.Call] would first ask the approver. The error is a
+	// *[DeniedError] whose Decision has Effect Ask and the binding an
+	// approval needs; it matches [ErrDenied] too.
+	ErrApprovalRequired = errors.New("toolguard: approval required")
+	// ErrApprovalVoid: the policy changed while the call waited for its
+	// approver, and the policy in force does not ask the same question
+	// (the same rule, for the same binding); the answer is void and the
+	// call is denied. It comes with [ErrNotApproved].
+	ErrApprovalVoid = errors.New("toolguard: approval void under the policy in force")
 	// ErrRateLimited: a rate limit is exhausted, or the limiter failed.
 	ErrRateLimited = errors.New("toolguard: rate limited")
 	// ErrAuditUnavailable: the decision record could not be written, so
@@ -36,7 +47,8 @@ var (
 	ErrToolTimeout = errors.New("toolguard: tool timed out")
 )
 
-// DeniedError is the error of a denied call. Its message is written for a
+// DeniedError is the error of a denied call, and of [Guard.Check] when a
+// call needs approval ([ErrApprovalRequired]). Its message is written for a
 // model to read and correct itself: which tool, why, and what is allowed.
 type DeniedError struct {
 	// Decision is the full decision, as recorded.
@@ -45,12 +57,18 @@ type DeniedError struct {
 	cause    error // an underlying error, if any
 }
 
-// Error returns `toolguard: call to "tool" denied: reason`.
+// Error returns `toolguard: call to "tool" denied: reason`, or, for the
+// error of [Guard.Check] on an ask decision,
+// `toolguard: call to "tool" needs approval: reason`.
 func (e *DeniedError) Error() string {
 	var b strings.Builder
 	b.WriteString("toolguard: call to ")
 	b.WriteString(quote(e.Decision.Tool))
-	b.WriteString(" denied: ")
+	if e.kind == ErrApprovalRequired {
+		b.WriteString(" needs approval: ")
+	} else {
+		b.WriteString(" denied: ")
+	}
 	b.WriteString(e.Decision.Reason)
 	return b.String()
 }

@@ -96,3 +96,38 @@ func ExampleGuard_Check() {
 	fmt.Println(d.Effect, d.Scope, err)
 	// Output: allow fs.read <nil>
 }
+
+// Check's error is nil only when the call would run without asking anyone:
+// an ask is an error too, so a caller that runs the tool on a nil error
+// never skips the human.
+func ExampleGuard_Check_ask() {
+	p, _ := scope.Parse([]byte(`version: 1
+scopes:
+  mail: {grants: [{tools: [send_email]}]}
+rules:
+  - name: external-mail
+    effect: ask
+    tools: [send_email]
+    when: '!args.to.endsWith("@example.com")'
+`))
+	g, _ := toolguard.New(p, toolguard.WithSink(audit.Discard))
+	_ = g.Register(toolguard.Tool{Name: "send_email", Handler: func(ctx context.Context, args json.RawMessage) (any, error) {
+		panic("Check never runs the tool")
+	}})
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "support-bot", Scopes: []string{"mail"}})
+
+	for _, to := range []string{"bob@example.com", "mallory@evil.test"} {
+		d, err := g.Check(ctx, "send_email", json.RawMessage(`{"to":"`+to+`"}`))
+		switch {
+		case err == nil:
+			fmt.Println(to, "may be sent now")
+		case errors.Is(err, toolguard.ErrApprovalRequired):
+			fmt.Println(to, "needs a human: rule", d.Rule)
+		default:
+			fmt.Println(to, "denied:", err)
+		}
+	}
+	// Output:
+	// bob@example.com may be sent now
+	// mallory@evil.test needs a human: rule external-mail
+}

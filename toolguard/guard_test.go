@@ -309,7 +309,7 @@ func TestApproval(t *testing.T) {
 		mu.Unlock()
 		switch {
 		case strings.Contains(string(req.Args), "alice"):
-			return toolguard.Approval{Approved: true, By: "ops@example.com"}, nil
+			return toolguard.Approval{Approved: true, By: "ops@example.com", Binding: req.Binding}, nil
 		case strings.Contains(string(req.Args), "mallory"):
 			return toolguard.Approval{Approved: false, By: "ops@example.com", Reason: "unknown recipient"}, nil
 		case strings.Contains(string(req.Args), "panic"):
@@ -466,9 +466,19 @@ func TestRedaction(t *testing.T) {
 func TestCheck(t *testing.T) {
 	e := newEnv(t)
 	d, err := e.g.Check(e.ctx, "send_email", json.RawMessage(`{"to":"x@evil.test"}`))
-	require.NoError(t, err)
 	assert.Equal(t, scope.Ask, d.Effect)
 	assert.Equal(t, "external-mail", d.Rule)
+	// An ask is an error: `if err == nil { run() }` never skips the human.
+	require.Error(t, err)
+	assert.ErrorIs(t, err, toolguard.ErrApprovalRequired)
+	assert.ErrorIs(t, err, toolguard.ErrDenied)
+	assert.NotErrorIs(t, err, toolguard.ErrNotApproved)
+	var de *toolguard.DeniedError
+	require.ErrorAs(t, err, &de)
+	assert.Equal(t, scope.Ask, de.Decision.Effect)
+	assert.Equal(t, d.Binding, de.Decision.Binding)
+	assert.Len(t, de.Decision.Binding, 64)
+	assert.Equal(t, `toolguard: call to "send_email" needs approval: rule "external-mail" requires human approval: mail to x@evil.test leaves the company`, err.Error())
 
 	d, err = e.g.Check(e.ctx, "read_file", json.RawMessage(`{"path":"/w/.env"}`))
 	assert.ErrorIs(t, err, toolguard.ErrPolicy)

@@ -30,7 +30,10 @@ func Binding(principal, tool, argsSHA256, policyRevision string) string {
 var (
 	ErrUnknownRequest  = errors.New("toolguard: no pending approval request with that id")
 	ErrApprovalExpired = errors.New("toolguard: approval expired")
-	ErrWrongBinding    = errors.New("toolguard: approval is for another call")
+
+	// ErrWrongBinding: an approval names another call's binding, or
+	// names none.
+	ErrWrongBinding = errors.New("toolguard: approval is for another call")
 )
 
 // QueueOptions configure a [Queue]. The zero value is usable.

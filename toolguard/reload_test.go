@@ -33,8 +33,8 @@ rules:
 `))
 	require.NoError(t, err)
 	e := newEnv(t, toolguard.WithCandidate(candidate), toolguard.WithApprover(toolguard.ApproverFunc(
-		func(context.Context, toolguard.ApprovalRequest) (toolguard.Approval, error) {
-			return toolguard.Approval{Approved: true, By: "ops"}, nil
+		func(_ context.Context, req toolguard.ApprovalRequest) (toolguard.Approval, error) {
+			return toolguard.Approval{Approved: true, By: "ops", Binding: req.Binding}, nil
 		})))
 	calls := []struct{ tool, args string }{
 		{"read_file", `{"path":"/w/a.txt"}`},      // agree: allow

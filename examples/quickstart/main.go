@@ -104,7 +104,8 @@ func run(ctx context.Context, w io.Writer, logPath string) error {
 			return toolguard.Approval{}, err
 		}
 		if strings.HasSuffix(a.To, "@partner.example.net") {
-			return toolguard.Approval{Approved: true, By: "duty-manager"}, nil
+			// An approval names the exact call it answers.
+			return toolguard.Approval{Approved: true, By: "duty-manager", Binding: req.Binding}, nil
 		}
 		return toolguard.Approval{Approved: false, By: "duty-manager", Reason: "not a known partner"}, nil
 	})

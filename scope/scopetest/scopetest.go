@@ -94,6 +94,7 @@ func Decide[T Target](ctx context.Context, target T, c Call) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("scopetest: arguments: %w", err)
 		}
+		// Check's error, for a deny or an ask, restates d: d is the result.
 		d, _ := tg.Check(toolguard.WithPrincipal(ctx, c.Principal), c.Tool, args)
 		res = Result{Effect: d.Effect, Rule: d.Rule, GrantID: d.GrantID, Reason: d.Reason, Stage: string(d.Stage)}
 	}

@@ -159,13 +159,88 @@ func TestGolden(t *testing.T) {
 	scopetest.Run(t, load(t), "testdata/cases.yaml", scopetest.Golden(golden))
 }
 
+// TestGoldenSubject is run as a subprocess by TestGoldenFailsWhenTheFileDiffers.
+func TestGoldenSubject(t *testing.T) {
+	golden := os.Getenv("SCOPETEST_GOLDEN_SUBJECT")
+	if golden == "" {
+		t.Skip("run by TestGoldenFailsWhenTheFileDiffers")
+	}
+	scopetest.Run(t, load(t), "testdata/cases.yaml", scopetest.Golden(golden))
+}
+
+// runGoldenSubject runs TestGoldenSubject against the golden file at path,
+// without any update switch, and returns its output and exit error.
+func runGoldenSubject(t *testing.T, path string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGoldenSubject$", "-test.v", "-test.count=1")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SCOPETEST_UPDATE=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "SCOPETEST_GOLDEN_SUBJECT="+path)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// A golden coverage file that differs from the report fails the test, and
+// is left as it was.
+func TestGoldenFailsWhenTheFileDiffers(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.golden")
+	report := scopetest.NewCoverage(load(t))
+	for _, c := range mustCases(t) {
+		res, _ := scopetest.Check(context.Background(), load(t), c)
+		report.Add(res)
+	}
+	require.NoError(t, os.WriteFile(good, []byte(report.String()), 0o644))
+	out, err := runGoldenSubject(t, good)
+	require.NoError(t, err, "the control: a matching golden file passes:\n%s", out)
+
+	changes := map[string]func(string) string{
+		"one line changed": func(s string) string { return strings.Replace(s, "NEVER EXERCISED", "exercised", 1) },
+		"a line added":     func(s string) string { return s + "rule  extra\n" },
+		"trailing newline": func(s string) string { return strings.TrimSuffix(s, "\n") },
+		"empty":            func(string) string { return "" },
+	}
+	for name, change := range changes {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".golden")
+			content := change(report.String())
+			require.NotEqual(t, report.String(), content)
+			require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+			out, err := runGoldenSubject(t, path)
+			require.Error(t, err, "the subject test must fail:\n%s", out)
+			assert.Contains(t, out, "coverage differs from "+path)
+			assert.Contains(t, out, "--- FAIL: TestGoldenSubject")
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			assert.Equal(t, content, string(b), "without -update the golden file is not rewritten")
+		})
+	}
+	t.Run("missing", func(t *testing.T) {
+		path := filepath.Join(dir, "missing.golden")
+		out, err := runGoldenSubject(t, path)
+		require.Error(t, err, "the subject test must fail:\n%s", out)
+		assert.Contains(t, out, "run with -update or SCOPETEST_UPDATE=1 to create it")
+		assert.NoFileExists(t, path)
+	})
+}
+
+func mustCases(t *testing.T) []scopetest.Case {
+	t.Helper()
+	cases, err := scopetest.LoadCases("testdata/cases.yaml")
+	require.NoError(t, err)
+	return cases
+}
+
 func TestReplay(t *testing.T) {
 	// Record a log under the old policy.
 	old := load(t)
 	var buf bytes.Buffer
 	log := audit.NewLog(&buf)
-	approver := toolguard.ApproverFunc(func(context.Context, toolguard.ApprovalRequest) (toolguard.Approval, error) {
-		return toolguard.Approval{Approved: true, By: "ops"}, nil
+	approver := toolguard.ApproverFunc(func(_ context.Context, req toolguard.ApprovalRequest) (toolguard.Approval, error) {
+		return toolguard.Approval{Approved: true, By: "ops", Binding: req.Binding}, nil
 	})
 	g, err := toolguard.New(old, toolguard.WithSink(log), toolguard.WithApprover(approver))
 	require.NoError(t, err)
