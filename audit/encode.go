@@ -30,7 +30,39 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z"
 func (r *Record) AppendJSON(dst []byte) []byte {
 	dst = appendHead(dst, r.Version, r.Seq)
 	dst = r.appendBody(dst)
-	return appendTail(dst, r.Prev)
+	dst = appendTail(dst, r.Prev)
+	return appendAuth(dst, r.MAC, r.Sig)
+}
+
+// appendAuth replaces the closing brace at the end of dst, written by
+// appendTail, with the MAC and Sig members and a new brace, when either is
+// set. The bytes before it are what they authenticate.
+func appendAuth(dst []byte, mac, sig string) []byte {
+	if mac == "" && sig == "" {
+		return dst
+	}
+	dst = dst[:len(dst)-1]
+	if mac != "" {
+		dst = append(dst, `,"mac":`...)
+		dst = appendString(dst, mac)
+	}
+	if sig != "" {
+		dst = append(dst, `,"sig":`...)
+		dst = appendString(dst, sig)
+	}
+	return append(dst, '}')
+}
+
+// authLen returns the length of the members appendAuth adds for r.
+func authLen(r *Record) int {
+	n := 0
+	if r.MAC != "" {
+		n += len(`,"mac":""`) + len(r.MAC)
+	}
+	if r.Sig != "" {
+		n += len(`,"sig":""`) + len(r.Sig)
+	}
+	return n
 }
 
 // appendHead appends `{"v":N,"seq":N,`. It is split from the body so that a
@@ -223,6 +255,18 @@ func (r *Record) appendBody(dst []byte) []byte {
 		dst = strconv.AppendUint(dst, c.Records, 10)
 		dst = append(dst, `,"reason":`...)
 		dst = appendString(dst, c.Reason)
+		if c.Root != "" {
+			dst = append(dst, `,"root":`...)
+			dst = appendString(dst, c.Root)
+		}
+		if len(c.Edge) > 0 {
+			dst = append(dst, `,"edge":`...)
+			dst = appendStrings(dst, c.Edge)
+		}
+		if c.Note != "" {
+			dst = append(dst, `,"note":`...)
+			dst = appendString(dst, c.Note)
+		}
 		if c.KeyID != "" {
 			dst = append(dst, `,"key_id":`...)
 			dst = appendString(dst, c.KeyID)

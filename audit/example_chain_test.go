@@ -75,7 +75,7 @@ func ExampleMulti() {
 		Effect: "deny", Stage: "policy", Rule: "no-dotenv", Reason: "secret files are off limits"})
 	fmt.Println("error:", err, "- log lines:", bytes.Count(buf.Bytes(), []byte("\n")))
 	// Output:
-	// level=WARN msg="audit decision" v=1 seq=0 id=call-1 kind=decision principal=support-bot tool=read_file effect=deny stage=policy rule=no-dotenv reason="secret files are off limits" prev=""
+	// level=WARN msg="audit decision" v=2 seq=0 id=call-1 kind=decision principal=support-bot tool=read_file effect=deny stage=policy rule=no-dotenv reason="secret files are off limits" prev=""
 	// error: <nil> - log lines: 1
 }
 

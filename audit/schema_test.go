@@ -89,9 +89,8 @@ func TestRecordSchemaMatchesTypes(t *testing.T) {
 	}
 	var top map[string]any
 	require.NoError(t, json.Unmarshal(data, &top))
-	assert.Contains(t, top["title"], "format version 1")
-	assert.Equal(t, map[string]any{"description": "Format version of the record. This schema describes version 1.", "const": float64(audit.FormatVersion)},
-		top["properties"].(map[string]any)["v"])
+	assert.Contains(t, top["title"], "format versions 1 and 2")
+	assert.Equal(t, []any{float64(1), float64(audit.FormatVersion)}, top["properties"].(map[string]any)["v"].(map[string]any)["enum"])
 }
 
 // TestRecordSchemaAccepts validates records of every shape the package
@@ -182,7 +181,7 @@ func TestRecordSchemaRejects(t *testing.T) {
 	tests := []struct {
 		name, old, new string
 	}{
-		{"wrong version", `"v":1`, `"v":2`},
+		{"wrong version", `"v":2`, `"v":3`},
 		{"negative seq", `"seq":0`, `"seq":-1`},
 		{"unknown kind", `"kind":"decision"`, `"kind":"verdict"`},
 		{"decision without effect", `"effect":"allow",`, ``},
