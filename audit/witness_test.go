@@ -180,3 +180,45 @@ func TestOpenWitnessChecksItsFile(t *testing.T) {
 	require.NoError(t, w.Close())
 	assert.ErrorIs(t, w.Close(), audit.ErrClosed)
 }
+
+// TestRotatedWitnessedCrash: a rotated, signed, witnessed log whose writer
+// crashes resumes in a copy of its files — the Merkle tree rebuilt from the
+// newest rotated file's checkpoint and the active file — and the whole
+// chain verifies against the witness.
+func TestRotatedWitnessedCrash(t *testing.T) {
+	dir, crashed := t.TempDir(), t.TempDir()
+	path, wpath := filepath.Join(dir, "decisions.jsonl"), filepath.Join(dir, "checkpoints.jsonl")
+	w, err := audit.OpenWitness(wpath, testPub)
+	require.NoError(t, err)
+	opts := audit.FileOptions{Sync: audit.SyncNone, MaxBytes: 6000, SigningKey: testKey, CheckpointEvery: 7, Witness: w}
+	l, err := audit.OpenFile(path, opts)
+	require.NoError(t, err)
+	writeAll(t, l, sampleRecords(30)...)
+	// The crash: the files and the witness as they are now.
+	files, err := audit.LogFiles(path)
+	require.NoError(t, err)
+	require.Greater(t, len(files), 2, "rotated")
+	for _, f := range append(files, wpath) {
+		require.NoError(t, os.WriteFile(filepath.Join(crashed, filepath.Base(f)), mustRead(t, f), 0o600))
+	}
+	require.NoError(t, l.Close())
+	require.NoError(t, w.Close())
+
+	path, wpath = filepath.Join(crashed, "decisions.jsonl"), filepath.Join(crashed, "checkpoints.jsonl")
+	require.NotContains(t, string(mustRead(t, path)), `"reason":"close"`, "the active file ends without a close checkpoint")
+	w, err = audit.OpenWitness(wpath, testPub)
+	require.NoError(t, err)
+	defer w.Close()
+	opts.Witness = w
+	l, err = audit.OpenFile(path, opts)
+	require.NoError(t, err)
+	writeAll(t, l, sampleRecords(5)...)
+	require.NoError(t, l.Close())
+
+	_, data := readChain(t, path)
+	sum, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true, Witness: bytes.NewReader(mustRead(t, wpath))})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(sum.Records-1), sum.Witnessed)
+	assert.Equal(t, sum.Records, sum.Sealed+sum.Checkpoints, "every record signed on its own")
+	validateLog(t, data)
+}
