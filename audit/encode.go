@@ -130,6 +130,13 @@ func (r *Record) appendBody(dst []byte) []byte {
 	dst = appendStringField(dst, `"scope":`, r.Scope)
 	dst = appendStringField(dst, `"grant":`, r.Grant)
 	dst = appendStringField(dst, `"reason":`, r.Reason)
+	dst = r.appendDetail(dst)
+	dst = r.appendShadow(dst)
+	return r.appendResult(dst)
+}
+
+// appendDetail appends the violations, limits and approval members.
+func (r *Record) appendDetail(dst []byte) []byte {
 	if len(r.Violations) > 0 {
 		dst = append(dst, `"violations":[`...)
 		for i := range r.Violations {
@@ -188,6 +195,11 @@ func (r *Record) appendBody(dst []byte) []byte {
 		}
 		dst = append(dst, "},"...)
 	}
+	return dst
+}
+
+// appendShadow appends the shadow and candidate members.
+func (r *Record) appendShadow(dst []byte) []byte {
 	if len(r.Shadow) > 0 {
 		dst = append(dst, `"shadow":[`...)
 		for i := range r.Shadow {
@@ -234,6 +246,12 @@ func (r *Record) appendBody(dst []byte) []byte {
 		dst = strconv.AppendBool(dst, c.Agrees)
 		dst = append(dst, "},"...)
 	}
+	return dst
+}
+
+// appendResult appends the errors, policy, timing, outcome and checkpoint
+// members.
+func (r *Record) appendResult(dst []byte) []byte {
 	if len(r.Errors) > 0 {
 		dst = append(dst, `"errors":`...)
 		dst = appendStrings(dst, r.Errors)
