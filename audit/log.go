@@ -384,7 +384,10 @@ func (l *Log) witnessed(ctx context.Context, cp *Record) error {
 			return fmt.Errorf("audit: checkpoint %d: fsync before delivery to the witness: %w (log unusable from now on)", cp.Seq, err)
 		}
 	}
-	if err := l.witness.Write(ctx, cp); err != nil {
+	// The checkpoint belongs to the log, not to the call whose record
+	// happened to make it due: that call's cancellation must not break
+	// the Log for everyone.
+	if err := l.witness.Write(context.WithoutCancel(ctx), cp); err != nil {
 		l.err = err
 		return fmt.Errorf("audit: checkpoint %d not delivered to the witness: %w (log unusable from now on)", cp.Seq, err)
 	}

@@ -258,6 +258,17 @@ func tamperAttacks() []tamperAttack {
 			last := len(tl.lines) - 1
 			return editRecord(t, tl.lines, last, func(r *audit.Record) { r.Principal += "x"; r.Reason = "edited" })
 		})},
+		{name: "downgrade the last line to format version 1", want: all, run: onLines(func(t *testing.T, tl tamperLog) [][]byte {
+			last := len(tl.lines) - 1
+			r := decodeRecord(t, tl.lines[last])
+			r.Version, r.MAC, r.Sig = 1, "", ""
+			if cp := r.Checkpoint; cp != nil {
+				cp.Root, cp.Edge, cp.Note, cp.KeyID, cp.Sig = "", nil, "", "", ""
+			}
+			r.Principal = "mallory"
+			tl.lines[last] = r.AppendJSON(nil)
+			return tl.lines
+		})},
 		{name: "truncate the tail", want: keyed, run: onLines(func(t *testing.T, tl tamperLog) [][]byte {
 			return tl.lines[:len(tl.lines)-3]
 		})},

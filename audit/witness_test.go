@@ -222,3 +222,41 @@ func TestRotatedWitnessedCrash(t *testing.T) {
 	assert.Equal(t, sum.Records, sum.Sealed+sum.Checkpoints, "every record signed on its own")
 	validateLog(t, data)
 }
+
+// countedCtx is a context that reports itself canceled after its Err
+// method was called n times: a call canceled while its record is written.
+type countedCtx struct {
+	context.Context
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countedCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n--; c.n < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestWitnessIgnoresCallerCancel: the checkpoint a record makes due is
+// delivered even if that record's caller gives up meanwhile; a canceled
+// call must not break the Log for every other caller.
+func TestWitnessIgnoresCallerCancel(t *testing.T) {
+	var delivered int
+	witness := audit.SinkFunc(func(ctx context.Context, r *audit.Record) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		delivered++
+		return nil
+	})
+	l, err := audit.NewLogWithOptions(&bytes.Buffer{}, audit.LogOptions{SigningKey: testKey, CheckpointEvery: 1, Witness: witness})
+	require.NoError(t, err)
+	ctx := &countedCtx{Context: context.Background(), n: 2} // Write's own two checks pass
+	require.NoError(t, l.Write(ctx, decision("a", "deny")))
+	require.Equal(t, 1, delivered)
+	require.NoError(t, l.Write(context.Background(), decision("b", "deny")), "the Log still works")
+	require.NoError(t, l.Close())
+}
