@@ -18,12 +18,16 @@ import (
 var ErrClosed = errors.New("audit: log closed")
 
 // Log is the hash-chained JSON Lines log. Each record gets the next Seq and
-// Prev = hex(SHA-256 of the previous line's bytes) — or HMAC-SHA256 under
-// [LogOptions.HMACKey] — is encoded with [Record.AppendJSON] and written as
-// one line with a single Write call to the underlying writer, so editing,
-// deleting, inserting or reordering lines is detected by [Verify]. With
-// checkpoints configured the Log also writes signed [Checkpoint] records
-// into the same chain.
+// Prev = hex(SHA-256 of the previous line's bytes, without its mac and sig)
+// — or HMAC-SHA256 under [LogOptions.HMACKey] — is encoded with
+// [Record.AppendJSON] and written as one line with a single Write call to
+// the underlying writer, so editing, deleting, inserting or reordering lines
+// is detected by [Verify]. With a key each line also authenticates itself
+// (Record.MAC under the HMAC key, else Record.Sig under the signing key),
+// the last one included. With checkpoints configured the Log also writes
+// signed [Checkpoint] records, stating the Merkle tree of the lines before
+// them, into the same chain, and delivers them to its witness if it has
+// one.
 //
 // A Log is safe for concurrent use; records are written in Seq order. After a
 // write error on a writer it does not own the Log is broken and every later
