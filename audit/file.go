@@ -348,12 +348,36 @@ func (l *Log) authenticate(rec *Record, m []byte, link string) error {
 }
 
 // rebuildTree rebuilds the Merkle tree of the log from its files: from
-// the newest rotated file that ends with a checkpoint carrying the tree's
-// edge, through the later rotated files, to the first size bytes of f.
+// the last checkpoint in the first size bytes of f that carries the tree's
+// edge (an earlier run's close checkpoint, or an interval one) or, if f
+// has none, from the newest rotated file that ends with one, through the
+// later rotated files and f.
 func (l *Log) rebuildTree(f *os.File, size int64) error {
-	files, err := rotatedFiles(l.path)
+	e := &edge{}
+	anchored, err := addLines(e, io.NewSectionReader(f, 0, size))
 	if err != nil {
 		return err
+	}
+	if !anchored {
+		if e, err = l.rotatedTree(); err != nil {
+			return err
+		}
+		if _, err := addLines(e, io.NewSectionReader(f, 0, size)); err != nil {
+			return err
+		}
+	}
+	if e.n != l.seq {
+		return fmt.Errorf("the log's files hold %d lines, but its last record says %d: lines are missing (a rotated file moved away?) or extra; check it with Verify", e.n, l.seq)
+	}
+	l.tree = e
+	return nil
+}
+
+// rotatedTree returns the tree after the rotated files of the log.
+func (l *Log) rotatedTree() (*edge, error) {
+	files, err := rotatedFiles(l.path)
+	if err != nil {
+		return nil, err
 	}
 	e, from := &edge{}, 0
 	for i := len(files) - 1; i >= 0; i-- {
@@ -365,22 +389,15 @@ func (l *Log) rebuildTree(f *os.File, size int64) error {
 	for _, name := range files[from:] {
 		rf, err := os.Open(name)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		err = addLines(e, rf)
+		_, err = addLines(e, rf)
 		rf.Close()
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	if err := addLines(e, io.NewSectionReader(f, 0, size)); err != nil {
-		return err
-	}
-	if e.n != l.seq {
-		return fmt.Errorf("the log's files hold %d lines, but its last record says %d: lines are missing or extra; check it with Verify", e.n, l.seq)
-	}
-	l.tree = e
-	return nil
+	return e, nil
 }
 
 // checkpointEdge returns the tree after the last line of the file name,
@@ -399,7 +416,13 @@ func checkpointEdge(name string) (*edge, bool) {
 	if err != nil || lineEnd != st.Size()-1 {
 		return nil, false
 	}
-	rec, reason := parseLine(last)
+	return lineEdge(last)
+}
+
+// lineEdge returns the tree after line, if line is a checkpoint carrying
+// the edge of the tree before it.
+func lineEdge(line []byte) (*edge, bool) {
+	rec, reason := parseLine(line)
 	if reason != "" || rec.Kind != KindCheckpoint || rec.Version < 2 {
 		return nil, false
 	}
@@ -407,24 +430,34 @@ func checkpointEdge(name string) (*edge, bool) {
 	if err != nil || hexHash(e.root()) != rec.Checkpoint.Root {
 		return nil, false
 	}
-	e.add(last)
+	e.add(line)
 	return e, true
 }
 
-// addLines adds every line of r to e as a leaf.
-func addLines(e *edge, r io.Reader) error {
+// checkpointKind marks the lines worth parsing for an edge.
+var checkpointKind = []byte(`"kind":"checkpoint"`)
+
+// addLines adds every line of r to e as a leaf; from a checkpoint that
+// carries the tree's edge on, e is that tree (and anchored is true).
+func addLines(e *edge, r io.Reader) (anchored bool, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var acc []byte
 	for {
 		line, complete, err := readLine(br, maxResumeLine, &acc)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return err
+			return anchored, err
 		}
 		if !complete {
 			if len(line) > 0 {
-				return errors.New("a line has no newline")
+				return anchored, errors.New("a line has no newline")
 			}
-			return nil
+			return anchored, nil
+		}
+		if bytes.Contains(line, checkpointKind) {
+			if ce, ok := lineEdge(line); ok {
+				*e, anchored = *ce, true
+				continue
+			}
 		}
 		e.add(line)
 	}

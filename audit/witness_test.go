@@ -260,3 +260,40 @@ func TestWitnessIgnoresCallerCancel(t *testing.T) {
 	require.NoError(t, l.Write(context.Background(), decision("b", "deny")), "the Log still works")
 	require.NoError(t, l.Close())
 }
+
+// TestResumeWithRotatedFilesArchived: after a crash, OpenFile rebuilds the
+// tree from the last checkpoint in the active file, so it needs no rotated
+// file (they may have been archived); the checkpoints it then writes hold
+// the tree of the whole chain.
+func TestResumeWithRotatedFilesArchived(t *testing.T) {
+	dir, archive := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "decisions.jsonl")
+	opts := audit.FileOptions{Sync: audit.SyncNone, MaxBytes: 6000, SigningKey: testKey, CheckpointEvery: 4}
+	l, err := audit.OpenFile(path, opts)
+	require.NoError(t, err)
+	writeAll(t, l, sampleRecords(20)...)
+	files, err := audit.LogFiles(path)
+	require.NoError(t, err)
+	require.Greater(t, len(files), 2)
+	active := mustRead(t, path)
+	require.NoError(t, l.Close())
+	for _, f := range files[:len(files)-1] {
+		require.NoError(t, os.Rename(f, filepath.Join(archive, filepath.Base(f))))
+	}
+	require.NoError(t, os.WriteFile(path, active, 0o600)) // as the crash left it
+	require.NotContains(t, string(active[bytes.LastIndexByte(active[:len(active)-1], '\n'):]), `"kind":"checkpoint"`)
+
+	l, err = audit.OpenFile(path, opts)
+	require.NoError(t, err)
+	writeAll(t, l, sampleRecords(3)...)
+	require.NoError(t, l.Close())
+
+	var chain []byte
+	for _, f := range files[:len(files)-1] {
+		chain = append(chain, mustRead(t, filepath.Join(archive, filepath.Base(f)))...)
+	}
+	_, rest := readChain(t, path) // the active file, and any rotated since
+	chain = append(chain, rest...)
+	_, err = audit.Verify(bytes.NewReader(chain), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true})
+	require.NoError(t, err, "the resumed checkpoints state the whole chain's tree")
+}
