@@ -68,20 +68,18 @@ func authBytes(line []byte, r *Record, scratch *[]byte) []byte {
 // seal adds the members that authenticate the record line in buf[start:]
 // (which ends with its closing brace and whose chain link is link): the
 // mac under an HMAC key, else the signature under a signing key. It
-// returns the extended buffer and sets r's MAC or Sig.
-func (l *Log) seal(buf []byte, start int, link string, r *Record) []byte {
+// returns the extended buffer and the members' values.
+func (l *Log) seal(buf []byte, start int, link string) (_ []byte, mac, sig string) {
 	switch {
 	case l.macs:
-		r.MAC, r.Sig = link, ""
-		return appendAuth(buf, link, "")
+		return appendAuth(buf, link, ""), link, ""
 	case l.signKey != nil:
 		var hx [2 * ed25519.SignatureSize]byte
 		hex.Encode(hx[:], ed25519.Sign(l.signKey, buf[start:]))
-		r.MAC, r.Sig = "", string(hx[:])
-		return appendAuth(buf, "", r.Sig)
+		sig = string(hx[:])
+		return appendAuth(buf, "", sig), "", sig
 	}
-	r.MAC, r.Sig = "", ""
-	return buf
+	return buf, "", ""
 }
 
 // appendCheckpoint appends the line (without newline) of a checkpoint

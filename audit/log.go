@@ -270,8 +270,7 @@ func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) 
 	copy(buf[start:], h)
 	buf = appendTail(buf, l.prev)
 	link := l.hash.link(buf[start:])
-	var sealed Record
-	buf = l.seal(buf, start, link, &sealed)
+	buf, mac, sig := l.seal(buf, start, link)
 	recEnd := len(buf)
 	if l.tree != nil {
 		l.treeSave()
@@ -299,7 +298,7 @@ func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) 
 		return 0, l.writeFailed(err)
 	}
 
-	r.Seq, r.Prev, r.MAC, r.Sig = l.seq, l.prev, sealed.MAC, sealed.Sig
+	r.Seq, r.Prev, r.MAC, r.Sig = l.seq, l.prev, mac, sig
 	seq := l.seq
 	l.advance(link, recEnd+1-start)
 	l.since++
