@@ -49,16 +49,18 @@
 //
 //   - With an HMAC key, "mac": the line's HMAC-SHA256, which is also the
 //     next line's prev, so it costs nothing more than the chain (one HMAC
-//     of about 500 bytes, roughly 1 µs, per record).
+//     of a line of about 500 bytes, 1-2 µs, per record).
 //   - With a signing key and no HMAC key, "sig": an ed25519 signature of
 //     the record. It is the only choice that lets someone without a secret
 //     (an auditor with the public key) check the last record, and it costs
-//     one signature a record, made under the Log's lock: about 25 µs on a
-//     current x86 core (55 µs measured on a loaded 2-core machine), so one
-//     Log signs some tens of thousands of records a second. With
-//     SyncEachRecord an fsync costs more. Cheaper schemes were rejected: a
-//     per-run MAC key disclosed later (TESLA-style) leaves the records after
-//     a crash unverifiable, and signing only checkpoints leaves them open.
+//     one signature a record, made under the Log's lock: tens of
+//     microseconds (BenchmarkSeal; 25-60 µs on the 2-core test machine
+//     against 1-2 µs for the HMAC), so one Log signs at most some tens of
+//     thousands of records a second; with SyncEachRecord the fsync costs
+//     more. Cheaper schemes were rejected: a per-run MAC key disclosed
+//     later (TESLA-style) leaves the records after a crash unverifiable,
+//     and signing only checkpoints leaves them open. Where the cost
+//     matters, add an HMAC key.
 //   - With both keys, "mac" only: the HMAC covers every line for whoever
 //     holds the key, and the checkpoints are signed for everyone else.
 //
