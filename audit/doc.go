@@ -54,10 +54,10 @@
 //     the record. It is the only choice that lets someone without a secret
 //     (an auditor with the public key) check the last record, and it costs
 //     one signature a record, made under the Log's lock: tens of
-//     microseconds (BenchmarkSeal; 25-60 µs on the 2-core test machine
-//     against 1-2 µs for the HMAC), so one Log signs at most some tens of
-//     thousands of records a second; with SyncEachRecord the fsync costs
-//     more. Cheaper schemes were rejected: a per-run MAC key disclosed
+//     microseconds (BenchmarkSeal: 55-100 µs on the shared 2-core test
+//     machine, against about 1 µs for the HMAC), so one Log signs at most
+//     some ten thousand records a second; with SyncEachRecord the fsync
+//     costs more. Cheaper schemes were rejected: a per-run MAC key disclosed
 //     later (TESLA-style) leaves the records after a crash unverifiable,
 //     and signing only checkpoints leaves them open. Where the cost
 //     matters, add an HMAC key.
@@ -102,7 +102,9 @@
 // [FileOptions.Witness]) receives each checkpoint as the Log writes it,
 // after the log file is fsynced, and refuses a tree smaller than one it
 // already holds, or another tree of the same size; the tree size is the
-// monotonic counter. Verify with VerifyOptions.Witness then requires the
+// monotonic counter. [OpenFile] with a WitnessFile refuses a file shorter
+// than the witness's last checkpoint. Verify with VerifyOptions.Witness
+// then requires the
 // log to hold every tree the witness saw, so a log cut back or rewritten
 // before a witnessed checkpoint fails, even when re-signed by whoever holds
 // the key. [Tree] gives inclusion proofs (one record against a signed

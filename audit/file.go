@@ -140,6 +140,11 @@ const maxResumeLine = 16 << 20
 // write — is cut off before appending, provided it looks like the start of a
 // record; any other trailing bytes are an error and the file is left alone.
 //
+// With a [WitnessFile] as FileOptions.Witness, OpenFile also refuses a
+// file shorter than the last checkpoint the witness holds (the checkpoint
+// line included): a log cut back or rolled back is refused at the start,
+// not only at its next checkpoint.
+//
 // On Linux and the BSDs the file is locked (flock) while the Log is open, so a
 // second Log on the same file, in this process or another, fails to open
 // instead of interleaving two chains.
@@ -174,6 +179,12 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 	if err := l.resume(f); err != nil {
 		f.Close()
 		return nil, err
+	}
+	if ws, ok := opts.Witness.(witnessState); ok {
+		if n, seen := ws.witnessedSize(); seen && l.seq <= n {
+			f.Close()
+			return nil, fmt.Errorf("audit: open %s: the log holds %d records, but its witness has a checkpoint after %d: the file was cut back or rolled back; check it with Verify against the witness", path, l.seq, n)
+		}
 	}
 	l.mode = opts.Sync
 	l.sync = &syncer{sync: func() error {

@@ -173,8 +173,8 @@ func (l *Log) configure(opts LogOptions) error {
 // With an HMAC key every line carries its own MAC; with a signing key and
 // no HMAC key every record carries its own ed25519 signature, made while
 // the Log's lock is held (tens of microseconds a record, BenchmarkSeal; so
-// one Log signs at most some tens of thousands of records a second): see
-// the package documentation for why.
+// one Log signs at most some ten thousand records a second): see the
+// package documentation for why.
 //
 // Write returns an error, and writes nothing, if ctx is already done, if the
 // Log is closed ([ErrClosed]) or broken, or if r is not a valid record: no

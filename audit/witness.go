@@ -121,6 +121,18 @@ func (w *WitnessFile) accepts(c witnessed) error {
 	return nil
 }
 
+// witnessState is what OpenFile can ask a witness it knows.
+type witnessState interface {
+	// witnessedSize returns the tree size of the last checkpoint held.
+	witnessedSize() (size uint64, any bool)
+}
+
+func (w *WitnessFile) witnessedSize() (uint64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last.size, w.any
+}
+
 // Close closes the file. Write after Close returns [ErrClosed].
 func (w *WitnessFile) Close() error {
 	w.mu.Lock()

@@ -104,8 +104,16 @@ func TestWitnessRefusesRollback(t *testing.T) {
 	require.NoError(t, l.Close())
 
 	require.NoError(t, os.WriteFile(path, first, 0o600)) // roll back
-	l, err = audit.OpenFile(path, opts)
+	_, err = audit.OpenFile(path, opts)
+	require.ErrorContains(t, err, "cut back or rolled back", "a WitnessFile is asked at open")
+	_, err = audit.Verify(bytes.NewReader(first), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true})
 	require.NoError(t, err, "the file itself is a valid, closed log")
+
+	// Any other Sink is only told checkpoints: the rollback is refused at
+	// the next one.
+	opts.Witness = audit.SinkFunc(w.Write)
+	l, err = audit.OpenFile(path, opts)
+	require.NoError(t, err)
 	writeAll(t, l, decision("x", "deny"))
 	err = l.Close()
 	require.ErrorContains(t, err, "rolled back")
@@ -124,7 +132,7 @@ func TestWitnessRefusesRollback(t *testing.T) {
 	// Interval checkpoints are witnessed as they are written: the Write
 	// that wrote one fails, and the Log refuses every later record.
 	require.NoError(t, os.WriteFile(path, first, 0o600))
-	l, err = audit.OpenFile(path, audit.FileOptions{SigningKey: testKey, CheckpointEvery: 1, Witness: w})
+	l, err = audit.OpenFile(path, audit.FileOptions{SigningKey: testKey, CheckpointEvery: 1, Witness: audit.SinkFunc(w.Write)})
 	require.NoError(t, err)
 	require.ErrorContains(t, l.Write(context.Background(), decision("z", "deny")), "rolled back")
 	assert.ErrorContains(t, l.Write(context.Background(), decision("z2", "deny")), "log unusable")
