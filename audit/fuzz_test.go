@@ -118,6 +118,10 @@ func FuzzVerify(f *testing.F) {
 				t.Fatalf("accepted a signed log whose last line has no signature: %q", last)
 			}
 		}
+		// The same bytes as a witness file: read, never trusted blindly.
+		if _, err := audit.Verify(bytes.NewReader(nil), audit.VerifyOptions{PublicKey: testPub, Witness: bytes.NewReader(data)}); err == nil && bytes.Contains(data, []byte(`"note"`)) {
+			t.Fatalf("an empty log matched a witness holding checkpoints: %q", data)
+		}
 		sum, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{MaxLineBytes: 1 << 16})
 		if err != nil {
 			return
