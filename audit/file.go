@@ -131,14 +131,16 @@ const maxResumeLine = 16 << 20
 // format version 1, which has no per-record MAC — makes OpenFile refuse the
 // file and leave it as it is: continuing the chain would vouch for a line
 // nobody can vouch for, so the guard's calls are denied until someone
-// checks the file with Verify and moves it aside. With checkpoints, OpenFile
-// also rebuilds the Merkle tree of the log: from the last line when it is
-// a checkpoint (a clean Close), else by reading the current file (and any
-// rotated files before it back to the last one that ends with a
-// checkpoint). A torn last
-// line — bytes after the final newline, left by a crash in the middle of a
-// write — is cut off before appending, provided it looks like the start of a
-// record; any other trailing bytes are an error and the file is left alone.
+// checks the file with Verify and moves it aside.
+//
+// With checkpoints, OpenFile also rebuilds the Merkle tree of the log: from
+// the last line when it is a checkpoint (a clean Close), else by reading
+// the current file from its last checkpoint (or, if it has none, the
+// rotated files from the newest one that ends with a checkpoint). A torn
+// last line — bytes after the final newline, left by a crash in the middle
+// of a write — is cut off before appending, provided it looks like the
+// start of a record; any other trailing bytes are an error and the file is
+// left alone.
 //
 // With a [WitnessFile] as FileOptions.Witness, OpenFile also refuses a
 // file shorter than the last checkpoint the witness holds (the checkpoint
