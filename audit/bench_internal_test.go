@@ -2,6 +2,7 @@ package audit
 
 import (
 	"crypto/ed25519"
+	"io"
 	"testing"
 	"time"
 )
@@ -41,17 +42,45 @@ func BenchmarkChainLink(b *testing.B) {
 // BenchmarkCheckpoint is the cost of one signed checkpoint line; divide
 // by CheckpointEvery for the cost per record.
 func BenchmarkCheckpoint(b *testing.B) {
-	key := ed25519Key()
-	id := KeyID(key.Public().(ed25519PublicKey))
+	l, err := NewLogWithOptions(io.Discard, LogOptions{SigningKey: ed25519Key()})
+	if err != nil {
+		b.Fatal(err)
+	}
 	now := time.Unix(1700000000, 0)
-	buf := make([]byte, 0, 1024)
+	l.now = func() time.Time { return now }
+	for range 1000 {
+		l.tree.add(benchLine)
+	}
+	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendCheckpoint(buf[:0], 1000, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", CheckpointInterval, now, key, id)
+		buf, _, _ = l.appendCheckpoint(buf[:0], 1000, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", CheckpointInterval)
 	}
 }
 
-type ed25519PublicKey = ed25519.PublicKey
+// BenchmarkSeal is the cost per record of authenticating it on its own:
+// an HMAC-SHA256 under an HMAC key (the chain link, reused as its MAC), or
+// an ed25519 signature under a signing key alone.
+func BenchmarkSeal(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts LogOptions
+	}{{"hmac-sha256", LogOptions{HMACKey: []byte("chain key")}}, {"ed25519", LogOptions{SigningKey: ed25519Key()}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			l, err := NewLogWithOptions(io.Discard, tc.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, 0, 2048)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(benchLine)))
+			for b.Loop() {
+				buf = append(buf[:0], benchLine...)
+				buf, _, _ = l.seal(buf, 0, l.hash.link(buf))
+			}
+		})
+	}
+}
 
 func ed25519Key() ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -111,6 +112,8 @@ func TestLogRefusesCheckpointRecords(t *testing.T) {
 // otherKey is a second signing key.
 var otherKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
 
+var otherPub = otherKey.Public().(ed25519.PublicKey)
+
 func TestVerifyCheckpointFailures(t *testing.T) {
 	signed := audit.LogOptions{CheckpointEvery: 3, SigningKey: testKey}
 	strict := audit.VerifyOptions{PublicKey: testPub, RequireClosed: true}
@@ -122,8 +125,12 @@ func TestVerifyCheckpointFailures(t *testing.T) {
 		line     int
 		contains string
 	}{
-		{"signed by another key", audit.LogOptions{CheckpointEvery: 3, SigningKey: otherKey}, nil, strict, 4, "not by the given key"},
-		{"unsigned checkpoints", audit.LogOptions{CheckpointEvery: 3}, nil, strict, 4, "checkpoint is not signed"},
+		{"signed by another key", audit.LogOptions{CheckpointEvery: 3, SigningKey: otherKey}, nil, strict, 1, "not signed by the given key"},
+		{"unsigned checkpoints", audit.LogOptions{CheckpointEvery: 3}, nil, strict, 1, "the record is not signed"},
+		{"unsigned checkpoints, verified with an HMAC key", audit.LogOptions{CheckpointEvery: 3, HMACKey: []byte("k")}, nil,
+			audit.VerifyOptions{PublicKey: testPub, HMACKey: []byte("k")}, 4, "checkpoint is not signed"},
+		{"signed by another key, verified with an HMAC key", audit.LogOptions{CheckpointEvery: 3, SigningKey: otherKey, HMACKey: []byte("k")}, nil,
+			audit.VerifyOptions{PublicKey: testPub, HMACKey: []byte("k")}, 4, "not by the given key"},
 		{"signature byte changed", signed, func(ls [][]byte) [][]byte {
 			last := ls[len(ls)-1]
 			i := bytes.Index(last, []byte(`"sig":"`)) + len(`"sig":"`)
@@ -143,11 +150,15 @@ func TestVerifyCheckpointFailures(t *testing.T) {
 			"does not end with a close checkpoint: records after line 8 (the last checkpoint) may have been cut off"},
 		{"truncated within the tail", signed, func(ls [][]byte) [][]byte { return ls[:9] }, strict, 10, "after line 8"},
 		{"close checkpoint removed", signed, func(ls [][]byte) [][]byte { return ls[:10] }, strict, 11, "does not end with a close checkpoint"},
-		{"no checkpoints at all", audit.LogOptions{}, nil, strict, 9, "has no checkpoints"},
+		{"no checkpoints at all", audit.LogOptions{}, nil, audit.VerifyOptions{RequireClosed: true}, 9, "has no checkpoints"},
 		{"forged unsigned close appended after truncation", signed, func(ls [][]byte) [][]byte {
 			ls = ls[:9]
-			cp := &audit.Record{Version: 1, Seq: 9, ID: "checkpoint-9", Kind: audit.KindCheckpoint, Time: t0,
-				Checkpoint: &audit.Checkpoint{Seq: 8, Hash: lineHash(ls[8]), Records: 9, Reason: audit.CheckpointClose}, Prev: lineHash(ls[8])}
+			tree, err := audit.ReadTree(bytes.NewReader(join(ls)))
+			require.NoError(t, err)
+			root, err := tree.Root(9)
+			require.NoError(t, err)
+			cp := &audit.Record{Version: audit.FormatVersion, Seq: 9, ID: "checkpoint-9", Kind: audit.KindCheckpoint, Time: t0,
+				Checkpoint: &audit.Checkpoint{Seq: 8, Hash: lineHash(ls[8]), Records: 9, Reason: audit.CheckpointClose, Root: fmt.Sprintf("%x", root[:])}, Prev: lineHash(ls[8])}
 			return append(ls, cp.AppendJSON(nil))
 		}, strict, 10, "checkpoint is not signed"},
 		{"checkpoint claims fewer records", signed, func(ls [][]byte) [][]byte {
@@ -156,9 +167,9 @@ func TestVerifyCheckpointFailures(t *testing.T) {
 			ls[3] = r.AppendJSON(nil)
 			return ls
 		}, audit.VerifyOptions{}, 4, "checkpoint claims 2 records"},
-		{"keyed log without its key", audit.LogOptions{HMACKey: []byte("k")}, nil, audit.VerifyOptions{}, 2, "prev hash does not match line 1"},
-		{"keyed log with another key", audit.LogOptions{HMACKey: []byte("k")}, nil, audit.VerifyOptions{HMACKey: []byte("j")}, 2, "prev hash does not match line 1"},
-		{"unkeyed log with a key", audit.LogOptions{}, nil, audit.VerifyOptions{HMACKey: []byte("k")}, 2, "prev hash does not match line 1"},
+		{"keyed log without its key", audit.LogOptions{HMACKey: []byte("k")}, nil, audit.VerifyOptions{}, 1, "verify the log with its HMAC key"},
+		{"keyed log with another key", audit.LogOptions{HMACKey: []byte("k")}, nil, audit.VerifyOptions{HMACKey: []byte("j")}, 1, "mac does not match"},
+		{"unkeyed log with a key", audit.LogOptions{}, nil, audit.VerifyOptions{HMACKey: []byte("k")}, 1, "has no mac"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,15 +195,41 @@ func TestVerifyCheckpointFailures(t *testing.T) {
 	validateLog(t, join(ls))
 }
 
-// TestVerifyOldLogs: logs written before checkpoints existed still verify.
+// TestVerifyOldLogs: logs written in format version 1 (testdata/v1, written
+// by the previous version of this package) still verify, with the
+// guarantees version 1 had: a key cannot vouch for a version 1 line that
+// is not a signed checkpoint, so such an end needs AcceptVersion1End.
 func TestVerifyOldLogs(t *testing.T) {
-	for _, path := range []string{"testdata/decisions.jsonl", "testdata/golden/decision.jsonl"} {
-		f := openFile(t, path)
-		sum, err := audit.Verify(f, audit.VerifyOptions{PublicKey: testPub})
-		require.NoError(t, err, path)
-		assert.Positive(t, sum.Records)
-		assert.Zero(t, sum.Checkpoints)
-		assert.False(t, sum.Closed)
+	tests := []struct {
+		path   string
+		opts   audit.VerifyOptions
+		reason string // "" when it verifies
+	}{
+		{"testdata/v1/decisions.jsonl", audit.VerifyOptions{}, ""},
+		{"testdata/v1/plain.jsonl", audit.VerifyOptions{}, ""},
+		{"testdata/v1/signed.jsonl", audit.VerifyOptions{PublicKey: testPub, RequireClosed: true}, ""},
+		{"testdata/v1/hmac.jsonl", audit.VerifyOptions{HMACKey: []byte("v1 key"), AcceptVersion1End: true, RequireClosed: true}, ""},
+		{"testdata/v1/hmac.jsonl", audit.VerifyOptions{HMACKey: []byte("v1 key")}, "format version 1 and not a signed checkpoint"},
+		{"testdata/v1/decisions.jsonl", audit.VerifyOptions{PublicKey: testPub}, "format version 1 and not a signed checkpoint"},
+		{"testdata/v1/plain.jsonl", audit.VerifyOptions{PublicKey: testPub, AcceptVersion1End: true}, ""},
+		{"testdata/v1/signed.jsonl", audit.VerifyOptions{PublicKey: otherPub}, "not by the given key"},
+		{"testdata/v1/hmac.jsonl", audit.VerifyOptions{HMACKey: []byte("other"), AcceptVersion1End: true}, "prev hash does not match"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			data, err := os.ReadFile(tt.path)
+			require.NoError(t, err)
+			require.True(t, bytes.HasPrefix(data, []byte(`{"v":1,`)), "a version 1 fixture")
+			sum, err := audit.Verify(bytes.NewReader(data), tt.opts)
+			if tt.reason != "" {
+				require.ErrorContains(t, err, tt.reason)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, bytes.Count(data, []byte("\n")), sum.Records)
+			assert.Zero(t, sum.Sealed, "version 1 records carry no mac or sig")
+			validateLog(t, data)
+		})
 	}
 }
 

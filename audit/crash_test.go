@@ -26,6 +26,7 @@ import (
 const (
 	crashPathEnv = "AUDIT_CRASH_LOG"
 	crashModeEnv = "AUDIT_CRASH_SYNC"
+	crashKeysEnv = "AUDIT_CRASH_KEYS"
 )
 
 // crashOptions is the configuration of the crashing writer: checkpoints,
@@ -47,7 +48,11 @@ func TestCrashChild(t *testing.T) {
 	}
 	var mode audit.SyncMode
 	require.NoError(t, mode.UnmarshalText([]byte(os.Getenv(crashModeEnv))))
-	l, err := audit.OpenFile(path, crashOptions(mode))
+	opts := crashOptions(mode)
+	if keys := os.Getenv(crashKeysEnv); keys != "" {
+		opts = keyedCrashOptions(keys, mode)
+	}
+	l, err := audit.OpenFile(path, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -159,4 +164,88 @@ func TestCrashRecovery(t *testing.T) {
 	assert.True(t, sum.Closed)
 	assert.Greater(t, len(files), 1, "rotated while crashing")
 	t.Logf("20 kills in %v: %d records, %d checkpoints, %d files, %d torn tails cut", time.Since(start).Round(time.Millisecond), sum.Records, sum.Checkpoints, len(files), torn)
+}
+
+// keyedCrashOptions are one key configuration without rotation, for the
+// resume tests: "hmac" or "sign".
+func keyedCrashOptions(keys string, mode audit.SyncMode) audit.FileOptions {
+	o := audit.FileOptions{Sync: mode, CheckpointEvery: 25}
+	if keys == "hmac" {
+		o.HMACKey = []byte("crash key")
+	} else {
+		o.SigningKey = testKey
+	}
+	return o
+}
+
+// killWriter starts TestCrashChild on path and SIGKILLs it once it has
+// reported n accepted records.
+func killWriter(t *testing.T, path string, env ...string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), crashPathEnv+"="+path, crashModeEnv+"=none"), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(stdout)
+	for n := 0; n < 100 && sc.Scan(); n++ {
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	require.Empty(t, stderr.String())
+}
+
+// TestResumeRefusesEditedTailAfterKill: a writer is SIGKILLed, so its log
+// ends without a close checkpoint, and the last record is edited on disk.
+// With a key, OpenFile refuses to continue the chain and leaves the file
+// as it is, and Verify reports the last line; the unedited copy resumes.
+func TestResumeRefusesEditedTailAfterKill(t *testing.T) {
+	for _, keys := range []string{"hmac", "sign"} {
+		t.Run(keys, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "decisions.jsonl")
+			killWriter(t, path, crashKeysEnv+"="+keys)
+			opts := keyedCrashOptions(keys, audit.SyncEachRecord)
+			verify := audit.VerifyOptions{HMACKey: opts.HMACKey}
+			if keys == "sign" {
+				verify.PublicKey = testPub
+			}
+
+			data, err := os.ReadFile(path)
+			require.NoError(t, err)
+			data = data[:bytes.LastIndexByte(data, '\n')+1] // a torn tail is not a record
+			lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+			last := decodeRecord(t, lines[len(lines)-1])
+			if last.Kind == audit.KindCheckpoint { // killed just after an interval checkpoint
+				last = decodeRecord(t, lines[len(lines)-2])
+				lines = lines[:len(lines)-1]
+			}
+			require.Equal(t, audit.KindDecision, last.Kind)
+			_, err = audit.Verify(bytes.NewReader(join(lines)), verify)
+			require.NoError(t, err, "the crashed log verifies")
+
+			control := filepath.Join(dir, "control.jsonl")
+			require.NoError(t, os.WriteFile(control, join(lines), 0o600))
+			l, err := audit.OpenFile(control, opts)
+			require.NoError(t, err, "the unedited log resumes")
+			require.NoError(t, l.Close())
+
+			last.Principal, last.Reason = "mallory", "approved"
+			lines[len(lines)-1] = last.AppendJSON(nil)
+			edited := join(lines)
+			require.NoError(t, os.WriteFile(path, edited, 0o600))
+			_, err = audit.OpenFile(path, opts)
+			require.ErrorContains(t, err, "does not authenticate under the Log's key")
+			after, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Equal(t, edited, after, "the refused file is left as it is")
+
+			_, err = audit.Verify(bytes.NewReader(edited), verify)
+			var ve *audit.VerifyError
+			require.ErrorAs(t, err, &ve)
+			assert.Equal(t, len(lines), ve.Line, "the last line is reported")
+		})
+	}
 }

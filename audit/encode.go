@@ -30,7 +30,39 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z"
 func (r *Record) AppendJSON(dst []byte) []byte {
 	dst = appendHead(dst, r.Version, r.Seq)
 	dst = r.appendBody(dst)
-	return appendTail(dst, r.Prev)
+	dst = appendTail(dst, r.Prev)
+	return appendAuth(dst, r.MAC, r.Sig)
+}
+
+// appendAuth replaces the closing brace at the end of dst, written by
+// appendTail, with the MAC and Sig members and a new brace, when either is
+// set. The bytes before it are what they authenticate.
+func appendAuth(dst []byte, mac, sig string) []byte {
+	if mac == "" && sig == "" {
+		return dst
+	}
+	dst = dst[:len(dst)-1]
+	if mac != "" {
+		dst = append(dst, `,"mac":`...)
+		dst = appendString(dst, mac)
+	}
+	if sig != "" {
+		dst = append(dst, `,"sig":`...)
+		dst = appendString(dst, sig)
+	}
+	return append(dst, '}')
+}
+
+// authLen returns the length of the members appendAuth adds for r.
+func authLen(r *Record) int {
+	n := 0
+	if r.MAC != "" {
+		n += len(`,"mac":""`) + len(r.MAC)
+	}
+	if r.Sig != "" {
+		n += len(`,"sig":""`) + len(r.Sig)
+	}
+	return n
 }
 
 // appendHead appends `{"v":N,"seq":N,`. It is split from the body so that a
@@ -98,6 +130,13 @@ func (r *Record) appendBody(dst []byte) []byte {
 	dst = appendStringField(dst, `"scope":`, r.Scope)
 	dst = appendStringField(dst, `"grant":`, r.Grant)
 	dst = appendStringField(dst, `"reason":`, r.Reason)
+	dst = r.appendDetail(dst)
+	dst = r.appendShadow(dst)
+	return r.appendResult(dst)
+}
+
+// appendDetail appends the violations, limits and approval members.
+func (r *Record) appendDetail(dst []byte) []byte {
 	if len(r.Violations) > 0 {
 		dst = append(dst, `"violations":[`...)
 		for i := range r.Violations {
@@ -156,6 +195,11 @@ func (r *Record) appendBody(dst []byte) []byte {
 		}
 		dst = append(dst, "},"...)
 	}
+	return dst
+}
+
+// appendShadow appends the shadow and candidate members.
+func (r *Record) appendShadow(dst []byte) []byte {
 	if len(r.Shadow) > 0 {
 		dst = append(dst, `"shadow":[`...)
 		for i := range r.Shadow {
@@ -202,6 +246,12 @@ func (r *Record) appendBody(dst []byte) []byte {
 		dst = strconv.AppendBool(dst, c.Agrees)
 		dst = append(dst, "},"...)
 	}
+	return dst
+}
+
+// appendResult appends the errors, policy, timing, outcome and checkpoint
+// members.
+func (r *Record) appendResult(dst []byte) []byte {
 	if len(r.Errors) > 0 {
 		dst = append(dst, `"errors":`...)
 		dst = appendStrings(dst, r.Errors)
@@ -223,6 +273,18 @@ func (r *Record) appendBody(dst []byte) []byte {
 		dst = strconv.AppendUint(dst, c.Records, 10)
 		dst = append(dst, `,"reason":`...)
 		dst = appendString(dst, c.Reason)
+		if c.Root != "" {
+			dst = append(dst, `,"root":`...)
+			dst = appendString(dst, c.Root)
+		}
+		if len(c.Edge) > 0 {
+			dst = append(dst, `,"edge":`...)
+			dst = appendStrings(dst, c.Edge)
+		}
+		if c.Note != "" {
+			dst = append(dst, `,"note":`...)
+			dst = appendString(dst, c.Note)
+		}
 		if c.KeyID != "" {
 			dst = append(dst, `,"key_id":`...)
 			dst = appendString(dst, c.KeyID)

@@ -42,6 +42,13 @@ func encodeCases() map[string]*audit.Record {
 		"checkpoint": {Version: 1, Seq: 3, ID: "checkpoint-3", Kind: audit.KindCheckpoint, Time: t0,
 			Checkpoint: &audit.Checkpoint{Seq: 2, Hash: sha("line 2"), Records: 3, Reason: audit.CheckpointInterval,
 				KeyID: "0011223344556677", Sig: strings.Repeat("ab", 64)}, Prev: sha("line 2")},
+		"checkpoint_v2": {Version: 2, Seq: 3, ID: "checkpoint-3", Kind: audit.KindCheckpoint, Time: t0,
+			Checkpoint: &audit.Checkpoint{Seq: 2, Hash: sha("line 2"), Records: 3, Reason: audit.CheckpointClose,
+				Root: sha("root"), Edge: []string{sha("left"), sha("right")},
+				Note:  "agentguard.audit/0011223344556677\n3\nAAAA\n\n\u2014 agentguard.audit/0011223344556677 AAAA\n",
+				KeyID: "0011223344556677", Sig: strings.Repeat("ab", 64)}, Prev: sha("line 2"), MAC: sha("mac")},
+		"sealed_mac": {Version: 2, ID: "call-1", Kind: audit.KindOutcome, Time: t0, Tool: "read_file", Prev: sha("prev"), MAC: sha("mac")},
+		"sealed_sig": {Version: 2, ID: "call-1", Kind: audit.KindOutcome, Time: t0, Tool: "read_file", Prev: sha("prev"), Sig: strings.Repeat("cd", 64)},
 	}
 }
 

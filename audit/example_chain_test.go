@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/agentguard/agentguard/audit"
@@ -75,7 +77,7 @@ func ExampleMulti() {
 		Effect: "deny", Stage: "policy", Rule: "no-dotenv", Reason: "secret files are off limits"})
 	fmt.Println("error:", err, "- log lines:", bytes.Count(buf.Bytes(), []byte("\n")))
 	// Output:
-	// level=WARN msg="audit decision" v=1 seq=0 id=call-1 kind=decision principal=support-bot tool=read_file effect=deny stage=policy rule=no-dotenv reason="secret files are off limits" prev=""
+	// level=WARN msg="audit decision" v=2 seq=0 id=call-1 kind=decision principal=support-bot tool=read_file effect=deny stage=policy rule=no-dotenv reason="secret files are off limits" prev=""
 	// error: <nil> - log lines: 1
 }
 
@@ -143,4 +145,67 @@ func ExampleLogFiles() {
 	fmt.Println(len(files) > 1, sum.Records, err)
 	// Output:
 	// true 10 <nil>
+}
+
+// A witness keeps the log's checkpoints apart from the log. Cutting the
+// log back to the first run's close checkpoint leaves a log that verifies
+// with the key alone, but not against its witness.
+func ExampleOpenWitness() {
+	dir, _ := os.MkdirTemp("", "audit")
+	defer os.RemoveAll(dir)
+	pub, key, _ := ed25519.GenerateKey(nil)
+	path := filepath.Join(dir, "decisions.jsonl")
+	witnessPath := filepath.Join(dir, "checkpoints.jsonl") // elsewhere, in real use
+
+	w, _ := audit.OpenWitness(witnessPath, pub)
+	defer w.Close()
+	var first []byte
+	for run := range 2 {
+		log, _ := audit.OpenFile(path, audit.FileOptions{SigningKey: key, Witness: w})
+		_ = log.Write(context.Background(), &audit.Record{ID: fmt.Sprint("call-", run), Kind: audit.KindDecision,
+			Time: time.Now(), Tool: "read_file", Effect: "deny"})
+		_ = log.Close()
+		if run == 0 {
+			first, _ = os.ReadFile(path)
+		}
+	}
+
+	witness, _ := os.ReadFile(witnessPath)
+	_, err := audit.Verify(bytes.NewReader(first), audit.VerifyOptions{PublicKey: pub, RequireClosed: true})
+	fmt.Println("rolled back, key only:", err)
+	_, err = audit.Verify(bytes.NewReader(first), audit.VerifyOptions{PublicKey: pub, Witness: bytes.NewReader(witness)})
+	fmt.Println("rolled back, with the witness:", err)
+	// Output:
+	// rolled back, key only: <nil>
+	// rolled back, with the witness: audit: line 3 (seq 2): the log ends after 2 records, but its witness holds a checkpoint of 3: records were cut off, or the log was rolled back to an earlier state
+}
+
+// An auditor holding one signed checkpoint checks one record of the log
+// with an inclusion proof, without the rest of the log.
+func ExampleTree_InclusionProof() {
+	var buf bytes.Buffer
+	pub, key, _ := ed25519.GenerateKey(nil)
+	log, _ := audit.NewLogWithOptions(&buf, audit.LogOptions{SigningKey: key})
+	for i := range 5 {
+		_ = log.Write(context.Background(), &audit.Record{ID: fmt.Sprint("call-", i), Kind: audit.KindDecision,
+			Time: time.Now(), Tool: "read_file", Effect: "deny"})
+	}
+	_ = log.Close()
+	lines := bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n"))
+
+	// The close checkpoint states the tree of the 5 records before it.
+	var cp audit.Record
+	_ = json.Unmarshal(lines[5], &cp)
+	root, _ := audit.ParseRoot(cp.Checkpoint.Root)
+	_, err := audit.Verify(bytes.NewReader(buf.Bytes()), audit.VerifyOptions{PublicKey: pub})
+	fmt.Println("log verifies:", err == nil)
+
+	tree, _ := audit.ReadTree(bytes.NewReader(buf.Bytes()))
+	proof, _ := tree.InclusionProof(3, cp.Checkpoint.Records)
+	fmt.Println("record 3:", audit.CheckInclusion(proof, cp.Checkpoint.Records, root, 3, lines[3]))
+	fmt.Println("record 2 at 3:", audit.CheckInclusion(proof, cp.Checkpoint.Records, root, 3, lines[2]) != nil)
+	// Output:
+	// log verifies: true
+	// record 3: <nil>
+	// record 2 at 3: true
 }

@@ -41,8 +41,8 @@ func ExampleNewLog() {
 	}
 	fmt.Print(buf.String())
 	// Output:
-	// {"v":1,"seq":0,"id":"call-1","kind":"decision","time":"2025-01-02T03:04:05.000000000Z","principal":"support-bot","tool":"read_file","args":{"path":"/w/a.txt"},"effect":"allow","stage":"policy","scope":"fs.read","grant":"fs.read#0","prev":""}
-	// {"v":1,"seq":1,"id":"call-1","kind":"outcome","time":"2025-01-02T03:04:05.003000000Z","principal":"support-bot","tool":"read_file","duration_ns":2500000,"result_bytes":12,"prev":"2895b39cd18d3815bbdeb65519dae7cad75e67c26ab913f4029f0000c5af9457"}
+	// {"v":2,"seq":0,"id":"call-1","kind":"decision","time":"2025-01-02T03:04:05.000000000Z","principal":"support-bot","tool":"read_file","args":{"path":"/w/a.txt"},"effect":"allow","stage":"policy","scope":"fs.read","grant":"fs.read#0","prev":""}
+	// {"v":2,"seq":1,"id":"call-1","kind":"outcome","time":"2025-01-02T03:04:05.003000000Z","principal":"support-bot","tool":"read_file","duration_ns":2500000,"result_bytes":12,"prev":"8bebfbdb5bc31918cacf93238658fe8d7ec6c5a303326f413e02a80dd9bc2f8e"}
 }
 
 func ExampleOpenFile() {

@@ -1,11 +1,15 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -89,12 +93,14 @@ type FileOptions struct {
 	// means 0o600. An existing file keeps its permissions.
 	Perm os.FileMode
 
-	// CheckpointEvery, SigningKey and HMACKey are as in [LogOptions]: a
-	// Log with any of them writes checkpoints on Close and on rotation,
-	// and every CheckpointEvery records when that is positive.
+	// CheckpointEvery, SigningKey, HMACKey and Witness are as in
+	// [LogOptions]: a Log with any of the first three writes checkpoints
+	// on Close and on rotation, and every CheckpointEvery records when
+	// that is positive.
 	CheckpointEvery int
 	SigningKey      ed25519.PrivateKey
 	HMACKey         []byte
+	Witness         Sink
 
 	// MaxBytes, when positive, rotates the file: before a record that
 	// would take the file past MaxBytes (counting the checkpoints that may
@@ -118,10 +124,28 @@ const maxResumeLine = 16 << 20
 //
 // If the file already has records, the chain resumes from its last line: the
 // next Seq and Prev = hash of that line. The last line must be a valid record
-// (OpenFile does not check the rest of the file: use [Verify]). A torn last
-// line — bytes after the final newline, left by a crash in the middle of a
-// write — is cut off before appending, provided it looks like the start of a
-// record; any other trailing bytes are an error and the file is left alone.
+// (OpenFile does not check the rest of the file: use [Verify]) and, when the
+// Log has a key, must authenticate under it: its MAC under the HMAC key, or
+// its signature (a record's, or a checkpoint's) under the signing key. A
+// last line that does not — edited after a crash, say, or written in
+// format version 1, which has no per-record MAC — makes OpenFile refuse the
+// file and leave it as it is: continuing the chain would vouch for a line
+// nobody can vouch for, so the guard's calls are denied until someone
+// checks the file with Verify and moves it aside.
+//
+// With checkpoints, OpenFile also rebuilds the Merkle tree of the log: from
+// the last line when it is a checkpoint (a clean Close), else by reading
+// the current file from its last checkpoint (or, if it has none, the
+// rotated files from the newest one that ends with a checkpoint). A torn
+// last line — bytes after the final newline, left by a crash in the middle
+// of a write — is cut off before appending, provided it looks like the
+// start of a record; any other trailing bytes are an error and the file is
+// left alone.
+//
+// With a [WitnessFile] as FileOptions.Witness, OpenFile also refuses a
+// file shorter than the last checkpoint the witness holds (the checkpoint
+// line included): a log cut back or rolled back is refused at the start,
+// not only at its next checkpoint.
 //
 // On Linux and the BSDs the file is locked (flock) while the Log is open, so a
 // second Log on the same file, in this process or another, fails to open
@@ -147,7 +171,7 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 		return nil, fmt.Errorf("audit: open %s: negative MaxBytes %d", path, opts.MaxBytes)
 	}
 	l := &Log{path: path, perm: opts.Perm, maxBytes: opts.MaxBytes}
-	if err := l.configure(opts.CheckpointEvery, opts.SigningKey, opts.HMACKey); err != nil {
+	if err := l.configure(LogOptions{CheckpointEvery: opts.CheckpointEvery, SigningKey: opts.SigningKey, HMACKey: opts.HMACKey, Witness: opts.Witness}); err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, opts.Perm)
@@ -157,6 +181,12 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 	if err := l.resume(f); err != nil {
 		f.Close()
 		return nil, err
+	}
+	if ws, ok := opts.Witness.(witnessState); ok {
+		if n, seen := ws.witnessedSize(); seen && l.seq <= n {
+			f.Close()
+			return nil, fmt.Errorf("audit: open %s: the log holds %d records, but its witness has a checkpoint after %d: the file was cut back or rolled back; check it with Verify against the witness", path, l.seq, n)
+		}
 	}
 	l.mode = opts.Sync
 	l.sync = &syncer{sync: func() error {
@@ -197,12 +227,31 @@ func (l *Log) resume(f *os.File) error {
 		if err := syncDir(filepath.Dir(path)); err != nil {
 			return fmt.Errorf("audit: open %s: sync directory: %w", path, err)
 		}
-		return l.resumeRotated()
 	}
+	good, treeSet, err := l.resumeFile(f, size)
+	if err != nil {
+		return err
+	}
+	if l.tree != nil && !treeSet {
+		if err := l.rebuildTree(f, good); err != nil {
+			return fmt.Errorf("audit: open %s: rebuild the Merkle tree: %w", path, err)
+		}
+	}
+	return nil
+}
 
+// resumeFile positions l after the last record of f, whose size is size,
+// or of the newest rotated file when f holds none, and cuts a torn last
+// line. It returns the length of f's good part and whether it set l.tree.
+func (l *Log) resumeFile(f *os.File, size int64) (int64, bool, error) {
+	path := l.path
+	if size == 0 {
+		treeSet, err := l.resumeRotated()
+		return 0, treeSet, err
+	}
 	last, lineStart, lineEnd, err := lastLine(f, size)
 	if err != nil {
-		return fmt.Errorf("audit: open %s: %w", path, err)
+		return 0, false, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	good := int64(0)
 	if lineEnd >= 0 {
@@ -213,88 +262,261 @@ func (l *Log) resume(f *os.File) error {
 		// record: never truncate a file that is not a log.
 		tail := make([]byte, min(size-good, int64(len(recordStart))))
 		if _, err := f.ReadAt(tail, good); err != nil {
-			return fmt.Errorf("audit: open %s: %w", path, err)
+			return 0, false, fmt.Errorf("audit: open %s: %w", path, err)
 		}
 		if !bytes.HasPrefix([]byte(recordStart), tail) {
-			return fmt.Errorf("audit: open %s: the file does not end with a complete record (%d bytes after the last newline); not a log, or damaged: check it with Verify", path, size-good)
+			return 0, false, fmt.Errorf("audit: open %s: the file does not end with a complete record (%d bytes after the last newline); not a log, or damaged: check it with Verify", path, size-good)
 		}
 	}
+	treeSet := false
 	if lineEnd >= 0 {
-		if err := l.resumeAfter(last); err != nil {
-			return fmt.Errorf("audit: open %s: last record (offset %d) %w; check the file with Verify", path, lineStart, err)
+		if treeSet, err = l.resumeAfter(last); err != nil {
+			return 0, false, fmt.Errorf("audit: open %s: last record (offset %d) %w", path, lineStart, err)
 		}
 	}
 	if good < size {
 		if err := f.Truncate(good); err != nil {
-			return fmt.Errorf("audit: open %s: cut torn last line: %w", path, err)
+			return 0, false, fmt.Errorf("audit: open %s: cut torn last line: %w", path, err)
 		}
 		if err := f.Sync(); err != nil {
-			return fmt.Errorf("audit: open %s: %w", path, err)
+			return 0, false, fmt.Errorf("audit: open %s: %w", path, err)
 		}
-	} else if lineEnd < 0 {
+	}
+	if lineEnd < 0 {
 		// Only a torn line: like an empty file.
-		if err := l.resumeRotated(); err != nil {
-			return err
+		if treeSet, err = l.resumeRotated(); err != nil {
+			return 0, false, err
 		}
 	}
 	l.size = good
-	return nil
+	return good, treeSet, nil
 }
 
-// resumeAfter sets the chain to continue after the record line last.
-func (l *Log) resumeAfter(last []byte) error {
+// errUnauthenticated is why OpenFile refuses a last line it cannot vouch for.
+var errUnauthenticated = errors.New("does not authenticate under the Log's key: it was changed after it was written, was written with another key, or is in format version 1, which does not authenticate single records; OpenFile will not extend a chain it cannot vouch for: check the file with Verify and move it aside")
+
+// resumeAfter sets the chain to continue after the record line last, which
+// must authenticate under the Log's keys. When last is a checkpoint with
+// the tree's edge it also sets l.tree (if the Log keeps one) and reports so.
+func (l *Log) resumeAfter(last []byte) (bool, error) {
 	rec, reason := parseLine(last)
 	if reason != "" {
-		return fmt.Errorf("is invalid: %s", reason)
+		return false, fmt.Errorf("is invalid: %s; check the file with Verify", reason)
 	}
 	if rec.Seq == math.MaxUint64 {
-		return errors.New("ends the chain: the chain has no sequence numbers left")
+		return false, errors.New("ends the chain: the chain has no sequence numbers left")
+	}
+	var scratch []byte
+	m := authBytes(last, &rec, &scratch)
+	link := l.hash.link(m)
+	if err := l.authenticate(&rec, m, link); err != nil {
+		return false, err
 	}
 	l.seq = rec.Seq + 1
-	l.prev = l.hash.link(last)
+	l.prev = link
 	l.lastCP = rec.Kind == KindCheckpoint
+	if l.tree == nil || rec.Kind != KindCheckpoint || rec.Version < 2 {
+		return false, nil
+	}
+	e, err := edgeFrom(rec.Checkpoint.Records, rec.Checkpoint.Edge)
+	if err != nil || hexHash(e.root()) != rec.Checkpoint.Root {
+		return false, errors.New("is a checkpoint whose tree edge does not give its root; check the file with Verify")
+	}
+	e.add(last)
+	l.tree = e
+	return true, nil
+}
+
+// authenticate checks the last record of a file before the Log extends
+// its chain: under an HMAC key its MAC, else under a signing key its
+// signature. m is the line without its mac and sig, link its chain link.
+func (l *Log) authenticate(rec *Record, m []byte, link string) error {
+	switch {
+	case rec.MAC != "" && !l.macs:
+		return errors.New("carries an HMAC tag, but the Log has no HMAC key: open the file with the key it was written with")
+	case l.macs && rec.MAC != "":
+		if !hmac.Equal([]byte(rec.MAC), []byte(link)) {
+			return errUnauthenticated
+		}
+		return nil
+	case l.signKey == nil && !l.macs:
+		return nil // no key: nothing to check with
+	case l.signKey == nil:
+		return errUnauthenticated // no MAC under an HMAC key
+	case rec.Kind == KindCheckpoint:
+		cp := rec.Checkpoint
+		sig, err := hex.DecodeString(cp.Sig)
+		if err != nil || cp.KeyID != l.keyID || !ed25519.Verify(l.signKey.Public().(ed25519.PublicKey), signedBytes(nil, rec), sig) {
+			return errUnauthenticated
+		}
+		return nil
+	case l.macs:
+		return errUnauthenticated // a record without MAC under an HMAC key
+	}
+	sig, err := hex.DecodeString(rec.Sig)
+	if err != nil || rec.Sig == "" || !ed25519.Verify(l.signKey.Public().(ed25519.PublicKey), m, sig) {
+		return errUnauthenticated
+	}
 	return nil
 }
 
-// resumeRotated continues the chain of the newest rotated file, if any.
-func (l *Log) resumeRotated() error {
+// rebuildTree rebuilds the Merkle tree of the log from its files: from
+// the last checkpoint in the first size bytes of f that carries the tree's
+// edge (an earlier run's close checkpoint, or an interval one) or, if f
+// has none, from the newest rotated file that ends with one, through the
+// later rotated files and f.
+func (l *Log) rebuildTree(f *os.File, size int64) error {
+	e := &edge{}
+	anchored, err := addLines(e, io.NewSectionReader(f, 0, size))
+	if err != nil {
+		return err
+	}
+	if !anchored {
+		if e, err = l.rotatedTree(); err != nil {
+			return err
+		}
+		if _, err := addLines(e, io.NewSectionReader(f, 0, size)); err != nil {
+			return err
+		}
+	}
+	if e.n != l.seq {
+		return fmt.Errorf("the log's files hold %d lines, but its last record says %d: lines are missing (a rotated file moved away?) or extra; check it with Verify", e.n, l.seq)
+	}
+	l.tree = e
+	return nil
+}
+
+// rotatedTree returns the tree after the rotated files of the log.
+func (l *Log) rotatedTree() (*edge, error) {
 	files, err := rotatedFiles(l.path)
 	if err != nil {
-		return fmt.Errorf("audit: open %s: %w", l.path, err)
+		return nil, err
+	}
+	e, from := &edge{}, 0
+	for i := len(files) - 1; i >= 0; i-- {
+		if ce, ok := checkpointEdge(files[i]); ok {
+			e, from = ce, i+1
+			break
+		}
+	}
+	for _, name := range files[from:] {
+		rf, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		_, err = addLines(e, rf)
+		rf.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return e, nil
+}
+
+// checkpointEdge returns the tree after the last line of the file name,
+// if that line is a checkpoint carrying the tree's edge.
+func checkpointEdge(name string) (*edge, bool) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, false
+	}
+	last, _, lineEnd, err := lastLine(f, st.Size())
+	if err != nil || lineEnd != st.Size()-1 {
+		return nil, false
+	}
+	return lineEdge(last)
+}
+
+// lineEdge returns the tree after line, if line is a checkpoint carrying
+// the edge of the tree before it.
+func lineEdge(line []byte) (*edge, bool) {
+	rec, reason := parseLine(line)
+	if reason != "" || rec.Kind != KindCheckpoint || rec.Version < 2 {
+		return nil, false
+	}
+	e, err := edgeFrom(rec.Checkpoint.Records, rec.Checkpoint.Edge)
+	if err != nil || hexHash(e.root()) != rec.Checkpoint.Root {
+		return nil, false
+	}
+	e.add(line)
+	return e, true
+}
+
+// checkpointKind marks the lines worth parsing for an edge.
+var checkpointKind = []byte(`"kind":"checkpoint"`)
+
+// addLines adds every line of r to e as a leaf; from a checkpoint that
+// carries the tree's edge on, e is that tree (and anchored is true).
+func addLines(e *edge, r io.Reader) (anchored bool, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var acc []byte
+	for {
+		line, complete, err := readLine(br, maxResumeLine, &acc)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return anchored, err
+		}
+		if !complete {
+			if len(line) > 0 {
+				return anchored, errors.New("a line has no newline")
+			}
+			return anchored, nil
+		}
+		if bytes.Contains(line, checkpointKind) {
+			if ce, ok := lineEdge(line); ok {
+				*e, anchored = *ce, true
+				continue
+			}
+		}
+		e.add(line)
+	}
+}
+
+// resumeRotated continues the chain of the newest rotated file, if any,
+// and reports whether it set l.tree.
+func (l *Log) resumeRotated() (bool, error) {
+	files, err := rotatedFiles(l.path)
+	if err != nil {
+		return false, fmt.Errorf("audit: open %s: %w", l.path, err)
 	}
 	if len(files) == 0 {
-		return nil
+		return false, nil
 	}
 	name := files[len(files)-1]
 	rf, err := os.Open(name)
 	if err != nil {
-		return fmt.Errorf("audit: open %s: resume from %s: %w", l.path, name, err)
+		return false, fmt.Errorf("audit: open %s: resume from %s: %w", l.path, name, err)
 	}
 	defer rf.Close()
 	st, err := rf.Stat()
 	if err != nil {
-		return fmt.Errorf("audit: open %s: resume from %s: %w", l.path, name, err)
+		return false, fmt.Errorf("audit: open %s: resume from %s: %w", l.path, name, err)
 	}
 	last, _, lineEnd, err := lastLine(rf, st.Size())
 	if err == nil && lineEnd != st.Size()-1 {
 		err = errors.New("it does not end with a complete record")
 	}
+	treeSet := false
 	if err == nil {
-		err = l.resumeAfter(last)
+		treeSet, err = l.resumeAfter(last)
 	}
 	if err != nil {
-		return fmt.Errorf("audit: open %s: resume from rotated file %s: %w; check it with Verify", l.path, name, err)
+		return false, fmt.Errorf("audit: open %s: resume from rotated file %s: its last record %w", l.path, name, err)
 	}
-	return nil
+	return treeSet, nil
 }
 
 // rotate moves the current file aside and continues the chain in a new
 // file at l.path. l.mu must be held.
-func (l *Log) rotate() error {
+func (l *Log) rotate(ctx context.Context) error {
 	// A file that already ends with a checkpoint (an interval one, or the
 	// close checkpoint of an earlier run) needs no other.
 	if l.checkpoints && !l.lastCP {
-		if err := l.writeCheckpoint(CheckpointRotate); err != nil {
+		if err := l.writeCheckpoint(ctx, CheckpointRotate); err != nil {
 			return err
 		}
 	}

@@ -71,8 +71,12 @@ func FuzzAppendJSON(f *testing.F) {
 	})
 }
 
-// FuzzVerify: Verify never panics, and whatever it accepts is a chain of
-// canonical records.
+// fuzzKey is the HMAC key of FuzzVerify's keyed seed.
+var fuzzKey = []byte("fuzz key")
+
+// FuzzVerify: Verify never panics, whatever it accepts is a chain of
+// canonical records, and with a key it accepts only a log whose last line
+// carries its own MAC or signature.
 func FuzzVerify(f *testing.F) {
 	data, err := os.ReadFile("testdata/decisions.jsonl")
 	if err != nil {
@@ -86,7 +90,38 @@ func FuzzVerify(f *testing.F) {
 	for _, line := range seedLines(f) {
 		f.Add(append(line, '\n'))
 	}
+	for _, path := range []string{"testdata/v1/plain.jsonl", "testdata/v1/signed.jsonl", "testdata/v1/hmac.jsonl"} {
+		v1, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(v1)
+	}
+	// A log keyed with fuzzKey and signed with testKey, whole and cut.
+	keyed := join(signedLog(f, audit.LogOptions{HMACKey: fuzzKey, SigningKey: testKey, CheckpointEvery: 3}, sampleRecords(4)...))
+	f.Add(keyed)
+	f.Add(keyed[:bytes.LastIndexByte(keyed[:len(keyed)-1], '\n')+1])
+	f.Add(join(signedLog(f, audit.LogOptions{SigningKey: testKey, CheckpointEvery: 3}, sampleRecords(4)...)))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// With a key, whatever Verify accepts ends with a line that
+		// authenticates on its own: an edit of the last line is never
+		// accepted.
+		if sum, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{MaxLineBytes: 1 << 16, HMACKey: fuzzKey}); err == nil && sum.Records > 0 {
+			last := data[bytes.LastIndexByte(data[:len(data)-1], '\n')+1:]
+			if !bytes.Contains(last, []byte(`"mac":"`)) {
+				t.Fatalf("accepted a keyed log whose last line has no mac: %q", last)
+			}
+		}
+		if sum, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{MaxLineBytes: 1 << 16, PublicKey: testPub}); err == nil && sum.Records > 0 {
+			last := data[bytes.LastIndexByte(data[:len(data)-1], '\n')+1:]
+			if !bytes.Contains(last, []byte(`"sig":"`)) {
+				t.Fatalf("accepted a signed log whose last line has no signature: %q", last)
+			}
+		}
+		// The same bytes as a witness file: read, never trusted blindly.
+		if _, err := audit.Verify(bytes.NewReader(nil), audit.VerifyOptions{PublicKey: testPub, Witness: bytes.NewReader(data)}); err == nil && bytes.Contains(data, []byte(`"note"`)) {
+			t.Fatalf("an empty log matched a witness holding checkpoints: %q", data)
+		}
 		sum, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{MaxLineBytes: 1 << 16})
 		if err != nil {
 			return

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"sync"
 	"time"
@@ -17,12 +18,16 @@ import (
 var ErrClosed = errors.New("audit: log closed")
 
 // Log is the hash-chained JSON Lines log. Each record gets the next Seq and
-// Prev = hex(SHA-256 of the previous line's bytes) — or HMAC-SHA256 under
-// [LogOptions.HMACKey] — is encoded with [Record.AppendJSON] and written as
-// one line with a single Write call to the underlying writer, so editing,
-// deleting, inserting or reordering lines is detected by [Verify]. With
-// checkpoints configured the Log also writes signed [Checkpoint] records
-// into the same chain.
+// Prev = hex(SHA-256 of the previous line's bytes, without its mac and sig)
+// — or HMAC-SHA256 under [LogOptions.HMACKey] — is encoded with
+// [Record.AppendJSON] and written as one line with a single Write call to
+// the underlying writer, so editing, deleting, inserting or reordering lines
+// is detected by [Verify]. With a key each line also authenticates itself
+// (Record.MAC under the HMAC key, else Record.Sig under the signing key),
+// the last one included. With checkpoints configured the Log also writes
+// signed [Checkpoint] records, stating the Merkle tree of the lines before
+// them, into the same chain, and delivers them to its witness if it has
+// one.
 //
 // A Log is safe for concurrent use; records are written in Seq order. After a
 // write error on a writer it does not own the Log is broken and every later
@@ -41,12 +46,17 @@ type Log struct {
 	closed bool
 
 	hash        *chainHash
+	macs        bool // seal each line with its HMAC (format 2 "mac")
 	checkpoints bool // write rotate and close checkpoints
 	every       int  // records between interval checkpoints; 0: none
 	since       int  // records since the last checkpoint
 	lastCP      bool // the last line is a checkpoint
 	signKey     ed25519.PrivateKey
 	keyID       string
+	signer      *noteSigner
+	tree        *edge // the Merkle tree's right edge; nil without checkpoints
+	treeBak     edge  // tree before the line being written
+	witness     Sink
 	now         func() time.Time
 	scratch     []byte // checkpoint lines
 
@@ -74,8 +84,19 @@ type LogOptions struct {
 	SigningKey ed25519.PrivateKey
 	// HMACKey, when set, makes each Prev an HMAC-SHA256 under this key
 	// instead of a SHA-256, so that only holders of the key can extend or
-	// re-link the chain. Verify needs the same key.
+	// re-link the chain, and gives every record a MAC of its own. Verify
+	// needs the same key.
 	HMACKey []byte
+	// Witness, when set, receives every checkpoint record the Log writes
+	// (with its signed note, [Checkpoint.Note]), apart from the log: a
+	// [WitnessFile] elsewhere, or any Sink that stores them where whoever
+	// can rewrite the log cannot. [VerifyOptions.Witness] then detects a
+	// log cut back or rolled back to an earlier checkpoint. It needs a
+	// SigningKey. A checkpoint is delivered after it is written (and, for
+	// [OpenFile], fsynced); if the witness refuses it, the Write or Close
+	// that wrote it returns the error and the Log refuses every later
+	// record: fail closed.
+	Witness Sink
 }
 
 // NewLog returns a Log that writes a new chain, starting at Seq 0, to w, with
@@ -104,7 +125,7 @@ func NewLogWithOptions(w io.Writer, opts LogOptions) (*Log, error) {
 		return nil, errors.New("audit: nil writer")
 	}
 	l := &Log{w: w}
-	if err := l.configure(opts.CheckpointEvery, opts.SigningKey, opts.HMACKey); err != nil {
+	if err := l.configure(opts); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	return l, nil
@@ -112,20 +133,30 @@ func NewLogWithOptions(w io.Writer, opts LogOptions) (*Log, error) {
 
 // configure validates and applies the chain options. Its errors are not
 // prefixed: callers add context.
-func (l *Log) configure(every int, key ed25519.PrivateKey, hmacKey []byte) error {
+func (l *Log) configure(opts LogOptions) error {
+	every, key := opts.CheckpointEvery, opts.SigningKey
 	if every < 0 {
 		return fmt.Errorf("negative CheckpointEvery %d", every)
 	}
 	if key != nil && len(key) != ed25519.PrivateKeySize {
 		return fmt.Errorf("SigningKey is %d bytes, not an ed25519 private key (%d bytes)", len(key), ed25519.PrivateKeySize)
 	}
-	l.hash = newChainHash(hmacKey)
+	if opts.Witness != nil && key == nil {
+		return errors.New("a Witness needs a SigningKey: unsigned checkpoints prove nothing to it")
+	}
+	l.hash = newChainHash(opts.HMACKey)
+	l.macs = len(opts.HMACKey) > 0
 	l.every = every
-	l.checkpoints = every > 0 || key != nil || len(hmacKey) > 0
+	l.checkpoints = every > 0 || key != nil || l.macs
+	if l.checkpoints {
+		l.tree = &edge{}
+	}
 	if key != nil {
 		l.signKey = bytes.Clone(key)
 		l.keyID = KeyID(l.signKey.Public().(ed25519.PublicKey))
+		l.signer = newNoteSigner(l.signKey)
 	}
+	l.witness = opts.Witness
 	l.now = time.Now
 	return nil
 }
@@ -133,9 +164,17 @@ func (l *Log) configure(every int, key ed25519.PrivateKey, hmacKey []byte) error
 // Write assigns r the next Seq and the previous line's hash as Prev, writes it
 // as one line and returns once it is stored as the Log promises: handed to the
 // writer for [NewLog], and per [FileOptions.Sync] for [OpenFile]. It sets
-// r.Version to [FormatVersion] when it is zero, and r.Seq and r.Prev when the
-// record is written. When an interval checkpoint is due it is written
-// together with r, in the same write.
+// r.Version to [FormatVersion] when it is zero or 1 (a record made for
+// format version 1 is written in the current format, which only adds
+// members), and r.Seq, r.Prev and r.MAC or r.Sig when the record is
+// written. When an interval checkpoint is due it is written together with
+// r, in the same write.
+//
+// With an HMAC key every line carries its own MAC; with a signing key and
+// no HMAC key every record carries its own ed25519 signature, made while
+// the Log's lock is held (tens of microseconds a record, BenchmarkSeal; so
+// one Log signs at most some ten thousand records a second): see the
+// package documentation for why.
 //
 // Write returns an error, and writes nothing, if ctx is already done, if the
 // Log is closed ([ErrClosed]) or broken, or if r is not a valid record: no
@@ -155,14 +194,17 @@ func (l *Log) Write(ctx context.Context, r *Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("audit: record not written: %w", err)
 	}
-	if r.Version == 0 {
+	if r.Version == 0 || r.Version == 1 {
 		r.Version = FormatVersion
 	}
-	if reason := r.check(); reason != "" {
-		return fmt.Errorf("audit: invalid record: %s", reason)
+	if r.Version != FormatVersion {
+		return fmt.Errorf("audit: invalid record: format version %d, want %d", r.Version, FormatVersion)
 	}
 	if r.Kind == KindCheckpoint {
 		return errors.New("audit: invalid record: checkpoints are written by the Log itself")
+	}
+	if reason := r.check(); reason != "" {
+		return fmt.Errorf("audit: invalid record: %s", reason)
 	}
 
 	// Encode everything but the head and tail outside the lock: only Seq
@@ -183,11 +225,12 @@ func (l *Log) Write(ctx context.Context, r *Record) error {
 	return nil
 }
 
-// maxCheckpointLine bounds the length of a checkpoint line with its newline.
-const maxCheckpointLine = 512
+// maxCheckpointLine bounds the length of a checkpoint line with its newline
+// when its tree edge holds n hashes.
+func maxCheckpointLine(n int) int64 { return 1536 + int64(n)*(2*sha256.Size+3) }
 
-// maxTail is the longest appendTail output plus the newline.
-const maxTail = len(`"prev":""}`) + 2*sha256.Size + 1
+// maxTail is the longest appendTail and appendAuth output plus the newline.
+const maxTail = len(`"prev":"","mac":"","sig":""}`) + 4*sha256.Size + 2*ed25519.SignatureSize + 1
 
 // writeLine adds the head and tail to the encoded body in buf[maxHead:],
 // writes the line (and a checkpoint if one is due) and advances the chain.
@@ -207,14 +250,15 @@ func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) 
 		// Room for the record, a due interval checkpoint and the rotate
 		// checkpoint that will end the file.
 		need := int64(len(buf) - maxHead + maxHead + maxTail)
+		cpLine := maxCheckpointLine(bits.Len64(l.seq + 2))
 		if cpDue {
-			need += maxCheckpointLine
+			need += cpLine
 		}
 		if l.checkpoints {
-			need += maxCheckpointLine
+			need += cpLine
 		}
 		if l.size+need > l.maxBytes {
-			if err := l.rotate(); err != nil {
+			if err := l.rotate(ctx); err != nil {
 				return 0, err
 			}
 		}
@@ -225,14 +269,20 @@ func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) 
 	start := maxHead - len(h)
 	copy(buf[start:], h)
 	buf = appendTail(buf, l.prev)
+	link := l.hash.link(buf[start:])
+	buf, mac, sig := l.seal(buf, start, link)
 	recEnd := len(buf)
+	if l.tree != nil {
+		l.treeSave()
+		l.tree.add(buf[start:recEnd])
+	}
 	buf = append(buf, '\n')
-	link := l.hash.link(buf[start:recEnd])
 	var cpLink string
+	var cp *Record
 	if cpDue {
 		cpStart := len(buf)
-		buf = appendCheckpoint(buf, l.seq+1, link, CheckpointInterval, l.now(), l.signKey, l.keyID)
-		cpLink = l.hash.link(buf[cpStart:])
+		buf, cpLink, cp = l.appendCheckpoint(buf, l.seq+1, link, CheckpointInterval)
+		l.tree.add(buf[cpStart:])
 		buf = append(buf, '\n')
 	}
 	line := buf[start:]
@@ -242,10 +292,13 @@ func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) 
 		err = io.ErrShortWrite
 	}
 	if err != nil {
+		if l.tree != nil {
+			l.treeRestore()
+		}
 		return 0, l.writeFailed(err)
 	}
 
-	r.Seq, r.Prev = l.seq, l.prev
+	r.Seq, r.Prev, r.MAC, r.Sig = l.seq, l.prev, mac, sig
 	seq := l.seq
 	l.advance(link, recEnd+1-start)
 	l.since++
@@ -253,6 +306,9 @@ func (l *Log) writeLine(ctx context.Context, r *Record, buf []byte, bp *[]byte) 
 	if cpDue {
 		l.advance(cpLink, len(buf)-recEnd-1)
 		l.since = 0
+		if err := l.witnessed(ctx, cp); err != nil {
+			return 0, err
+		}
 	}
 	return seq, nil
 }
@@ -284,11 +340,12 @@ func (l *Log) advance(link string, n int) {
 	}
 }
 
-// writeCheckpoint writes a checkpoint record for reason on its own. l.mu
-// must be held.
-func (l *Log) writeCheckpoint(reason string) error {
-	buf := appendCheckpoint(l.scratch[:0], l.seq, l.prev, reason, l.now(), l.signKey, l.keyID)
-	link := l.hash.link(buf)
+// writeCheckpoint writes a checkpoint record for reason on its own and
+// delivers it to the witness. l.mu must be held.
+func (l *Log) writeCheckpoint(ctx context.Context, reason string) error {
+	buf, link, cp := l.appendCheckpoint(l.scratch[:0], l.seq, l.prev, reason)
+	l.treeSave()
+	l.tree.add(buf)
 	buf = append(buf, '\n')
 	l.scratch = buf[:0]
 	n, err := l.w.Write(buf)
@@ -296,11 +353,47 @@ func (l *Log) writeCheckpoint(reason string) error {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
+		l.treeRestore()
 		return l.writeFailed(err)
 	}
 	l.advance(link, len(buf))
 	l.since = 0
 	l.lastCP = true
+	return l.witnessed(ctx, cp)
+}
+
+// treeSave keeps the tree as it is before a line is added, for
+// treeRestore when the line cannot be written. l.mu must be held.
+func (l *Log) treeSave() {
+	l.treeBak.n, l.treeBak.hashes = l.tree.n, append(l.treeBak.hashes[:0], l.tree.hashes...)
+}
+
+// treeRestore undoes the additions since treeSave. l.mu must be held.
+func (l *Log) treeRestore() {
+	l.tree.n, l.tree.hashes = l.treeBak.n, append(l.tree.hashes[:0], l.treeBak.hashes...)
+}
+
+// witnessed delivers a checkpoint just written to the witness, if there is
+// one, after making it durable: a witness must never hold a checkpoint the
+// log could lose in a crash. A failure breaks the Log (fail closed: without
+// its witness, rollback would go unnoticed). l.mu must be held.
+func (l *Log) witnessed(ctx context.Context, cp *Record) error {
+	if l.witness == nil {
+		return nil
+	}
+	if l.f != nil {
+		if err := l.f.Sync(); err != nil {
+			l.err = err
+			return fmt.Errorf("audit: checkpoint %d: fsync before delivery to the witness: %w (log unusable from now on)", cp.Seq, err)
+		}
+	}
+	// The checkpoint belongs to the log, not to the call whose record
+	// happened to make it due: that call's cancellation must not break
+	// the Log for everyone.
+	if err := l.witness.Write(context.WithoutCancel(ctx), cp); err != nil {
+		l.err = err
+		return fmt.Errorf("audit: checkpoint %d not delivered to the witness: %w (log unusable from now on)", cp.Seq, err)
+	}
 	return nil
 }
 
@@ -341,7 +434,7 @@ func (l *Log) Close() error {
 	}
 	var cerr error
 	if l.checkpoints && l.usable() == nil {
-		if err := l.writeCheckpoint(CheckpointClose); err != nil {
+		if err := l.writeCheckpoint(context.Background(), CheckpointClose); err != nil {
 			cerr = fmt.Errorf("audit: close checkpoint: %w", err)
 		}
 	}

@@ -76,7 +76,7 @@ func TestLogRejectsInvalidRecords(t *testing.T) {
 		{"decision without effect", func(r *audit.Record) { r.Effect = "" }, "not allow or deny"},
 		{"decision with ask", func(r *audit.Record) { r.Effect = "ask" }, "not allow or deny"},
 		{"outcome with effect", func(r *audit.Record) { r.Kind = audit.KindOutcome }, "outcome record has effect"},
-		{"future version", func(r *audit.Record) { r.Version = 2 }, "format version 2"},
+		{"future version", func(r *audit.Record) { r.Version = 3 }, "format version 3"},
 		{"bad args hash", func(r *audit.Record) { r.ArgsSHA256 = "ABC" }, "args_sha256"},
 		{"uppercase result hash", func(r *audit.Record) { r.ResultSHA256 = "A" + sha("x")[1:] }, "result_sha256"},
 		{"bad policy hash", func(r *audit.Record) { r.Policy = "v1" }, "policy"},

@@ -11,7 +11,17 @@ import (
 // the value of [Record.Version] and of the "v" member of every line. It changes
 // only when a record written by a newer version could be misread by an older
 // reader; record.schema.json in this directory documents each version.
-const FormatVersion = 1
+//
+// Version 2 adds what lets each line stand on its own: the "mac" or "sig"
+// member that authenticates a record under the log's key, and the Merkle
+// tree root ("root"), right edge ("edge") and signed note ("note") of a
+// checkpoint. [Verify] reads logs of versions 1 and 2, and a log whose
+// first lines are version 1 and later ones version 2 (a file appended to
+// after an upgrade); a version 1 line after a version 2 line is rejected.
+const FormatVersion = 2
+
+// minFormatVersion is the oldest version Verify reads.
+const minFormatVersion = 1
 
 // Kind says whether a [Record] is the decision taken before a tool runs or the
 // outcome recorded after it ran.
@@ -125,9 +135,21 @@ type Record struct {
 	// Checkpoint is set in checkpoint records and only there.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 
-	// Prev is the hex SHA-256 of the previous record's line, without its
-	// trailing newline; "" for the first record of a chain. Set by the [Log].
+	// Prev is the chain hash of the previous record's line: the hex
+	// SHA-256 (HMAC-SHA256 under an HMAC key) of that line without its
+	// trailing newline and, from format version 2, without its MAC and Sig
+	// members; "" for the first record of a chain. Set by the [Log].
 	Prev string `json:"prev"`
+	// MAC authenticates this record on its own: the hex HMAC-SHA256, under
+	// the log's HMAC key, of the line without its MAC and Sig members —
+	// the value the next record's Prev will hold. Set by a [Log] with an
+	// HMAC key (format version 2).
+	MAC string `json:"mac,omitempty"`
+	// Sig is the hex ed25519 signature of the line without its MAC and Sig
+	// members, by the log's signing key. Set by a [Log] with a signing key
+	// and no HMAC key, on every record but checkpoints, which carry
+	// [Checkpoint.Sig] instead (format version 2).
+	Sig string `json:"sig,omitempty"`
 }
 
 // Correlation carries the caller's identifiers that tie a tool call to the
@@ -171,6 +193,19 @@ type Checkpoint struct {
 	// Reason is [CheckpointInterval], [CheckpointRotate] or
 	// [CheckpointClose].
 	Reason string `json:"reason"`
+	// Root is the hex RFC 6962 Merkle tree hash of the Records lines
+	// before the checkpoint (each line without its newline is a leaf; see
+	// [Tree]). Format version 2.
+	Root string `json:"root,omitempty"`
+	// Edge is the right edge of that tree: the hex hashes of its complete
+	// subtrees, largest first. It lets a Log resume the tree without
+	// reading the lines before the checkpoint. Format version 2.
+	Edge []string `json:"edge,omitempty"`
+	// Note is the checkpoint as a C2SP tlog-checkpoint signed note (origin,
+	// tree size = Records, base64 Root, then the ed25519 signature line), as
+	// a witness receives it; set when the log has a signing key. See
+	// [Origin]. Format version 2.
+	Note string `json:"note,omitempty"`
 	// KeyID identifies the signing key (see [KeyID]); empty when unsigned.
 	KeyID string `json:"key_id,omitempty"`
 	// Sig is the hex ed25519 signature; empty when unsigned.
@@ -254,8 +289,8 @@ type Shadow struct {
 // writes verifies and matches record.schema.json.
 func (r *Record) check() string {
 	switch {
-	case r.Version != FormatVersion:
-		return fmt.Sprintf("format version %d, want %d", r.Version, FormatVersion)
+	case r.Version < minFormatVersion || r.Version > FormatVersion:
+		return fmt.Sprintf("format version %d, want %d to %d", r.Version, minFormatVersion, FormatVersion)
 	case r.ID == "":
 		return "record has no id"
 	case r.Time.IsZero():
@@ -296,6 +331,18 @@ func (r *Record) check() string {
 		return "result_sha256 is not a lowercase hex SHA-256"
 	case !isHash(r.Policy):
 		return "policy is not a lowercase hex SHA-256"
+	case r.MAC != "" && !isLowerHex(r.MAC, 64):
+		return "mac is not a lowercase hex HMAC-SHA256"
+	case r.Sig != "" && !isLowerHex(r.Sig, 2*ed25519.SignatureSize):
+		return "sig is not a lowercase hex ed25519 signature"
+	case r.Sig != "" && r.Kind == KindCheckpoint:
+		return "a checkpoint is signed in checkpoint.sig, not sig"
+	}
+	if r.Version == 1 && (r.MAC != "" || r.Sig != "" || r.Checkpoint != nil && (r.Checkpoint.Root != "" || r.Checkpoint.Edge != nil || r.Checkpoint.Note != "")) {
+		return "format version 1 has no mac, sig, or checkpoint root, edge and note"
+	}
+	if r.Version >= 2 && r.Kind == KindCheckpoint && r.Checkpoint.Root == "" {
+		return "checkpoint has no root"
 	}
 	return ""
 }
@@ -320,6 +367,19 @@ func (c *Checkpoint) check() string {
 		return "checkpoint key_id is not 16 lowercase hex digits"
 	case c.Sig != "" && !isLowerHex(c.Sig, 2*ed25519.SignatureSize):
 		return "checkpoint sig is not a lowercase hex ed25519 signature"
+	case c.Root != "" && !isLowerHex(c.Root, 64):
+		return "checkpoint root is not a lowercase hex SHA-256"
+	case len(c.Edge) > 64:
+		return "checkpoint edge has more than 64 hashes"
+	case c.Note != "" && c.Sig == "":
+		return "checkpoint has a note but no sig"
+	case len(c.Note) > maxNote:
+		return "checkpoint note is too long"
+	}
+	for _, h := range c.Edge {
+		if !isLowerHex(h, 64) {
+			return "checkpoint edge holds a hash that is not lowercase hex SHA-256"
+		}
 	}
 	return ""
 }

@@ -89,9 +89,8 @@ func TestRecordSchemaMatchesTypes(t *testing.T) {
 	}
 	var top map[string]any
 	require.NoError(t, json.Unmarshal(data, &top))
-	assert.Contains(t, top["title"], "format version 1")
-	assert.Equal(t, map[string]any{"description": "Format version of the record. This schema describes version 1.", "const": float64(audit.FormatVersion)},
-		top["properties"].(map[string]any)["v"])
+	assert.Contains(t, top["title"], "format versions 1 and 2")
+	assert.Equal(t, []any{float64(1), float64(audit.FormatVersion)}, top["properties"].(map[string]any)["v"].(map[string]any)["enum"])
 }
 
 // TestRecordSchemaAccepts validates records of every shape the package
@@ -181,26 +180,43 @@ func TestRecordSchemaRejects(t *testing.T) {
 	valid := string(chain(decision("c1", "allow"))[:len(chain(decision("c1", "allow")))-1])
 	tests := []struct {
 		name, old, new string
+		old2, new2     string // a second replacement, if any
 	}{
-		{"wrong version", `"v":1`, `"v":2`},
-		{"negative seq", `"seq":0`, `"seq":-1`},
-		{"unknown kind", `"kind":"decision"`, `"kind":"verdict"`},
-		{"decision without effect", `"effect":"allow",`, ``},
-		{"outcome with effect", `"kind":"decision"`, `"kind":"outcome"`},
-		{"non-canonical time", `.535897932Z`, `.5Z`},
-		{"time with offset", `15:09:26.535897932Z`, `15:09:26.535897932+01:00`},
-		{"bad prev", `"prev":""`, `"prev":"abc"`},
-		{"missing prev", `,"prev":""`, ``},
-		{"unknown member", `"tool":`, `"extra":1,"tool":`},
-		{"empty id", `"id":"c1"`, `"id":""`},
+		{"wrong version", `"v":2`, `"v":3`, "", ""},
+		{"negative seq", `"seq":0`, `"seq":-1`, "", ""},
+		{"unknown kind", `"kind":"decision"`, `"kind":"verdict"`, "", ""},
+		{"decision without effect", `"effect":"allow",`, ``, "", ""},
+		{"outcome with effect", `"kind":"decision"`, `"kind":"outcome"`, "", ""},
+		{"non-canonical time", `.535897932Z`, `.5Z`, "", ""},
+		{"time with offset", `15:09:26.535897932Z`, `15:09:26.535897932+01:00`, "", ""},
+		{"bad prev", `"prev":""`, `"prev":"abc"`, "", ""},
+		{"missing prev", `,"prev":""`, ``, "", ""},
+		{"unknown member", `"tool":`, `"extra":1,"tool":`, "", ""},
+		{"empty id", `"id":"c1"`, `"id":""`, "", ""},
+		{"version 1 with a mac", `"v":2,`, `"v":1,`, `"prev":""}`, `"prev":"","mac":"` + sha("m") + `"}`},
+		{"version 1 with a sig", `"v":2,`, `"v":1,`, `"prev":""}`, `"prev":"","sig":"` + strings.Repeat("ab", 64) + `"}`},
+		{"short mac", `"prev":""}`, `"prev":"","mac":"abc"}`, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Contains(t, valid, tt.old)
 			line := strings.Replace(valid, tt.old, tt.new, 1)
+			if tt.old2 != "" {
+				require.Contains(t, line, tt.old2)
+				line = strings.Replace(line, tt.old2, tt.new2, 1)
+			}
 			inst, err := jsonschema.UnmarshalJSON(strings.NewReader(line))
 			require.NoError(t, err)
 			assert.Error(t, recordSchema(t).Validate(inst), "line: %s", line)
 		})
 	}
+
+	// A checkpoint is signed in checkpoint.sig, never in the record's sig.
+	cp, err := os.ReadFile("testdata/golden/checkpoint_v2.jsonl")
+	require.NoError(t, err)
+	validateLine(t, bytes.TrimSuffix(cp, []byte("\n")))
+	line := bytes.Replace(cp, []byte(`"}`+"\n"), []byte(`","sig":"`+strings.Repeat("ab", 64)+`"}`), 1)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(line))
+	require.NoError(t, err)
+	assert.Error(t, recordSchema(t).Validate(inst), "line: %s", line)
 }

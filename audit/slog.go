@@ -141,7 +141,10 @@ func slogAttrs(r *Record) []slog.Attr {
 		c := *r.Checkpoint
 		as = append(as, slog.Any("checkpoint", &c))
 	}
-	return append(as, slog.String("prev", r.Prev))
+	as = append(as, slog.String("prev", r.Prev))
+	str("mac", r.MAC)
+	str("sig", r.Sig)
+	return as
 }
 
 // rawJSON is JSON text that marshals as itself, and prints as text.

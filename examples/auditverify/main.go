@@ -1,6 +1,6 @@
 // Command auditverify checks agentguard decision logs and summarises them.
 //
-//	auditverify [-pubkey key] [-hmac-key key] [-closed] decisions.jsonl...
+//	auditverify [-pubkey key] [-hmac-key key] [-closed] [-witness checkpoints.jsonl] [-v1-end] decisions.jsonl...
 //
 // The files are verified as one hash chain, in the order given: pass a
 // rotated log's files oldest first, the active file last (the rotated names
@@ -15,7 +15,13 @@
 // 64 hex digits, or a file holding them or a PEM "PUBLIC KEY" block.
 // -hmac-key is the chain's HMAC key in hex, when it was written with one.
 // -closed requires the log to end with a close checkpoint, which detects
-// records cut from its end.
+// records cut from its end. -witness names the file of an
+// audit.WitnessFile that received the log's checkpoints (it needs
+// -pubkey): the log must hold every tree the witness saw, which detects a
+// log cut back, rolled back to an earlier checkpoint or rewritten before a
+// witnessed one. -v1-end accepts a keyed log whose last line is in format
+// version 1 and not a signed checkpoint (a log written before format
+// version 2), which no key can vouch for.
 package main
 
 import (
@@ -48,8 +54,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pubFlag := fs.String("pubkey", "", "ed25519 public key of the checkpoints: hex, or a file with hex or PEM")
 	hmacFlag := fs.String("hmac-key", "", "HMAC key of the chain, in hex")
 	closed := fs.Bool("closed", false, "require the log to end with a close checkpoint")
+	witnessFlag := fs.String("witness", "", "witness file holding the log's checkpoints (needs -pubkey)")
+	v1End := fs.Bool("v1-end", false, "accept a keyed log that ends in unauthenticated format version 1 lines")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: auditverify [-pubkey key] [-hmac-key key] [-closed] decisions.jsonl...")
+		fmt.Fprintln(stderr, "usage: auditverify [-pubkey key] [-hmac-key key] [-closed] [-witness checkpoints.jsonl] [-v1-end] decisions.jsonl...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	opts := audit.VerifyOptions{RequireClosed: *closed}
+	opts := audit.VerifyOptions{RequireClosed: *closed, AcceptVersion1End: *v1End}
 	if *pubFlag != "" {
 		pub, err := parsePublicKey(*pubFlag)
 		if err != nil {
@@ -75,6 +83,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		opts.HMACKey = key
+	}
+
+	if *witnessFlag != "" {
+		if opts.PublicKey == nil {
+			fmt.Fprintln(stderr, "auditverify: -witness needs -pubkey")
+			return 2
+		}
+		w, err := os.ReadFile(*witnessFlag)
+		if err != nil {
+			fmt.Fprintln(stderr, "auditverify:", err)
+			return 2
+		}
+		opts.Witness = bytes.NewReader(w)
 	}
 
 	files, err := openAll(fs.Args())
@@ -204,9 +225,16 @@ func printSummary(w io.Writer, sum audit.Summary, opts audit.VerifyOptions) {
 	case sum.Checkpoints > 0:
 		fmt.Fprintln(w, "signatures:  not checked (no -pubkey)")
 	}
+	if sum.Sealed > 0 {
+		fmt.Fprintf(w, "sealed:      %d records authenticated on their own\n", sum.Sealed)
+	}
+	if opts.Witness != nil {
+		fmt.Fprintf(w, "witnessed:   the first %d records match the witness\n", sum.Witnessed)
+	}
 	fmt.Fprintf(w, "closed:      %v\n", sum.Closed)
 	if sum.LastHash != "" {
 		fmt.Fprintf(w, "last hash:   %s (seq %d)\n", sum.LastHash, sum.LastSeq)
+		fmt.Fprintf(w, "tree root:   %s (%d records)\n", sum.Root, sum.Records)
 	}
 }
 

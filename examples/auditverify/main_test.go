@@ -27,12 +27,15 @@ var (
 	hmacKey = []byte("chain key")
 )
 
-// writeLog writes a rotated, signed log of n calls in dir and returns its
-// files in chain order.
+// writeLog writes a rotated, signed log of n calls in dir, with its
+// witness file in dir/witness.jsonl, and returns its files in chain order.
 func writeLog(t *testing.T, dir string, n int) []string {
 	t.Helper()
 	path := filepath.Join(dir, "decisions.jsonl")
-	l, err := audit.OpenFile(path, audit.FileOptions{Sync: audit.SyncNone, SigningKey: key, HMACKey: hmacKey, CheckpointEvery: 4, MaxBytes: 4096})
+	w, err := audit.OpenWitness(filepath.Join(dir, "witness.jsonl"), pub)
+	require.NoError(t, err)
+	defer w.Close()
+	l, err := audit.OpenFile(path, audit.FileOptions{Sync: audit.SyncNone, SigningKey: key, HMACKey: hmacKey, CheckpointEvery: 4, MaxBytes: 8192, Witness: w})
 	require.NoError(t, err)
 	t0 := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
 	for i := range n {
@@ -66,6 +69,7 @@ func TestRun(t *testing.T) {
 	pemFile := filepath.Join(dir, "key.pem")
 	require.NoError(t, os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
 	hk := hex.EncodeToString(hmacKey)
+	witness := filepath.Join(dir, "witness.jsonl")
 
 	tests := []struct {
 		name string
@@ -78,7 +82,11 @@ func TestRun(t *testing.T) {
 				"2025-05-01T12:00:00Z .. ", "closed:      true", "checkpoints verified with key " + audit.KeyID(pub)}},
 		{"key from a hex file", append([]string{"-pubkey", keyFile, "-hmac-key", hk}, files...), 0, []string{"OK"}},
 		{"key from a PEM file", append([]string{"-pubkey", pemFile, "-hmac-key", hk}, files...), 0, []string{"OK"}},
-		{"without the hmac key", files, 1, []string{"TAMPERED: " + files[0] + ":2 (seq 1): prev hash does not match line 1"}},
+		{"without the hmac key", files, 1, []string{"TAMPERED: " + files[0] + ":1 (seq 0): the record carries an HMAC tag"}},
+		{"intact, with the witness", append([]string{"-pubkey", pubHex, "-hmac-key", hk, "-witness", witness}, files...), 0,
+			[]string{"OK", "witnessed:   the first ", "sealed:      41 records"}},
+		{"the last file lost: behind the witness", append([]string{"-pubkey", pubHex, "-hmac-key", hk, "-witness", witness}, files[:len(files)-1]...), 1,
+			[]string{"but its witness holds a checkpoint of"}},
 		{"a file left out", append([]string{"-hmac-key", hk}, files[0], files[2]), 1, []string{"TAMPERED: " + files[2] + ":1", "is missing"}},
 		{"wrong key", append([]string{"-pubkey", hex.EncodeToString(make([]byte, 32)), "-hmac-key", hk}, files...), 1, []string{"not by the given key"}},
 		{"the last file lost: not closed", append([]string{"-hmac-key", hk, "-closed"}, files[:len(files)-1]...), 1,
@@ -115,8 +123,8 @@ func TestRunTamperNamesTheLine(t *testing.T) {
 
 	code, out, _ := runCmd(append([]string{"-pubkey", pubHex, "-hmac-key", hex.EncodeToString(hmacKey)}, files...)...)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, out, fmt.Sprintf("TAMPERED: %s:%d", files[1], target+2))
-	assert.Contains(t, out, "prev hash does not match line")
+	assert.Contains(t, out, fmt.Sprintf("TAMPERED: %s:%d", files[1], target+1), "the edited line itself: its mac no longer matches")
+	assert.Contains(t, out, "mac does not match")
 }
 
 func TestRunUsage(t *testing.T) {
@@ -130,6 +138,8 @@ func TestRunUsage(t *testing.T) {
 		{"missing file", []string{filepath.Join(t.TempDir(), "none.jsonl")}, "no such file"},
 		{"bad key", []string{"-pubkey", "zz", "x"}, "-pubkey"},
 		{"bad hmac key", []string{"-hmac-key", "zz", "x"}, "-hmac-key"},
+		{"witness without key", []string{"-witness", "w.jsonl", "x"}, "-witness needs -pubkey"},
+		{"missing witness", []string{"-pubkey", pubHex, "-witness", filepath.Join(t.TempDir(), "none.jsonl"), "x"}, "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
