@@ -68,6 +68,10 @@ func Decode(data []byte, lim Limits) (any, error) {
 // The kind of the top-level value is checked from its first byte, before the
 // rest of the input is parsed.
 func DecodeObject(data []byte, lim Limits) (map[string]any, error) {
+	return decodeObject(data, lim, false)
+}
+
+func decodeObject(data []byte, lim Limits, args bool) (map[string]any, error) {
 	lim = lim.withDefaults()
 	if len(data) > lim.MaxBytes {
 		return nil, tooLarge(len(data), lim.MaxBytes)
@@ -82,6 +86,7 @@ func DecodeObject(data []byte, lim Limits) (map[string]any, error) {
 		}
 	}
 	d := getDecoder(data, lim)
+	d.args = args
 	v, err := d.document()
 	putDecoder(d)
 	if err != nil {
@@ -152,6 +157,7 @@ type decoder struct {
 	maxElems int
 	elems    int
 	inMember bool // the innermost frame is decoding one of its values
+	args     bool // DecodeArguments: no keys folding alike, exact numbers only
 	frames   []frame
 	vals     []any
 	keys     []key
@@ -174,6 +180,7 @@ func getDecoder(data []byte, lim Limits) *decoder {
 	d.maxElems = lim.MaxElements
 	d.elems = 0
 	d.inMember = false
+	d.args = false
 	return d
 }
 
@@ -357,6 +364,11 @@ func (d *decoder) close() (any, error) {
 			m[k.s] = vals[i]
 			if len(m) == n {
 				return nil, d.fail(ErrDuplicateKey, k.off, "key "+quoteShort(k.s)+" appears twice")
+			}
+		}
+		if d.args && len(keys) > 1 {
+			if err := d.foldCollision(keys); err != nil {
+				return nil, err
 			}
 		}
 		clear(keys)
@@ -617,7 +629,20 @@ func (d *decoder) number() (any, error) {
 			return nil, d.fail(ErrNumberRange, start, "number "+truncate(text, 40)+" overflows float64")
 		}
 	}
+	// Integers of up to fastDigits digits are exact; ExactNumber decides
+	// the rest.
+	if d.args && (fracStart != fracEnd || i != fracEnd || intEnd-intStart > fastDigits) && !ExactNumber(text) {
+		return nil, d.fail(ErrInexactNumber, start, inexactDetail(text))
+	}
 	return json.Number(text), nil
+}
+
+// inexactDetail explains why the number text is refused.
+func inexactDetail(text string) string {
+	f, _ := strconv.ParseFloat(text, 64)
+	t := truncate(text, 40)
+	return "number " + t + " has no exact 64-bit floating-point value: readers that use one (most JSON parsers, and the policy) would see " +
+		strconv.FormatFloat(f, 'g', -1, 64) + ", readers of the exact decimal " + t + "; send it as a string if every digit matters"
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
