@@ -177,7 +177,7 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 	if len(bytes.TrimSpace(args)) == 0 || string(bytes.TrimSpace(args)) == "null" {
 		args = emptyObject
 	}
-	obj, err := safejson.DecodeObject(args, safejson.Limits(g.argLim))
+	obj, err := safejson.DecodeArguments(args, safejson.Limits(g.argLim))
 	if err != nil {
 		st.d.ArgsSHA256 = rawDigest(args)
 		var se *safejson.Error
@@ -197,6 +197,11 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		return
 	}
 	st.d.ArgsSHA256 = digest(st.canon)
+	if c := t.keys.Check(obj); c != nil {
+		st.d.Violations = []Violation{{Pointer: c.Pointer, Message: fmt.Sprintf("key %s is not a property of this object, but it is property %s in other letter case", quote(c.Key), quote(c.Property))}}
+		st.deny(StageArguments, ErrInvalidArguments, nil, fmt.Sprintf("the arguments of %s are not acceptable: at %s: key %s is property %s in other letter case, and the tool could read it as that property, which was not checked; use the exact name", quote(name), sanitize(c.Pointer), quote(c.Key), quote(c.Property)))
+		return
+	}
 	// The fast validator never accepts what the full one rejects; anything
 	// it does not accept gets the full validator and its report.
 	if t.fast == nil || !t.fast.Valid(obj) {

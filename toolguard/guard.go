@@ -71,6 +71,7 @@ type tool struct {
 	Tool
 	schema    *sjs.Schema
 	fast      *fastschema.Validator // nil when the schema is outside its subset
+	keys      *fastschema.Keys      // nil when no key needs checking for folding
 	sensitive []string              // JSON pointer patterns of writeOnly / x-sensitive values
 	info      scope.Tool
 }
@@ -204,7 +205,7 @@ func (g *Guard) Register(t Tool) error {
 	if t.Handler == nil {
 		return fmt.Errorf("toolguard: tool %q has no handler", t.Name)
 	}
-	compiled, fast, sensitive, err := compileSchema(t.Name, t.InputSchema)
+	compiled, fast, keys, sensitive, err := compileSchema(t.Name, t.InputSchema)
 	if err != nil {
 		return err
 	}
@@ -218,7 +219,7 @@ func (g *Guard) Register(t Tool) error {
 	if err := g.policy.Load().CheckTools(map[string]json.RawMessage{t.Name: t.InputSchema}); err != nil {
 		return fmt.Errorf("toolguard: tool %q does not fit the policy: %w", t.Name, err)
 	}
-	nt := &tool{Tool: t, schema: compiled, fast: fast, sensitive: sensitive,
+	nt := &tool{Tool: t, schema: compiled, fast: fast, keys: keys, sensitive: sensitive,
 		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}
 
 	g.regMu.Lock()
@@ -312,35 +313,36 @@ func validName(name string) error {
 // references, and finds its sensitive locations. Schemas within
 // fastschema's subset also get a fast validator: it decides valid
 // arguments without allocating, and anything it does not accept goes to the
-// full validator.
-func compileSchema(name string, raw json.RawMessage) (*sjs.Schema, *fastschema.Validator, []string, error) {
+// full validator. keys finds argument keys that fold like a declared
+// property.
+func compileSchema(name string, raw json.RawMessage) (s *sjs.Schema, fast *fastschema.Validator, keys *fastschema.Keys, sensitive []string, err error) {
 	if len(raw) == 0 {
 		raw = json.RawMessage(`{"type":"object"}`)
 	}
 	doc, err := sjs.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
 	}
 	obj, ok := doc.(map[string]any)
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema must be a JSON object", name)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema must be a JSON object", name)
 	}
 	if t, ok := obj["type"]; ok && t != "object" {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema type must be \"object\", not %v", name, t)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema type must be \"object\", not %v", name, t)
 	}
 	c := sjs.NewCompiler()
 	c.UseLoader(noLoader{})
 	c.AssertFormat()
 	loc := "mem:///tools/" + url.PathEscape(name) + ".json"
 	if err := c.AddResource(loc, doc); err != nil {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema: %w", name, err)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema: %w", name, err)
 	}
-	s, err := c.Compile(loc)
+	s, err = c.Compile(loc)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
 	}
-	fast, _ := fastschema.Compile(doc)
-	return s, fast, audit.SensitivePaths(obj), nil
+	fast, _ = fastschema.Compile(doc)
+	return s, fast, fastschema.CompileKeys(doc), audit.SensitivePaths(obj), nil
 }
 
 type noLoader struct{}
