@@ -23,8 +23,12 @@ import (
 )
 
 // Handler runs a tool. args is the exact JSON the guard validated (so the
-// tool cannot parse something other than what was checked). The result is
-// returned by [Guard.Call] unchanged.
+// tool cannot parse something other than what was checked): no object in it
+// has keys that fold alike or a key folding like a property the schema
+// declares for it, and every number means the same value read exactly or
+// as a float64, so decoding args with encoding/json gives the values at the
+// exact keys the guard validated (see "Arguments" in the package
+// documentation). The result is returned by [Guard.Call] unchanged.
 type Handler func(ctx context.Context, args json.RawMessage) (any, error)
 
 // Tool is a tool to register with a guard.
@@ -239,7 +243,9 @@ func (g *Guard) Register(t Tool) error {
 
 // Register registers a tool whose input schema is derived from the Go type
 // In (with github.com/google/jsonschema-go, as mcp-go does) and whose
-// arguments are decoded into In, rejecting unknown fields.
+// arguments are decoded into In, rejecting unknown fields. A key that names
+// a field in other letter case (encoding/json would match it) is denied
+// before the handler runs, like any key that folds like another.
 func Register[In, Out any](g *Guard, name, description string, fn func(ctx context.Context, in In) (Out, error)) error {
 	s, err := jsonschema.For[In](nil)
 	if err != nil {
