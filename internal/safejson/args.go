@@ -72,15 +72,13 @@ const pairwiseKeys = 16
 // of exact duplicates) for two that fold alike.
 func (d *decoder) foldCollision(keys []key) error {
 	if len(keys) <= pairwiseKeys {
-		var ascii [pairwiseKeys]bool
-		for i, k := range keys {
-			ascii[i] = isASCII(k.s)
-		}
 		for j := 1; j < len(keys); j++ {
 			for i := range j {
 				a, b := keys[i].s, keys[j].s
-				if ascii[i] && ascii[j] {
-					if len(a) == len(b) && asciiEqualFold(a, b) {
+				if keys[i].ascii && keys[j].ascii {
+					// Equal lengths, and first bytes equal but for the
+					// case bit, before comparing the rest.
+					if len(a) == len(b) && (a[0]^b[0])&^0x20 == 0 && asciiEqualFold(a, b) {
 						return d.foldFail(keys[i], keys[j])
 					}
 				} else if strings.EqualFold(a, b) {
@@ -113,15 +111,6 @@ func (d *decoder) foldFail(a, b key) *Error {
 		Detail: "key " + quoteShort(b.s) + " is key " + quoteShort(a.s) +
 			" in other letter case; decoders that ignore case would read one for the other",
 	}
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
 }
 
 // asciiEqualFold compares two ASCII strings of equal length ignoring case.

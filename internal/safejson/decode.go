@@ -140,8 +140,9 @@ type frame struct {
 // key is an object key waiting, with its value in decoder.vals, for the
 // object to close.
 type key struct {
-	s   string
-	off int
+	s     string
+	off   int
+	ascii bool // s has no byte >= 0x80
 }
 
 // decoder holds the state of one Decode call. Decoders are pooled so that
@@ -157,6 +158,7 @@ type decoder struct {
 	maxElems int
 	elems    int
 	inMember bool // the innermost frame is decoding one of its values
+	nonASCII bool // the string decoded since member reset it has a byte >= 0x80
 	args     bool // DecodeArguments: no keys folding alike, exact numbers only
 	frames   []frame
 	vals     []any
@@ -318,6 +320,7 @@ func (d *decoder) member() error {
 		return d.unexpected("string key")
 	}
 	off := d.pos
+	d.nonASCII = false
 	k, err := d.str()
 	if err != nil {
 		return err
@@ -332,7 +335,7 @@ func (d *decoder) member() error {
 	top := &d.frames[len(d.frames)-1]
 	top.n++
 	top.key = k
-	d.keys = append(d.keys, key{s: k, off: off})
+	d.keys = append(d.keys, key{s: k, off: off, ascii: !d.nonASCII})
 	return d.count()
 }
 
@@ -438,6 +441,7 @@ func (d *decoder) str() (string, error) {
 			if r == utf8.RuneError && w == 1 {
 				return "", d.fail(ErrInvalidUTF8, i, fmt.Sprintf("invalid byte 0x%02x in string", c))
 			}
+			d.nonASCII = true
 			i += w
 		}
 	}
@@ -468,6 +472,7 @@ func (d *decoder) strEscaped(start, i int) (string, error) {
 				return "", d.fail(ErrInvalidUTF8, i, fmt.Sprintf("invalid byte 0x%02x in string", c))
 			}
 			b = append(b, s[i:i+w]...)
+			d.nonASCII = true
 			i += w
 			continue
 		}
@@ -506,6 +511,9 @@ func (d *decoder) strEscaped(start, i int) (string, error) {
 				}
 				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
 				i += 6
+			}
+			if r >= utf8.RuneSelf {
+				d.nonASCII = true
 			}
 			b = utf8.AppendRune(b, r)
 			i += 6
