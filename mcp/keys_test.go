@@ -203,3 +203,82 @@ func TestTypedHandlerInexactNumbers(t *testing.T) {
 		require.LessOrEqual(t, p.Cmp(big.NewRat(100, 1)), 0, "paid %s", p.FloatString(25))
 	}
 }
+
+// TestProxyKeysFoldingAndNumbers: the proxy forwards the very bytes the
+// guard judged to an upstream mcp-go server whose typed handlers decode
+// with encoding/json (keys matched ignoring case, numbers as float64, as a
+// JavaScript server reads them too). A key folding like "path" and an
+// account number the upstream would read as the blocked one are denied at
+// the proxy; the upstream handlers only see judged values.
+func TestProxyKeysFoldingAndNumbers(t *testing.T) {
+	var mu sync.Mutex
+	var read []string
+	var accounts []float64
+	up := server.NewMCPServer("upstream", "1", server.WithToolCapabilities(true))
+	up.AddTool(mcp.NewTool("read_file", mcp.WithString("path")),
+		mcp.NewTypedToolHandler(func(_ context.Context, _ mcp.CallToolRequest, a struct {
+			Path string `json:"path"`
+		}) (*mcp.CallToolResult, error) {
+			mu.Lock()
+			read = append(read, a.Path)
+			mu.Unlock()
+			return mcp.NewToolResultText("read " + a.Path), nil
+		}))
+	up.AddTool(mcp.NewTool("pay", mcp.WithNumber("account", mcp.Required())),
+		mcp.NewTypedToolHandler(func(_ context.Context, _ mcp.CallToolRequest, a struct {
+			Account float64 `json:"account"`
+		}) (*mcp.CallToolResult, error) {
+			mu.Lock()
+			accounts = append(accounts, a.Account)
+			mu.Unlock()
+			return mcp.NewToolResultText("paid"), nil
+		}))
+	p, err := scope.Parse([]byte(`
+version: 1
+scopes:
+  tools:
+    grants:
+      - tools: [read_file, pay]
+rules:
+  - name: outside-workspace
+    effect: deny
+    tools: [read_file]
+    when: has(args.path) && !args.path.isUnder(principal.attrs.workspace)
+  - name: blocked-account
+    effect: deny
+    tools: [pay]
+    when: args.account == 9007199254740992
+`))
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(&memSink{}))
+	require.NoError(t, err)
+	// The proxy reaches the upstream with mcp-go's in-process client.
+	px := newTestProxy(t, up, g)
+	ctx := toolguard.WithPrincipal(context.Background(),
+		scope.Principal{ID: "agent", Scopes: []string{"tools"}, Attrs: map[string]any{"workspace": "/w"}})
+
+	for _, a := range []string{`{"path":"/w/a.txt"}`, `{}`} {
+		res := call(t, ctx, px.Server(), "read_file", a)
+		require.False(t, res.IsError, res.Text+res.RPCError)
+	}
+	res := call(t, ctx, px.Server(), "pay", `{"account":9007199254740991}`)
+	require.False(t, res.IsError, res.Text+res.RPCError)
+	res = call(t, ctx, px.Server(), "pay", `{"account":9007199254740992}`)
+	require.True(t, res.IsError, "the policy must deny the blocked account")
+
+	for _, c := range []struct{ tool, args, want string }{
+		{"read_file", `{"PATH":"/etc/passwd"}`, "letter case"},
+		{"read_file", `{"path":"/w/a.txt","Path":"/etc/passwd"}`, "letter case"},
+		{"read_file", `{"pat\u0127":"/x","p\u0041th":"/etc/shadow"}`, "letter case"},
+		{"pay", `{"account":9007199254740993}`, "send it as a string"},
+		{"pay", `{"account":9.007199254740993e15}`, "send it as a string"},
+	} {
+		res := call(t, ctx, px.Server(), c.tool, c.args)
+		require.True(t, res.IsError, "%s: %s%s", c.args, res.Text, res.RPCError)
+		require.Contains(t, res.Text, c.want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"/w/a.txt", ""}, read)
+	require.Equal(t, []float64{9007199254740991}, accounts)
+}
