@@ -68,7 +68,8 @@ var allowAll = []byte("version: 1\nscopes:\n  all:\n    grants:\n      - tools: 
 // handlers do) gives exactly the values found at the exact keys the guard
 // validated, with the schema derived from the struct (as Register does) and
 // with the same schema opened up (no additionalProperties: false, nothing
-// required), as hand-written MCP tool schemas are.
+// required), as hand-written MCP tool schemas are, and with the shape
+// written with $ref, allOf and anyOf.
 func FuzzHandlerSeesValidated(f *testing.F) {
 	for _, s := range []string{
 		`{"path":"/w/a","Secret":"s"}`,
@@ -115,14 +116,25 @@ func FuzzHandlerSeesValidated(f *testing.F) {
 		seen = bytes.Clone(args)
 		return nil, nil
 	}
-	for name, schema := range map[string][]byte{"closed": closed, "open": open} {
+	// The same shape written with $defs, $ref and allOf.
+	composed := []byte(`{"type":"object","$defs":{
+		"file":{"type":"object","properties":{"path":{"type":"string"},"mode":{"type":"integer"}}},
+		"deep":{"properties":{"Name":{"type":"string"}}}},
+		"allOf":[{"properties":{"path":{"type":"string"},"Secret":{"type":"string"}}},
+			{"properties":{"count":{"type":"integer"},"ratio":{"type":"number"}}}],
+		"properties":{
+			"opts":{"anyOf":[{"type":"null"},{"type":"object","properties":{"kind":{"type":"string"},"deep":{"$ref":"#/$defs/deep"}}}]},
+			"files":{"type":"array","items":{"$ref":"#/$defs/file"}},
+			"env":{"type":"object","additionalProperties":{"type":"string"}},
+			"any":true}}`)
+	for name, schema := range map[string][]byte{"closed": closed, "open": open, "composed": composed} {
 		if err := g.Register(toolguard.Tool{Name: name, InputSchema: schema, Handler: h}); err != nil {
 			f.Fatal(err)
 		}
 	}
 	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "fuzz", Scopes: []string{"all"}})
 	f.Fuzz(func(t *testing.T, args []byte) {
-		for _, tool := range []string{"closed", "open"} {
+		for _, tool := range []string{"closed", "open", "composed"} {
 			seen = nil
 			if _, err := g.Call(ctx, tool, args); err != nil {
 				if !errors.Is(err, toolguard.ErrDenied) {
