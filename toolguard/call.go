@@ -191,37 +191,9 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 	st.d.Principal = pr.ID
 
 	// Arguments: strict decoding, then the schema.
-	if len(bytes.TrimSpace(args)) == 0 || string(bytes.TrimSpace(args)) == "null" {
-		args = emptyObject
-	}
-	obj, err := safejson.DecodeObject(args, safejson.Limits(g.argLim))
-	if err != nil {
-		st.d.ArgsSHA256 = rawDigest(args)
-		var se *safejson.Error
-		v := Violation{Message: err.Error()}
-		if errors.As(err, &se) {
-			v = Violation{Pointer: se.Pointer, Message: strings.TrimPrefix(se.Error(), "safejson: ")}
-		}
-		st.d.Violations = []Violation{v}
-		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments are not acceptable JSON: %s", v.Message))
+	obj, ok := g.arguments(st, t, args)
+	if !ok {
 		return
-	}
-	st.args = obj
-	st.canon, err = canonjson.Append(st.canon[:0], obj)
-	if err != nil {
-		st.d.ArgsSHA256 = rawDigest(args)
-		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments cannot be put in canonical form: %v", err))
-		return
-	}
-	st.d.ArgsSHA256 = digest(st.canon)
-	// The fast validator never accepts what the full one rejects; anything
-	// it does not accept gets the full validator and its report.
-	if t.fast == nil || !t.fast.Valid(obj) {
-		if err := t.schema.Validate(obj); err != nil {
-			st.d.Violations = violations(err)
-			st.deny(StageArguments, ErrInvalidArguments, nil, argumentsReason(name, st.d.Violations))
-			return
-		}
 	}
 
 	// Policy, and the candidate policy beside it.
@@ -273,6 +245,56 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 }
 
 var emptyObject = json.RawMessage(`{}`)
+
+// orEmptyObject reads no arguments, or null, as an empty object.
+func orEmptyObject(args json.RawMessage) json.RawMessage {
+	if t := bytes.TrimSpace(args); len(t) == 0 || string(t) == "null" {
+		return emptyObject
+	}
+	return args
+}
+
+// arguments is the argument stage: strict decoding, keys folding like a
+// declared property, then the schema. It reports false when it denied the
+// call.
+func (g *Guard) arguments(st *callState, t *tool, args json.RawMessage) (map[string]any, bool) {
+	args = orEmptyObject(args)
+	obj, err := safejson.DecodeArguments(args, safejson.Limits(g.argLim))
+	if err != nil {
+		st.d.ArgsSHA256 = rawDigest(args)
+		var se *safejson.Error
+		v := Violation{Message: err.Error()}
+		if errors.As(err, &se) {
+			v = Violation{Pointer: se.Pointer, Message: strings.TrimPrefix(se.Error(), "safejson: ")}
+		}
+		st.d.Violations = []Violation{v}
+		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments are not acceptable JSON: %s", v.Message))
+		return nil, false
+	}
+	st.args = obj
+	st.canon, err = canonjson.Append(st.canon[:0], obj)
+	if err != nil {
+		st.d.ArgsSHA256 = rawDigest(args)
+		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments cannot be put in canonical form: %v", err))
+		return nil, false
+	}
+	st.d.ArgsSHA256 = digest(st.canon)
+	if c := t.keys.Check(obj); c != nil {
+		st.d.Violations = []Violation{{Pointer: c.Pointer, Message: fmt.Sprintf("key %s is not a property of this object, but it is property %s in other letter case", quote(c.Key), quote(c.Property))}}
+		st.deny(StageArguments, ErrInvalidArguments, nil, fmt.Sprintf("the arguments of %s are not acceptable: at %s: key %s is property %s in other letter case, and the tool could read it as that property, which was not checked; use the exact name", quote(t.Name), sanitize(c.Pointer), quote(c.Key), quote(c.Property)))
+		return nil, false
+	}
+	// The fast validator never accepts what the full one rejects; anything
+	// it does not accept gets the full validator and its report.
+	if t.fast == nil || !t.fast.Valid(obj) {
+		if err := t.schema.Validate(obj); err != nil {
+			st.d.Violations = violations(err)
+			st.deny(StageArguments, ErrInvalidArguments, nil, argumentsReason(t.Name, st.d.Violations))
+			return nil, false
+		}
+	}
+	return obj, true
+}
 
 // approve asks the approver about an ask decision and reports whether the
 // call may go on. The handler will run on a private copy of the arguments
@@ -365,8 +387,8 @@ func (g *Guard) stillAsks(ctx context.Context, st *callState, in *scope.Input) b
 // copy holds the arguments decided: a caller that changes its buffer while
 // the call waits for a human cannot change what runs.
 func (g *Guard) privateArgs(st *callState, raw json.RawMessage) (json.RawMessage, error) {
-	c := bytes.Clone(raw)
-	obj, err := safejson.DecodeObject(c, safejson.Limits(g.argLim))
+	c := bytes.Clone(orEmptyObject(raw))
+	obj, err := safejson.DecodeArguments(c, safejson.Limits(g.argLim))
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,30 @@
 // surrogates, trailing data, numbers beyond float64's range, and inputs over
 // the size, depth or element limits ([ArgumentLimits]) are rejected, because
 // a parser differential between the validator and the tool is an attack.
-// Numbers stay exact. The handler receives the very bytes that were checked.
+// The handler receives the very bytes that were checked.
+//
+// Two more differentials are closed at the same stage, for handlers that
+// decode with encoding/json (Register's handlers, mcp-go's typed handlers
+// and BindArguments), which matches keys to struct fields ignoring case,
+// with Unicode folding ("ſ" U+017F is "s", the Kelvin sign U+212A is "k"):
+//
+//   - an object, at any depth, with two keys that fold alike
+//     ({"path":"/w/a","PATH":"/etc/passwd"}) is denied, whatever the schema;
+//   - a key that is not a property the schema declares for its object but
+//     folds like one ({"PATH":"/etc/passwd"} against a schema declaring
+//     "path" without additionalProperties: false) is denied, at every depth
+//     the schema describes.
+//
+// So decoding the arguments with encoding/json into a struct gives exactly
+// the values found at the exact keys the guard validated and the policy
+// judged. Numbers are kept exact, and a number is denied unless a reader of
+// its exact decimal and a reader of float64 see the same value (its decimal
+// value equals that of the shortest decimal of the nearest float64): the
+// policy compares numbers that are not small integers as float64, and
+// 100.0000000000000001 would pass "args.amount <= 100" while a tool using
+// math/big pays more. 0.1, 1e2 and 9007199254740992 pass;
+// 100.0000000000000001, 9007199254740993 and 1e-400 do not. A value that
+// needs more digits must be sent as a string.
 //
 // # Records
 //

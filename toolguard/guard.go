@@ -25,8 +25,12 @@ import (
 )
 
 // Handler runs a tool. args is the exact JSON the guard validated (so the
-// tool cannot parse something other than what was checked). The result is
-// returned by [Guard.Call] unchanged.
+// tool cannot parse something other than what was checked): no object in it
+// has keys that fold alike or a key folding like a property the schema
+// declares for it, and every number means the same value read exactly or
+// as a float64, so decoding args with encoding/json gives the values at the
+// exact keys the guard validated (see "Arguments" in the package
+// documentation). The result is returned by [Guard.Call] unchanged.
 type Handler func(ctx context.Context, args json.RawMessage) (any, error)
 
 // Tool is a tool to register with a guard.
@@ -74,6 +78,7 @@ type tool struct {
 	Tool
 	schema    *sjs.Schema
 	fast      *fastschema.Validator // nil when the schema is outside its subset
+	keys      *fastschema.Keys      // nil when no key needs checking for folding
 	sensitive []string              // JSON pointer patterns of writeOnly / x-sensitive values
 	info      scope.Tool
 }
@@ -239,7 +244,7 @@ func (g *Guard) Register(t Tool) error {
 	if t.Handler == nil {
 		return fmt.Errorf("toolguard: tool %q has no handler", t.Name)
 	}
-	compiled, fast, sensitive, err := compileSchema(t.Name, t.InputSchema)
+	compiled, fast, keys, sensitive, err := compileSchema(t.Name, t.InputSchema)
 	if err != nil {
 		return err
 	}
@@ -253,7 +258,7 @@ func (g *Guard) Register(t Tool) error {
 	if err := g.policy.Load().CheckTools(map[string]json.RawMessage{t.Name: t.InputSchema}); err != nil {
 		return fmt.Errorf("toolguard: tool %q does not fit the policy: %w", t.Name, err)
 	}
-	nt := &tool{Tool: t, schema: compiled, fast: fast, sensitive: sensitive,
+	nt := &tool{Tool: t, schema: compiled, fast: fast, keys: keys, sensitive: sensitive,
 		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}
 
 	g.regMu.Lock()
@@ -274,7 +279,9 @@ func (g *Guard) Register(t Tool) error {
 
 // Register registers a tool whose input schema is derived from the Go type
 // In (with github.com/google/jsonschema-go, as mcp-go does) and whose
-// arguments are decoded into In, rejecting unknown fields.
+// arguments are decoded into In, rejecting unknown fields. A key that names
+// a field in other letter case (encoding/json would match it) is denied
+// before the handler runs, like any key that folds like another.
 func Register[In, Out any](g *Guard, name, description string, fn func(ctx context.Context, in In) (Out, error)) error {
 	s, err := jsonschema.For[In](nil)
 	if err != nil {
@@ -348,35 +355,36 @@ func validName(name string) error {
 // references, and finds its sensitive locations. Schemas within
 // fastschema's subset also get a fast validator: it decides valid
 // arguments without allocating, and anything it does not accept goes to the
-// full validator.
-func compileSchema(name string, raw json.RawMessage) (*sjs.Schema, *fastschema.Validator, []string, error) {
+// full validator. keys finds argument keys that fold like a declared
+// property.
+func compileSchema(name string, raw json.RawMessage) (s *sjs.Schema, fast *fastschema.Validator, keys *fastschema.Keys, sensitive []string, err error) {
 	if len(raw) == 0 {
 		raw = json.RawMessage(`{"type":"object"}`)
 	}
 	doc, err := sjs.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
 	}
 	obj, ok := doc.(map[string]any)
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema must be a JSON object", name)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema must be a JSON object", name)
 	}
 	if t, ok := obj["type"]; ok && t != "object" {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema type must be \"object\", not %v", name, t)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema type must be \"object\", not %v", name, t)
 	}
 	c := sjs.NewCompiler()
 	c.UseLoader(noLoader{})
 	c.AssertFormat()
 	loc := "mem:///tools/" + url.PathEscape(name) + ".json"
 	if err := c.AddResource(loc, doc); err != nil {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema: %w", name, err)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema: %w", name, err)
 	}
-	s, err := c.Compile(loc)
+	s, err = c.Compile(loc)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
+		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
 	}
-	fast, _ := fastschema.Compile(doc)
-	return s, fast, audit.SensitivePaths(obj), nil
+	fast, _ = fastschema.Compile(doc)
+	return s, fast, fastschema.CompileKeys(doc), audit.SensitivePaths(obj), nil
 }
 
 type noLoader struct{}

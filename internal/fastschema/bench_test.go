@@ -108,3 +108,20 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKeysCheck measures the key folding check of the typical
+// arguments against the typical schema opened up, as mcp-go's builders
+// write it (a closed schema needs no check: CompileKeys returns nil).
+func BenchmarkKeysCheck(b *testing.B) {
+	k := CompileKeys(parseDoc(b, `{"type":"object","properties":{"path":{"type":"string","minLength":1},"content":{"type":"string","maxLength":65536},"mode":{"type":"integer","minimum":0}},"required":["path","content"]}`))
+	if k == nil {
+		b.Fatal("nothing to check")
+	}
+	inst := decodeInstance(b, typicalInstance)
+	b.ReportAllocs()
+	for b.Loop() {
+		if k.Check(inst) != nil {
+			b.Fatal("collision")
+		}
+	}
+}

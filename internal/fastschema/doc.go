@@ -53,6 +53,15 @@
 // dependent* and unevaluated* keywords, multipleOf, format, content*,
 // unknown keywords, and any keyword whose value has the wrong JSON type.
 //
+// # Keys a handler would read for a declared property
+//
+// CompileKeys builds a check of another kind from the same document, for
+// any schema, not only the subset: it finds members whose key is not a
+// property declared for their object but folds like one, such as
+// {"PATH":"/etc/passwd"} against a schema that declares "path" and allows
+// other members. A handler decoding into a Go struct would read that member
+// as path, whose value nothing validated. See [Keys].
+//
 // # Where Valid is conservative
 //
 // Valid reports false, whatever the schema, for values it cannot reason

@@ -61,3 +61,27 @@ func ExampleCompile() {
 	// Output:
 	// compiled: false
 }
+
+func ExampleCompileKeys() {
+	// A schema as mcp-go's mcp.NewTool(..., mcp.WithString("path")) writes
+	// it: other members are allowed.
+	doc, err := sjs.UnmarshalJSON(strings.NewReader(`{"type":"object","properties":{"path":{"type":"string"}}}`))
+	if err != nil {
+		panic(err)
+	}
+	keys := fastschema.CompileKeys(doc)
+	for _, args := range []string{`{"path":"/w/a.txt","note":"x"}`, `{"PATH":"/etc/passwd"}`} {
+		v, err := safejson.DecodeObject([]byte(args), safejson.Limits{})
+		if err != nil {
+			panic(err)
+		}
+		if c := keys.Check(v); c != nil {
+			fmt.Printf("%s: key %q folds like property %q\n", c.Pointer, c.Key, c.Property)
+		} else {
+			fmt.Println("ok")
+		}
+	}
+	// Output:
+	// ok
+	// /PATH: key "PATH" folds like property "path"
+}

@@ -141,6 +141,13 @@ var keywordCases = []struct {
 		[]string{`9007199254740993`, `9007199254740993.0`, `9.007199254740993e15`, `9007199254740994`},
 	},
 	{
+		// A float64 reader sees 100 in 100.0000000000000001; the bound
+		// sees the exact decimal, as a tool using math/big does.
+		"maximum above float64 precision", `{"maximum":100}`,
+		[]string{`100`, `100.0`, `1e2`, `99.99999999999999999`},
+		[]string{`100.0000000000000001`, `100.00000000000000000000001`, `1.000000000000000001e2`},
+	},
+	{
 		"exclusiveMinimum", `{"exclusiveMinimum":-1e2}`,
 		[]string{`-99.99999`, `0`, `1e400`},
 		[]string{`-100`, `-100.0`, `-1e2`, `-101`},

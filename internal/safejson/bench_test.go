@@ -18,6 +18,18 @@ func BenchmarkDecodeSmall(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeArgumentsSmall is BenchmarkDecodeSmall with the rules for
+// tool arguments: no keys folding alike, exact numbers.
+func BenchmarkDecodeArgumentsSmall(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(smallArgs)))
+	for b.Loop() {
+		if _, err := safejson.DecodeArguments(smallArgs, safejson.Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDecodeSmallParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(smallArgs)))

@@ -68,6 +68,10 @@ func Decode(data []byte, lim Limits) (any, error) {
 // The kind of the top-level value is checked from its first byte, before the
 // rest of the input is parsed.
 func DecodeObject(data []byte, lim Limits) (map[string]any, error) {
+	return decodeObject(data, lim, false)
+}
+
+func decodeObject(data []byte, lim Limits, args bool) (map[string]any, error) {
 	lim = lim.withDefaults()
 	if len(data) > lim.MaxBytes {
 		return nil, tooLarge(len(data), lim.MaxBytes)
@@ -82,6 +86,7 @@ func DecodeObject(data []byte, lim Limits) (map[string]any, error) {
 		}
 	}
 	d := getDecoder(data, lim)
+	d.args = args
 	v, err := d.document()
 	putDecoder(d)
 	if err != nil {
@@ -135,8 +140,9 @@ type frame struct {
 // key is an object key waiting, with its value in decoder.vals, for the
 // object to close.
 type key struct {
-	s   string
-	off int
+	s     string
+	off   int
+	ascii bool // s has no byte >= 0x80
 }
 
 // decoder holds the state of one Decode call. Decoders are pooled so that
@@ -152,6 +158,8 @@ type decoder struct {
 	maxElems int
 	elems    int
 	inMember bool // the innermost frame is decoding one of its values
+	nonASCII bool // the string decoded since member reset it has a byte >= 0x80
+	args     bool // DecodeArguments: no keys folding alike, exact numbers only
 	frames   []frame
 	vals     []any
 	keys     []key
@@ -174,6 +182,7 @@ func getDecoder(data []byte, lim Limits) *decoder {
 	d.maxElems = lim.MaxElements
 	d.elems = 0
 	d.inMember = false
+	d.args = false
 	return d
 }
 
@@ -311,6 +320,7 @@ func (d *decoder) member() error {
 		return d.unexpected("string key")
 	}
 	off := d.pos
+	d.nonASCII = false
 	k, err := d.str()
 	if err != nil {
 		return err
@@ -325,7 +335,7 @@ func (d *decoder) member() error {
 	top := &d.frames[len(d.frames)-1]
 	top.n++
 	top.key = k
-	d.keys = append(d.keys, key{s: k, off: off})
+	d.keys = append(d.keys, key{s: k, off: off, ascii: !d.nonASCII})
 	return d.count()
 }
 
@@ -357,6 +367,11 @@ func (d *decoder) close() (any, error) {
 			m[k.s] = vals[i]
 			if len(m) == n {
 				return nil, d.fail(ErrDuplicateKey, k.off, "key "+quoteShort(k.s)+" appears twice")
+			}
+		}
+		if d.args && len(keys) > 1 {
+			if err := d.foldCollision(keys); err != nil {
+				return nil, err
 			}
 		}
 		clear(keys)
@@ -426,6 +441,7 @@ func (d *decoder) str() (string, error) {
 			if r == utf8.RuneError && w == 1 {
 				return "", d.fail(ErrInvalidUTF8, i, fmt.Sprintf("invalid byte 0x%02x in string", c))
 			}
+			d.nonASCII = true
 			i += w
 		}
 	}
@@ -456,6 +472,7 @@ func (d *decoder) strEscaped(start, i int) (string, error) {
 				return "", d.fail(ErrInvalidUTF8, i, fmt.Sprintf("invalid byte 0x%02x in string", c))
 			}
 			b = append(b, s[i:i+w]...)
+			d.nonASCII = true
 			i += w
 			continue
 		}
@@ -494,6 +511,9 @@ func (d *decoder) strEscaped(start, i int) (string, error) {
 				}
 				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
 				i += 6
+			}
+			if r >= utf8.RuneSelf {
+				d.nonASCII = true
 			}
 			b = utf8.AppendRune(b, r)
 			i += 6
@@ -617,7 +637,20 @@ func (d *decoder) number() (any, error) {
 			return nil, d.fail(ErrNumberRange, start, "number "+truncate(text, 40)+" overflows float64")
 		}
 	}
+	// Integers of up to fastDigits digits are exact; ExactNumber decides
+	// the rest.
+	if d.args && (fracStart != fracEnd || i != fracEnd || intEnd-intStart > fastDigits) && !ExactNumber(text) {
+		return nil, d.fail(ErrInexactNumber, start, inexactDetail(text))
+	}
 	return json.Number(text), nil
+}
+
+// inexactDetail explains why the number text is refused.
+func inexactDetail(text string) string {
+	f, _ := strconv.ParseFloat(text, 64)
+	t := truncate(text, 40)
+	return "number " + t + " has no exact 64-bit floating-point value: readers that use one (most JSON parsers, and the policy) would see " +
+		strconv.FormatFloat(f, 'g', -1, 64) + ", readers of the exact decimal " + t + "; send it as a string if every digit matters"
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

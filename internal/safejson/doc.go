@@ -19,6 +19,23 @@
 // DecodeObject additionally requires an object at the top level, which is
 // what tool arguments always are.
 //
+// # Tool arguments
+//
+// DecodeArguments adds two rules for the arguments of a tool call, where
+// the guard judges the decoded value and the tool then decodes the same
+// bytes with its own parser:
+//
+//   - keys folding alike: encoding/json (and so every Go handler that
+//     decodes into a struct) matches keys to fields ignoring case, with
+//     Unicode simple folding ("ſ" U+017F is "s", the Kelvin sign U+212A is
+//     "k"), so {"path":"/w/ok","PATH":"/etc/passwd"} may mean either path.
+//     No object may hold two keys that AppendFold folds alike
+//     (ErrFoldedKey);
+//   - inexact numbers: a number must mean the same value to a reader of
+//     its exact decimal and to a reader of float64 ([ExactNumber]), or
+//     ErrInexactNumber. 100.0000000000000001 is refused: the policy would
+//     compare 100, a tool using math/big would use more.
+//
 // # Limits
 //
 // Limits bound the input size (checked before parsing), the nesting depth and

@@ -18,6 +18,9 @@ var (
 	ErrInvalidUTF8  = errors.New("safejson: invalid UTF-8")
 	ErrNumberRange  = errors.New("safejson: number out of range")
 	ErrNotObject    = errors.New("safejson: not a JSON object")
+	// ErrFoldedKey and ErrInexactNumber come only from DecodeArguments.
+	ErrFoldedKey     = errors.New("safejson: keys differ only in case")
+	ErrInexactNumber = errors.New("safejson: number not exact as float64")
 )
 
 // Error describes where decoding failed; errors.Is(err, ErrXxx) works through Unwrap.

@@ -15,6 +15,7 @@ import (
 var sentinels = []error{
 	safejson.ErrSyntax, safejson.ErrTooLarge, safejson.ErrTooDeep, safejson.ErrTooMany,
 	safejson.ErrDuplicateKey, safejson.ErrInvalidUTF8, safejson.ErrNumberRange, safejson.ErrNotObject,
+	safejson.ErrFoldedKey, safejson.ErrInexactNumber,
 }
 
 func FuzzDecode(f *testing.F) {
@@ -40,6 +41,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		lim := safejson.Limits{MaxDepth: 16, MaxElements: 1000}
+		checkArguments(t, in, lim)
 		got, err := safejson.Decode(in, lim)
 		want, stdErr := stdDecode(in)
 		if err == nil {
@@ -93,4 +95,60 @@ func checkValue(t *testing.T, v any) {
 			checkValue(t, x)
 		}
 	}
+}
+
+// checkArguments checks DecodeArguments on in against DecodeObject: it
+// accepts a subset, the same values, with no keys folding alike and only
+// exact numbers; and it rejects only for those two reasons what
+// DecodeObject accepts.
+func checkArguments(t *testing.T, in []byte, lim safejson.Limits) {
+	got, err := safejson.DecodeArguments(in, lim)
+	plain, plainErr := safejson.DecodeObject(in, lim)
+	if err == nil {
+		if plainErr != nil || !reflect.DeepEqual(got, plain) {
+			t.Fatalf("DecodeArguments accepted %q, DecodeObject: %v", in, plainErr)
+		}
+		if msg := foldedOrInexact(got); msg != "" {
+			t.Fatalf("DecodeArguments accepted %q: %s", in, msg)
+		}
+		return
+	}
+	if plainErr == nil {
+		if !errors.Is(err, safejson.ErrFoldedKey) && !errors.Is(err, safejson.ErrInexactNumber) {
+			t.Fatalf("DecodeArguments rejected %q for another reason: %v", in, err)
+		}
+		if foldedOrInexact(plain) == "" {
+			t.Fatalf("DecodeArguments rejected %q, which has no keys folding alike and no inexact numbers: %v", in, err)
+		}
+	}
+}
+
+// foldedOrInexact describes the first object with keys folding alike or
+// inexact number in v, or returns "".
+func foldedOrInexact(v any) string {
+	switch v := v.(type) {
+	case interface{ String() string }: // json.Number
+		if !safejson.ExactNumber(v.String()) {
+			return "inexact number " + v.String()
+		}
+	case []any:
+		for _, x := range v {
+			if m := foldedOrInexact(x); m != "" {
+				return m
+			}
+		}
+	case map[string]any:
+		seen := map[string]string{}
+		for k, x := range v {
+			f := string(safejson.AppendFold(nil, k))
+			if o, ok := seen[f]; ok {
+				return "keys " + strconv.Quote(o) + " and " + strconv.Quote(k) + " fold alike"
+			}
+			seen[f] = k
+			if m := foldedOrInexact(x); m != "" {
+				return m
+			}
+		}
+	}
+	return ""
 }
