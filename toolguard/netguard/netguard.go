@@ -142,8 +142,10 @@ func (f *Filter) Transport(t *http.Transport) *http.Transport {
 	nt.OnProxyConnectResponse = nil
 	// Dial and DialTLS are deprecated, and cleared so that they cannot
 	// take precedence over DialContext.
-	nt.Dial = nil    //nolint:staticcheck
-	nt.DialTLS = nil //nolint:staticcheck
+	//lint:ignore SA1019 cleared so that it cannot be used instead of DialContext
+	nt.Dial = nil
+	//lint:ignore SA1019 cleared so that it cannot be used instead of DialContext
+	nt.DialTLS = nil
 	nt.DialTLSContext = nil
 	nt.DialContext = f.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return nt
