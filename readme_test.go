@@ -225,8 +225,12 @@ func TestReadmeGoBlocks(t *testing.T) {
 	assert.Empty(t, stderr.String(), "no warning: the policy grants the registered tool")
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	require.Len(t, lines, 2)
-	assert.True(t, strings.HasPrefix(lines[0], `{"path":"/w/notes.txt"} allowed`), lines[0])
-	assert.Equal(t, `{"path":"/w/.env"} denied: call to "read_text_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`, lines[1])
+	assert.Equal(t, "notes.txt allowed: hello", lines[0])
+	env := filepath.Join(work, "workspace", ".env")
+	if w, err := filepath.EvalSymlinks(work); err == nil && w != work {
+		env = filepath.Join(w, "workspace", ".env")
+	}
+	assert.Equal(t, `.env denied: call to "read_text_file" denied: denied by rule "no-dotenv": secret files are off limits: `+env, lines[1])
 
 	recs := verifiedRecords(t, filepath.Join(work, "decisions.jsonl"))
 	var effects []string
