@@ -307,7 +307,9 @@ type phraseRule struct {
 }
 
 // words matches up to n words (and the space after them) lazily.
-func words(n int) string { return `(?:[\w'’-]+[\s,:;"'()*_` + "`" + `]+){0,` + strconv.Itoa(n) + `}?` }
+func words(n int) string {
+	return `(?:[\w'’-]+[\s,:;"'()*_` + "`" + `]+){0,` + strconv.Itoa(n) + `}?`
+}
 
 var phraseRules = []phraseRule{
 	{RuleHiddenInstructions, SeverityHigh, regexp.MustCompile(`(?i)<\s*/?\s*(?:important|system|instructions?|secret|hidden|admin|critical|urgent|override|sudo|assistant|context|(?:user|ai|llm|model)[ _-]?instructions?|note[ _-]?to[ _-]?(?:ai|assistant|model|llm|agent))\b[^<>]{0,40}>`)},
