@@ -30,7 +30,19 @@
 //
 // With -lock, the upstream's tools are pinned: a tool that is new or changed
 // since the lock file was written is hidden and every call to it denied
-// (and recorded) until the lock is rewritten on purpose with -update-lock.
+// (and recorded) until the lock is rewritten on purpose with -update-lock,
+// which logs every tool it pinned and what was added, changed or removed
+// since the lock it replaces.
+//
+// The upstream's tool definitions — descriptions, titles, and the
+// descriptions, defaults, enums and property names of their schemas — are
+// scanned for tool poisoning (guardmcp.ScanTools) when they are listed and
+// when the lock is written: hidden instruction tags and phrasing, invisible
+// Unicode, instructions aimed at other tools, exfiltration to URLs or
+// e-mail addresses, secret file paths, encoded blobs, overly long text.
+// Every finding is logged and written to the lock and the BOM. A tool with
+// a finding of -hide-flagged severity or worse (high by default; none to
+// only report) is hidden and every call to it denied and recorded.
 //
 // Where a policy rule says ask, -approve elicit (the default) asks the human
 // at the calling client through MCP elicitation: the call runs only if they
@@ -118,6 +130,7 @@ type config struct {
 	maxRequest                            int64
 	command                               []string
 	bom                                   string
+	poison                                poisonConfig
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -143,6 +156,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.maxRequest, "max-request", 4<<20, "largest HTTP request body accepted, in bytes")
 	fs.DurationVar(&c.watch, "watch", 0, "poll the policy file at this interval and reload it when it changes (0: only on SIGHUP)")
 	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
+	c.poison.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -238,7 +252,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 
+	hide, err := c.poison.option()
+	if err != nil {
+		return err
+	}
 	px, err := guardmcp.DialProxy(ctx, c.upstreamSpec(stderr), g,
+		hide,
 		guardmcp.WithLogger(logger),
 		guardmcp.WithAuditSink(log),
 		guardmcp.WithLock(c.lock, c.updateLock),
