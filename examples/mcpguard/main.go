@@ -252,12 +252,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 
-	hide, err := c.poison.option()
-	if err != nil {
-		return err
-	}
 	px, err := guardmcp.DialProxy(ctx, c.upstreamSpec(stderr), g,
-		hide,
+		c.poison.option(),
 		guardmcp.WithLogger(logger),
 		guardmcp.WithAuditSink(log),
 		guardmcp.WithLock(c.lock, c.updateLock),
