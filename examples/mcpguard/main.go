@@ -15,6 +15,15 @@
 // -jwt-key is given (checked against -audience and -issuer), else the static
 // one. The token is never forwarded upstream.
 //
+// Instead of a key file, -discover-keys finds the authorization server's
+// JWKS URL in the metadata of -issuer (RFC 8414, then OpenID Connect
+// discovery), and -jwks-url names it directly: the keys are fetched at
+// start (mcpguard does not start without them), refreshed every
+// -jwks-refresh, and once more when a token names an unknown key id — at
+// most once per -jwks-unknown-kid. -claim-subject, -claim-scopes and
+// -claim-attr say which claims become the principal's ID, scopes and
+// attributes (guardmcp.ClaimMapping).
+//
 // Requests the upstream sends to its client in the middle of a tool call —
 // sampling, elicitation, roots — are forwarded to the client that made the
 // call (guardmcp.DialProxy). A client that did not declare the capability
@@ -131,6 +140,7 @@ type config struct {
 	command                               []string
 	bom                                   string
 	poison                                poisonConfig
+	auth                                  authConfig
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -157,6 +167,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.watch, "watch", 0, "poll the policy file at this interval and reload it when it changes (0: only on SIGHUP)")
 	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
 	c.poison.register(fs)
+	c.auth.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -182,17 +193,27 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	return c, nil
 }
 
-func (c *config) principalFunc() (guardmcp.PrincipalFunc, error) {
-	if c.jwks != "" || c.jwtKey != "" {
+func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardmcp.PrincipalFunc, error) {
+	if c.jwks != "" || c.jwtKey != "" || c.auth.remote() {
 		if c.listen == "" {
-			return nil, errors.New("bearer tokens (-jwks, -jwt-key) need -listen")
+			return nil, errors.New("bearer tokens (-jwks, -jwt-key, -jwks-url, -discover-keys) need -listen")
 		}
-		path := c.jwks + c.jwtKey
-		keys, err := guardmcp.LoadJWTKeys(path)
+		if (c.jwks != "" || c.jwtKey != "") && c.auth.remote() {
+			return nil, errors.New("give a key file (-jwks, -jwt-key) or fetched keys (-jwks-url, -discover-keys), not both")
+		}
+		opts, err := c.auth.options(c.audience, c.issuer)
 		if err != nil {
 			return nil, err
 		}
-		v, err := guardmcp.NewJWTVerifier(keys, guardmcp.JWTOptions{Audience: c.audience, Issuer: c.issuer})
+		var v *guardmcp.JWTVerifier
+		if c.auth.remote() {
+			v, err = c.auth.verifier(ctx, opts, logger)
+		} else {
+			var keys []guardmcp.JWTKey
+			if keys, err = guardmcp.LoadJWTKeys(c.jwks + c.jwtKey); err == nil {
+				v, err = guardmcp.NewJWTVerifier(keys, opts)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -221,11 +242,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	pf, err := c.principalFunc()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	pf, err := c.principalFunc(ctx, logger)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	p, err := scope.Load(c.policy)
 	if err != nil {
