@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,10 +133,11 @@ func NewJWKSVerifier(ctx context.Context, src JWKSOptions, opts JWTOptions) (*JW
 		HTTPTimeout:               10 * time.Second,
 		NoErrorReturnFirstHTTPReq: &fail,
 		RefreshInterval:           src.RefreshInterval,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(unknown), 1),
-		// The limiter is asked with this deadline: a refresh that would
-		// have to wait longer is refused at once rather than waited for.
-		RateLimitWaitMax: 10 * time.Second,
+		// The library refreshes whenever it is asked for an unknown kid;
+		// remoteKeys asks only when the verifier's own limiter allows, so
+		// that other tokens are refused at once instead of waiting.
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
+		RateLimitWaitMax:  10 * time.Second,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(_ context.Context, err error) {
 				logger.Warn("guardmcp: refreshing the JWKS failed; the keys in hand stay", "url", u, "err", err)
@@ -145,25 +147,32 @@ func NewJWKSVerifier(ctx context.Context, src JWKSOptions, opts JWTOptions) (*JW
 	if err != nil {
 		return nil, fmt.Errorf("guardmcp: JWKS %s: %w", u, err)
 	}
-	return &JWTVerifier{remote: kf.Storage(), parser: newParser(asymmetric, opts), claims: opts.Claims}, nil
+	return &JWTVerifier{remote: kf.Storage(), unknownKID: rate.NewLimiter(rate.Every(unknown), 1),
+		parser: newParser(asymmetric, opts), claims: opts.Claims}, nil
 }
 
 // remoteKeys returns the fetched keys for a token: those with its key id
 // (which refreshes the keys, rate-limited, when none has it), or all.
 func (v *JWTVerifier) remoteKeys(ctx context.Context, kid string, hasKid bool) ([]JWTKey, [][]string, error) {
-	var jwks []jwkset.JWK
+	jwks, err := v.remote.KeyReadAll(ctx) // the keys in hand: no request
+	if err != nil {
+		return nil, nil, fmt.Errorf("guardmcp: keys: %w", err)
+	}
 	if hasKid {
-		j, err := v.remote.KeyRead(ctx, kid)
-		if err != nil {
-			return nil, nil, fmt.Errorf("guardmcp: no key with kid %q: %w", kid, err)
+		jwks = slices.DeleteFunc(jwks, func(j jwkset.JWK) bool { return j.Marshal().KID != kid })
+		if len(jwks) == 0 {
+			if !v.unknownKID.Allow() {
+				return nil, nil, fmt.Errorf("guardmcp: no key with kid %q (the keys were refreshed recently)", kid)
+			}
+			// The storage refreshes its keys when asked for an unknown kid.
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			j, err := v.remote.KeyRead(rctx, kid)
+			if err != nil {
+				return nil, nil, fmt.Errorf("guardmcp: no key with kid %q: %w", kid, err)
+			}
+			jwks = []jwkset.JWK{j}
 		}
-		jwks = []jwkset.JWK{j}
-	} else {
-		all, err := v.remote.KeyReadAll(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("guardmcp: keys: %w", err)
-		}
-		jwks = all
 	}
 	var keys []JWTKey
 	var algs [][]string

@@ -19,6 +19,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/agentguard/agentguard/scope"
 )
@@ -109,8 +110,11 @@ type JWTVerifier struct {
 	keys   []JWTKey
 	algs   [][]string
 	remote jwkset.Storage // keys fetched and refreshed; nil for fixed keys
-	parser *jwt.Parser
-	claims ClaimMapping
+	// unknownKID spaces the refreshes that tokens with unknown key ids
+	// cause.
+	unknownKID *rate.Limiter
+	parser     *jwt.Parser
+	claims     ClaimMapping
 }
 
 // NewJWTVerifier returns a verifier of tokens signed by one of keys.
