@@ -61,12 +61,13 @@ func ParseSeverity(s string) (Severity, error) {
 
 // Rule ids of findings.
 const (
-	// RuleHiddenInstructions: tags such as <IMPORTANT> or <SYSTEM>, and
-	// phrasing such as "ignore previous instructions", "do not tell the
-	// user" or "before using this tool, read …".
+	// RuleHiddenInstructions: tags such as <IMPORTANT> or <SYSTEM>, HTML
+	// comments, and phrasing such as "ignore previous instructions", "do
+	// not tell the user", "before using this tool, read …" or "include the
+	// conversation history".
 	RuleHiddenInstructions = "hidden-instructions"
 	// RuleSensitivePath: paths of secrets and credentials (~/.ssh/id_rsa,
-	// .aws/credentials, .env, mcp.json, …) or private keys.
+	// .aws/credentials, .env, mcp.json, …) or a PEM private key header.
 	RuleSensitivePath = "sensitive-path"
 	// RuleInvisibleUnicode: zero-width characters, tag characters
 	// (U+E0000–U+E007F), bidirectional overrides and isolates, variation
@@ -133,7 +134,9 @@ const maxFindingsPerTool = 32
 // what is looked for. Every string of the definition except the tool's name
 // is scanned — description, title, annotations, and in the input and
 // output schemas descriptions, titles, defaults, enums, consts and
-// examples — and property names. Text is compared after removing invisible
+// examples — and property names; the tool's name and property names are
+// also read with underscores, hyphens and dots as spaces, for hidden
+// instructions only. Text is compared after removing invisible
 // characters, decoding HTML entities, NFKC normalisation and folding
 // Cyrillic and Greek look-alikes to Latin, so that those spellings do not
 // hide a phrase. The content of base64 blobs is scanned too.
@@ -203,6 +206,7 @@ func newScanner(names []string, opts ScanOptions) *scanner {
 // tool scans one definition.
 func (sc *scanner) tool(name string, def map[string]any) []Finding {
 	ts := toolScan{sc: sc, name: name, seen: map[string]bool{}}
+	ts.nameText("/name", name)
 	for k, v := range def {
 		if k == "name" {
 			continue
@@ -253,6 +257,7 @@ func (ts *toolScan) walk(ptr, key string, v any, depth int) {
 			if key == "properties" || key == "patternProperties" || key == "$defs" || key == "definitions" {
 				// A property name is text a model reads too.
 				ts.text(p, "", k)
+				ts.nameText(p, k)
 			}
 			ts.walk(p, k, e, depth+1)
 		}
@@ -281,6 +286,20 @@ func (ts *toolScan) text(ptr, key, s string) {
 		ts.patterns(ptr, normalize(hidden), "tag characters spell: ")
 	}
 	ts.blobs(ptr, norm)
+}
+
+// nameText runs the hidden-instruction rules over a name with its
+// underscores and hyphens read as spaces ("ignore_previous_instructions").
+func (ts *toolScan) nameText(ptr, name string) {
+	s := normalize(strings.NewReplacer("_", " ", "-", " ", ".", " ").Replace(name))
+	for _, r := range phraseRules {
+		if r.rule != RuleHiddenInstructions {
+			continue
+		}
+		if loc := r.re.FindStringIndex(s); loc != nil {
+			ts.add(r.rule, r.sev, ptr, excerpt(s, loc[0], loc[1]))
+		}
+	}
 }
 
 // patterns runs the phrase rules over normalised text; prefix says where
@@ -319,8 +338,9 @@ var phraseRules = []phraseRule{
 	{RuleHiddenInstructions, SeverityHigh, regexp.MustCompile(`(?i)\b(?:the\s+)?(?:user|human)\s+(?:must|should|need|needs|may)\s*(?:not|n't|never)\s+` + words(2) + `(?:know|see|notice|learn|find\s+out|be\s+told|be\s+aware|be\s+informed)\b`)},
 	{RuleHiddenInstructions, SeverityHigh, regexp.MustCompile(`(?i)\bbefore\s+(?:using|calling|invoking|running|executing|you\s+(?:use|call|invoke|run))\s+(?:this|the|any)\b[^.!?\n]*?\b(?:read|cat|open|load|fetch|send|include|pass|call|provide|upload|attach|copy|extract|collect)\b`)},
 	{RuleHiddenInstructions, SeverityHigh, regexp.MustCompile(`(?i)\b(?:secretly|covertly|surreptitiously|stealthily|behind\s+the\s+user'?s\s+back)\b`)},
-	{RuleHiddenInstructions, SeverityHigh, regexp.MustCompile(`(?i)\b(?:include|pass|send|add|append|attach|provide|copy|forward|collect|extract|put|insert|embed|leak)\b[^.!?\n]*?\b(?:system\s+prompt|conversation\s+(?:history|log|transcript)|chat\s+(?:history|log|transcript)|(?:previous|prior|earlier|all)\s+(?:user\s+)?messages|api[\s_-]?keys?|access[\s_-]?tokens?|bearer\s+tokens?|passwords?|credentials|secrets?|session\s+cookies?)\b`)},
-	{RuleSensitivePath, SeverityHigh, regexp.MustCompile(`(?i)(?:~|\$home|%userprofile%)?/?\.ssh\b|id_(?:rsa|dsa|ecdsa|ed25519)|\.aws/(?:credentials|config)|(?:^|[\s'"` + "`" + `(/~])\.env(?:\.[\w-]+)?\b|/etc/(?:passwd|shadow|sudoers)\b|\.netrc\b|\.git-credentials\b|\.kube/config\b|\.docker/config\.json|\.npmrc\b|\.pypirc\b|\.pgpass\b|\.gnupg\b|\bmcp\.json\b|claude_desktop_config\.json|\.config/gcloud|\bcredentials\.json\b|\bwallet\.dat\b|\bprivate[\s_-]?keys?\b|\.(?:bash|zsh)_history\b|\bauthorized_keys\b|\bkeychain\b|\.kdbx\b`)},
+	{RuleHiddenInstructions, SeverityHigh, regexp.MustCompile(`(?i)\b(?:include|pass|send|add|append|attach|provide|copy|forward|collect|extract|put|insert|embed|leak)\b[^.!?\n]*?\b(?:system\s+prompt|conversation\s+(?:history|log|transcript)|chat\s+(?:history|log|transcript)|(?:previous|prior|earlier|all)\s+(?:user\s+)?messages|(?:any|all|every|your|other|stored|saved|cached|the\s+user'?s|user'?s)\s+(?:[\w-]+\s+)?(?:api[\s_-]?keys?|access[\s_-]?tokens?|bearer\s+tokens?|tokens|passwords?|credentials|secrets?|session\s+cookies?))\b`)},
+	{RuleHiddenInstructions, SeverityHigh, regexp.MustCompile(`<!--[\s\S]*?\w[\s\S]*?-->`)},
+	{RuleSensitivePath, SeverityHigh, regexp.MustCompile(`(?i)(?:~|\$home|%userprofile%)?/?\.ssh\b|id_(?:rsa|dsa|ecdsa|ed25519)|\.aws/(?:credentials|config)|(?:^|[\s'"` + "`" + `(/~])\.env(?:\.[\w-]+)?\b|/etc/(?:passwd|shadow|sudoers)\b|\.netrc\b|\.git-credentials\b|\.kube/config\b|\.docker/config\.json|\.npmrc\b|\.pypirc\b|\.pgpass\b|\.gnupg\b|\bmcp\.json\b|claude_desktop_config\.json|\.config/gcloud|\bcredentials\.json\b|\bwallet\.dat\b|\.(?:bash|zsh)_history\b|\bauthorized_keys\b|\.kdbx\b|-----BEGIN [A-Z ]*PRIVATE KEY-----`)},
 	{RuleExfiltration, SeverityHigh, regexp.MustCompile(`(?i)https?://\S*[?&][\w.-]+=(?:\{|\$\{|<|%7b|\[)|!\[[^\]]*\]\(\s*https?://`)},
 }
 

@@ -39,9 +39,11 @@ func TestScanCorpus(t *testing.T) {
 		t.Run(c.Case, func(t *testing.T) {
 			fs, err := guardmcp.ScanTools(append([]json.RawMessage{c.Tool}, c.Others...), guardmcp.ScanOptions{})
 			require.NoError(t, err)
+			var named struct{ Name string }
+			require.NoError(t, json.Unmarshal(c.Tool, &named))
 			var rules []string
 			for _, f := range fs {
-				if f.Tool == "add" {
+				if f.Tool == named.Name {
 					rules = append(rules, f.Rule)
 				}
 			}
@@ -75,8 +77,12 @@ func TestScanOrdinaryText(t *testing.T) {
 		"The system clock is used for timestamps.",
 		"Ignore case when matching names.",
 		"Reads environment variables for debugging.",
+		"Provide the password for the database user.",
+		"Signs the payload with the server's private key.",
+		"Pass the access token that the OAuth flow returned as 'token'.",
+		"Include the message ID to reply to.",
 	}
-	others := json.RawMessage(`{"name":"read_text_file","description":"Read a file."}`)
+	others := json.RawMessage(`{"name":"read_text_file","description":"Read a file.","inputSchema":{"type":"object","properties":{"private_key":{"type":"string"},"api_token":{"type":"string"},"before_date":{"type":"string"}}}}`)
 	for _, d := range clean {
 		tool, err := json.Marshal(map[string]any{"name": "t", "description": d, "inputSchema": map[string]any{"type": "object"}})
 		require.NoError(t, err)
