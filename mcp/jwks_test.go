@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -36,9 +37,10 @@ type authServer struct {
 	issuer string
 	hits   atomic.Int64
 
-	mu   sync.Mutex
-	keys map[string]*ecdsa.PrivateKey // every key ever made, by kid
-	pub  []string                     // kids published now
+	mu    sync.Mutex
+	keys  map[string]*ecdsa.PrivateKey // every key ever made, by kid
+	pub   []string                     // kids published now
+	extra []any                        // other JWKs published
 }
 
 func newAuthServer(t testing.TB, metaPath string) *authServer {
@@ -59,7 +61,7 @@ func newAuthServer(t testing.TB, metaPath string) *authServer {
 			keys = append(keys, map[string]any{"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
 				"x": b64u(pub[1:33]), "y": b64u(pub[33:])})
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": keys})
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": append(keys, a.extra...)})
 	})
 	mux.HandleFunc(metaPath, func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": a.issuer, "jwks_uri": a.srv.URL + "/jwks",
@@ -371,4 +373,58 @@ func TestMCPGuardFetchedKeysRotate(t *testing.T) {
 	ok, _ = echo(a.token(t, "k1", "tools"))
 	assert.False(t, ok, "a token signed with the removed key is not")
 	assert.EqualValues(t, 2, a.hits.Load(), "one fetch at start, one refresh for the new kid")
+}
+
+// TestJWKSRefusesForgeries: with fetched keys, as with fixed ones, a token
+// is refused when it is unsigned, HMAC-signed (with the JWKS's bytes, or
+// with a symmetric key the JWKS publishes), signed by a weak RSA key the
+// JWKS publishes, or names its kid with something other than a string.
+func TestJWKSRefusesForgeries(t *testing.T) {
+	a := newAuthServer(t, "/.well-known/oauth-authorization-server")
+	a.publish(t, "k1")
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	// The JWKS also carries a symmetric key and a weak RSA key.
+	a.extra = []any{
+		map[string]any{"kty": "oct", "kid": "sym", "k": b64u(secret)},
+		map[string]any{"kty": "RSA", "kid": "weak", "alg": "RS256", "n": b64u(weak.N.Bytes()), "e": "AQAB"},
+	}
+	v, err := guardmcp.NewJWKSVerifier(context.Background(), guardmcp.JWKSOptions{UnknownKIDInterval: time.Hour},
+		guardmcp.JWTOptions{Audience: "mcp", Issuer: a.issuer})
+	require.NoError(t, err)
+	claims := func() jwt.MapClaims {
+		now := time.Now()
+		return jwt.MapClaims{"sub": "agent", "aud": "mcp", "iss": a.issuer, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	}
+	signed := func(m jwt.SigningMethod, kid any, key any) string {
+		tok := jwt.NewWithClaims(m, claims())
+		if kid != nil {
+			tok.Header["kid"] = kid
+		}
+		s, err := tok.SignedString(key)
+		require.NoError(t, err)
+		return s
+	}
+	_, err = v.Verify(signed(jwt.SigningMethodES256, nil, a.keys["k1"]))
+	require.NoError(t, err, "a token without kid is checked against every key")
+	forged := map[string]string{
+		"alg none":              signed(jwt.SigningMethodNone, "k1", jwt.UnsafeAllowNoneSignatureType),
+		"HS256 with a JWK":      signed(jwt.SigningMethodHS256, "sym", secret),
+		"HS256 without kid":     signed(jwt.SigningMethodHS256, nil, secret),
+		"weak RSA key":          signed(jwt.SigningMethodRS256, "weak", weak),
+		"kid is not a string":   signed(jwt.SigningMethodES256, 7, a.keys["k1"]),
+		"ES256 with wrong key":  signed(jwt.SigningMethodES256, "k1", otherKey(t)),
+		"RS256 under an EC kid": signed(jwt.SigningMethodRS256, "k1", weak),
+	}
+	for name, tok := range forged {
+		_, err := v.Verify(tok)
+		assert.Error(t, err, name)
+	}
+}
+
+func otherKey(t testing.TB) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	return k
 }
