@@ -104,9 +104,9 @@ type Finding struct {
 	// definition, such as /inputSchema/properties/notes/description. For
 	// a property name it points at the property.
 	Pointer string `json:"pointer"`
-	// Excerpt is the text around what matched, at most about 160
-	// characters, with invisible and control characters written as \u
-	// escapes.
+	// Excerpt is the normalised text around what matched (a few hundred
+	// characters at most), with invisible and control characters written
+	// as \u escapes and line breaks as spaces.
 	Excerpt string `json:"excerpt"`
 }
 

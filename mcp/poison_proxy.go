@@ -20,7 +20,8 @@ const RulePoisoning = "tool-poisoning"
 // soon as the tool is listed, before any call the guard could stop, so
 // in front of a third-party server the safe choice is to withhold it until
 // an operator has looked. "" (ParseSeverity("none")) hides nothing; the
-// findings are still logged, written to the lock and the BOM.
+// findings are still logged, put into the BOM ([Proxy.BOMServer]) and,
+// when the lock is rewritten, into the lock.
 func WithHideFlagged(min Severity) Option {
 	return func(o *options) { o.hideFlagged = min }
 }
