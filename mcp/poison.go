@@ -282,6 +282,9 @@ func (ts *toolScan) text(ptr, key, s string) {
 	norm := normalize(s)
 	ts.mixedScript(ptr, s)
 	ts.patterns(ptr, norm, "")
+	if joined := unspaced(norm); joined != "" {
+		ts.patterns(ptr, joined, "letters spaced out: ")
+	}
 	if hidden := decodeTags(s); hidden != "" {
 		ts.patterns(ptr, normalize(hidden), "tag characters spell: ")
 	}

@@ -3,6 +3,8 @@ package guardmcp
 import (
 	"fmt"
 	"html"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -120,15 +122,31 @@ func dropInvisible(s string) string {
 	}, s)
 }
 
-// normalize returns s as the phrase rules read it: HTML entities decoded,
-// invisible characters removed, NFKC (fullwidth and mathematical letters
-// become ASCII), and Cyrillic and Greek look-alikes folded to Latin.
+// escapeRE matches \uXXXX and \xXX escapes written out in text.
+var escapeRE = regexp.MustCompile(`\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}`)
+
+// spacedRE matches words spelled with spaces between their letters.
+var spacedRE = regexp.MustCompile(`\b(?:\pL ){3,}\pL\b`)
+
+// normalize returns s as the phrase rules read it: HTML entities and
+// written-out \u and \x escapes decoded, invisible characters removed,
+// NFKC (fullwidth and mathematical letters become ASCII), and Cyrillic
+// and Greek look-alikes folded to Latin.
 func normalize(s string) string {
 	for range 2 {
 		if !strings.Contains(s, "&") {
 			break
 		}
 		s = html.UnescapeString(s)
+	}
+	if strings.Contains(s, "\\") {
+		s = escapeRE.ReplaceAllStringFunc(s, func(e string) string {
+			n, err := strconv.ParseUint(e[2:], 16, 32)
+			if err != nil {
+				return e
+			}
+			return string(rune(n))
+		})
 	}
 	s = dropInvisible(s)
 	s = norm.NFKC.String(s)
@@ -173,4 +191,13 @@ func (ts *toolScan) mixedScript(ptr, s string) {
 		}
 		start = -1
 	}
+}
+
+// unspaced joins words spelled with spaces between their letters
+// ("I G N O R E"), or returns "" if there are none.
+func unspaced(s string) string {
+	if !spacedRE.MatchString(s) {
+		return ""
+	}
+	return spacedRE.ReplaceAllStringFunc(s, func(w string) string { return strings.ReplaceAll(w, " ", "") })
 }
