@@ -100,9 +100,13 @@ func TestMCPGuardBOM(t *testing.T) {
 	upstream := []string{"node", serverJS, root}
 	lockPath := filepath.Join(root, "tools.lock")
 
-	// First run: the lock is written from the server's tools, and the BOM
-	// lists them all as pinned.
-	doc := runBOM(t, guard, policy, []string{"-lock", lockPath, "-update-lock"}, upstream)
+	// The lock is written from the server's tools (-update-lock writes it
+	// and exits); the first BOM lists them all as pinned.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	msg, err := exec.CommandContext(ctx, guard, append([]string{"-lock", lockPath, "-update-lock", "--"}, upstream...)...).CombinedOutput()
+	require.NoError(t, err, "mcpguard -update-lock: %s", msg)
+	doc := runBOM(t, guard, policy, []string{"-lock", lockPath}, upstream)
 	cdxtest.Validate(t, sch, doc)
 	bom := cdxtest.RoundTrip(t, doc)
 	lock, err := guardmcp.ReadLock(lockPath)

@@ -107,17 +107,20 @@
 // Every request upstream is bounded by a timeout ([WithCallTimeout]). A call
 // to an upstream that hangs fails when it runs out; a call to one that dies
 // fails at once ("transport closed"), and so does every later call, while
-// the proxy itself goes on answering. Either way the client gets a JSON-RPC
-// error that names the upstream and the cause, and the guard's outcome
-// record for the call carries the same error. The proxy does not restart a
-// dead upstream.
+// the proxy itself goes on answering. Either way the client gets a tool
+// result with isError set, "the upstream server failed: " and the cause (an
+// error of the tool's execution, as the MCP specification has it, which the
+// model can read), and the guard's outcome record for the call carries the
+// Go error ([ErrUpstream]). The proxy does not restart a dead upstream.
 //
 // Requests the upstream sends to its client — sampling/createMessage,
 // elicitation/create and roots/list — are forwarded only by a proxy built
 // with [DialProxy], which builds the upstream client itself (mcp-go fixes
 // a client's handlers for them when the client is constructed) and
-// declares those capabilities upstream, each unless turned off in
-// [Upstream]. [NewProxy] takes a client that is already built: the
+// declares those capabilities upstream: sampling and elicitation unless
+// turned off in [Upstream], roots only when asked for
+// (Upstream.ForwardRoots: a server asks for roots as soon as it is
+// initialized, when no client of the proxy can answer). [NewProxy] takes a client that is already built: the
 // client's own handlers answer such requests, and without any the upstream
 // gets an error. A request is forwarded to the client session whose tool
 // call is in flight: when the calls in flight all belong to one session —
@@ -148,7 +151,7 @@
 // written is hidden, and calls to it are denied with a decision record (rule
 // "tool-lock") that says why, until the lock is rewritten on purpose.
 // Rewriting it (WithLock(path, true)) logs every tool pinned and what was
-// added, changed or removed since the previous lock ([DiffLocks]).
+// added, changed or removed since the previous lock ([Lock.Changes]).
 //
 // # Tool poisoning
 //

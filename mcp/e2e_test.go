@@ -1,5 +1,7 @@
 package guardmcp_test
 
+//lint:file-ignore SA1019 the tests speak the legacy MCP protocol on purpose: an initialize handshake, and server→client requests
+
 import (
 	"bytes"
 	"context"
@@ -363,12 +365,22 @@ func TestMCPGuardFilesystemE2E(t *testing.T) {
 			a = append(a, f.principalArgs()...)
 			return append(append(a, "--"), upstream...)
 		}
-		// Without a lock file mcpguard refuses to start.
+		// Without a lock file mcpguard refuses to start, and says how to
+		// write one.
 		out, err := exec.Command(guard, "-policy", f.policy, "-audit", logPath, "-lock", lock, "-principal", "x", "--", "true").CombinedOutput()
 		require.Error(t, err)
-		assert.Contains(t, string(out), "update-lock")
+		assert.Contains(t, string(out), "run the same command with -update-lock added")
+		assert.NotContains(t, string(out), "WithLock", "no Go API names for a command-line user")
+		_, err = os.Stat(logPath)
+		assert.ErrorIs(t, err, os.ErrNotExist, "a failed start leaves no log file behind")
 
-		res := goSession(t, argv(true), f.calls[:1])
+		// -update-lock pins the tools, says which, and exits.
+		out, err = exec.Command(argv(true)[0], argv(true)[1:]...).Output()
+		require.NoError(t, err)
+		assert.Contains(t, string(out), "tools pinned (there was no lock before)")
+		assert.Contains(t, string(out), "  added     read_text_file\n")
+
+		res := goSession(t, argv(false), f.calls[:1])
 		assert.False(t, res.Calls[0].IsError, res.Calls[0].Text)
 
 		// Pretend the upstream changed read_text_file since the lock was

@@ -22,9 +22,10 @@ import (
 // run over stdio, or a streamable HTTP URL. Exactly one of Command and URL
 // must be set.
 //
-// The zero values of the No* fields forward every kind of server→client
-// request the proxy can forward; set one to refuse that kind upstream (the
-// proxy then does not declare the capability to the upstream server).
+// The zero values of NoSampling and NoElicitation forward those kinds of
+// server→client request; set one to refuse that kind upstream (the proxy
+// then does not declare the capability to the upstream server). Roots are
+// forwarded only with ForwardRoots.
 type Upstream struct {
 	// Command is the upstream's argv, run over stdio.
 	Command []string
@@ -42,9 +43,19 @@ type Upstream struct {
 	// (for example client.WithLegacyProtocolOnly).
 	ClientOptions []client.ClientOption
 
-	// NoSampling, NoElicitation and NoRoots turn off forwarding of
-	// sampling/createMessage, elicitation/create and roots/list.
-	NoSampling, NoElicitation, NoRoots bool
+	// NoSampling and NoElicitation turn off forwarding of
+	// sampling/createMessage and elicitation/create.
+	NoSampling, NoElicitation bool
+
+	// ForwardRoots declares the roots capability upstream and forwards
+	// roots/list to the client whose tool call is in flight. Off by
+	// default: a server asks for roots when it is initialized, before any
+	// client of the proxy is there to answer (the MCP filesystem server
+	// then logs a failure on every start), and the roots of one client
+	// would reconfigure an upstream that every client of the proxy shares.
+	// Without it the upstream keeps its own configuration (for a command,
+	// its arguments).
+	ForwardRoots bool
 }
 
 // DialProxy connects to the upstream server described by up and fronts it
@@ -72,10 +83,11 @@ func DialProxy(ctx context.Context, up Upstream, g *toolguard.Guard, opts ...Opt
 		tr = transport.NewStdioWithOptions(up.Command[0], up.Env, up.Command[1:], sopts...)
 	case up.URL != "":
 		hopts := up.HTTPOptions
-		if !up.NoSampling || !up.NoElicitation || !up.NoRoots {
+		if !up.NoSampling || !up.NoElicitation || up.ForwardRoots {
 			// Servers may send their requests on the listening (GET)
 			// stream rather than in the response to a call; mcp-go's
 			// server sends sampling requests there.
+			//lint:ignore SA1019 the legacy protocol versions the proxy speaks upstream have the GET stream
 			hopts = append([]transport.StreamableHTTPCOption{transport.WithContinuousListening()}, hopts...)
 		}
 		h, err := transport.NewStreamableHTTP(up.URL, hopts...)
@@ -97,7 +109,7 @@ func DialProxy(ctx context.Context, up Upstream, g *toolguard.Guard, opts ...Opt
 	if !up.NoElicitation {
 		copts = append(copts, client.WithElicitationHandler(elicitationForwarder{r}))
 	}
-	if !up.NoRoots {
+	if up.ForwardRoots {
 		// Roots without listChanged: the proxy does not pass the
 		// clients' roots/list_changed notifications on.
 		caps.Roots = &struct {
@@ -260,7 +272,8 @@ func (f samplingForwarder) CreateMessage(ctx context.Context, req mcp.CreateMess
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.RequestSampling(ctx, req) //nolint:staticcheck // the upstream uses the protocol version that has sampling
+	//lint:ignore SA1019 the upstream speaks a protocol version that has sampling
+	res, err := s.RequestSampling(ctx, req)
 	if err != nil {
 		return nil, forwardErr(method, err)
 	}

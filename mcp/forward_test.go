@@ -1,5 +1,7 @@
 package guardmcp_test
 
+//lint:file-ignore SA1019 the tests speak the legacy MCP protocol on purpose: an initialize handshake, and server→client requests
+
 import (
 	"context"
 	"net/http/httptest"
@@ -103,7 +105,7 @@ func TestMCPGuardForwardsServerRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			logPath := filepath.Join(root, "log-"+string(rune('a'+i))+".jsonl")
 			argv := []string{guard, "-policy", policy, "-audit", logPath, "-principal", "agent", "-scopes", "all",
-				"--", "node", everything, "stdio"}
+				"-forward-roots", "--", "node", everything, "stdio"}
 			var before int32
 			if tt.asked != nil {
 				before = tt.asked.Load()

@@ -122,6 +122,35 @@ func ToolDigest(rawTool json.RawMessage) (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
+// Changes compares l with an earlier lock prev: the tools l pins that prev
+// does not (added), those prev pins that l does not (removed), and those
+// both pin with different digests (changed), each sorted by name. A nil
+// lock pins nothing.
+func (l *Lock) Changes(prev *Lock) (added, removed, changed []string) {
+	var cur, old map[string]string
+	if l != nil {
+		cur = l.Tools
+	}
+	if prev != nil {
+		old = prev.Tools
+	}
+	for _, name := range sortedKeys(cur) {
+		d, ok := old[name]
+		switch {
+		case !ok:
+			added = append(added, name)
+		case d != cur[name]:
+			changed = append(changed, name)
+		}
+	}
+	for _, name := range sortedKeys(old) {
+		if _, ok := cur[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	return added, removed, changed
+}
+
 func sortedKeys(m map[string]string) []string {
 	k := make([]string, 0, len(m))
 	for n := range m {

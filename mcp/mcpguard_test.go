@@ -1,5 +1,7 @@
 package guardmcp_test
 
+//lint:file-ignore SA1019 the tests speak the legacy MCP protocol on purpose: an initialize handshake, and server→client requests
+
 import (
 	"context"
 	"encoding/json"
@@ -287,31 +289,39 @@ func TestMCPGuardUpstreamHangAndCrash(t *testing.T) {
 	const timeout = time.Second
 	sc := startStdioClient(t, ctx, misbehavingArgv(t, guard, policy, logPath, "-call-timeout", timeout.String()))
 
-	timed := func(tc toolCall) (callOutcome, error, time.Duration) {
+	timed := func(tc toolCall) (callOutcome, time.Duration, error) {
 		start := time.Now()
 		res, err := sc.callErr(ctx, tc)
-		return res, err, time.Since(start)
+		return res, time.Since(start), err
+	}
+
+	// upstreamFailed checks the result of a call the upstream failed: an
+	// error result the model can read, without Go package names.
+	upstreamFailed := func(res callOutcome, err error, want string) {
+		t.Helper()
+		require.NoError(t, err, "a failed upstream is an error of the tool, not of the protocol")
+		assert.True(t, res.IsError, res.Text)
+		assert.True(t, strings.HasPrefix(res.Text, "the upstream server failed: tools/call "), res.Text)
+		assert.Contains(t, res.Text, want)
+		assert.NotContains(t, res.Text, "guardmcp")
 	}
 
 	// A hung upstream: the client gets an error once the call timeout
 	// passes, and mcpguard goes on serving.
-	_, err, took := timed(toolCall{"hang", nil})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "upstream")
-	assert.Contains(t, err.Error(), "deadline exceeded")
+	res, took, err := timed(toolCall{"hang", nil})
+	upstreamFailed(res, err, "deadline exceeded")
 	assert.Less(t, took, timeout+5*time.Second)
-	ok, err, _ := timed(toolCall{"echo", map[string]any{"text": "still here"}})
+	ok, _, err := timed(toolCall{"echo", map[string]any{"text": "still here"}})
 	require.NoError(t, err)
 	assert.Equal(t, "echo still here", ok.Text)
 
 	// An upstream that dies mid-call: an error within the timeout, and
 	// mcpguard still answers.
-	_, err, took = timed(toolCall{"crash", nil})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "upstream")
+	res, took, err = timed(toolCall{"crash", nil})
+	upstreamFailed(res, err, `"crash"`)
 	assert.Less(t, took, timeout+5*time.Second)
-	_, err, took = timed(toolCall{"echo", map[string]any{"text": "after"}})
-	require.Error(t, err, "the upstream is gone")
+	res, took, err = timed(toolCall{"echo", map[string]any{"text": "after"}})
+	upstreamFailed(res, err, `"echo"`)
 	assert.Less(t, took, timeout+5*time.Second)
 	require.NoError(t, sc.c.Ping(ctx), "mcpguard stays up")
 	assert.Equal(t, []string{"crash", "echo", "hang"}, sc.toolNames(t, ctx))
@@ -337,4 +347,52 @@ func TestMCPGuardUpstreamHangAndCrash(t *testing.T) {
 		assert.NotEmpty(t, got[i].errClass, "outcome %d records an error class", i)
 		assert.Contains(t, got[i].err, "upstream", "outcome %d records the error", i)
 	}
+}
+
+// TestMCPGuardStartMessages starts mcpguard as the README does, in front of
+// the filesystem server with examples/mcpguard/policy.yaml: nothing on
+// stderr but the server's own banner — no failed roots request (the proxy
+// does not declare roots upstream unless -forward-roots), no warnings.
+// With a policy that leaves tools ungranted, each is warned about.
+func TestMCPGuardStartMessages(t *testing.T) {
+	mods := requireExternal(t)
+	guard := buildBin(t, "mcpguard")
+	examplePolicy, err := filepath.Abs(filepath.Join("..", "examples", "mcpguard", "policy.yaml"))
+	require.NoError(t, err)
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	require.NoError(t, err)
+	ws := filepath.Join(root, "w")
+	require.NoError(t, os.MkdirAll(ws, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(ws, "notes.txt"), []byte("hello 5e1f"), 0o644))
+	narrow := filepath.Join(root, "narrow.yaml")
+	require.NoError(t, os.WriteFile(narrow, []byte(testPolicy), 0o644))
+	fsServer := filepath.Join(mods, "@modelcontextprotocol", "server-filesystem", "dist", "index.js")
+
+	start := func(t *testing.T, policy string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		argv := []string{guard, "-policy", policy, "-audit", filepath.Join(t.TempDir(), "d.jsonl"),
+			"-principal", "support-bot", "-scopes", "fs.read", "-attr", "workspace=" + ws, "--", "node", fsServer, ws}
+		sc := startStdioClient(t, ctx, argv)
+		res := sc.call(t, ctx, toolCall{"read_text_file", map[string]any{"path": filepath.Join(ws, "notes.txt")}})
+		assert.False(t, res.IsError, res.Text)
+		assert.Contains(t, res.Text, "hello 5e1f")
+		sc.stop(t)
+		return sc.stderr.String()
+	}
+
+	t.Run("the example policy", func(t *testing.T) {
+		stderr := start(t, examplePolicy)
+		t.Logf("stderr:\n%s", stderr)
+		for _, noise := range []string{"Failed", "cannot be routed", "level=WARN", "level=ERROR"} {
+			assert.NotContains(t, stderr, noise)
+		}
+	})
+	t.Run("tools no scope grants", func(t *testing.T) {
+		stderr := start(t, narrow)
+		for _, tool := range []string{"move_file", "edit_file", "read_multiple_files"} {
+			assert.Regexp(t, `level=WARN msg="toolguard: no scope of the policy grants this tool[^"]*" tool=`+tool+` `, stderr)
+		}
+		assert.NotContains(t, stderr, "tool=read_text_file ", "a granted tool is not warned about")
+	})
 }

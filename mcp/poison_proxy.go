@@ -134,63 +134,18 @@ func (p *Proxy) rewriteLock(list []rawTool) error {
 		return err
 	}
 	p.lock = l
-	d := DiffLocks(prev, l)
+	added, removed, changed := l.Changes(prev)
 	p.o.logger.Info("guardmcp: tool lock written", "path", p.o.lockPath, "pinned", len(l.Tools),
-		"added", d.Added, "changed", d.Changed, "removed", d.Removed, "unchanged", len(d.Unchanged))
+		"added", added, "changed", changed, "removed", removed, "unchanged", len(l.Tools)-len(added)-len(changed))
 	for _, name := range sortedKeys(l.Tools) {
+		since := "unchanged"
+		if slices.Contains(added, name) {
+			since = "added"
+		} else if slices.Contains(changed, name) {
+			since = "changed"
+		}
 		p.o.logger.Info("guardmcp: pinned tool", "tool", name, "digest", l.Tools[name],
-			"since", d.status(name), "findings", len(l.Findings[name]))
+			"since", since, "findings", len(l.Findings[name]))
 	}
 	return nil
-}
-
-// LockDiff is what changed between two locks, each list sorted by name.
-type LockDiff struct {
-	// Added tools are pinned now and were not before.
-	Added []string
-	// Changed tools are pinned with another digest.
-	Changed []string
-	// Removed tools were pinned and are not now.
-	Removed []string
-	// Unchanged tools are pinned with the same digest.
-	Unchanged []string
-}
-
-// DiffLocks compares the lock next with prev; a nil lock has no tools.
-func DiffLocks(prev, next *Lock) LockDiff {
-	var d LockDiff
-	var before, after map[string]string
-	if prev != nil {
-		before = prev.Tools
-	}
-	if next != nil {
-		after = next.Tools
-	}
-	for _, name := range sortedKeys(after) {
-		old, ok := before[name]
-		switch {
-		case !ok:
-			d.Added = append(d.Added, name)
-		case old != after[name]:
-			d.Changed = append(d.Changed, name)
-		default:
-			d.Unchanged = append(d.Unchanged, name)
-		}
-	}
-	for _, name := range sortedKeys(before) {
-		if _, ok := after[name]; !ok {
-			d.Removed = append(d.Removed, name)
-		}
-	}
-	return d
-}
-
-func (d LockDiff) status(name string) string {
-	switch {
-	case slices.Contains(d.Added, name):
-		return "added"
-	case slices.Contains(d.Changed, name):
-		return "changed"
-	}
-	return "unchanged"
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -212,8 +213,6 @@ func TestProxyLockRecordsFindingsAndChanges(t *testing.T) {
 	assert.Equal(t, []string{"read_text_file"}, names(s["removed"]))
 	assert.EqualValues(t, 1, s["unchanged"])
 
-	d := guardmcp.DiffLocks(nil, &guardmcp.Lock{Tools: map[string]string{"a": "sha256:1"}})
-	assert.Equal(t, []string{"a"}, d.Added)
 }
 
 // TestScanReferenceServersClean: the tools of the reference servers
@@ -280,9 +279,10 @@ scopes:
 `
 
 // TestMCPGuardPoisonedUpstream: mcpguard -update-lock in front of an
-// upstream with a poisoned tool hides it, denies and records calls to it,
-// logs the finding and the pinned tools, and writes the finding into the
-// lock; with -hide-flagged none the tool is served and still reported.
+// upstream with a poisoned tool prints the tool's findings with the pinned
+// tools and writes them into the lock; serving, mcpguard hides the tool,
+// denies and records calls to it and logs the finding; with -hide-flagged
+// none the tool is served and still reported.
 func TestMCPGuardPoisonedUpstream(t *testing.T) {
 	guard := buildBin(t, "mcpguard")
 	dir := t.TempDir()
@@ -299,27 +299,34 @@ func TestMCPGuardPoisonedUpstream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	logPath := filepath.Join(dir, "hidden.jsonl")
-	sc := startStdioClient(t, ctx, argv(logPath, "-update-lock"))
-	assert.Equal(t, []string{"echo"}, sc.toolNames(t, ctx))
-	res := sc.call(t, ctx, toolCall{"add", map[string]any{"a": 1, "b": 2, "note": "x"}})
-	assert.True(t, res.IsError)
-	assert.Contains(t, res.Text, "looks poisoned")
-	sc.stop(t)
-	stderr := sc.stderr.String()
-	assert.Contains(t, stderr, "upstream tool definition looks poisoned")
-	assert.Contains(t, stderr, "tool=add rule=hidden-instructions")
-	assert.Contains(t, stderr, "tool lock written")
-	assert.Contains(t, stderr, `"guardmcp: pinned tool" tool=add`)
-	recs := allRecords(t, logPath)
-	require.Len(t, recs, 1)
-	assert.Equal(t, "deny", recs[0].Effect)
-	assert.Equal(t, guardmcp.RulePoisoning, recs[0].Rule)
+	a := argv(filepath.Join(dir, "unused.jsonl"), "-update-lock")
+	cmd := exec.CommandContext(ctx, a[0], a[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "stderr: %s", stderr.String())
+	assert.Contains(t, stdout.String(), "  added     add\n            high finding hidden-instructions at /description: ")
+	assert.Contains(t, stdout.String(), "  added     echo\n")
+	assert.Contains(t, stdout.String(), "1 tools have tool-poisoning findings")
+	assert.Contains(t, stderr.String(), "upstream tool definition looks poisoned")
 	l, err := guardmcp.ReadLock(lock)
 	require.NoError(t, err)
 	assert.Len(t, l.Tools, 2)
 	assert.NotEmpty(t, l.Findings["add"])
 	assert.Empty(t, l.Findings["echo"])
+
+	logPath := filepath.Join(dir, "hidden.jsonl")
+	sc := startStdioClient(t, ctx, argv(logPath))
+	assert.Equal(t, []string{"echo"}, sc.toolNames(t, ctx))
+	res := sc.call(t, ctx, toolCall{"add", map[string]any{"a": 1, "b": 2, "note": "x"}})
+	assert.True(t, res.IsError)
+	assert.Contains(t, res.Text, "looks poisoned")
+	sc.stop(t)
+	assert.Contains(t, sc.stderr.String(), "tool=add rule=hidden-instructions")
+	assert.Contains(t, sc.stderr.String(), "hidden=true")
+	recs := allRecords(t, logPath)
+	require.Len(t, recs, 1)
+	assert.Equal(t, "deny", recs[0].Effect)
+	assert.Equal(t, guardmcp.RulePoisoning, recs[0].Rule)
 
 	logPath = filepath.Join(dir, "served.jsonl")
 	sc = startStdioClient(t, ctx, argv(logPath, "-hide-flagged", "none"))

@@ -482,7 +482,7 @@ func (p *Proxy) denyDisabled(ctx context.Context, name string, args json.RawMess
 	if err := p.o.sink.Write(ctx, rec); err != nil {
 		reason += "; and the decision could not be recorded"
 	}
-	return errorResult(fmt.Sprintf("guardmcp: call to %q denied: %s", name, reason))
+	return errorResult(fmt.Sprintf("call to %q denied: %s", name, reason))
 }
 
 // forward runs an allowed call upstream with the validated arguments. The

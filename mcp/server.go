@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -172,7 +173,7 @@ func (m *middleware) routeUnknown(s *server.MCPServer) {
 	s.AddTool(mcp.NewToolWithRawSchema(unknownToolName, "", json.RawMessage(`{"type":"object"}`)),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			// Reached only if the middleware was taken off the server.
-			return errorResult("guardmcp: unknown tool"), nil
+			return errorResult("unknown tool"), nil
 		})
 }
 
@@ -263,6 +264,11 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 			return deniedResult(ctx, de), nil
 		}
 		res, ok := out.(*mcp.CallToolResult)
+		if errors.Is(err, ErrUpstream) {
+			// The upstream server failed: an error of the tool's
+			// execution, which the model reads in the result.
+			return errorResult(modelText(err)), nil
+		}
 		if err != nil {
 			// The tool's own error, a panic or timeout, or an outcome
 			// record that could not be written: not a denial.
@@ -282,7 +288,7 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 // its handler: it is denied here.
 func (m *middleware) unknown(ctx context.Context, name string, args json.RawMessage) (*mcp.CallToolResult, error) {
 	if _, known := m.g.Tool(name); known {
-		return errorResult(fmt.Sprintf("guardmcp: call to %q denied: the server does not serve this tool", name)), nil
+		return errorResult(fmt.Sprintf("call to %q denied: the server does not serve this tool", name)), nil
 	}
 	_, err := m.g.Call(ctx, name, args)
 	var de *toolguard.DeniedError
@@ -320,15 +326,26 @@ func rawArguments(req mcp.CallToolRequest) (json.RawMessage, error) {
 }
 
 // deniedResult is the answer to a denied call: a tool error the model can
-// read. When the principal could not be established, the reason says why.
+// read (no Go package names in it). When the principal could not be
+// established, the reason says why.
 func deniedResult(ctx context.Context, de *toolguard.DeniedError) *mcp.CallToolResult {
-	text := de.Error()
+	text := de.ModelText()
 	if errors.Is(de, toolguard.ErrNoPrincipal) {
 		if perr := principalError(ctx); perr != nil {
-			text += " (" + perr.Error() + ")"
+			text += " (" + modelText(perr) + ")"
 		}
 	}
 	return errorResult(text)
+}
+
+// modelText is the text of an error of this package as a model reads it:
+// without the Go package name that starts the error string.
+func modelText(err error) string {
+	s := err.Error()
+	if rest, ok := strings.CutPrefix(s, ErrUpstream.Error()+": "); ok {
+		return "the upstream server failed: " + rest
+	}
+	return strings.TrimPrefix(s, "guardmcp: ")
 }
 
 func errorResult(text string) *mcp.CallToolResult {

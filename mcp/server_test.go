@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -91,6 +92,11 @@ func TestServerOptionsCall(t *testing.T) {
 			require.Empty(t, got.RPCError)
 			assert.Equal(t, tt.isError, got.IsError, got.Text)
 			assert.Contains(t, got.Text, tt.text)
+			if tt.isError {
+				// What the model reads names the call, not a Go package.
+				assert.True(t, strings.HasPrefix(got.Text, "call to "), got.Text)
+				assert.NotRegexp(t, `\b(toolguard|guardmcp|scope|audit):`, got.Text)
+			}
 			recs := sink.decisions()
 			require.Len(t, recs, before+1, "one decision record per call")
 			assert.Equal(t, tt.tool, recs[before].Tool, "the record names the tool called")

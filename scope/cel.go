@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"path"
 	"reflect"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 
 	"github.com/agentguard/agentguard/internal/glob"
+	"github.com/agentguard/agentguard/internal/hostname"
 	"github.com/agentguard/agentguard/scope/internal/trace"
 )
 
@@ -76,14 +76,13 @@ func envOptions(sp *schemaProvider) []cel.EnvOption {
 		cel.Function("isUnder",
 			cel.MemberOverload("string_isUnder_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(celIsUnder))),
+		resolvesUnderFunction(),
 		cel.Function("glob",
 			cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(celGlob))),
-		cel.Function("urlHost",
-			cel.MemberOverload("string_urlHost", []*cel.Type{cel.StringType}, cel.StringType,
-				cel.UnaryBinding(celURLHost))),
 		jsonAdapter(),
 	)
+	opts = append(opts, hostFunctions()...)
 	if sp != nil {
 		// Last: libraries above register types, which needs cel-go's own
 		// registry as the provider.
@@ -133,24 +132,26 @@ func IsUnder(p, base string) (bool, error) {
 	return strings.HasPrefix(p, base) && p[len(base)] == '/', nil
 }
 
-// URLHost returns the lower-cased host name of an absolute URL, without port,
-// brackets or a trailing dot. It is the function behind the CEL member function
-// url.urlHost().
+// URLHost returns the canonical host of an absolute URL (see
+// CanonicalHost), without port or brackets: the host a client connects
+// to, however the URL spells it. It returns an error, and so never allows
+// in a policy, for
+//   - a URL without a scheme or host: "www.example.com/path" is a relative
+//     reference whose host depends on the base URL a tool resolves it
+//     against, so it is refused rather than guessed (write
+//     "https://www.example.com/path");
+//   - user information ("https://good@evil/"), a classic disguise;
+//   - a backslash in the authority, which browsers read as "/" and curl
+//     as part of the user name ("http://evil\@good/");
+//   - a port above 65535, anything net/url rejects, and every host
+//     CanonicalHost rejects (an IPv6 zone, "1.2.3.4.5", ...).
+//
+// It is the function behind the CEL functions url.urlHost() and
+// urlHost(url).
 func URLHost(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	h, err := hostname.FromURL(raw)
 	if err != nil {
-		return "", fmt.Errorf("urlHost: %w", err)
-	}
-	if u.Scheme == "" || u.Host == "" {
-		return "", fmt.Errorf("urlHost: %q is not an absolute URL with a host", raw)
-	}
-	if u.User != nil {
-		// user@host URLs are a classic way to disguise the real host.
-		return "", fmt.Errorf("urlHost: %q carries user information", raw)
-	}
-	h := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-	if h == "" {
-		return "", fmt.Errorf("urlHost: %q has an empty host", raw)
+		return "", hostErr("urlHost", err)
 	}
 	return h, nil
 }
@@ -177,7 +178,7 @@ func celGlob(lhs, rhs ref.Val) ref.Val {
 	if err := glob.Validate(string(pat)); err != nil {
 		return types.WrapErr(err)
 	}
-	return types.Bool(glob.Match(string(pat), string(s)))
+	return types.Bool(glob.MatchPath(string(pat), string(s)))
 }
 
 func celURLHost(v ref.Val) ref.Val {

@@ -140,7 +140,8 @@ func (e EvalError) Error() string {
 func (e EvalError) Unwrap() error { return e.Err }
 
 // Decide decides a call. It is pure: it evaluates the policy and nothing
-// else — no rate limits, no approvals, no I/O — so it is safe to call for
+// else — no rate limits, no approvals, no I/O but resolvesUnder's lstat and
+// readlink — so it is safe to call for
 // previews and tests. A nil policy, a cancelled context or a missing
 // principal denies.
 //

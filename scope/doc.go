@@ -38,7 +38,8 @@
 //
 // # Deciding
 //
-// [Policy.Decide] is pure — no rate limits, no approvals, no I/O:
+// [Policy.Decide] is pure — no rate limits, no approvals, no I/O (except
+// the lstat and readlink calls of a policy that uses resolvesUnder):
 //
 //   - an unknown principal (empty ID) is denied;
 //   - any enforced deny rule whose tools match and whose condition holds
@@ -61,10 +62,35 @@
 // time). Besides the standard library and cel-go's strings, lists, sets and
 // network (ip, cidr) extensions, policies may use:
 //
-//	path.isUnder(base)   path is base or below it, after lexical cleaning (see IsUnder)
-//	s.glob(pattern)      glob match: * within a path element, ** across, ? one character
-//	url.urlHost()        the lower-cased host of an absolute URL (see URLHost)
+//	path.isUnder(base)        path is base or below it, after lexical cleaning (see IsUnder)
+//	path.resolvesUnder(base)  the same after following symbolic links on this machine (see ResolvesUnder)
+//	s.glob(pattern)           glob match: * within a path element, ** across, ? one character;
+//	                          a pattern starting with "/" or "**/" sees the cleaned path
+//	url.urlHost()             the canonical host of an absolute URL (see URLHost); also urlHost(url)
+//	host.canonicalHost()      the canonical form of a host (see CanonicalHost)
+//	host.isLoopbackHost()     127/8, ::1, 0.0.0.0, ::, localhost, *.localhost
+//	host.isPrivateHost()      10/8, 172.16/12, 192.168/16, fc00::/7
+//	host.isLinkLocalHost()    169.254/16, fe80::/10, link-local multicast
+//	host.isInternalHost()     any of these, and every other non-public address or name
 //	cidr("10.0.0.0/8").containsIP(args.ip)
+//
+// isUnder and glob read only the string: a symbolic link inside the
+// workspace leads wherever it points. resolvesUnder follows the links that
+// exist when the call is decided; a handler that opens the path should still
+// open it with package toolguard/fsroot, because the tree can change between
+// the decision and the open.
+//
+// The host functions canonicalise first, the way clients do before they
+// connect: "http://2130706433/", "http://[::ffff:127.0.0.1]/" and
+// "http://ｌｏｃａｌｈｏｓｔ/" all have the host of "http://127.0.0.1/" or
+// "http://localhost/", so a rule such as
+//
+//	urlHost(args.url).isInternalHost()
+//
+// holds for every spelling. A host that clients could read in more than
+// one way is an error, and an error never allows. A name is judged by its
+// form only; what it resolves to is known when the tool connects, where
+// toolguard/netguard checks it.
 //
 // Each expression is type-checked and its cost estimated at load; at run
 // time it is stopped at the cost limit ([WithCostLimit]) or when the context

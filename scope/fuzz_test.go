@@ -43,10 +43,15 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzURLHost checks urlHost against net/url: whenever it returns a host,
-// that host is the lower-cased Hostname url.Parse finds, and user info is
-// never accepted.
+// url.Parse accepts the URL, finds no user info, and, where net/url's
+// Hostname is already unambiguous (an IP address netip parses, or a plain
+// lower-case letters-digits-hyphens name whose last label cannot be read
+// as a number), urlHost returns that host (lower-cased, trailing dot
+// removed, IPv4-mapped IPv6 unmapped). Other hosts are canonicalised (IDNA,
+// IPv4 number forms); internal/hostname's FuzzCanonical checks those.
 func FuzzURLHost(f *testing.F) {
-	for _, s := range []string{"https://example.com/a", "http://a@b/", "http://[::1]:8080", "https://EXAMPLE.com.", "//x", "https://x\\@y/"} {
+	for _, s := range []string{"https://example.com/a", "http://a@b/", "http://[::1]:8080", "https://EXAMPLE.com.", "//x", "https://x\\@y/",
+		"http://[::ffff:127.0.0.1]/", "http://2130706433/", "http://ｌｏｃａｌｈｏｓｔ/"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -61,10 +66,29 @@ func FuzzURLHost(f *testing.F) {
 		if u.User != nil {
 			t.Fatalf("URLHost(%q) accepted user info", raw)
 		}
-		if want := strings.TrimSuffix(strings.ToLower(u.Hostname()), "."); h != want {
+		want := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+		if a, err := netip.ParseAddr(want); err == nil {
+			want = a.Unmap().String()
+		} else if !plainName(want) {
+			return
+		}
+		if h != want {
 			t.Fatalf("URLHost(%q) = %q, want %q", raw, h, want)
 		}
 	})
+}
+
+// plainName reports whether s is a name of lower-case ASCII letters,
+// digits and hyphens in non-empty labels, with no A-label, whose last
+// label has a letter that no IPv4 number form uses.
+func plainName(s string) bool {
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.HasPrefix(l, "xn--") || strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return false
+		}
+	}
+	return len(s) <= 253 && strings.ContainsAny(labels[len(labels)-1], "ghijklmnopqrstuvwyz-")
 }
 
 // FuzzCIDR checks the policy language's cidr(...).containsIP(...) against

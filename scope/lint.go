@@ -20,9 +20,10 @@ type LintOptions struct {
 
 // Finding is one problem Lint found.
 type Finding struct {
-	// Code identifies the kind of finding: unknown-tool, never-matches,
-	// always-true-destructive, destructive-unguarded, unheld-scope,
-	// shadowed-rule, costly-expression.
+	// Code identifies the kind of finding: unknown-tool, ungranted-tool,
+	// never-matches, always-true-destructive, destructive-unguarded,
+	// unheld-scope, shadowed-rule, costly-expression, non-canonical-host,
+	// glob-uncleaned-path, glob-lexical-grant, lexical-path-rule.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -43,22 +44,31 @@ func (f Finding) String() string {
 }
 
 // Lint reports likely mistakes in a policy that compile fine: tools named in
-// grants or rules that no registered tool matches, grants that can never
+// grants or rules that no registered tool matches, registered tools that no
+// scope can grant ([Policy.CanGrant]), grants that can never
 // match, unconditional grants of destructive tools, destructive tools with
 // neither a limit nor an ask rule, scopes no static principal holds, rules
-// that earlier rules shadow, and expressions whose worst-case cost exceeds
-// the cost limit. Findings are in policy order.
+// that earlier rules shadow, expressions whose worst-case cost exceeds
+// the cost limit, hosts compared in a form urlHost never returns, and deny
+// or ask rules whose glob on a path argument can be walked around: a pattern
+// matched without cleaning (one that does not start with "/" or "**/"), a
+// pattern that is not itself clean, a rule beside a grant that admits the
+// same argument by the lexical isUnder, and a rule that stops a path by
+// isUnder. Findings are grouped by kind, each kind in policy order.
 func Lint(p *Policy, opts LintOptions) []Finding {
 	if p == nil {
 		return nil
 	}
 	l := linter{p: p, opts: opts}
 	l.tools()
+	l.ungranted()
 	l.grants()
 	l.destructive()
 	l.scopes()
 	l.shadowed()
 	l.costs()
+	l.hosts()
+	l.paths()
 	return l.out
 }
 
@@ -101,6 +111,33 @@ func (l *linter) tools() {
 			}
 		}
 	}
+}
+
+// ungranted reports the registered tools no grant can allow: every call to
+// one is denied, which is rarely what registering it meant.
+func (l *linter) ungranted() {
+	for _, t := range l.opts.Tools {
+		if !l.p.CanGrant(t.Name) {
+			l.add("ungranted-tool", "warning", "/scopes", "tool %q is registered, but no scope grants it: every call to it is denied", t.Name)
+		}
+	}
+}
+
+// CanGrant reports whether some grant of the policy can ever allow a call
+// of the named tool: a grant names it (by name or glob) and its condition is
+// not constantly false. It says nothing about rules, limits or principals: a
+// tool it reports false for is denied to every caller ("no scope grants
+// this tool"); package toolguard warns when such a tool is registered.
+func (p *Policy) CanGrant(tool string) bool {
+	if p == nil {
+		return false
+	}
+	for _, g := range p.planFor(tool).grants {
+		if v, ok := constant(g.when); !ok || v {
+			return true
+		}
+	}
+	return false
 }
 
 func grantPath(g *grant) string {

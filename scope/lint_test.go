@@ -40,6 +40,7 @@ principals:
 		{Name: "write_file"},
 		{Name: "delete_file", Annotations: map[string]any{"destructiveHint": true}},
 		{Name: "drop_database", Annotations: map[string]any{"destructiveHint": true}},
+		{Name: "send_mail"},
 	}})
 	var got []string
 	for _, f := range findings {
@@ -47,6 +48,8 @@ principals:
 	}
 	assert.Equal(t, []string{
 		`5:28: warning: grant files#0 names "reed_file", which matches no registered tool [unknown-tool]`,
+		`3:3: warning: tool "write_file" is registered, but no scope grants it: every call to it is denied [ungranted-tool]`,
+		`3:3: warning: tool "send_mail" is registered, but no scope grants it: every call to it is denied [ungranted-tool]`,
 		`9:15: warning: grant files#2 can never match: its condition is always false [never-matches]`,
 		`7:9: warning: grant files#1 allows the destructive tool "delete_file" unconditionally [always-true-destructive]`,
 		`7:9: warning: grant files#1 allows the destructive tool "delete_file" with neither a limit nor an ask rule [destructive-unguarded]`,
@@ -62,4 +65,37 @@ principals:
 	}}) {
 		assert.Equal(t, "info", f.Severity, "the test policy has no warnings: %s", f)
 	}
+}
+
+func TestCanGrant(t *testing.T) {
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  files:
+    grants:
+      - tools: [read_*]
+        when: args.path.startsWith("/w")
+      - tools: [write_file]
+        when: 1 == 2
+      - tools: [append_file]
+        when: "false"
+  ops:
+    grants:
+      - tools: [append_file]
+        when: principal.id == "ops"
+rules:
+  - {name: lockdown, effect: deny, tools: [read_secret]}
+`))
+	require.NoError(t, err)
+	for tool, want := range map[string]bool{
+		"read_file":   true,  // by a glob, under a condition
+		"read_secret": true,  // granted; a rule denies it, which is deliberate
+		"append_file": true,  // one grant never matches, another can
+		"write_file":  false, // its only grant never matches
+		"send_mail":   false, // named by no grant
+		"read":        false, // "read_*" needs the underscore
+	} {
+		assert.Equal(t, want, p.CanGrant(tool), tool)
+	}
+	var nilPolicy *scope.Policy
+	assert.False(t, nilPolicy.CanGrant("read_file"))
 }

@@ -55,6 +55,14 @@ func (e *DeniedError) Error() string {
 	return b.String()
 }
 
+// ModelText returns the denial as a model should read it, without Go
+// package names: `call to "tool" denied: reason`. Give it back to the model
+// as the tool result; Error, which starts with the package name, is for
+// programmers and logs.
+func (e *DeniedError) ModelText() string {
+	return "call to " + quote(e.Decision.Tool) + " denied: " + e.Decision.Reason
+}
+
 // Unwrap returns ErrDenied, the specific sentinel, and the underlying
 // error if any.
 func (e *DeniedError) Unwrap() []error {

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"sync"
@@ -57,6 +59,7 @@ type Guard struct {
 	redactor *audit.Redactor
 	timeout  time.Duration
 	argLim   ArgumentLimits
+	logger   *slog.Logger
 
 	approvalTimeout time.Duration
 	candidate       atomic.Pointer[scope.Policy]
@@ -133,6 +136,21 @@ func WithRedactionKey(key []byte) Option {
 	return func(g *Guard) error { g.redactor = audit.NewRedactor(key); return nil }
 }
 
+// WithLogger sets where the guard logs warnings: a tool registered (or a
+// policy set) such that no scope of the policy can grant the tool, so that
+// every call to it will be denied (see [scope.Policy.CanGrant]). The
+// default is [slog.Default]; pass slog.New(slog.DiscardHandler) to silence
+// them.
+func WithLogger(l *slog.Logger) Option {
+	return func(g *Guard) error {
+		if l == nil {
+			return errors.New("toolguard: WithLogger(nil)")
+		}
+		g.logger = l
+		return nil
+	}
+}
+
 // ArgumentLimits bound the decoding of a call's arguments. Zero fields mean
 // the defaults.
 type ArgumentLimits struct {
@@ -160,6 +178,9 @@ func New(p *scope.Policy, opts ...Option) (*Guard, error) {
 	if g.limiter == nil {
 		g.limiter = &MemoryLimiter{}
 	}
+	if g.logger == nil {
+		g.logger = slog.Default()
+	}
 	if g.redactor == nil {
 		g.redactor = audit.NewRedactor(nil)
 	}
@@ -177,6 +198,8 @@ func (g *Guard) Policy() *scope.Policy { return g.policy.Load() }
 //
 // The new policy is type-checked against the registered tools' schemas
 // first; if it does not fit, the old policy stays and the error says why.
+// Registered tools that no scope of the new policy can grant are logged as
+// warnings (see [WithLogger]).
 func (g *Guard) SetPolicy(p *scope.Policy) error {
 	if p == nil {
 		return errors.New("toolguard: nil policy")
@@ -191,12 +214,24 @@ func (g *Guard) SetPolicy(p *scope.Policy) error {
 		return fmt.Errorf("toolguard: the policy does not fit the registered tools: %w", err)
 	}
 	g.policy.Store(p)
+	for _, name := range slices.Sorted(maps.Keys(schemas)) {
+		g.warnUngranted(p, name)
+	}
 	return nil
+}
+
+// warnUngranted logs a warning if no scope of p can grant the tool.
+func (g *Guard) warnUngranted(p *scope.Policy, name string) {
+	if !p.CanGrant(name) {
+		g.logger.Warn("toolguard: no scope of the policy grants this tool, so every call to it will be denied", "tool", name, "policy", p.Revision())
+	}
 }
 
 // Register adds a tool. The input schema is compiled now; a schema that
 // does not compile, a bad or duplicate name, or a missing handler is an
-// error.
+// error. A tool that no scope of the policy can grant (a misspelt name, a
+// grant that was forgotten) is registered, and logged as a warning (see
+// [WithLogger]): every call to it will be denied until a policy grants it.
 func (g *Guard) Register(t Tool) error {
 	if err := validName(t.Name); err != nil {
 		return err
@@ -233,6 +268,7 @@ func (g *Guard) Register(t Tool) error {
 	}
 	m[t.Name] = nt
 	g.tools.Store(&m)
+	g.warnUngranted(g.policy.Load(), t.Name)
 	return nil
 }
 

@@ -3,7 +3,10 @@
 // — are guarded in-process by agentguard: every tools/call is validated
 // against the tool's schema, decided by the policy and recorded in the audit
 // log before the tool runs, and tools/list shows the caller only the tools
-// its scopes grant.
+// its scopes grant. The tools open files with package toolguard/fsroot, so
+// a path that leads out of the directory, through a symbolic link too, is
+// refused when the file is opened, even if the link appeared after the
+// policy's decision.
 //
 // Over stdio the principal comes from the command line:
 //
@@ -27,7 +30,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -40,6 +42,7 @@ import (
 	guardmcp "github.com/agentguard/agentguard/mcp"
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
+	"github.com/agentguard/agentguard/toolguard/fsroot"
 )
 
 type attrFlag map[string]any
@@ -81,10 +84,11 @@ func run(args []string) error {
 	if *root == "" || *policyPath == "" || *auditPath == "" {
 		return errors.New("-root, -policy and -audit are required")
 	}
-	rootAbs, err := filepath.Abs(*root)
+	dir, err := fsroot.Open(*root)
 	if err != nil {
 		return err
 	}
+	defer dir.Close()
 
 	p, err := scope.Load(*policyPath)
 	if err != nil {
@@ -101,7 +105,7 @@ func run(args []string) error {
 	}
 
 	s := server.NewMCPServer("agentguard-files", "1.0.0", guardmcp.ServerOptions(g)...)
-	if err := addTools(s, g, rootAbs); err != nil {
+	if err := addTools(s, g, dir); err != nil {
 		return err
 	}
 
@@ -179,31 +183,20 @@ func serveHTTP(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFu
 	return srv.Shutdown(sctx)
 }
 
-// resolve maps a path argument to a file inside root. The policy decides
-// who may touch which path; this check keeps the tools inside root whatever
-// the policy says.
-func resolve(root, p string) (string, error) {
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(root, p)
+// fileError is the tool result for a failed file operation. A path that
+// leads outside the root, lexically or through a symbolic link, is refused
+// when the file is opened, whatever the policy concluded before.
+func fileError(err error) *mcp.CallToolResult {
+	if errors.Is(err, fsroot.ErrOutside) {
+		return mcp.NewToolResultError("access denied: " + err.Error())
 	}
-	p = filepath.Clean(p)
-	if p != root && !strings.HasPrefix(p, root+string(filepath.Separator)) {
-		return "", fmt.Errorf("access denied: %s is outside %s", p, root)
-	}
-	if real, err := filepath.EvalSymlinks(p); err == nil {
-		if real != root && !strings.HasPrefix(real, root+string(filepath.Separator)) {
-			return "", fmt.Errorf("access denied: %s leads outside %s", p, root)
-		}
-	}
-	return p, nil
+	return mcp.NewToolResultError(err.Error())
 }
 
 const pathSchema = `{"type":"object","properties":{"path":{"type":"string"}},"required":["path"],"additionalProperties":false}`
 
-func addTools(s *server.MCPServer, g *toolguard.Guard, root string) error {
-	if r, err := filepath.EvalSymlinks(root); err == nil {
-		root = r
-	}
+// addTools registers the file tools, which work in root only.
+func addTools(s *server.MCPServer, g *toolguard.Guard, root *fsroot.Root) error {
 	type tool struct {
 		t mcp.Tool
 		h server.ToolHandlerFunc
@@ -212,13 +205,9 @@ func addTools(s *server.MCPServer, g *toolguard.Guard, root string) error {
 		{
 			mcp.NewToolWithRawSchema("read_text_file", "Read a text file.", json.RawMessage(pathSchema)),
 			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-				p, err := resolve(root, req.GetString("path", ""))
+				b, err := root.ReadFile(req.GetString("path", ""))
 				if err != nil {
-					return mcp.NewToolResultError(err.Error()), nil
-				}
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return mcp.NewToolResultError(err.Error()), nil
+					return fileError(err), nil
 				}
 				return mcp.NewToolResultText(string(b)), nil
 			},
@@ -226,13 +215,9 @@ func addTools(s *server.MCPServer, g *toolguard.Guard, root string) error {
 		{
 			mcp.NewToolWithRawSchema("list_directory", "List a directory: [FILE] and [DIR] entries.", json.RawMessage(pathSchema)),
 			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-				p, err := resolve(root, req.GetString("path", ""))
+				ents, err := root.ReadDir(req.GetString("path", ""))
 				if err != nil {
-					return mcp.NewToolResultError(err.Error()), nil
-				}
-				ents, err := os.ReadDir(p)
-				if err != nil {
-					return mcp.NewToolResultError(err.Error()), nil
+					return fileError(err), nil
 				}
 				lines := make([]string, 0, len(ents))
 				for _, e := range ents {
@@ -250,12 +235,9 @@ func addTools(s *server.MCPServer, g *toolguard.Guard, root string) error {
 			mcp.NewToolWithRawSchema("write_file", "Create or overwrite a file.",
 				json.RawMessage(`{"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}},"required":["path","content"],"additionalProperties":false}`)),
 			func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-				p, err := resolve(root, req.GetString("path", ""))
+				err := root.WriteFile(req.GetString("path", ""), []byte(req.GetString("content", "")), fsroot.WriteOptions{Sync: true})
 				if err != nil {
-					return mcp.NewToolResultError(err.Error()), nil
-				}
-				if err := os.WriteFile(p, []byte(req.GetString("content", "")), 0o644); err != nil {
-					return mcp.NewToolResultError(err.Error()), nil
+					return fileError(err), nil
 				}
 				return mcp.NewToolResultText("Successfully wrote to " + req.GetString("path", "")), nil
 			},

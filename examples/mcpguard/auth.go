@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"log/slog"
 	"strings"
@@ -58,7 +57,7 @@ func (a *authConfig) options(audience, issuer string) (guardmcp.JWTOptions, erro
 // verifier; its refreshes stop when ctx is done.
 func (a *authConfig) verifier(ctx context.Context, opts guardmcp.JWTOptions, logger *slog.Logger) (*guardmcp.JWTVerifier, error) {
 	if a.jwksURL != "" && a.discover {
-		return nil, errors.New("give -jwks-url or -discover-keys, not both")
+		return nil, usageErrorf("give -jwks-url or -discover-keys, not both")
 	}
 	return guardmcp.NewJWKSVerifier(ctx, guardmcp.JWKSOptions{
 		URL: a.jwksURL, RefreshInterval: a.refresh, UnknownKIDInterval: a.unknownKID, Logger: logger,

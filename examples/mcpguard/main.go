@@ -5,9 +5,16 @@
 // input schema, the policy decides, and a decision record is written to the
 // audit log before the call is forwarded.
 //
-//	mcpguard -policy policy.yaml -audit decisions.jsonl \
+//	mcpguard -lock tools.lock.json -update-lock \
+//	    -- npx -y @modelcontextprotocol/server-filesystem /srv/files
+//	mcpguard -policy policy.yaml -audit decisions.jsonl -lock tools.lock.json \
 //	    -principal support-bot -scopes fs.read -attr workspace=/srv/files \
-//	    -- npx @modelcontextprotocol/server-filesystem /srv/files
+//	    -- npx -y @modelcontextprotocol/server-filesystem /srv/files
+//
+// mcpguard -h prints the flags and more examples. A mistake on the command
+// line is reported once, with exit status 2; any other failure exits 1.
+// At start, a tool that no scope of the policy can grant is logged as a
+// warning: every call to it would be denied.
 //
 // Without -listen it serves stdio, with the principal given by -principal,
 // -scopes and -attr. With -listen it serves streamable HTTP at /mcp; the
@@ -25,8 +32,8 @@
 // attributes (guardmcp.ClaimMapping).
 //
 // Requests the upstream sends to its client in the middle of a tool call —
-// sampling, elicitation, roots — are forwarded to the client that made the
-// call (guardmcp.DialProxy). A client that did not declare the capability
+// sampling, elicitation, and with -forward-roots roots — are forwarded to
+// the client that made the call (guardmcp.DialProxy). A client that did not declare the capability
 // is not asked, and the upstream gets an error. With -listen, a request
 // that arrives while calls of several clients are in flight is refused
 // rather than sent to a client it may not belong to.
@@ -39,9 +46,12 @@
 //
 // With -lock, the upstream's tools are pinned: a tool that is new or changed
 // since the lock file was written is hidden and every call to it denied
-// (and recorded) until the lock is rewritten on purpose with -update-lock,
-// which logs every tool it pinned and what was added, changed or removed
-// since the lock it replaces.
+// (and recorded) until the lock is rewritten on purpose. mcpguard
+// -update-lock (with -lock and the upstream; -policy, if given, is checked
+// against the tools) writes the lock from the upstream's current tools,
+// prints every tool with what changed since the previous lock (added,
+// changed, removed, unchanged) and exits. Without a lock file mcpguard
+// refuses to start, says how to write one, and leaves no file behind.
 //
 // The upstream's tool definitions — descriptions, titles, and the
 // descriptions, defaults, enums and property names of their schemas — are
@@ -49,9 +59,10 @@
 // when the lock is written: hidden instruction tags and phrasing, invisible
 // Unicode, instructions aimed at other tools, exfiltration to URLs or
 // e-mail addresses, secret file paths, encoded blobs, overly long text.
-// Every finding is logged and written to the lock and the BOM. A tool with
-// a finding of -hide-flagged severity or worse (high by default; none to
-// only report) is hidden and every call to it denied and recorded.
+// Every finding is logged; -update-lock also writes the findings into the
+// lock and prints them with each tool, and -bom puts them into the BOM. A
+// tool with a finding of -hide-flagged severity or worse (high by default;
+// none to only report) is hidden and every call to it denied and recorded.
 //
 // Where a policy rule says ask, -approve elicit (the default) asks the human
 // at the calling client through MCP elicitation: the call runs only if they
@@ -96,7 +107,6 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/agentguard/agentguard/audit"
 	guardmcp "github.com/agentguard/agentguard/mcp"
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
@@ -119,12 +129,77 @@ func main() {
 	// A client that has gone away makes writes fail with EPIPE, which ends
 	// the session, instead of killing the process.
 	signal.Ignore(syscall.SIGPIPE)
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	code := exitCode(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mcpguard:", err)
-		os.Exit(1)
+	os.Exit(code)
+}
+
+// exitCode runs mcpguard and returns its exit status: 0 on success and for
+// -h, 2 for a usage error (after saying what is wrong, once), 1 otherwise.
+func exitCode(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := run(ctx, args, stdin, stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsageShown):
+		return 2
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "mcpguard: %v\nRun 'mcpguard -h' for usage.\n", err)
+		return 2
 	}
+	fmt.Fprintln(stderr, "mcpguard:", err)
+	return 1
+}
+
+// usageError is a mistake on the command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// errUsageShown: the usage was printed instead of an error (no arguments).
+var errUsageShown = errors.New("usage shown")
+
+const synopsis = `Usage:
+  mcpguard [flags] -- command [args...]   guard an MCP server started as a command (stdio)
+  mcpguard [flags] -upstream URL          guard a streamable HTTP MCP server
+
+mcpguard puts agentguard in front of an MCP server. It serves the upstream's
+tools, resources and prompts, and runs every tool call through the policy:
+the arguments are checked against the tool's input schema, the policy
+decides, and a decision record is written to the audit log before the call
+is forwarded. With -lock, tools that are new or changed since they were
+pinned are hidden until the lock is updated on purpose.
+
+Examples:
+  # Pin the upstream's tools (first run; again after reviewing a change).
+  # Prints the tools and what changed, writes the lock and exits.
+  mcpguard -lock tools.lock.json -update-lock \
+      -- npx -y @modelcontextprotocol/server-filesystem /srv/w
+
+  # Serve one principal over stdio (as the command an MCP client starts).
+  mcpguard -policy policy.yaml -audit decisions.jsonl -lock tools.lock.json \
+      -principal support-bot -scopes fs.read -attr workspace=/srv/w \
+      -- npx -y @modelcontextprotocol/server-filesystem /srv/w
+
+  # Serve streamable HTTP at /mcp; principals from bearer tokens.
+  mcpguard -policy policy.yaml -audit decisions.jsonl -listen 127.0.0.1:8080 \
+      -jwks keys.json -audience mcpguard -issuer https://id.example.com \
+      -upstream http://127.0.0.1:3001/mcp
+
+Flags:
+`
+
+// printUsage writes the synopsis, the examples and the flags to w.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, synopsis)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 type config struct {
@@ -137,20 +212,24 @@ type config struct {
 	approve                               string
 	approvalTimeout, watch                time.Duration
 	maxRequest                            int64
+	forwardRoots                          bool
 	command                               []string
 	bom                                   string
 	poison                                poisonConfig
 	auth                                  authConfig
 }
 
-func parse(args []string, stderr io.Writer) (*config, error) {
+func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	c := &config{attrs: attrFlag{}}
 	fs := flag.NewFlagSet("mcpguard", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.policy, "policy", "", "policy file (required)")
-	fs.StringVar(&c.audit, "audit", "", "decision log, JSON Lines (required)")
+	// Errors are reported once, by the caller; -h prints the usage to
+	// stdout.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&c.policy, "policy", "", "policy file (required, except with -update-lock)")
+	fs.StringVar(&c.audit, "audit", "", "decision log, JSON Lines (required, except with -update-lock)")
 	fs.StringVar(&c.lock, "lock", "", "tool lock file: pin the upstream's tools")
-	fs.BoolVar(&c.updateLock, "update-lock", false, "rewrite the tool lock from the upstream's current tools")
+	fs.BoolVar(&c.updateLock, "update-lock", false, "write the tool lock from the upstream's current tools, print them and what changed, and exit")
 	fs.StringVar(&c.listen, "listen", "", "serve streamable HTTP at this address (/mcp) instead of stdio")
 	fs.StringVar(&c.upstream, "upstream", "", "streamable HTTP URL of the upstream server (instead of a command after --)")
 	fs.StringVar(&c.principal, "principal", "", "static principal ID (stdio, or HTTP without tokens)")
@@ -168,38 +247,57 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
 	c.poison.register(fs)
 	c.auth.register(fs)
+	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "forward the upstream's roots/list requests to the client whose tool call is in flight (off: the upstream keeps its own configuration)")
+	if len(args) == 0 {
+		printUsage(stderr, fs)
+		return nil, errUsageShown
+	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs)
+			return nil, err
+		}
+		return nil, usageError{err}
 	}
 	c.command = fs.Args()
-	switch {
-	case c.maxRequest <= 0:
-		return nil, errors.New("-max-request must be a positive number of bytes")
-	case c.policy == "" || c.audit == "":
-		return nil, errors.New("-policy and -audit are required")
-	case c.upstream == "" && len(c.command) == 0:
-		return nil, errors.New("give the upstream: -upstream URL or -- command args...")
-	case c.upstream != "" && len(c.command) > 0:
-		return nil, errors.New("give -upstream or a command, not both")
-	case c.jwks != "" && c.jwtKey != "":
-		return nil, errors.New("give -jwks or -jwt-key, not both")
-	case c.updateLock && c.lock == "":
-		return nil, errors.New("-update-lock needs -lock")
-	case c.approve != "elicit" && c.approve != "none":
-		return nil, errors.New("-approve is elicit or none")
-	case c.watch < 0:
-		return nil, errors.New("-watch must not be negative")
+	if err := c.check(); err != nil {
+		return nil, usageError{err}
 	}
 	return c, nil
+}
+
+// check reports flags that do not go together.
+func (c *config) check() error {
+	switch {
+	case c.maxRequest <= 0:
+		return errors.New("-max-request must be a positive number of bytes")
+	case c.upstream == "" && len(c.command) == 0:
+		return errors.New("give the upstream: -upstream URL, or a command after --")
+	case c.upstream != "" && len(c.command) > 0:
+		return errors.New("give -upstream or a command, not both")
+	case c.updateLock && c.lock == "":
+		return errors.New("-update-lock needs -lock")
+	case c.updateLock:
+		return nil
+	case c.policy == "" || c.audit == "":
+		return errors.New("-policy and -audit are required")
+	case c.jwks != "" && c.jwtKey != "":
+		return errors.New("give -jwks or -jwt-key, not both")
+	case c.approve != "elicit" && c.approve != "none":
+		return errors.New("-approve is elicit or none")
+	case c.watch < 0:
+		return errors.New("-watch must not be negative")
+	}
+	return nil
 }
 
 func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardmcp.PrincipalFunc, error) {
 	if c.jwks != "" || c.jwtKey != "" || c.auth.remote() {
 		if c.listen == "" {
-			return nil, errors.New("bearer tokens (-jwks, -jwt-key, -jwks-url, -discover-keys) need -listen")
+			return nil, usageErrorf("bearer tokens (-jwks, -jwt-key, -jwks-url, -discover-keys) need -listen")
 		}
 		if (c.jwks != "" || c.jwtKey != "") && c.auth.remote() {
-			return nil, errors.New("give a key file (-jwks, -jwt-key) or fetched keys (-jwks-url, -discover-keys), not both")
+			return nil, usageErrorf("give a key file (-jwks, -jwt-key) or fetched keys (-jwks-url, -discover-keys), not both")
 		}
 		opts, err := c.auth.options(c.audience, c.issuer)
 		if err != nil {
@@ -220,7 +318,7 @@ func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardm
 		return v.PrincipalFunc(), nil
 	}
 	if c.principal == "" {
-		return nil, errors.New("-principal (or, with -listen, -jwks / -jwt-key) is required")
+		return nil, usageErrorf("-principal (or, with -listen, -jwks / -jwt-key) is required")
 	}
 	pr := scope.Principal{ID: c.principal, Attrs: c.attrs}
 	for _, s := range strings.Split(c.scopes, ",") {
@@ -238,30 +336,37 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	c, err := parse(args, stderr)
+	c, err := parse(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if c.updateLock {
+		return updateLock(ctx, c, stdout, stderr, logger)
+	}
 	pf, err := c.principalFunc(ctx, logger)
 	if err != nil {
 		return err
 	}
-
 	p, err := scope.Load(c.policy)
 	if err != nil {
 		return err
 	}
-	log, err := audit.OpenFile(c.audit, audit.FileOptions{})
+	// The lock is checked before the audit log is opened, so that a first
+	// run leaves no empty log behind.
+	if err := checkLock(c.lock); err != nil {
+		return err
+	}
+	log, err := openLog(c.audit)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if cerr := log.Close(); cerr != nil && err == nil {
+		if cerr := log.closeAfter(err); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
-	gopts := []toolguard.Option{toolguard.WithSink(log)}
+	gopts := []toolguard.Option{toolguard.WithSink(log), toolguard.WithLogger(logger)}
 	if c.approve == "elicit" {
 		// The approver asks the session of the call being decided, on the
 		// proxy's server (known only once NewProxy has built it).
@@ -277,7 +382,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		c.poison.option(),
 		guardmcp.WithLogger(logger),
 		guardmcp.WithAuditSink(log),
-		guardmcp.WithLock(c.lock, c.updateLock),
+		guardmcp.WithLock(c.lock, false),
 		guardmcp.WithCallTimeout(c.callTimeout),
 	)
 	if err != nil {
@@ -289,6 +394,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 	}
+	log.started = true
 
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
@@ -337,7 +443,13 @@ func reported(s *server.MCPServer, logger *slog.Logger, trigger string, p *scope
 // upstream client itself, so that the upstream's sampling, elicitation and
 // roots requests reach the client whose tool call they belong to.
 func (c *config) upstreamSpec(stderr io.Writer) guardmcp.Upstream {
-	up := guardmcp.Upstream{ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()}}
+	up := guardmcp.Upstream{
+		// The proxy initializes the upstream itself, and forwards sampling
+		// and elicitation, which only the legacy protocol versions have.
+		//lint:ignore SA1019 the proxy needs the initialize handshake and server→client requests
+		ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()},
+		ForwardRoots:  c.forwardRoots,
+	}
 	if c.upstream != "" {
 		up.URL = c.upstream
 		up.HTTPOptions = []transport.StreamableHTTPCOption{transport.WithHTTPTimeout(c.callTimeout)}

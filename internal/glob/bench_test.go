@@ -40,3 +40,19 @@ func BenchmarkMatchParallel(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkMatchPath(b *testing.B) {
+	b.ReportAllocs()
+	for _, name := range []string{"/w/docs/a/readme.md", "/w/./docs//a/../readme.md"} {
+		b.Run("Match/"+name, func(b *testing.B) {
+			for b.Loop() {
+				glob.Match("**/.env*", name)
+			}
+		})
+		b.Run("MatchPath/"+name, func(b *testing.B) {
+			for b.Loop() {
+				glob.MatchPath("**/.env*", name)
+			}
+		})
+	}
+}

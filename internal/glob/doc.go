@@ -15,6 +15,15 @@
 // pattern ending in a lone '\' is malformed: Validate reports it, so load
 // patterns through Validate, and Match never matches it.
 //
+// # Paths
+//
+// Match compares characters: "/w/./secrets/key" does not match
+// "/w/secrets/**". MatchPath, which the policy language's glob uses, first
+// cleans the name when the pattern is path-shaped — it starts with "/" or
+// "**/" — so every lexical spelling of a path matches as the path itself,
+// and lets "/w/secrets/**" match the directory "/w/secrets" too. Cleaning
+// is lexical: a symbolic link still leads wherever it points.
+//
 // # Cost
 //
 // Match simulates an automaton over the name, reading each character once:

@@ -54,14 +54,14 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 	require.NoError(t, err)
 	g, ctx := newGuard(t, l, audit.Discard)
 	uses := []scope.LimitUse{use(sharedRateLimit, "all", 1), use(sharedCapLimit, "all", 1)}
-	take := func() ([]toolguard.LimitResult, func(), error, time.Duration) {
+	take := func() ([]toolguard.LimitResult, func(), time.Duration, error) {
 		start := time.Now()
 		res, release, err := l.Take(context.Background(), start, uses, false)
-		return res, release, err, time.Since(start)
+		return res, release, time.Since(start), err
 	}
 
 	flowing := func() bool {
-		res, release, err, _ := take()
+		res, release, _, err := take()
 		if err != nil {
 			return false // the first calls dial and load the script: slow under -race
 		}
@@ -87,7 +87,7 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 		t.Run(stage.name, func(t *testing.T) {
 			stage.before()
 			for i := 0; i < stage.attemptCount; i++ {
-				res, release, err, took := take()
+				res, release, took, err := take()
 				require.ErrorIs(t, err, redislimit.ErrUnavailable)
 				assert.ErrorContains(t, err, stage.wantErr)
 				assert.Nil(t, res)

@@ -177,7 +177,7 @@ func dispatch(ctx context.Context, g *toolguard.Guard, b anthropic.ToolUseBlock)
 	var de *toolguard.DeniedError
 	switch {
 	case errors.As(err, &de):
-		return de.Error(), true, nil
+		return de.ModelText(), true, nil
 	case err != nil:
 		return "error: " + err.Error(), true, nil
 	}

@@ -94,7 +94,7 @@ func TestRun(t *testing.T) {
 	assert.Equal(t, "Customer 42 asked for a refund of order 1234.", notes.Content[0].Text)
 	assert.True(t, env.IsError)
 	require.Len(t, env.Content, 1)
-	assert.Equal(t, `toolguard: call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`, env.Content[0].Text)
+	assert.Equal(t, `call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`, env.Content[0].Text)
 	assert.NotContains(t, string(reqs[1].Body), "sk_live", "the secret never reaches the model")
 
 	assert.Contains(t, out.String(), "Customer 42 wants a refund")
@@ -112,7 +112,7 @@ func TestDispatchDeniesWhatTheModelMayNotUse(t *testing.T) {
 		name, tool, input, want string
 	}{
 		{"tool not granted", "delete_file", `{"path":"/w/notes.txt"}`, `no scope held by "support-bot" grants tool "delete_file"`},
-		{"unknown tool", "shell", `{"cmd":"rm -rf /"}`, `toolguard: call to "shell" denied`},
+		{"unknown tool", "shell", `{"cmd":"rm -rf /"}`, `call to "shell" denied`},
 		{"outside the workspace", "read_file", `{"path":"/etc/passwd"}`, `allows it only when args.path.isUnder`},
 		{"duplicate keys", "read_file", `{"path":"/w/.env","path":"/w/notes.txt"}`, `key "path" appears twice`},
 		{"unknown field", "read_file", `{"path":"/w/notes.txt","mode":"raw"}`, `additional properties 'mode' not allowed`},

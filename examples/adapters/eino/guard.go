@@ -67,7 +67,7 @@ func guardCall(ctx context.Context, g *toolguard.Guard, name, args string, p *pe
 	out, err := g.Call(ctx, name, json.RawMessage(args))
 	var de *toolguard.DeniedError
 	if errors.As(err, &de) {
-		return de.Error(), nil
+		return de.ModelText(), nil
 	}
 	if err != nil {
 		return "", err

@@ -21,9 +21,9 @@ func TestToolsNode(t *testing.T) {
 	}{
 		{"allowed", "read_file", `{"path":"/w/notes.txt"}`, "Customer 42 asked for a refund of order 1234."},
 		{"deny rule", "read_file", `{"path":"/w/.env"}`,
-			`toolguard: call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`},
+			`call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`},
 		{"no grant", "delete_file", `{"path":"/w/notes.txt"}`, `no scope held by "support-bot" grants tool "delete_file"`},
-		{"unknown tool", "shell", `{"cmd":"id"}`, `toolguard: call to "shell" denied`},
+		{"unknown tool", "shell", `{"cmd":"id"}`, `call to "shell" denied`},
 		{"duplicate keys", "read_file", `{"path":"/w/.env","path":"/w/notes.txt"}`, `key "path" appears twice`},
 		{"schema violation", "read_file", `{"path":42}`, "at /path: got number, want string"},
 	}
@@ -58,7 +58,7 @@ func TestRunPrints(t *testing.T) {
 	}}
 	var w bytes.Buffer
 	require.NoError(t, run(context.Background(), msg, audit.Discard, &w))
-	assert.Contains(t, w.String(), `c1: toolguard: call to "read_file" denied`)
+	assert.Contains(t, w.String(), `c1: call to "read_file" denied`)
 }
 
 // streamer is a streamable tool: the middleware does not cover it.

@@ -118,7 +118,7 @@ func call(tc *ai.ToolContext, guard *toolguard.Guard, name string, in any) (any,
 		if errors.As(err, &p) {
 			return nil, ai.InterruptWith(tc, p.interrupt)
 		}
-		return de.Error(), nil
+		return de.ModelText(), nil
 	}
 	return out, err
 }

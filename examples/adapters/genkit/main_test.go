@@ -138,12 +138,12 @@ func TestRun(t *testing.T) {
 	require.Len(t, results, 3)
 	assert.Equal(t, "Customer 42 asked for a refund of order 1234.", results["call_notes"])
 	assert.Equal(t, "ACME Corp: 12 seats, renews on 2027-01-01.", results["call_contract"])
-	assert.Equal(t, `toolguard: call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`, results["call_env"])
+	assert.Equal(t, `call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`, results["call_env"])
 	for _, r := range reqs {
 		assert.NotContains(t, string(r.Body), "sk_live", "the secret never reaches the model")
 	}
 
-	assert.Contains(t, out.String(), `tool read_file: toolguard: call to "read_file" denied`)
+	assert.Contains(t, out.String(), `tool read_file: call to "read_file" denied`)
 	assert.Contains(t, out.String(), "Customer 42 wants a refund")
 
 	// Every call was decided and recorded, the interrupted one twice: not
@@ -182,7 +182,7 @@ func TestRunHumanDeclines(t *testing.T) {
 	require.Len(t, asked, 1)
 	reqs := srv.Requests()
 	require.Len(t, reqs, 2)
-	assert.Equal(t, `toolguard: call to "read_file" denied: rule "ask-contracts" requires human approval: contracts are confidential: /w/contracts/acme.txt; a human did not approve it: not during the audit`,
+	assert.Equal(t, `call to "read_file" denied: rule "ask-contracts" requires human approval: contracts are confidential: /w/contracts/acme.txt; a human did not approve it: not during the audit`,
 		toolResults(t, reqs[1].Body)["call_contract"])
 	assert.NotContains(t, string(reqs[1].Body), "ACME Corp", "a declined call does not run")
 	sum, err := audit.Verify(bytes.NewReader(log.Bytes()), audit.VerifyOptions{})

@@ -89,7 +89,7 @@ func Middleware(g *toolguard.Guard, pf PrincipalFunc) mcp.Middleware {
 				out, err := g.Call(context.WithValue(ctx, pendingKey{}, p), call.Params.Name, call.Params.Arguments)
 				var de *toolguard.DeniedError
 				if errors.As(err, &de) {
-					text := de.Error()
+					text := de.ModelText()
 					if perr != nil && errors.Is(err, toolguard.ErrNoPrincipal) {
 						text += " (" + perr.Error() + ")"
 					}

@@ -80,10 +80,10 @@ func TestServer(t *testing.T) {
 	}{
 		{"allowed", "read_file", map[string]any{"path": "/w/notes.txt"}, false, "Customer 42 asked for a refund of order 1234."},
 		{"deny rule", "read_file", map[string]any{"path": "/w/.env"}, true,
-			`toolguard: call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`},
+			`call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`},
 		{"no grant", "read_file", map[string]any{"path": "/etc/passwd"}, true, "allows it only when args.path.isUnder"},
 		{"hidden tool", "delete_file", map[string]any{"path": "/w/notes.txt"}, true, `no scope held by "support-bot" grants tool "delete_file"`},
-		{"unknown tool", "shell", map[string]any{"cmd": "id"}, true, `toolguard: call to "shell" denied`},
+		{"unknown tool", "shell", map[string]any{"cmd": "id"}, true, `call to "shell" denied`},
 		{"schema violation", "read_file", map[string]any{"path": 42}, true, "at /path: got number, want string"},
 		{"duplicate keys", "read_file", json.RawMessage(`{"path":"/w/.env","path":"/w/notes.txt"}`), true, `key "path" appears twice`},
 		{"tool error", "read_file", map[string]any{"path": "/w/missing.txt"}, true, "no such file"},
@@ -95,6 +95,9 @@ func TestServer(t *testing.T) {
 			assert.Equal(t, c.isError, res.IsError)
 			assert.Contains(t, text(t, res), c.want)
 			assert.NotContains(t, text(t, res), "sk_live")
+			if c.isError {
+				assert.NotRegexp(t, `\b(toolguard|guardmcp|scope|audit):`, text(t, res), "the model reads no Go package names")
+			}
 		})
 	}
 

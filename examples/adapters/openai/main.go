@@ -59,7 +59,7 @@ func main() {
 		Out:     os.Stdout,
 	}
 	if cfg.Model == "" {
-		cfg.Model = openai.ChatModelGPT4_1Mini
+		cfg.Model = openai.ChatModelGPT5_4Mini
 	}
 	err = run(context.Background(), cfg)
 	if cerr := log.Close(); err == nil {
@@ -156,7 +156,7 @@ func dispatch(ctx context.Context, g *toolguard.Guard, tc openai.ChatCompletionM
 	var de *toolguard.DeniedError
 	switch {
 	case errors.As(err, &de):
-		return de.Error(), nil
+		return de.ModelText(), nil
 	case err != nil:
 		return "error: " + err.Error(), nil
 	}

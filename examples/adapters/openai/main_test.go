@@ -72,7 +72,7 @@ func TestRun(t *testing.T) {
 	}
 	require.Len(t, results, 2)
 	assert.Equal(t, "Customer 42 asked for a refund of order 1234.", results["call_notes"])
-	assert.Equal(t, `toolguard: call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`, results["call_env"])
+	assert.Equal(t, `call to "read_file" denied: denied by rule "no-dotenv": secret files are off limits: /w/.env`, results["call_env"])
 	assert.NotContains(t, string(reqs[1].Body), "sk_live", "the secret never reaches the model")
 
 	assert.Contains(t, out.String(), "Customer 42 wants a refund")
@@ -91,7 +91,7 @@ func TestDispatchDeniesWhatTheModelMayNotUse(t *testing.T) {
 		name, tool, args, want string
 	}{
 		{"tool not granted", "delete_file", `{"path":"/w/notes.txt"}`, `no scope held by "support-bot" grants tool "delete_file"`},
-		{"unknown tool", "shell", `{"cmd":"rm -rf /"}`, `toolguard: call to "shell" denied`},
+		{"unknown tool", "shell", `{"cmd":"rm -rf /"}`, `call to "shell" denied`},
 		{"outside the workspace", "read_file", `{"path":"/etc/passwd"}`, `allows it only when args.path.isUnder`},
 		{"malformed arguments", "read_file", `{"path":"/w/notes.txt"`, "the arguments are not acceptable JSON"},
 		{"duplicate keys", "read_file", `{"path":"/w/.env","path":"/w/notes.txt"}`, `key "path" appears twice`},

@@ -1,0 +1,182 @@
+package scope
+
+import (
+	"fmt"
+	"strings"
+
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/types"
+
+	"github.com/agentguard/agentguard/internal/glob"
+)
+
+// pathCall is one call of glob, isUnder or resolvesUnder on an argument
+// field, found in an expression's source.
+type pathCall struct {
+	fn      string // glob, isUnder, resolvesUnder
+	field   string // "args.path"
+	pattern string // glob's pattern, when it is a string literal
+	literal bool
+}
+
+// pathCalls returns the calls of fn on args fields in src. An expression
+// that does not parse yields none (it compiled, so it parses).
+func pathCalls(src string) []pathCall {
+	e, err := env()
+	if err != nil {
+		return nil
+	}
+	a, iss := e.Parse(src)
+	if iss.Err() != nil {
+		return nil
+	}
+	var out []pathCall
+	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(x ast.Expr) {
+		if x.Kind() != ast.CallKind {
+			return
+		}
+		c := x.AsCall()
+		switch c.FunctionName() {
+		case "glob", "isUnder", "resolvesUnder":
+		default:
+			return
+		}
+		if !c.IsMemberFunction() || len(c.Args()) != 1 {
+			return
+		}
+		field := argField(c.Target())
+		if field == "" {
+			return
+		}
+		pc := pathCall{fn: c.FunctionName(), field: field}
+		if arg := c.Args()[0]; arg.Kind() == ast.LiteralKind {
+			s, ok := arg.AsLiteral().(types.String)
+			pc.pattern, pc.literal = string(s), ok
+		}
+		out = append(out, pc)
+	}))
+	return out
+}
+
+// argField renders args.a.b for a selection from args (args["a"] too),
+// else "".
+func argField(x ast.Expr) string {
+	var parts []string
+	for {
+		if x.Kind() == ast.SelectKind {
+			parts = append(parts, x.AsSelect().FieldName())
+			x = x.AsSelect().Operand()
+			continue
+		}
+		if x.Kind() == ast.CallKind && x.AsCall().FunctionName() == "_[_]" && len(x.AsCall().Args()) == 2 {
+			key := x.AsCall().Args()[1]
+			if key.Kind() != ast.LiteralKind {
+				return ""
+			}
+			k, ok := key.AsLiteral().(types.String)
+			if !ok {
+				return ""
+			}
+			parts = append(parts, string(k))
+			x = x.AsCall().Args()[0]
+			continue
+		}
+		break
+	}
+	if x.Kind() != ast.IdentKind || x.AsIdent() != "args" || len(parts) == 0 {
+		return ""
+	}
+	out := "args"
+	for i := len(parts) - 1; i >= 0; i-- {
+		out += "." + parts[i]
+	}
+	return out
+}
+
+// overlap reports whether two tool patterns may match a common tool.
+func overlap(a, b string) bool {
+	la, lb := glob.Literal(a), glob.Literal(b)
+	switch {
+	case la && lb:
+		return a == b
+	case lb:
+		return glob.Match(a, b)
+	case la:
+		return glob.Match(b, a)
+	}
+	return true
+}
+
+// paths reports globs on path arguments that a different spelling of the
+// path, or a symbolic link, walks around.
+func (l *linter) paths() {
+	for i, r := range l.p.rules {
+		if r.shadow || r.when == nil {
+			continue
+		}
+		path := fmt.Sprintf("/rules/%d/when", i)
+		for _, c := range pathCalls(r.when.src) {
+			if c.fn == "isUnder" {
+				l.add("lexical-path-rule", "warning", path,
+					"rule %q stops %s by isUnder, which does not follow symbolic links: a link elsewhere reaches the directory it stops; use resolvesUnder",
+					r.name, c.field)
+				continue
+			}
+			if c.fn != "glob" || !c.literal {
+				continue
+			}
+			switch {
+			case !glob.PathShaped(c.pattern) && strings.Contains(c.pattern, "/"):
+				l.add("glob-uncleaned-path", "warning", path,
+					"rule %q matches %s against %q as written: only patterns starting with \"/\" or \"**/\" see the cleaned path, so spellings such as \"a/./b\" or \"a//b\" walk around this one",
+					r.name, c.field, c.pattern)
+			case glob.PathShaped(c.pattern) && glob.CleanPath(c.pattern) != c.pattern:
+				l.add("glob-uncleaned-path", "warning", path,
+					"rule %q matches %s against %q, which is not a clean path: the path it is matched against is cleaned first, so the pattern can never match; write %q",
+					r.name, c.field, c.pattern, glob.CleanPath(c.pattern))
+			case glob.PathShaped(c.pattern):
+				l.lexicalGrants(r, path, c)
+			}
+		}
+	}
+}
+
+// lexicalGrants reports a grant that admits a path by isUnder on the field
+// a deny or ask rule matches by glob: a symbolic link below the granted
+// directory reaches what the rule is meant to stop. For a rooted pattern
+// ("/w/secrets/**") it is a warning, since resolvesUnder can say the same;
+// for a "**/" pattern ("**/.env*") it is information, since no subtree
+// check can.
+func (l *linter) lexicalGrants(r *rule, path string, c pathCall) {
+	for _, g := range l.p.grants {
+		if g.when == nil || !sharesTool(r.tools, g.tools) {
+			continue
+		}
+		for _, gc := range pathCalls(g.when.src) {
+			if gc.fn != "isUnder" || gc.field != c.field {
+				continue
+			}
+			if strings.HasPrefix(c.pattern, "/") {
+				l.add("glob-lexical-grant", "warning", path,
+					"rule %q matches %s by a glob and grant %s admits it by isUnder; neither follows symbolic links, so a link below the granted directory reaches what the rule stops; use resolvesUnder in the grant, or in the rule instead of the glob",
+					r.name, c.field, g.id)
+			} else {
+				l.add("glob-lexical-grant", "info", path,
+					"rule %q matches %s by name as written and grant %s admits it by isUnder; a symbolic link with another name below the granted directory leads to a file the rule matches; use resolvesUnder in the grant so that such a link cannot lead out, and keep such links out of the directory",
+					r.name, c.field, g.id)
+			}
+			break
+		}
+	}
+}
+
+func sharesTool(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if overlap(x, y) {
+				return true
+			}
+		}
+	}
+	return false
+}
