@@ -150,8 +150,9 @@
 // schema and annotations). A tool that is new or changed since the lock was
 // written is hidden, and calls to it are denied with a decision record (rule
 // "tool-lock") that says why, until the lock is rewritten on purpose.
-// Rewriting it (WithLock(path, true)) logs every tool pinned and what was
-// added, changed or removed since the previous lock ([Lock.Changes]).
+// Rewriting it (WithLock(path, true)) logs, at debug level, every tool
+// pinned and what was added, changed or removed since the previous lock
+// ([Lock.Changes]).
 //
 // # Tool poisoning
 //

@@ -110,8 +110,8 @@ func (p *Proxy) logFindings(fs []Finding, hidden bool) {
 }
 
 // rewriteLock writes the lock from the upstream's tools, with their
-// findings, and logs what it pinned and what changed since the lock it
-// replaces.
+// findings, and logs (at debug level) what it pinned and what changed since
+// the lock it replaces.
 func (p *Proxy) rewriteLock(list []rawTool) error {
 	prev, err := ReadLock(p.o.lockPath)
 	if err != nil {
@@ -135,7 +135,9 @@ func (p *Proxy) rewriteLock(list []rawTool) error {
 	}
 	p.lock = l
 	added, removed, changed := l.Changes(prev)
-	p.o.logger.Info("guardmcp: tool lock written", "path", p.o.lockPath, "pinned", len(l.Tools),
+	// At debug level: a command (mcpguard -update-lock) prints its own
+	// report from the lock file.
+	p.o.logger.Debug("guardmcp: tool lock written", "path", p.o.lockPath, "pinned", len(l.Tools),
 		"added", added, "changed", changed, "removed", removed, "unchanged", len(l.Tools)-len(added)-len(changed))
 	for _, name := range sortedKeys(l.Tools) {
 		since := "unchanged"
@@ -144,7 +146,7 @@ func (p *Proxy) rewriteLock(list []rawTool) error {
 		} else if slices.Contains(changed, name) {
 			since = "changed"
 		}
-		p.o.logger.Info("guardmcp: pinned tool", "tool", name, "digest", l.Tools[name],
+		p.o.logger.Debug("guardmcp: pinned tool", "tool", name, "digest", l.Tools[name],
 			"since", since, "findings", len(l.Findings[name]))
 	}
 	return nil

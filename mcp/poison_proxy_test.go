@@ -36,7 +36,9 @@ func (l *logLines) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-func (l *logLines) logger() *slog.Logger { return slog.New(slog.NewJSONHandler(l, nil)) }
+func (l *logLines) logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
 // with returns the logged records whose message is msg.
 func (l *logLines) with(msg string) []map[string]any {
@@ -155,9 +157,9 @@ func TestProxyShadowingFromANewTool(t *testing.T) {
 	assert.Contains(t, got.Text, "looks poisoned")
 }
 
-// TestProxyLockRecordsFindingsAndChanges: -update-lock (WithLock(path,
-// true)) writes each tool's findings into the lock and logs every pinned
-// tool and what was added, changed or removed since the previous lock.
+// TestProxyLockRecordsFindingsAndChanges: WithLock(path, true) writes each
+// tool's findings into the lock and logs (at debug level) every pinned tool
+// and what was added, changed or removed since the previous lock.
 func TestProxyLockRecordsFindingsAndChanges(t *testing.T) {
 	lock := filepath.Join(t.TempDir(), "tools.lock.json")
 	update := func(up *server.MCPServer) *logLines {
