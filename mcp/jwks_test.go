@@ -1,5 +1,7 @@
 package guardmcp_test
 
+//lint:file-ignore SA1019 the tests speak the legacy MCP protocol on purpose: an initialize handshake
+
 import (
 	"context"
 	"crypto/ecdsa"
