@@ -191,6 +191,12 @@ Examples:
       -jwks keys.json -audience mcpguard -issuer https://id.example.com \
       -upstream http://127.0.0.1:3001/mcp
 
+  # The same with the keys fetched from the authorization server's JWKS,
+  # found in its metadata, and refreshed when it rotates them.
+  mcpguard -policy policy.yaml -audit decisions.jsonl -listen 127.0.0.1:8080 \
+      -discover-keys -issuer https://id.example.com/realms/r1 -audience mcpguard \
+      -upstream http://127.0.0.1:3001/mcp
+
 Flags:
 `
 
