@@ -1,6 +1,7 @@
 package guardmcp
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -20,8 +21,9 @@ type upstreamInfo struct {
 // BOMServer describes the upstream server for an AI-BOM (package aibom):
 // its name and version as announced, transport, command line or URL, the
 // lock file, and every tool it lists now — served or disabled — with the
-// digest of its definition as listed, the digest the lock holds for it and,
-// for a disabled tool, why calls to it are denied. Tools are sorted by name.
+// digest of its definition as listed, the digest the lock holds for it,
+// for a disabled tool why calls to it are denied, and the findings of
+// [ScanTools] (ID "tool-poisoning:<rule>"). Tools are sorted by name.
 //
 // The command line and URL are known only to a proxy built by
 // [DialProxy]; name and version only when the proxy initialized the
@@ -51,6 +53,13 @@ func (p *Proxy) BOMServer() aibom.Server {
 		}
 		if p.lock != nil {
 			t.LockedDigest = p.lock.Tools[name]
+		}
+		for _, f := range pt.findings {
+			t.Findings = append(t.Findings, aibom.Finding{
+				ID: RulePoisoning + ":" + f.Rule, Severity: string(f.Severity),
+				Description: fmt.Sprintf("possible tool poisoning (%s) at %s", f.Rule, f.Pointer),
+				Detail:      f.Excerpt,
+			})
 		}
 		s.Tools = append(s.Tools, t)
 	}

@@ -64,10 +64,13 @@ func buildBin(t testing.TB, name string) string {
 }
 
 func TestMain(m *testing.M) {
-	if os.Getenv(testUpstreamEnv) == "1" {
+	switch os.Getenv(testUpstreamEnv) {
+	case "1":
 		// The test binary doubles as an upstream MCP server (see
 		// testUpstream), so tests can make it hang or crash.
 		os.Exit(testUpstream())
+	case "poisoned":
+		os.Exit(poisonedUpstream())
 	}
 	code := m.Run()
 	if binDir != "" {

@@ -9,19 +9,17 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/agentguard/agentguard/scope"
 )
@@ -89,24 +87,34 @@ type JWTOptions struct {
 	// Leeway is the clock skew allowed on exp, nbf and iat; zero means
 	// DefaultLeeway. Negative means none.
 	Leeway time.Duration
+	// Claims says which claims become the principal; the zero value is
+	// the default mapping (see ClaimMapping).
+	Claims ClaimMapping
 }
 
 // DefaultLeeway is the clock skew a JWTVerifier allows when
 // JWTOptions.Leeway is zero.
 const DefaultLeeway = 30 * time.Second
 
-// JWTVerifier turns JWT access tokens into principals: sub becomes the
-// principal's ID, scope (space-separated) and scp (an array or a string)
-// its scopes, and every other claim its Attrs. The signature (by one of
-// the verifier's keys, with an algorithm its key type allows — never
-// "none", never HMAC), exp (required), nbf, iat, aud and iss are checked.
+// JWTVerifier turns JWT access tokens into principals, by default with sub
+// as the principal's ID, scope (space-separated) and scp (an array or a
+// string) as its scopes, and every other claim as its Attrs (see
+// ClaimMapping). The signature (by one of the verifier's keys, with an
+// algorithm its key type allows — never "none", never HMAC), exp
+// (required), nbf, iat, aud and iss are checked.
 //
-// Create one with NewJWTVerifier; the zero value accepts nothing. A
-// JWTVerifier is safe for concurrent use.
+// Create one with NewJWTVerifier (fixed keys, such as from a file) or
+// NewJWKSVerifier (keys fetched from the authorization server); the zero
+// value accepts nothing. A JWTVerifier is safe for concurrent use.
 type JWTVerifier struct {
 	keys   []JWTKey
 	algs   [][]string
-	parser *jwt.Parser
+	remote jwkset.Storage // keys fetched and refreshed; nil for fixed keys
+	// unknownKID spaces the refreshes that tokens with unknown key ids
+	// cause.
+	unknownKID *rate.Limiter
+	parser     *jwt.Parser
+	claims     ClaimMapping
 }
 
 // NewJWTVerifier returns a verifier of tokens signed by one of keys.
@@ -117,7 +125,7 @@ func NewJWTVerifier(keys []JWTKey, opts JWTOptions) (*JWTVerifier, error) {
 	if opts.Audience == "" || opts.Issuer == "" {
 		return nil, errors.New("guardmcp: JWT verifier needs an audience and an issuer")
 	}
-	v := &JWTVerifier{keys: slices.Clone(keys)}
+	v := &JWTVerifier{keys: slices.Clone(keys), claims: opts.Claims}
 	var methods []string
 	for _, k := range keys {
 		a, err := k.algs()
@@ -131,13 +139,18 @@ func NewJWTVerifier(keys []JWTKey, opts JWTOptions) (*JWTVerifier, error) {
 			}
 		}
 	}
+	v.parser = newParser(methods, opts)
+	return v, nil
+}
+
+func newParser(methods []string, opts JWTOptions) *jwt.Parser {
 	leeway := opts.Leeway
 	if leeway == 0 {
 		leeway = DefaultLeeway
 	} else if leeway < 0 {
 		leeway = 0
 	}
-	v.parser = jwt.NewParser(
+	return jwt.NewParser(
 		jwt.WithValidMethods(methods),
 		jwt.WithLeeway(leeway),
 		jwt.WithAudience(opts.Audience),
@@ -145,11 +158,18 @@ func NewJWTVerifier(keys []JWTKey, opts JWTOptions) (*JWTVerifier, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 	)
-	return v, nil
 }
 
-// Verify checks a token and returns its principal.
+// Verify checks a token and returns its principal. It is VerifyContext
+// with a background context.
 func (v *JWTVerifier) Verify(token string) (scope.Principal, error) {
+	return v.VerifyContext(context.Background(), token)
+}
+
+// VerifyContext checks a token and returns its principal. ctx bounds the
+// refresh of a verifier's keys that a token with an unknown key id may
+// cause (NewJWKSVerifier).
+func (v *JWTVerifier) VerifyContext(ctx context.Context, token string) (scope.Principal, error) {
 	if v == nil || v.parser == nil {
 		return scope.Principal{}, errors.New("guardmcp: no JWT verifier")
 	}
@@ -157,34 +177,44 @@ func (v *JWTVerifier) Verify(token string) (scope.Principal, error) {
 		return scope.Principal{}, errors.New("guardmcp: token too long")
 	}
 	claims := jwt.MapClaims{}
-	_, err := v.parser.ParseWithClaims(token, claims, v.keyFunc)
+	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) { return v.keyFunc(ctx, t) })
 	if err != nil {
 		return scope.Principal{}, fmt.Errorf("guardmcp: invalid token: %w", err)
 	}
-	return principalFromClaims(claims)
+	return v.claims.principal(claims)
 }
 
 // PrincipalFunc returns a PrincipalFunc that verifies the request's bearer
 // token. Over stdio (no HTTP request) there is no principal.
 func (v *JWTVerifier) PrincipalFunc() PrincipalFunc {
-	return func(_ context.Context, r *http.Request) (scope.Principal, error) {
+	return func(ctx context.Context, r *http.Request) (scope.Principal, error) {
 		tok, err := BearerToken(r)
 		if err != nil {
 			return scope.Principal{}, err
 		}
-		return v.Verify(tok)
+		return v.VerifyContext(ctx, tok)
 	}
 }
 
-func (v *JWTVerifier) keyFunc(t *jwt.Token) (any, error) {
+func (v *JWTVerifier) keyFunc(ctx context.Context, t *jwt.Token) (any, error) {
 	alg := t.Method.Alg()
 	kid, hasKid := t.Header["kid"].(string)
+	if _, present := t.Header["kid"]; present && !hasKid {
+		return nil, errors.New("guardmcp: kid is not a string")
+	}
+	keys, algs := v.keys, v.algs
+	if v.remote != nil {
+		var err error
+		if keys, algs, err = v.remoteKeys(ctx, kid, hasKid); err != nil {
+			return nil, err
+		}
+	}
 	var set jwt.VerificationKeySet
-	for i, k := range v.keys {
+	for i, k := range keys {
 		if hasKid && k.ID != kid {
 			continue
 		}
-		if slices.Contains(v.algs[i], alg) {
+		if slices.Contains(algs[i], alg) {
 			set.Keys = append(set.Keys, k.Key)
 		}
 	}
@@ -192,35 +222,6 @@ func (v *JWTVerifier) keyFunc(t *jwt.Token) (any, error) {
 		return nil, fmt.Errorf("guardmcp: no key for algorithm %q and kid %q", alg, kid)
 	}
 	return set, nil
-}
-
-func principalFromClaims(c jwt.MapClaims) (scope.Principal, error) {
-	sub, _ := c["sub"].(string)
-	if sub == "" {
-		return scope.Principal{}, errors.New("guardmcp: token has no sub claim")
-	}
-	pr := scope.Principal{ID: sub, Attrs: map[string]any{}}
-	if s, ok := c["scope"].(string); ok {
-		pr.Scopes = append(pr.Scopes, strings.Fields(s)...)
-	}
-	switch s := c["scp"].(type) {
-	case string:
-		pr.Scopes = append(pr.Scopes, strings.Fields(s)...)
-	case []any:
-		for _, e := range s {
-			if str, ok := e.(string); ok && str != "" {
-				pr.Scopes = append(pr.Scopes, str)
-			}
-		}
-	}
-	for k, val := range c {
-		switch k {
-		case "sub", "scope", "scp":
-		default:
-			pr.Attrs[k] = val
-		}
-	}
-	return pr, nil
 }
 
 // LoadJWTKeys reads verification keys from a file: a JWKS document
@@ -280,115 +281,4 @@ func ParsePEMKeys(data []byte) ([]JWTKey, error) {
 		return nil, errors.New("guardmcp: no PEM public keys found")
 	}
 	return keys, nil
-}
-
-type jwk struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	Crv string `json:"crv"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-}
-
-// ParseJWKS parses a JSON Web Key Set (RFC 7517) of RSA, EC (P-256, P-384,
-// P-521) and OKP (Ed25519) public keys. Keys whose "use" is not "sig" are
-// skipped; symmetric ("oct") and unknown keys are an error.
-func ParseJWKS(data []byte) ([]JWTKey, error) {
-	var set struct {
-		Keys []jwk `json:"keys"`
-	}
-	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("guardmcp: JWKS: %w", err)
-	}
-	var keys []JWTKey
-	for i, j := range set.Keys {
-		if j.Use != "" && j.Use != "sig" {
-			continue
-		}
-		k, err := j.key()
-		if err != nil {
-			return nil, fmt.Errorf("guardmcp: JWKS key %d (%q): %w", i, j.Kid, err)
-		}
-		if _, err := k.algs(); err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("guardmcp: JWKS has no signing keys")
-	}
-	return keys, nil
-}
-
-func b64(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
-
-func (j jwk) key() (JWTKey, error) {
-	k := JWTKey{ID: j.Kid, Alg: j.Alg}
-	switch j.Kty {
-	case "RSA":
-		n, err := b64(j.N)
-		if err != nil {
-			return k, err
-		}
-		e, err := b64(j.E)
-		if err != nil {
-			return k, err
-		}
-		if len(e) == 0 || len(e) > 4 {
-			return k, errors.New("bad RSA exponent")
-		}
-		exp := new(big.Int).SetBytes(e)
-		if exp.Int64() < 3 || exp.Bit(0) == 0 {
-			return k, errors.New("bad RSA exponent")
-		}
-		k.Key = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(exp.Int64())}
-	case "EC":
-		var curve elliptic.Curve
-		switch j.Crv {
-		case "P-256":
-			curve = elliptic.P256()
-		case "P-384":
-			curve = elliptic.P384()
-		case "P-521":
-			curve = elliptic.P521()
-		default:
-			return k, fmt.Errorf("unsupported curve %q", j.Crv)
-		}
-		x, err := b64(j.X)
-		if err != nil {
-			return k, err
-		}
-		y, err := b64(j.Y)
-		if err != nil {
-			return k, err
-		}
-		size := (curve.Params().BitSize + 7) / 8
-		if len(x) != size || len(y) != size {
-			return k, errors.New("bad EC coordinates")
-		}
-		pk, err := ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
-		if err != nil {
-			return k, err
-		}
-		k.Key = pk
-	case "OKP":
-		if j.Crv != "Ed25519" {
-			return k, fmt.Errorf("unsupported curve %q", j.Crv)
-		}
-		x, err := b64(j.X)
-		if err != nil {
-			return k, err
-		}
-		if len(x) != ed25519.PublicKeySize {
-			return k, errors.New("bad Ed25519 key")
-		}
-		k.Key = ed25519.PublicKey(x)
-	default:
-		return k, fmt.Errorf("unsupported key type %q", j.Kty)
-	}
-	return k, nil
 }

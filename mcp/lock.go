@@ -21,10 +21,15 @@ const LockVersion = 1
 // digest ([ToolDigest]) of the definition that was reviewed. A tool whose
 // digest differs, or that is not in the lock, is hidden and denied.
 //
-// The file is JSON: {"version": 1, "tools": {"name": "sha256:<hex>", ...}}.
+// The file is JSON: {"version": 1, "tools": {"name": "sha256:<hex>", ...},
+// "findings": {"name": [Finding, ...], ...}}. Findings record what
+// [ScanTools] found in each tool when the lock was written, for the
+// reviewer; they do not decide anything when the lock is read (the scan
+// runs again whenever tools are listed). A lock without findings is valid.
 type Lock struct {
-	Version int               `json:"version"`
-	Tools   map[string]string `json:"tools"`
+	Version  int                  `json:"version"`
+	Tools    map[string]string    `json:"tools"`
+	Findings map[string][]Finding `json:"findings,omitempty"`
 }
 
 // maxLockBytes bounds lock files read.
@@ -55,9 +60,10 @@ func ReadLock(path string) (*Lock, error) {
 // WriteLock writes l to path atomically (a temporary file, renamed).
 func WriteLock(path string, l *Lock) error {
 	out := struct {
-		Version int               `json:"version"`
-		Tools   map[string]string `json:"tools"`
-	}{LockVersion, l.Tools}
+		Version  int                  `json:"version"`
+		Tools    map[string]string    `json:"tools"`
+		Findings map[string][]Finding `json:"findings,omitempty"`
+	}{LockVersion, l.Tools, l.Findings}
 	if out.Tools == nil {
 		out.Tools = map[string]string{}
 	}

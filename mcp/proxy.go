@@ -106,7 +106,9 @@ type proxyTool struct {
 	digest   string
 	guarded  bool   // was registered on the guard (reviewed) at some point
 	disabled string // why calls are denied, if they are
+	rule     string // the audit record's rule for such denials
 	gone     bool   // no longer listed upstream
+	findings []Finding
 }
 
 type progressRoute struct {
@@ -209,16 +211,9 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 		return nil, err
 	}
 	if o.lockPath != "" && o.updateLock {
-		l := &Lock{Version: LockVersion, Tools: map[string]string{}}
-		for _, rt := range rawTools {
-			if d, err := ToolDigest(rt.raw); err == nil && toolNameRE.MatchString(rt.Name) {
-				l.Tools[rt.Name] = d
-			}
-		}
-		if err := WriteLock(o.lockPath, l); err != nil {
+		if err := p.rewriteLock(rawTools); err != nil {
 			return nil, err
 		}
-		p.lock = l
 	}
 	p.applyTools(rawTools)
 
@@ -337,6 +332,7 @@ func upstreamTool(rt rawTool) (mcp.Tool, error) {
 func (p *Proxy) applyTools(list []rawTool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	findings := p.scan(list)
 	seen := map[string]bool{}
 	for _, rt := range list {
 		if seen[rt.Name] {
@@ -360,6 +356,7 @@ func (p *Proxy) applyTools(list []rawTool) {
 		}
 		cur := p.tools[rt.Name]
 		if cur != nil && cur.digest == digest {
+			p.rescanned(cur, findings[rt.Name])
 			if cur.gone {
 				// Back, unchanged, after it disappeared upstream.
 				cur.gone = false
@@ -384,7 +381,14 @@ func (p *Proxy) applyTools(list []rawTool) {
 		if disabled == "" && cur != nil && cur.guarded {
 			disabled = fmt.Sprintf("tool %q changed upstream while the proxy was running; it stays disabled until the proxy restarts", rt.Name)
 		}
-		pt := &proxyTool{def: t, digest: digest, disabled: disabled}
+		rule := "tool-lock"
+		if disabled == "" {
+			if disabled = p.flagged(rt.Name, findings[rt.Name]); disabled != "" {
+				rule = RulePoisoning
+			}
+		}
+		p.logFindings(findings[rt.Name], disabled != "")
+		pt := &proxyTool{def: t, digest: digest, disabled: disabled, rule: rule, findings: findings[rt.Name]}
 		if cur != nil {
 			pt.guarded = cur.guarded
 		}
@@ -435,18 +439,18 @@ func (p *Proxy) registerTool(t mcp.Tool) bool {
 func (p *Proxy) blocked(ctx context.Context, req *mcp.CallToolRequest, args json.RawMessage) (*mcp.CallToolResult, bool) {
 	p.mu.Lock()
 	pt := p.tools[req.Params.Name]
-	reason := ""
+	reason, rule := "", ""
 	if pt != nil {
-		reason = pt.disabled
+		reason, rule = pt.disabled, pt.rule
 	}
 	p.mu.Unlock()
 	if reason == "" {
 		return nil, false
 	}
-	return p.denyDisabled(ctx, req.Params.Name, args, reason), true
+	return p.denyDisabled(ctx, req.Params.Name, args, rule, reason), true
 }
 
-func (p *Proxy) denyDisabled(ctx context.Context, name string, args json.RawMessage, reason string) *mcp.CallToolResult {
+func (p *Proxy) denyDisabled(ctx context.Context, name string, args json.RawMessage, rule, reason string) *mcp.CallToolResult {
 	rec := &audit.Record{
 		ID:     randomID(),
 		Kind:   audit.KindDecision,
@@ -454,7 +458,7 @@ func (p *Proxy) denyDisabled(ctx context.Context, name string, args json.RawMess
 		Tool:   name,
 		Effect: "deny",
 		Stage:  string(toolguard.StageTool),
-		Rule:   "tool-lock",
+		Rule:   rule,
 		Reason: reason,
 	}
 	if pol := p.g.Policy(); pol != nil {

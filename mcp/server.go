@@ -33,6 +33,7 @@ type options struct {
 	serverOpts  []server.ServerOption
 	name        string
 	version     string
+	hideFlagged Severity
 }
 
 func buildOptions(opts []Option) options {
@@ -40,6 +41,7 @@ func buildOptions(opts []Option) options {
 		logger:      slog.New(slog.DiscardHandler),
 		callTimeout: 2 * time.Minute,
 		listTimeout: 30 * time.Second,
+		hideFlagged: SeverityHigh,
 	}
 	for _, opt := range opts {
 		if opt != nil {

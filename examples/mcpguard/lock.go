@@ -86,8 +86,8 @@ func updateLock(ctx context.Context, c *config, stdout, stderr io.Writer, logger
 	return nil
 }
 
-// printLockReport prints the tools a lock pins, and how it differs from the
-// previous one.
+// printLockReport prints the tools a lock pins, how it differs from the
+// previous one, and each tool's tool-poisoning findings.
 func printLockReport(w io.Writer, path string, prev, next *guardmcp.Lock) {
 	added, removed, changed := next.Changes(prev)
 	if prev == nil {
@@ -115,6 +115,12 @@ func printLockReport(w io.Writer, path string, prev, next *guardmcp.Lock) {
 			st = "unchanged"
 		}
 		fmt.Fprintf(w, "  %-9s %s\n", st, n)
+		for _, f := range next.Findings[n] {
+			fmt.Fprintf(w, "            %s finding %s at %s: %s\n", f.Severity, f.Rule, f.Pointer, f.Excerpt)
+		}
+	}
+	if n := len(next.Findings); n > 0 {
+		fmt.Fprintf(w, "mcpguard: %d tools have tool-poisoning findings; those of -hide-flagged severity or worse stay hidden\n", n)
 	}
 }
 

@@ -22,6 +22,15 @@
 // -jwt-key is given (checked against -audience and -issuer), else the static
 // one. The token is never forwarded upstream.
 //
+// Instead of a key file, -discover-keys finds the authorization server's
+// JWKS URL in the metadata of -issuer (RFC 8414, then OpenID Connect
+// discovery), and -jwks-url names it directly: the keys are fetched at
+// start (mcpguard does not start without them), refreshed every
+// -jwks-refresh, and once more when a token names an unknown key id — at
+// most once per -jwks-unknown-kid. -claim-subject, -claim-scopes and
+// -claim-attr say which claims become the principal's ID, scopes and
+// attributes (guardmcp.ClaimMapping).
+//
 // Requests the upstream sends to its client in the middle of a tool call —
 // sampling, elicitation, and with -forward-roots roots — are forwarded to
 // the client that made the call (guardmcp.DialProxy). A client that did not declare the capability
@@ -43,6 +52,17 @@
 // prints every tool with what changed since the previous lock (added,
 // changed, removed, unchanged) and exits. Without a lock file mcpguard
 // refuses to start, says how to write one, and leaves no file behind.
+//
+// The upstream's tool definitions — descriptions, titles, and the
+// descriptions, defaults, enums and property names of their schemas — are
+// scanned for tool poisoning (guardmcp.ScanTools) when they are listed and
+// when the lock is written: hidden instruction tags and phrasing, invisible
+// Unicode, instructions aimed at other tools, exfiltration to URLs or
+// e-mail addresses, secret file paths, encoded blobs, overly long text.
+// Every finding is logged; -update-lock also writes the findings into the
+// lock and prints them with each tool, and -bom puts them into the BOM. A
+// tool with a finding of -hide-flagged severity or worse (high by default;
+// none to only report) is hidden and every call to it denied and recorded.
 //
 // Where a policy rule says ask, -approve elicit (the default) asks the human
 // at the calling client through MCP elicitation: the call runs only if they
@@ -171,6 +191,12 @@ Examples:
       -jwks keys.json -audience mcpguard -issuer https://id.example.com \
       -upstream http://127.0.0.1:3001/mcp
 
+  # The same with the keys fetched from the authorization server's JWKS,
+  # found in its metadata, and refreshed when it rotates them.
+  mcpguard -policy policy.yaml -audit decisions.jsonl -listen 127.0.0.1:8080 \
+      -discover-keys -issuer https://id.example.com/realms/r1 -audience mcpguard \
+      -upstream http://127.0.0.1:3001/mcp
+
 Flags:
 `
 
@@ -195,6 +221,8 @@ type config struct {
 	forwardRoots                          bool
 	command                               []string
 	bom                                   string
+	poison                                poisonConfig
+	auth                                  authConfig
 }
 
 func parse(args []string, stdout, stderr io.Writer) (*config, error) {
@@ -223,6 +251,8 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.maxRequest, "max-request", 4<<20, "largest HTTP request body accepted, in bytes")
 	fs.DurationVar(&c.watch, "watch", 0, "poll the policy file at this interval and reload it when it changes (0: only on SIGHUP)")
 	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
+	c.poison.register(fs)
+	c.auth.register(fs)
 	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "forward the upstream's roots/list requests to the client whose tool call is in flight (off: the upstream keeps its own configuration)")
 	if len(args) == 0 {
 		printUsage(stderr, fs)
@@ -267,17 +297,27 @@ func (c *config) check() error {
 	return nil
 }
 
-func (c *config) principalFunc() (guardmcp.PrincipalFunc, error) {
-	if c.jwks != "" || c.jwtKey != "" {
+func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardmcp.PrincipalFunc, error) {
+	if c.jwks != "" || c.jwtKey != "" || c.auth.remote() {
 		if c.listen == "" {
-			return nil, usageErrorf("bearer tokens (-jwks, -jwt-key) need -listen")
+			return nil, usageErrorf("bearer tokens (-jwks, -jwt-key, -jwks-url, -discover-keys) need -listen")
 		}
-		path := c.jwks + c.jwtKey
-		keys, err := guardmcp.LoadJWTKeys(path)
+		if (c.jwks != "" || c.jwtKey != "") && c.auth.remote() {
+			return nil, usageErrorf("give a key file (-jwks, -jwt-key) or fetched keys (-jwks-url, -discover-keys), not both")
+		}
+		opts, err := c.auth.options(c.audience, c.issuer)
 		if err != nil {
 			return nil, err
 		}
-		v, err := guardmcp.NewJWTVerifier(keys, guardmcp.JWTOptions{Audience: c.audience, Issuer: c.issuer})
+		var v *guardmcp.JWTVerifier
+		if c.auth.remote() {
+			v, err = c.auth.verifier(ctx, opts, logger)
+		} else {
+			var keys []guardmcp.JWTKey
+			if keys, err = guardmcp.LoadJWTKeys(c.jwks + c.jwtKey); err == nil {
+				v, err = guardmcp.NewJWTVerifier(keys, opts)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -310,7 +350,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if c.updateLock {
 		return updateLock(ctx, c, stdout, stderr, logger)
 	}
-	pf, err := c.principalFunc()
+	pf, err := c.principalFunc(ctx, logger)
 	if err != nil {
 		return err
 	}
@@ -345,6 +385,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	px, err := guardmcp.DialProxy(ctx, c.upstreamSpec(stderr), g,
+		c.poison.option(),
 		guardmcp.WithLogger(logger),
 		guardmcp.WithAuditSink(log),
 		guardmcp.WithLock(c.lock, false),
