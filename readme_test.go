@@ -86,6 +86,7 @@ const glueImports = `import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"testing"
 
@@ -97,6 +98,7 @@ const glueImports = `import (
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/scope/scopetest"
 	"github.com/agentguard/agentguard/toolguard"
+	"github.com/agentguard/agentguard/toolguard/netguard"
 )
 
 var (
@@ -113,6 +115,8 @@ var (
 	_ = scope.Load
 	_ = scopetest.Golden
 	_ = toolguard.New
+	_ = http.Get
+	_ = netguard.ErrRefused
 )
 `
 
