@@ -50,9 +50,9 @@ func (f Finding) String() string {
 // neither a limit nor an ask rule, scopes no static principal holds, rules
 // that earlier rules shadow, expressions whose worst-case cost exceeds
 // the cost limit, hosts compared in a form urlHost never returns, and deny
-// or ask rules whose glob on a path argument can be walked around: a pattern
-// matched without cleaning (one that does not start with "/" or "**/"), a
-// pattern that is not itself clean, a rule beside a grant that admits the
+// or ask rules whose glob on a path argument can be walked around: a
+// pattern that is not itself clean (a path pattern with "." or "..", a URL
+// pattern whose scheme, host or port is not in canonical form), a rule beside a grant that admits the
 // same argument by the lexical isUnder, and a rule that stops a path by
 // isUnder. Findings are grouped by kind, each kind in policy order.
 func Lint(p *Policy, opts LintOptions) []Finding {
