@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -221,4 +223,61 @@ func TestAttackCustomDialerControl(t *testing.T) {
 	c.Close()
 	assert.Equal(t, int64(1), called.Load())
 	assert.Equal(t, int64(0), hits.Load())
+}
+
+// TestAttackOwnAddress: a service of this host listening on all
+// interfaces is reached through the host's own public address as well as
+// through 127.0.0.1. In a network namespace of its own, where lo carries
+// the public address 8.8.4.4, the test runs itself again: a plain dial to
+// 8.8.4.4 reaches the local service, the Filter refuses it.
+func TestAttackOwnAddress(t *testing.T) {
+	if os.Getenv("NETGUARD_NETNS_CHILD") == "1" {
+		ownAddressChild(t)
+		return
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip command to give an interface a public address")
+	}
+	if out, err := exec.Command("unshare", "-rn", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot make a network namespace here (unshare -rn): %v %s", err, out)
+	}
+	cmd := exec.Command("unshare", "-rn", os.Args[0], "-test.run=^TestAttackOwnAddress$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "NETGUARD_NETNS_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("child:\n%s", out)
+	require.NoError(t, err)
+	require.Contains(t, string(out), "--- PASS: TestAttackOwnAddress")
+}
+
+func ownAddressChild(t *testing.T) {
+	for _, args := range [][]string{{"link", "set", "lo", "up"}, {"addr", "add", "8.8.4.4/32", "dev", "lo"}} {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %v: %s", args, out)
+	}
+	l, err := net.Listen("tcp", "0.0.0.0:0") // a local service on all interfaces
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	target := "8.8.4.4:" + portOf(l.Addr().String())
+	var plain net.Dialer
+	c, err := plain.DialContext(t.Context(), "tcp", target)
+	require.NoError(t, err, "the own public address reaches the local service")
+	c.Close()
+	var f netguard.Filter
+	require.False(t, netguard.IsInternal(netip.MustParseAddr("8.8.4.4")), "the address is public")
+	_, err = f.Dialer(nil).DialContext(t.Context(), "tcp", target)
+	require.ErrorIs(t, err, netguard.ErrRefused)
+	assert.Contains(t, err.Error(), "an address of this host")
+	allowed := netguard.Filter{Allow: []netip.Prefix{netip.MustParsePrefix("8.8.4.4/32")}}
+	c, err = allowed.Dialer(nil).DialContext(t.Context(), "tcp", target)
+	require.NoError(t, err, "Allow lets it through")
+	c.Close()
 }
