@@ -195,3 +195,29 @@ rules:
 		assert.Equal(t, scope.Allow, d.Effect, "rule %d as written does not match %s", i, u)
 	}
 }
+
+// TestLintGlobBrackets: glob has no character classes, so a deny rule
+// written with one ("*.[pP][eE][mM]") never matches the files it seems to
+// list; Lint warns, and the rule indeed lets "/w/a.pem" through.
+func TestLintGlobBrackets(t *testing.T) {
+	p := compile(t, `version: 1
+scopes:
+  s:
+    grants:
+      - tools: [read]
+        when: 'true'
+rules:
+  - {name: pem, effect: deny, tools: [read], when: 'args.path.glob("/w/*.[pP][eE][mM]")'}
+  - {name: alt, effect: deny, tools: [read], when: 'args.path.glob("/w/{a,b}/**")'}
+  - {name: escaped, effect: deny, tools: [read], when: 'args.path.glob("/w/\\[x]")'}
+`)
+	var got []string
+	for _, f := range scope.Lint(p, scope.LintOptions{}) {
+		if f.Code == "glob-literal-bracket" {
+			got = append(got, f.Path)
+		}
+	}
+	assert.Equal(t, []string{"/rules/0/when", "/rules/1/when"}, got)
+	d := decideArgs(t, p, "read", map[string]any{"path": "/w/a.pem"})
+	assert.Equal(t, scope.Allow, d.Effect, "the bracket rule matches nothing")
+}

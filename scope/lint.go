@@ -23,7 +23,8 @@ type Finding struct {
 	// Code identifies the kind of finding: unknown-tool, ungranted-tool,
 	// never-matches, always-true-destructive, destructive-unguarded,
 	// unheld-scope, shadowed-rule, costly-expression, non-canonical-host,
-	// glob-uncleaned-path, glob-lexical-grant, lexical-path-rule.
+	// glob-uncleaned-path, glob-lexical-grant, glob-literal-bracket,
+	// lexical-path-rule.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string

@@ -125,6 +125,11 @@ func (l *linter) paths() {
 			if c.fn != "glob" || !c.literal {
 				continue
 			}
+			if i := strings.IndexAny(c.pattern, "[{"); i >= 0 && (i == 0 || c.pattern[i-1] != '\\') {
+				l.add("glob-literal-bracket", "warning", path,
+					"rule %q matches %s against %q, in which %q matches only itself: glob has no character classes or alternatives, so the rule misses the names it seems to list",
+					r.name, c.field, c.pattern, c.pattern[i:i+1])
+			}
 			switch {
 			case glob.URLShaped(c.pattern):
 				if want, ok := canonicalURLPattern(c.pattern); !ok {
