@@ -281,3 +281,37 @@ func ownAddressChild(t *testing.T) {
 	require.NoError(t, err, "Allow lets it through")
 	c.Close()
 }
+
+// TestAttackRegisteredProtocol: a transport handed to Filter.Transport may
+// carry round trippers registered with RegisterProtocol; they make their
+// own connections, so the Filter's transport must not take them over.
+func TestAttackRegisteredProtocol(t *testing.T) {
+	srv, hits := server(t, "127.0.0.1:0", nil)
+	mine := &http.Transport{}
+	mine.RegisterProtocol("http", &http.Transport{})
+	require.NoError(t, get(&http.Client{Transport: mine, Timeout: 5 * time.Second}, srv.URL))
+	require.Equal(t, int64(1), hits.Load(), "the registered round tripper serves http")
+	var f netguard.Filter
+	err := get(&http.Client{Transport: f.Transport(mine), Timeout: 5 * time.Second}, srv.URL)
+	require.ErrorIs(t, err, netguard.ErrRefused)
+	assert.Equal(t, int64(1), hits.Load(), "a request went round the Filter")
+}
+
+type wrapped struct{ http.RoundTripper }
+
+// TestAttackDefaultTransportReplaced: a program that wrapped
+// http.DefaultTransport (for tracing, say) still gets a working filtered
+// transport from Transport(nil), not a panic.
+func TestAttackDefaultTransportReplaced(t *testing.T) {
+	srv, hits := server(t, "127.0.0.1:0", nil)
+	old := http.DefaultTransport
+	http.DefaultTransport = wrapped{old}
+	t.Cleanup(func() { http.DefaultTransport = old })
+	var f netguard.Filter
+	var tr *http.Transport
+	require.NotPanics(t, func() { tr = f.Transport(nil) })
+	err := get(&http.Client{Transport: tr, Timeout: 5 * time.Second}, srv.URL)
+	require.ErrorIs(t, err, netguard.ErrRefused)
+	assert.Equal(t, int64(0), hits.Load())
+	assert.Equal(t, 90*time.Second, tr.IdleConnTimeout, "the default transport's settings")
+}

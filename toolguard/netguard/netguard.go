@@ -155,7 +155,9 @@ func (f *Filter) Dialer(d *net.Dialer) *net.Dialer {
 	return nd
 }
 
-// Transport returns a clone of t (nil means http.DefaultTransport) whose
+// Transport returns a clone of t (nil means http.DefaultTransport, or a
+// transport with its standard settings if a program replaced it with
+// another kind of round tripper) whose
 // every connection, redirects included, goes through f.Dialer with the
 // timeouts of http.DefaultTransport's dialer; t's own DialContext is not
 // used. It clears the clone's Proxy, Dial, DialTLS and DialTLSContext: a
@@ -165,7 +167,7 @@ func (f *Filter) Dialer(d *net.Dialer) *net.Dialer {
 // f.Dialer(yours).DialContext. t is not changed.
 func (f *Filter) Transport(t *http.Transport) *http.Transport {
 	if t == nil {
-		t = http.DefaultTransport.(*http.Transport)
+		t = defaultTransport()
 	}
 	nt := t.Clone()
 	nt.Proxy = nil
@@ -177,4 +179,19 @@ func (f *Filter) Transport(t *http.Transport) *http.Transport {
 	nt.DialTLSContext = nil
 	nt.DialContext = f.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return nt
+}
+
+// defaultTransport returns http.DefaultTransport if it is an
+// *http.Transport, and else a transport with the settings Go gives it.
+func defaultTransport() *http.Transport {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t
+	}
+	return &http.Transport{
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+	}
 }
