@@ -104,6 +104,9 @@ rules:
 		"https://a.example.com/public/../admin",
 		"https://a.example.com/public/%2e%2e/admin",
 		"https://a.example.com/public/%2E%2E/%2E%2E/admin",
+		"https://a.example.com/public/..%5cadmin",
+		"https://a.example.com/public/..\\admin",
+		"https://a.example.com/public/%00/../../admin",
 		"www.example.com/public/x",
 		"https://a.example.com:99999/public/x",
 	} {
@@ -154,7 +157,7 @@ func TestGlobURLCanonical(t *testing.T) {
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, in := range []string{"www.example.com/x", "https://u@x.example/", "https://x.example\\.y/", "/w/x", "https://:80/", "https://x.example:1x/"} {
+	for _, in := range []string{"www.example.com/x", "https://u@x.example/", "https://x.example\\.y/", "https://x.example/a%5cb", "https://x.example/a\\b", "/w/x", "https://:80/", "https://x.example:1x/"} {
 		_, err := scope.GlobURL(in)
 		assert.Error(t, err, in)
 	}

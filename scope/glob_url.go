@@ -1,6 +1,7 @@
 package scope
 
 import (
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -33,7 +34,9 @@ var defaultPorts = map[string]string{"http": "80", "https": "443", "ws": "80", "
 //
 // It returns an error for everything urlHost refuses (no scheme, no host,
 // user information, a backslash in the host, a bad port, a host without a
-// canonical form), so in a policy such a URL never matches a grant's glob
+// canonical form) and for a path with a backslash or a NUL byte, also
+// percent-encoded (browsers and many servers read "\\" as "/", so
+// "/public/..%5cadmin" can be "/admin"), so in a policy such a URL never matches a grant's glob
 // and always matches a deny rule's.
 func GlobURL(raw string) (string, error) {
 	host, err := URLHost(raw)
@@ -43,6 +46,9 @@ func GlobURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", err // URLHost parsed it already
+	}
+	if strings.ContainsAny(u.Path, "\\\x00") {
+		return "", fmt.Errorf("glob: URL %q has a backslash or NUL in its path, which servers read in different ways", raw)
 	}
 	var b strings.Builder
 	b.WriteString(u.Scheme)
