@@ -178,7 +178,7 @@ func celGlob(lhs, rhs ref.Val) ref.Val {
 	if err := glob.Validate(string(pat)); err != nil {
 		return types.WrapErr(err)
 	}
-	return types.Bool(glob.MatchPath(string(pat), string(s)))
+	return matchGlob(string(s), string(pat))
 }
 
 func celURLHost(v ref.Val) ref.Val {

@@ -23,7 +23,8 @@ type Finding struct {
 	// Code identifies the kind of finding: unknown-tool, ungranted-tool,
 	// never-matches, always-true-destructive, destructive-unguarded,
 	// unheld-scope, shadowed-rule, costly-expression, non-canonical-host,
-	// glob-uncleaned-path, glob-lexical-grant, lexical-path-rule.
+	// glob-uncleaned-path, glob-lexical-grant, glob-literal-bracket,
+	// lexical-path-rule.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -50,9 +51,9 @@ func (f Finding) String() string {
 // neither a limit nor an ask rule, scopes no static principal holds, rules
 // that earlier rules shadow, expressions whose worst-case cost exceeds
 // the cost limit, hosts compared in a form urlHost never returns, and deny
-// or ask rules whose glob on a path argument can be walked around: a pattern
-// matched without cleaning (one that does not start with "/" or "**/"), a
-// pattern that is not itself clean, a rule beside a grant that admits the
+// or ask rules whose glob on a path argument can be walked around: a
+// pattern that is not itself clean (a path pattern with "." or "..", a URL
+// pattern whose scheme, host or port is not in canonical form), a rule beside a grant that admits the
 // same argument by the lexical isUnder, and a rule that stops a path by
 // isUnder. Findings are grouped by kind, each kind in policy order.
 func Lint(p *Policy, opts LintOptions) []Finding {

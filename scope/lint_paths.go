@@ -125,11 +125,18 @@ func (l *linter) paths() {
 			if c.fn != "glob" || !c.literal {
 				continue
 			}
+			if i := strings.IndexAny(c.pattern, "[{"); i >= 0 && (i == 0 || c.pattern[i-1] != '\\') {
+				l.add("glob-literal-bracket", "warning", path,
+					"rule %q matches %s against %q, in which %q matches only itself: glob has no character classes or alternatives, so the rule misses the names it seems to list",
+					r.name, c.field, c.pattern, c.pattern[i:i+1])
+			}
 			switch {
-			case !glob.PathShaped(c.pattern) && strings.Contains(c.pattern, "/"):
-				l.add("glob-uncleaned-path", "warning", path,
-					"rule %q matches %s against %q as written: only patterns starting with \"/\" or \"**/\" see the cleaned path, so spellings such as \"a/./b\" or \"a//b\" walk around this one",
-					r.name, c.field, c.pattern)
+			case glob.URLShaped(c.pattern):
+				if want, ok := canonicalURLPattern(c.pattern); !ok {
+					l.add("glob-uncleaned-path", "warning", path,
+						"rule %q matches %s against %q, but URLs are matched in canonical form (lower-case scheme and host, no default port, cleaned path), so the pattern can never match; write %q",
+						r.name, c.field, c.pattern, want)
+				}
 			case glob.PathShaped(c.pattern) && glob.CleanPath(c.pattern) != c.pattern:
 				l.add("glob-uncleaned-path", "warning", path,
 					"rule %q matches %s against %q, which is not a clean path: the path it is matched against is cleaned first, so the pattern can never match; write %q",
@@ -179,4 +186,29 @@ func sharesTool(a, b []string) bool {
 		}
 	}
 	return false
+}
+
+// canonicalURLPattern reports whether the scheme, host and port of a
+// URL-shaped pattern are written as GlobURL writes them, and if not, the
+// pattern with them rewritten. Wildcards in the scheme or host are left
+// alone; only their case is checked.
+func canonicalURLPattern(pattern string) (string, bool) {
+	scheme, rest, _ := strings.Cut(pattern, "://")
+	auth, tail := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		auth, tail = rest[:i], rest[i:]
+	}
+	if strings.ContainsAny(scheme+auth, "*?\\") {
+		want := strings.ToLower(scheme) + "://" + strings.ToLower(auth) + tail
+		return want, want == pattern
+	}
+	u, err := GlobURL(scheme + "://" + auth + "/")
+	if err != nil {
+		return pattern, true // an impossible host: never-matches is reported elsewhere
+	}
+	if tail == "" {
+		return u, u == pattern || u == pattern+"/"
+	}
+	want := strings.TrimSuffix(u, "/") + tail
+	return want, want == pattern
 }

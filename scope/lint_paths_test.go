@@ -38,11 +38,11 @@ rules:
 		}
 	}
 	assert.Equal(t, []string{
-		"warning glob-uncleaned-path /rules/0/when",
+		"info glob-lexical-grant /rules/0/when",
 		"warning glob-uncleaned-path /rules/1/when",
 		"warning glob-lexical-grant /rules/2/when",
 		"info glob-lexical-grant /rules/3/when",
-		"warning glob-uncleaned-path /rules/8/when",
+		"info glob-lexical-grant /rules/8/when",
 		"warning lexical-path-rule /rules/9/when",
 	}, got)
 }

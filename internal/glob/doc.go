@@ -19,8 +19,8 @@
 //
 // Match compares characters: "/w/./secrets/key" does not match
 // "/w/secrets/**". MatchPath, which the policy language's glob uses, first
-// cleans the name when the pattern is path-shaped — it starts with "/" or
-// "**/" — so every lexical spelling of a path matches as the path itself,
+// cleans the name when the pattern is path-shaped — it contains a "/" and
+// no "://" — so every lexical spelling of a path matches as the path itself,
 // and lets "/w/secrets/**" match the directory "/w/secrets" too. Cleaning
 // is lexical: a symbolic link still leads wherever it points.
 //

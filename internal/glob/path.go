@@ -5,19 +5,28 @@ import (
 	"strings"
 )
 
-// PathShaped reports whether pattern names file paths: it starts with '/'
-// (a rooted pattern such as "/w/secrets/**") or with a "**/" element (such
-// as "**/.env*"). MatchPath cleans the names it matches against such
+// PathShaped reports whether pattern names file paths: it contains a '/'
+// and is not URL-shaped (see URLShaped). Rooted patterns ("/w/secrets/**"),
+// "**/" patterns ("**/.env*") and relative ones ("public/**") are
+// path-shaped. MatchPath cleans the names it matches against such
 // patterns.
 func PathShaped(pattern string) bool {
-	return strings.HasPrefix(pattern, "/") || strings.HasPrefix(pattern, "**/")
+	return strings.IndexByte(pattern, '/') >= 0 && !URLShaped(pattern)
+}
+
+// URLShaped reports whether pattern names URLs: it contains "://" before
+// any other '/' ("https://*.example.com/**", "http*://h/**").
+func URLShaped(pattern string) bool {
+	i := strings.Index(pattern, "://")
+	return i > 0 && strings.IndexByte(pattern[:i], '/') < 0
 }
 
 // MatchPath is Match for patterns that may name paths. When pattern is
 // path-shaped (see PathShaped), name is first cleaned lexically as by
 // path.Clean — ".", "..", and repeated slashes are resolved, so
 // "/w/./secrets/key", "/w//secrets/key" and "/w/x/../secrets/key" are all
-// matched as "/w/secrets/key" — and a name whose last element is "", "."
+// matched as "/w/secrets/key", and "public/../../etc/passwd" as
+// "../etc/passwd", which "public/**" does not match — and a name whose last element is "", "."
 // or ".." keeps one trailing slash ("/w/secrets/." is matched as
 // "/w/secrets/"), because it names a directory. A path-shaped pattern
 // ending in "/**" also matches the directory it names: "/w/secrets/**"

@@ -45,7 +45,9 @@ func TestMatchPath(t *testing.T) {
 		{"https://*.example.com/**", "https://a.example.com/x/../y", true},
 		{"https://evil.test/**", "https://evil.test/x", true},
 		{"**secrets**", "/w/./secrets", true},
-		{"w/secrets/**", "w/./secrets/key", false},
+		{"w/secrets/**", "w/./secrets/key", true}, // relative patterns are path-shaped too
+		{"public/**", "public/../../etc/passwd", false},
+		{"public/**", "./public/a", true},
 		{"read_*", "read_file", true},
 	}
 	for _, tt := range tests {

@@ -40,8 +40,8 @@ import (
 var ErrRefused = errors.New("netguard: connection refused")
 
 // Filter decides which addresses a tool may connect to. The zero Filter
-// refuses every internal address (see IsInternal) and allows every other
-// IP address; it refuses connections that are not TCP or UDP over IP
+// refuses every internal address (see IsInternal) and every address of
+// this host's own network interfaces, and allows every other IP address; it refuses connections that are not TCP or UDP over IP
 // (Unix sockets, for one), whose target it cannot judge. A Filter must not
 // be changed once in use; it is then safe for concurrent use.
 type Filter struct {
@@ -68,7 +68,12 @@ func IsInternal(a netip.Addr) bool {
 
 // Check returns nil if a connection over network to address (an IP and
 // port, as net.Dialer's Control hook receives it) is allowed, and an
-// error wrapping ErrRefused if not.
+// error wrapping ErrRefused if not. An address in Allow is allowed;
+// otherwise an internal address (see IsInternal) is refused, and so is an
+// address assigned to one of this host's own network interfaces (read at
+// each check), even a public one: a connection to it reaches every
+// service of this host that listens on all interfaces. If the host's
+// addresses cannot be read, the connection is refused.
 func (f *Filter) Check(network, address string) error {
 	switch network {
 	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
@@ -80,15 +85,40 @@ func (f *Filter) Check(network, address string) error {
 		return fmt.Errorf("%w: %q is not an IP address and port", ErrRefused, address)
 	}
 	a := ap.Addr().WithZone("").Unmap()
-	if !IsInternal(a) {
-		return nil
-	}
 	for _, p := range f.Allow {
 		if p.Contains(a) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s is an internal address", ErrRefused, address)
+	if IsInternal(a) {
+		return fmt.Errorf("%w: %s is an internal address", ErrRefused, address)
+	}
+	own, err := ownAddr(a)
+	if err != nil {
+		return fmt.Errorf("%w: cannot list this host's own addresses: %w", ErrRefused, err)
+	}
+	if own {
+		return fmt.Errorf("%w: %s is an address of this host", ErrRefused, address)
+	}
+	return nil
+}
+
+// ownAddr reports whether a is assigned to one of this host's network
+// interfaces. A connection to it reaches the services of this host that
+// listen on every interface, as a connection to 127.0.0.1 does.
+func ownAddr(a netip.Addr) (bool, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false, err
+	}
+	for _, ia := range addrs {
+		if n, ok := ia.(*net.IPNet); ok {
+			if b, ok := netip.AddrFromSlice(n.IP); ok && b.Unmap() == a {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // Control has the signature of net.Dialer.Control and calls Check.
@@ -125,7 +155,9 @@ func (f *Filter) Dialer(d *net.Dialer) *net.Dialer {
 	return nd
 }
 
-// Transport returns a clone of t (nil means http.DefaultTransport) whose
+// Transport returns a clone of t (nil means http.DefaultTransport, or a
+// transport with its standard settings if a program replaced it with
+// another kind of round tripper) whose
 // every connection, redirects included, goes through f.Dialer with the
 // timeouts of http.DefaultTransport's dialer; t's own DialContext is not
 // used. It clears the clone's Proxy, Dial, DialTLS and DialTLSContext: a
@@ -135,7 +167,7 @@ func (f *Filter) Dialer(d *net.Dialer) *net.Dialer {
 // f.Dialer(yours).DialContext. t is not changed.
 func (f *Filter) Transport(t *http.Transport) *http.Transport {
 	if t == nil {
-		t = http.DefaultTransport.(*http.Transport)
+		t = defaultTransport()
 	}
 	nt := t.Clone()
 	nt.Proxy = nil
@@ -149,4 +181,19 @@ func (f *Filter) Transport(t *http.Transport) *http.Transport {
 	nt.DialTLSContext = nil
 	nt.DialContext = f.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return nt
+}
+
+// defaultTransport returns http.DefaultTransport if it is an
+// *http.Transport, and else a transport with the settings Go gives it.
+func defaultTransport() *http.Transport {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t
+	}
+	return &http.Transport{
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+	}
 }

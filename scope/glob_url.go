@@ -1,0 +1,91 @@
+package scope
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+
+	"github.com/agentguard/agentguard/internal/glob"
+)
+
+// defaultPorts are the ports GlobURL leaves out, as clients do.
+var defaultPorts = map[string]string{"http": "80", "https": "443", "ws": "80", "wss": "443", "ftp": "21"}
+
+// GlobURL returns the form of the absolute URL raw that the CEL function
+// glob matches a URL-shaped pattern ("https://*.example.com/**") against:
+//
+//	scheme://host[:port]/path[?query]
+//
+// with the scheme in lower case, the host as urlHost gives it (canonical:
+// lower case, IDNA-mapped, IPv4 in dotted decimal, IPv4-mapped IPv6
+// unmapped; an IPv6 address in brackets), the port as a plain number and
+// left out when it is the scheme's default (80 for http and ws, 443 for
+// https and wss, 21 for ftp), the path percent-decoded, cleaned as
+// path.Clean does (a trailing slash kept) and encoded again as Go's
+// net/url encodes a path, the query as written, and no fragment (a client
+// does not send it). So "HTTPS://A.Example.COM./x/%2e%2e/y#f" is matched
+// as "https://a.example.com/y". Because the host is always followed by
+// ":", "/" or the end, a "*" in the host part of a pattern cannot stretch
+// over "?", "#" or "@" into another part of the URL.
+//
+// It returns an error for everything urlHost refuses (no scheme, no host,
+// user information, a backslash in the host, a bad port, a host without a
+// canonical form) and for a path with a backslash or a NUL byte, also
+// percent-encoded (browsers and many servers read "\\" as "/", so
+// "/public/..%5cadmin" can be "/admin"), so in a policy such a URL never matches a grant's glob
+// and always matches a deny rule's.
+func GlobURL(raw string) (string, error) {
+	host, err := URLHost(raw)
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err // URLHost parsed it already
+	}
+	if strings.ContainsAny(u.Path, "\\\x00") {
+		return "", fmt.Errorf("glob: URL %q has a backslash or NUL in its path, which servers read in different ways", raw)
+	}
+	var b strings.Builder
+	b.WriteString(u.Scheme)
+	b.WriteString("://")
+	if strings.IndexByte(host, ':') >= 0 {
+		b.WriteString("[" + host + "]")
+	} else {
+		b.WriteString(host)
+	}
+	if p := u.Port(); p != "" {
+		n, _ := strconv.ParseUint(p, 10, 16) // URLHost checked it
+		if ps := strconv.FormatUint(n, 10); ps != defaultPorts[u.Scheme] {
+			b.WriteString(":" + ps)
+		}
+	}
+	b.WriteString((&url.URL{Path: glob.CleanPath("/" + u.Path)}).EscapedPath())
+	if u.ForceQuery || u.RawQuery != "" {
+		b.WriteString("?" + u.RawQuery)
+	}
+	return b.String(), nil
+}
+
+// matchGlob is the CEL function s.glob(pattern): a URL-shaped pattern is
+// matched against GlobURL(s) (and, ending in "/**", also matches the URL
+// of the directory itself: "https://h/admin/**" matches "https://h/admin"),
+// any other pattern as by glob.MatchPath.
+func matchGlob(s, pattern string) ref.Val {
+	if !glob.URLShaped(pattern) {
+		return types.Bool(glob.MatchPath(pattern, s))
+	}
+	u, err := GlobURL(s)
+	if err != nil {
+		return types.WrapErr(err)
+	}
+	if glob.Match(pattern, u) {
+		return types.True
+	}
+	dir, ok := strings.CutSuffix(pattern, "/**")
+	return types.Bool(ok && glob.Match(dir, u))
+}
