@@ -207,13 +207,14 @@ func (p *Policy) admit(ctx context.Context, in *Input, d *Decision) bool {
 // denied the call.
 func (p *Policy) denyRules(ctx context.Context, pl *plan, act *activation, d *Decision) bool {
 	ph := &pl.deny
+	var last lastArg
 	for c := ph.cursor(act); ; {
 		i, ok := c.next()
 		if !ok {
 			return false
 		}
 		r := ph.items[i]
-		if ph.skip(i, act) {
+		if ph.skip(i, act, &last) {
 			act.record("rule", r.name, r.when, false, nil)
 			continue
 		}
@@ -239,6 +240,7 @@ func (p *Policy) denyRules(ctx context.Context, pl *plan, act *activation, d *De
 // condition holds, or nil with the denial's reason in d.
 func (p *Policy) grantFor(ctx context.Context, pl *plan, act *activation, in *Input, d *Decision) *grant {
 	ph := &pl.grantPh
+	var last lastArg
 	for c := ph.cursor(act); ; {
 		i, ok := c.next()
 		if !ok {
@@ -248,7 +250,7 @@ func (p *Policy) grantFor(ctx context.Context, pl *plan, act *activation, in *In
 		if !p.holds(&in.Principal, cand.scope) {
 			continue
 		}
-		if ph.skip(i, act) {
+		if ph.skip(i, act, &last) {
 			act.record("grant", cand.id, cand.when, false, nil)
 			continue
 		}
@@ -275,13 +277,14 @@ func (p *Policy) grantFor(ctx context.Context, pl *plan, act *activation, in *In
 // whether one failed to evaluate, which denies.
 func (p *Policy) askRules(ctx context.Context, pl *plan, act *activation, d *Decision) bool {
 	ph := &pl.ask
+	var last lastArg
 	for c := ph.cursor(act); ; {
 		i, ok := c.next()
 		if !ok {
 			return false
 		}
 		r := ph.items[i]
-		if ph.skip(i, act) {
+		if ph.skip(i, act, &last) {
 			act.record("rule", r.name, r.when, false, nil)
 			continue
 		}
@@ -341,9 +344,10 @@ func (p *Policy) limitKeys(ctx context.Context, g *grant, act *activation, d *De
 // shadow evaluates the shadow rules that apply and appends their results.
 func (p *Policy) shadow(ctx context.Context, pl *plan, act *activation, d *Decision) {
 	ph := &pl.shadow
+	var last lastArg
 	for i, r := range ph.items {
 		res := ShadowResult{Rule: r.name, Effect: r.effect}
-		if ph.skip(i, act) {
+		if ph.skip(i, act, &last) {
 			act.record("rule", r.name, r.when, false, nil)
 			d.Shadow = append(d.Shadow, res)
 			continue

@@ -15,10 +15,11 @@ import (
 // redactions of one tool — is cached by name, or, for names the policy does
 // not spell out, by the set of globs the name matches.
 
-// maxCachedPlans bounds the plans cached for tool names that the policy
-// does not name literally, so that callers inventing tool names cannot grow
-// the cache without limit. Plans of names the policy spells out are all
-// cached: the policy bounds them.
+// maxCachedPlans bounds the plans cached by name for tool names that the
+// policy does not name literally, so that callers inventing tool names
+// cannot grow the cache without limit; plans shared by the globs names
+// match are bounded by this plus twice the policy's tool patterns. Plans of
+// names the policy spells out are all cached: the policy bounds them.
 const maxCachedPlans = 10_000
 
 // maxGlobMatches is the most glob patterns one tool name may match and
@@ -161,7 +162,7 @@ func (p *Policy) planFor(tool string) *plan {
 		ix.sigMu.Lock()
 		if old, ok := ix.bySig[string(sig)]; ok {
 			pl = old
-		} else if len(ix.bySig) < maxCachedPlans {
+		} else if len(ix.bySig) < maxCachedPlans+2*len(ix.patterns) {
 			ix.bySig[string(sig)] = pl
 		}
 		ix.sigMu.Unlock()

@@ -63,22 +63,29 @@ func (t *argTest) rejects(v string) bool {
 }
 
 // rejectsCall reports whether the conjunct is false for this call.
-func (t *argTest) rejectsCall(act *activation) bool {
+func (t *argTest) rejectsCall(act *activation, last *lastArg) bool {
 	if t.tool {
 		return t.rejects(act.tool.Name)
 	}
-	v, ok := act.args.m[t.field].(string)
+	v, ok := last.get(act, t.field)
 	return ok && t.rejects(v)
 }
 
-// anyRejects reports whether one of the tests is false for this call.
-func anyRejects(tests []argTest, act *activation) bool {
-	for i := range tests {
-		if tests[i].rejectsCall(act) {
-			return true
-		}
+// lastArg remembers the argument read last: conditions in a row tend to
+// test the same one.
+type lastArg struct {
+	field     string
+	v         string
+	ok, valid bool
+}
+
+// get returns args[field] if it is a string.
+func (l *lastArg) get(act *activation, field string) (string, bool) {
+	if !l.valid || l.field != field {
+		l.v, l.ok = act.args.m[field].(string)
+		l.field, l.valid = field, true
 	}
-	return false
+	return l.v, l.ok
 }
 
 // conjunctTests returns the tests among the top-level conjuncts of a
@@ -340,6 +347,15 @@ func (c *cursor) next() (int, bool) {
 }
 
 // skip reports whether item i is certainly false for this call.
-func (ph *phase[T]) skip(i int, act *activation) bool {
-	return ph.tests != nil && len(ph.tests[i]) > 0 && anyRejects(ph.tests[i], act)
+func (ph *phase[T]) skip(i int, act *activation, last *lastArg) bool {
+	if ph.tests == nil {
+		return false
+	}
+	tests := ph.tests[i]
+	for j := range tests {
+		if tests[j].rejectsCall(act, last) {
+			return true
+		}
+	}
+	return false
 }
