@@ -214,11 +214,7 @@ func (p *Policy) denyRules(ctx context.Context, pl *plan, act *activation, d *De
 			return false
 		}
 		r := ph.items[i]
-		if ph.skip(i, act, &last) {
-			act.record("rule", r.name, r.when, false, nil)
-			continue
-		}
-		matched, err := r.when.evalBool(ctx, act)
+		matched, err := ph.eval(ctx, i, act, &last)
 		act.record("rule", r.name, r.when, matched, err)
 		if err != nil {
 			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
@@ -250,11 +246,7 @@ func (p *Policy) grantFor(ctx context.Context, pl *plan, act *activation, in *In
 		if !p.holds(&in.Principal, cand.scope) {
 			continue
 		}
-		if ph.skip(i, act, &last) {
-			act.record("grant", cand.id, cand.when, false, nil)
-			continue
-		}
-		ok, err := cand.when.evalBool(ctx, act)
+		ok, err := ph.eval(ctx, i, act, &last)
 		act.record("grant", cand.id, cand.when, ok, err)
 		if err != nil {
 			d.Errors = append(d.Errors, EvalError{Path: cand.when.path, Expr: cand.when.src, Err: err})
@@ -284,11 +276,7 @@ func (p *Policy) askRules(ctx context.Context, pl *plan, act *activation, d *Dec
 			return false
 		}
 		r := ph.items[i]
-		if ph.skip(i, act, &last) {
-			act.record("rule", r.name, r.when, false, nil)
-			continue
-		}
-		matched, err := r.when.evalBool(ctx, act)
+		matched, err := ph.eval(ctx, i, act, &last)
 		act.record("rule", r.name, r.when, matched, err)
 		if err != nil {
 			act.decided("rule", r.name)
@@ -347,12 +335,7 @@ func (p *Policy) shadow(ctx context.Context, pl *plan, act *activation, d *Decis
 	var last lastArg
 	for i, r := range ph.items {
 		res := ShadowResult{Rule: r.name, Effect: r.effect}
-		if ph.skip(i, act, &last) {
-			act.record("rule", r.name, r.when, false, nil)
-			d.Shadow = append(d.Shadow, res)
-			continue
-		}
-		matched, err := r.when.evalBool(ctx, act)
+		matched, err := ph.eval(ctx, i, act, &last)
 		act.record("rule", r.name, r.when, matched, err)
 		switch {
 		case err != nil:

@@ -251,8 +251,8 @@ func (pl *plan) build(noIndex bool, tool string, known bool) {
 		if noIndex || !known || e == nil {
 			return true
 		}
-		for i := range e.tests {
-			if t := &e.tests[i]; t.tool && t.rejects(tool) {
+		for _, c := range e.clauses {
+			if t := &c[0]; len(c) == 1 && t.tool && !t.accepts(tool) {
 				return false
 			}
 		}
@@ -276,9 +276,8 @@ func (pl *plan) build(noIndex bool, tool string, known bool) {
 			grants = append(grants, g)
 		}
 	}
-	ruleWhen := func(r *rule) *expr { return r.when }
-	pl.deny = newPhase(deny, ruleWhen, noIndex)
-	pl.ask = newPhase(ask, ruleWhen, noIndex)
-	pl.shadow = newPhase(shadow, ruleWhen, noIndex)
-	pl.grantPh = newPhase(grants, func(g *grant) *expr { return g.when }, noIndex)
+	pl.deny = newPhase(deny, noIndex)
+	pl.ask = newPhase(ask, noIndex)
+	pl.shadow = newPhase(shadow, noIndex)
+	pl.grantPh = newPhase(grants, noIndex)
 }

@@ -42,6 +42,15 @@ var randConds = []string{
 	`args.kind == "a" && args.kind == "b"`,
 	`args.kind in ["a", "b"] && args.path.contains("x")`,
 	`args.kind == "\u00e9"`,
+	`has(args.kind) || args.path.contains("x")`,
+	`args.kind == "a" || args.n > 3`,
+	`tool.name == "t1" || args.kind == "b"`,
+	`args.path.startsWith("/w/") || args.path.endsWith(".env")`,
+	`has(args.path) && (args.path.contains("/../") || args.path.endsWith("/.."))`,
+	`has(args.kind)`,
+	`has(args.missing) || args.kind in ["a"]`,
+	`args.kind == "a" || args.kind == "b" || args.kind == "c"`,
+	`(args.kind == "a" || args.path == "/w/a") && tool.name in ["t1", "x_tool"]`,
 }
 
 var randTools = []string{"t1", "t2", "t3", "x_tool", "*", "t*", "x_*"}

@@ -90,10 +90,12 @@ type expr struct {
 	// direct, when set, computes the expression's value without the
 	// program (see directField).
 	direct func(*activation) string
-	// tests are the conjuncts that let a decision skip the condition
-	// (see prefilter.go); has names the fields it tests with has().
-	tests []argTest
-	has   map[string]bool
+	// clauses are the conjuncts that can decide the condition without
+	// the program, complete when they are all of it (see prefilter.go);
+	// has names the fields it tests with has().
+	clauses  []clause
+	complete bool
+	has      map[string]bool
 }
 
 // LimitKind says what a limit counts.
@@ -648,7 +650,7 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 	e := &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
 		has: presenceTests(ast.NativeRep())}
 	if !loops && want == cel.BoolType {
-		e.tests = conjunctTests(ast.NativeRep().Expr(), c.fields)
+		e.clauses, e.complete = clausesOf(ast.NativeRep().Expr(), c.fields)
 	}
 	return e
 }

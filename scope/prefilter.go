@@ -1,26 +1,32 @@
 package scope
 
 import (
+	"context"
 	"strings"
 
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 )
 
-// A condition is skipped only when it is certainly false without an
-// error, so that skipping it cannot change a decision: a deny rule whose
-// condition would fail still denies. That holds for a loop-free condition
-// (no cost limit, no interruption) with a top-level conjunct — a term
-// joined to the rest by && — that compares a string with constants:
+// A condition is decided without running its CEL program only when the
+// answer is certain and error-free, so that the shortcut cannot change a
+// decision: a deny rule whose condition would fail still denies. The
+// shortcut applies to loop-free conditions (no cost limit, no
+// interruption) whose top-level conjuncts — terms joined by && — are
+// clauses: one test, or tests joined by ||, each of which
 //
-//	args.f == "k"        args.f in ["k1", "k2"]      tool.name == "t"
-//	args.f.contains("k") args.f.startsWith("k")      args.f.endsWith("k")
+//	has(args.f)          args.f == "k"             args.f in ["k1", "k2"]
+//	tool.name == "t"     args.f.contains("k")      args.f.startsWith("k")
+//	args.f.endsWith("k") (and the same on tool.name, or args["f"])
 //
-// and whose string is a string: tool.name always is; args.f is when the
-// call has the argument and it is a JSON string. CEL's && is false when
-// either side is false, whatever the other side gives, errors included.
-// Otherwise — the argument missing, a number, an object — the condition is
-// evaluated as written.
+// A test is certain when its value is a string — tool.name always is,
+// args.f when the call has the argument as a JSON string — and has() is
+// always certain. CEL's && is false when either side is false, and its ||
+// true when either side is true, whatever the other side gives, errors
+// included. So a condition is false when one clause has only certain,
+// false tests; and true when every conjunct is a clause with a certain,
+// true test. Otherwise — an argument missing or a number, a conjunct of
+// another form — the condition is evaluated as written.
 
 type testOp uint8
 
@@ -29,9 +35,10 @@ const (
 	testContains
 	testPrefix
 	testSuffix
+	testHas // the argument is present
 )
 
-// argTest is one such conjunct.
+// argTest is one test.
 type argTest struct {
 	tool  bool   // the value is tool.name, else args[field]
 	field string // the argument's name
@@ -40,81 +47,175 @@ type argTest struct {
 	set   map[string]struct{} // vals, when there are many
 }
 
-// rejects reports whether the conjunct is false for the string v.
-func (t *argTest) rejects(v string) bool {
+// clause is tests joined by ||.
+type clause []argTest
+
+// verdict is what the tests say about a condition.
+type verdict int8
+
+const (
+	unknown verdict = iota
+	isFalse
+	isTrue
+)
+
+func verdictOf(b bool) verdict {
+	if b {
+		return isTrue
+	}
+	return isFalse
+}
+
+// accepts reports whether the test holds for the string v.
+func (t *argTest) accepts(v string) bool {
 	switch t.op {
 	case testContains:
-		return !strings.Contains(v, t.vals[0])
+		return strings.Contains(v, t.vals[0])
 	case testPrefix:
-		return !strings.HasPrefix(v, t.vals[0])
+		return strings.HasPrefix(v, t.vals[0])
 	case testSuffix:
-		return !strings.HasSuffix(v, t.vals[0])
+		return strings.HasSuffix(v, t.vals[0])
 	}
 	if t.set != nil {
 		_, ok := t.set[v]
-		return !ok
+		return ok
 	}
 	for _, k := range t.vals {
 		if k == v {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
 
-// rejectsCall reports whether the conjunct is false for this call.
-func (t *argTest) rejectsCall(act *activation, last *lastArg) bool {
+// eval evaluates the test for this call.
+func (t *argTest) eval(act *activation, last *lastArg) verdict {
 	if t.tool {
-		return t.rejects(act.tool.Name)
+		return verdictOf(t.accepts(act.tool.Name))
 	}
-	v, ok := last.get(act, t.field)
-	return ok && t.rejects(v)
+	v, isString, present := last.get(act, t.field)
+	switch {
+	case t.op == testHas:
+		return verdictOf(present)
+	case !isString:
+		return unknown
+	}
+	return verdictOf(t.accepts(v))
 }
 
-// lastArg remembers the argument read last: conditions in a row tend to
-// test the same one.
+// eval evaluates the clause for this call.
+func (c clause) eval(act *activation, last *lastArg) verdict {
+	v := isFalse
+	for i := range c {
+		switch c[i].eval(act, last) {
+		case isTrue:
+			return isTrue
+		case unknown:
+			v = unknown
+		}
+	}
+	return v
+}
+
+// quick evaluates a condition from its tests, if they are certain.
+func (e *expr) quick(act *activation, last *lastArg) verdict {
+	if len(e.clauses) == 0 {
+		return unknown
+	}
+	all := true
+	for _, c := range e.clauses {
+		switch c.eval(act, last) {
+		case isFalse:
+			return isFalse
+		case unknown:
+			all = false
+		}
+	}
+	if all && e.complete {
+		return isTrue
+	}
+	return unknown
+}
+
+// lastArg remembers the argument read last: tests in a row tend to read
+// the same one.
 type lastArg struct {
-	field     string
-	v         string
-	ok, valid bool
+	field                   string
+	v                       string
+	isString, present, read bool
 }
 
-// get returns args[field] if it is a string.
-func (l *lastArg) get(act *activation, field string) (string, bool) {
-	if !l.valid || l.field != field {
-		l.v, l.ok = act.args.m[field].(string)
-		l.field, l.valid = field, true
+// get returns args[field] if it is a string, and whether it is present.
+func (l *lastArg) get(act *activation, field string) (v string, isString, present bool) {
+	if !l.read || l.field != field {
+		var x any
+		x, l.present = act.args.m[field]
+		l.v, l.isString = x.(string)
+		l.field, l.read = field, true
 	}
-	return l.v, l.ok
+	return l.v, l.isString, l.present
 }
 
-// conjunctTests returns the tests among the top-level conjuncts of a
-// checked expression.
-func conjunctTests(e celast.Expr, fields map[string]string) []argTest {
-	var out []argTest
+// clausesOf returns the clauses among the top-level conjuncts of a checked
+// expression, and whether they are all of it.
+func clausesOf(e celast.Expr, fields map[string]string) ([]clause, bool) {
+	var out []clause
+	complete := true
 	var walk func(e celast.Expr)
 	walk = func(e celast.Expr) {
-		if e.Kind() != celast.CallKind {
-			return
+		if e.Kind() == celast.CallKind {
+			call := e.AsCall()
+			if call.FunctionName() == "_&&_" && !call.IsMemberFunction() && len(call.Args()) == 2 {
+				walk(call.Args()[0])
+				walk(call.Args()[1])
+				return
+			}
 		}
-		call := e.AsCall()
-		if call.FunctionName() == "_&&_" && !call.IsMemberFunction() && len(call.Args()) == 2 {
-			walk(call.Args()[0])
-			walk(call.Args()[1])
-			return
-		}
-		if t, ok := testOf(call, fields); ok {
-			out = append(out, t)
+		if c, ok := clauseOf(e, fields, nil); ok {
+			out = append(out, c)
+		} else {
+			complete = false
 		}
 	}
 	walk(e)
-	return out
+	return out, complete
 }
 
-// testOf recognises one conjunct.
-func testOf(call celast.CallExpr, fields map[string]string) (argTest, bool) {
-	args := call.Args()
+// clauseOf recognises tests joined by ||, appending them to c.
+func clauseOf(e celast.Expr, fields map[string]string, c clause) (clause, bool) {
+	if e.Kind() == celast.CallKind {
+		call := e.AsCall()
+		if call.FunctionName() == "_||_" && !call.IsMemberFunction() && len(call.Args()) == 2 {
+			c, ok := clauseOf(call.Args()[0], fields, c)
+			if !ok {
+				return nil, false
+			}
+			return clauseOf(call.Args()[1], fields, c)
+		}
+	}
+	t, ok := testOf(e, fields)
+	if !ok {
+		return nil, false
+	}
+	return append(c, t), true
+}
+
+// testOf recognises one test.
+func testOf(e celast.Expr, fields map[string]string) (argTest, bool) {
 	var t argTest
+	if e.Kind() == celast.SelectKind && e.AsSelect().IsTestOnly() {
+		sel := e.AsSelect()
+		if op := sel.Operand(); op.Kind() != celast.IdentKind || op.AsIdent() != "args" {
+			return t, false
+		}
+		t.op, t.field = testHas, intern(fields, sel.FieldName())
+		return t, true
+	}
+	if e.Kind() != celast.CallKind {
+		return t, false
+	}
+	call := e.AsCall()
+	args := call.Args()
 	switch fn := call.FunctionName(); {
 	case fn == "_==_" && !call.IsMemberFunction() && len(args) == 2:
 		subj, k := args[0], args[1]
@@ -161,10 +262,18 @@ func testOf(call celast.CallExpr, fields map[string]string) (argTest, bool) {
 	return t, false
 }
 
-// subject recognises tool.name, args.f and args["f"], filling t; field
-// names are interned in fields so that equal names share their bytes.
+// intern returns the interned copy of an argument name, so that equal
+// names share their bytes and compare fast.
+func intern(fields map[string]string, name string) string {
+	if f, ok := fields[name]; ok {
+		return f
+	}
+	fields[name] = name
+	return name
+}
+
+// subject recognises tool.name, args.f and args["f"], filling t.
 func subject(e celast.Expr, t *argTest, fields map[string]string) bool {
-	var field string
 	switch e.Kind() {
 	case celast.SelectKind:
 		sel := e.AsSelect()
@@ -174,15 +283,11 @@ func subject(e celast.Expr, t *argTest, fields map[string]string) bool {
 		}
 		switch op.AsIdent() {
 		case "tool":
-			if sel.FieldName() != "name" {
-				return false
-			}
 			t.tool = true
-			return true
+			return sel.FieldName() == "name"
 		case "args":
-			field = sel.FieldName()
-		default:
-			return false
+			t.field = intern(fields, sel.FieldName())
+			return true
 		}
 	case celast.CallKind:
 		call := e.AsCall()
@@ -195,17 +300,10 @@ func subject(e celast.Expr, t *argTest, fields map[string]string) bool {
 		if !ok {
 			return false
 		}
-		field = s
-	default:
-		return false
+		t.field = intern(fields, s)
+		return true
 	}
-	if f, ok := fields[field]; ok {
-		field = f
-	} else {
-		fields[field] = field
-	}
-	t.field = field
-	return true
+	return false
 }
 
 func stringLit(e celast.Expr) (string, bool) {
@@ -247,38 +345,65 @@ func containsStr(s []string, v string) bool {
 // the argument that most of them compare with constants: a call whose
 // argument is a string looks only at the conditions that do not test it
 // and those whose constants include its value.
-type phase[T any] struct {
-	items []T
-	tests [][]argTest // per item
-	field string      // the indexed argument; "" for none
-	rest  []int32     // items without an equality test on field
-	keyed map[string][]int32
+type phase[T conditional] struct {
+	items   []T
+	noIndex bool
+	field   string  // the indexed argument; "" for none
+	rest    []int32 // items without an equality test on field
+	keyed   map[string][]int32
 }
 
-// newPhase builds a phase over items; when gives an item's condition.
-// With noIndex every item is evaluated.
-func newPhase[T any](items []T, when func(T) *expr, noIndex bool) phase[T] {
-	ph := phase[T]{items: items}
-	if noIndex {
+// conditional is a rule or a grant.
+type conditional interface{ condition() *expr }
+
+func (r *rule) condition() *expr  { return r.when }
+func (g *grant) condition() *expr { return g.when }
+
+// eqTestOf returns the equality test on an argument that is a clause of
+// an item's condition: on field, or on any argument when field is "".
+func eqTestOf[T conditional](it T, field string) *argTest {
+	e := it.condition()
+	if e == nil {
+		return nil
+	}
+	for _, c := range e.clauses {
+		if t := &c[0]; len(c) == 1 && !t.tool && t.op == testIn && (field == "" || t.field == field) {
+			return t
+		}
+	}
+	return nil
+}
+
+// newPhase builds a phase over items. With noIndex every item is
+// evaluated.
+func newPhase[T conditional](items []T, noIndex bool) phase[T] {
+	ph := phase[T]{items: items, noIndex: noIndex}
+	if noIndex || len(items) < 2 {
 		return ph
 	}
-	ph.tests = make([][]argTest, len(items))
-	count := map[string]int{}
-	for i, it := range items {
-		if e := when(it); e != nil {
-			ph.tests[i] = e.tests
+	type fieldCount struct {
+		field string
+		n     int
+	}
+	var counts []fieldCount
+	for _, it := range items {
+		t := eqTestOf(it, "")
+		if t == nil {
+			continue
 		}
-		for _, t := range ph.tests[i] {
-			if !t.tool && t.op == testIn {
-				count[t.field]++
-				break
-			}
+		j := 0
+		for j < len(counts) && counts[j].field != t.field {
+			j++
 		}
+		if j == len(counts) {
+			counts = append(counts, fieldCount{field: t.field})
+		}
+		counts[j].n++
 	}
 	best := 0
-	for f, n := range count {
-		if n > best || n == best && f < ph.field {
-			ph.field, best = f, n
+	for _, fc := range counts {
+		if fc.n > best || fc.n == best && fc.field < ph.field {
+			ph.field, best = fc.field, fc.n
 		}
 	}
 	if best < 2 {
@@ -286,8 +411,8 @@ func newPhase[T any](items []T, when func(T) *expr, noIndex bool) phase[T] {
 		return ph
 	}
 	ph.keyed = map[string][]int32{}
-	for i := range items {
-		t := ph.eqTest(i)
+	for i, it := range items {
+		t := eqTestOf(it, ph.field)
 		if t == nil {
 			ph.rest = append(ph.rest, int32(i))
 			continue
@@ -297,16 +422,6 @@ func newPhase[T any](items []T, when func(T) *expr, noIndex bool) phase[T] {
 		}
 	}
 	return ph
-}
-
-// eqTest returns item i's equality test on the indexed argument.
-func (ph *phase[T]) eqTest(i int) *argTest {
-	for j := range ph.tests[i] {
-		if t := &ph.tests[i][j]; !t.tool && t.op == testIn && t.field == ph.field {
-			return t
-		}
-	}
-	return nil
 }
 
 // cursor walks the items that can apply to a call, in order.
@@ -346,16 +461,20 @@ func (c *cursor) next() (int, bool) {
 	return int(i), true
 }
 
-// skip reports whether item i is certainly false for this call.
-func (ph *phase[T]) skip(i int, act *activation, last *lastArg) bool {
-	if ph.tests == nil {
-		return false
+// eval evaluates item i's condition: from its tests when they are
+// certain, else by running it.
+func (ph *phase[T]) eval(ctx context.Context, i int, act *activation, last *lastArg) (bool, error) {
+	e := ph.items[i].condition()
+	if e == nil {
+		return true, nil
 	}
-	tests := ph.tests[i]
-	for j := range tests {
-		if tests[j].rejectsCall(act, last) {
-			return true
+	if !ph.noIndex {
+		switch e.quick(act, last) {
+		case isFalse:
+			return false, nil
+		case isTrue:
+			return true, nil
 		}
 	}
-	return false
+	return e.evalBool(ctx, act)
 }
