@@ -237,3 +237,40 @@ func TestIndexedBuckets(t *testing.T) {
 	assert.Equal(t, "k0", d.Rule)
 	assert.True(t, strings.Contains(d.Reason, "could not be evaluated"), d.Reason)
 }
+
+// FuzzIndexAgrees parses a policy twice, with and without the index, and
+// decides calls with the fuzzed strings in their arguments: the decisions
+// must be the same.
+func FuzzIndexAgrees(f *testing.F) {
+	f.Add([]byte(`{"version":1,"scopes":{"s":{"grants":[{"tools":["*"],"when":"args.path == \"/w\" || args.path.startsWith(\"/w/\")"}]}},`+
+		`"rules":[{"name":"r","effect":"deny","tools":["*"],"when":"has(args.path) && (args.path.contains(\"/../\") || args.path.endsWith(\"/..\"))"},`+
+		`{"name":"k","effect":"ask","tools":["t*"],"when":"args.kind in [\"a\", \"b\"] && args.n > 1"}]}`), "a", "/w/x")
+	f.Add([]byte(`{"version":1,"scopes":{"s":{"grants":[{"tools":["t"],"when":"tool.name == \"t\" && args[\"kind\"] == \"x\""}]}},`+
+		`"rules":[{"name":"r","effect":"deny","tools":["*"],"when":"args.kind == \"k\" && args.items.all(i, i > 0)"}]}`), "k", "")
+	f.Add([]byte(`{"version":1,"scopes":{"s":{"grants":[{"tools":["*"]}]}},"rules":[{"name":"r","effect":"deny","tools":["*"],"mode":"shadow","when":"\"b\" == args.kind || has(args.path)"}]}`), "b", "p")
+	f.Fuzz(func(t *testing.T, src []byte, kind, path string) {
+		indexed, err := scope.Parse(src, scope.WithCostLimit(1000))
+		if err != nil {
+			return
+		}
+		plain, err := scope.Parse(src, scope.WithCostLimit(1000), scope.WithoutIndex())
+		if err != nil {
+			t.Fatalf("parses with the index but not without: %v", err)
+		}
+		argSets := []map[string]any{
+			{"kind": kind, "path": path, "n": json.Number("2"), "items": []any{json.Number("1")}},
+			{"kind": kind},
+			{"path": path, "kind": json.Number("1")},
+			{},
+		}
+		for _, tool := range []string{"t", "t1", "x", kind} {
+			for _, args := range argSets {
+				in := scope.Input{Principal: scope.Principal{ID: "u", Scopes: []string{"s"}}, Tool: scope.Tool{Name: tool}, Args: args}
+				want, got := plain.Decide(context.Background(), in), indexed.Decide(context.Background(), in)
+				if comparable(want) != comparable(got) {
+					t.Fatalf("tool %q args %v:\nunindexed %s\nindexed   %s", tool, args, comparable(want), comparable(got))
+				}
+			}
+		}
+	})
+}
