@@ -1,6 +1,7 @@
 package scope
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,11 +16,11 @@ import (
 // redactions of one tool — is cached by name, or, for names the policy does
 // not spell out, by the set of globs the name matches.
 
-// maxCachedPlans bounds the plans cached by name for tool names that the
-// policy does not name literally, so that callers inventing tool names
-// cannot grow the cache without limit; plans shared by the globs names
-// match are bounded by this plus twice the policy's tool patterns. Plans of
-// names the policy spells out are all cached: the policy bounds them.
+// maxCachedPlans, plus twice the number of the policy's tool patterns,
+// bounds the names cached for tool names that the policy does not name
+// literally, and the plans shared by the globs such names match, so that
+// callers inventing tool names cannot grow the caches without limit. Plans
+// of names the policy spells out are all cached: the policy bounds them.
 const maxCachedPlans = 10_000
 
 // maxGlobMatches is the most glob patterns one tool name may match and
@@ -44,10 +45,73 @@ type toolIndex struct {
 	// Plans, built on first use: by tool name for names the policy
 	// names literally (and, while there is room, for other names), and by
 	// the signature of matched globs for the rest.
-	byName  sync.Map // string → *plan
-	nByName atomic.Int64
-	sigMu   sync.RWMutex
-	bySig   map[string]*plan
+	byName nameCache
+	sigMu  sync.RWMutex
+	bySig  map[string]*plan
+}
+
+// nameCache maps tool names to plans. Reads are a lookup in an immutable
+// map; new names wait in a small locked map until they are a quarter of
+// the immutable one, which is then rebuilt with them — so a read of a
+// cached name takes no lock, and n names cost O(n) copying in all.
+type nameCache struct {
+	snap    atomic.Pointer[map[string]*plan]
+	mu      sync.Mutex
+	pending map[string]*plan
+	others  int // names cached that the policy does not name
+}
+
+func (nc *nameCache) load(name string) (*plan, bool) {
+	if m := nc.snap.Load(); m != nil {
+		if pl, ok := (*m)[name]; ok {
+			return pl, true
+		}
+	}
+	nc.mu.Lock()
+	pl, ok := nc.pending[name]
+	nc.mu.Unlock()
+	return pl, ok
+}
+
+// store caches pl for name, unless the name is cached already (then it
+// returns the cached plan) or is not named by the policy and bound such
+// names are cached.
+func (nc *nameCache) store(name string, pl *plan, named bool, bound int) *plan {
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	snap := nc.snap.Load()
+	if snap != nil {
+		if old, ok := (*snap)[name]; ok {
+			return old
+		}
+	}
+	if old, ok := nc.pending[name]; ok {
+		return old
+	}
+	if !named {
+		if nc.others >= bound {
+			return pl
+		}
+		nc.others++
+	}
+	if nc.pending == nil {
+		nc.pending = map[string]*plan{}
+	}
+	nc.pending[name] = pl
+	n := 0
+	if snap != nil {
+		n = len(*snap)
+	}
+	if len(nc.pending) > n/4 {
+		m := make(map[string]*plan, n+len(nc.pending))
+		if snap != nil {
+			maps.Copy(m, *snap)
+		}
+		maps.Copy(m, nc.pending)
+		nc.snap.Store(&m)
+		nc.pending = nil
+	}
+	return pl
 }
 
 // globPrefix returns the literal text of pattern before its first
@@ -127,26 +191,20 @@ func (ix *toolIndex) globsMatching(buf []int, tool string) []int {
 // planFor returns the plan of a tool name.
 func (p *Policy) planFor(tool string) *plan {
 	ix := &p.ix
-	if v, ok := ix.byName.Load(tool); ok {
-		return v.(*plan)
+	if pl, ok := ix.byName.load(tool); ok {
+		return pl
 	}
 	var buf [maxGlobMatches]int
 	globs := ix.globsMatching(buf[:0], tool)
 	lit, isLit := ix.literal[tool]
 	if isLit {
 		// Named by the policy: one plan per name, always cached.
-		pl := p.buildPlan(tool, lit, globs)
-		if v, loaded := ix.byName.LoadOrStore(tool, pl); loaded {
-			return v.(*plan)
-		}
-		return pl
+		return ix.byName.store(tool, p.buildPlan(tool, lit, globs), true, 0)
 	}
 	// Not named: the plan depends only on the globs the name matches, so
 	// names matching the same globs share it.
 	if len(globs) > maxGlobMatches {
-		pl := p.buildPlan(tool, -1, globs)
-		p.cacheByName(tool, pl)
-		return pl
+		return p.cacheByName(tool, p.buildPlan(tool, -1, globs))
 	}
 	var sb [maxGlobMatches * 4]byte
 	sig := sb[:0]
@@ -167,19 +225,13 @@ func (p *Policy) planFor(tool string) *plan {
 		}
 		ix.sigMu.Unlock()
 	}
-	p.cacheByName(tool, pl)
-	return pl
+	return p.cacheByName(tool, pl)
 }
 
 // cacheByName caches the plan of a name the policy does not name, while
 // there is room.
-func (p *Policy) cacheByName(tool string, pl *plan) {
-	ix := &p.ix
-	if ix.nByName.Load() < maxCachedPlans {
-		if _, loaded := ix.byName.LoadOrStore(tool, pl); !loaded {
-			ix.nByName.Add(1)
-		}
-	}
+func (p *Policy) cacheByName(tool string, pl *plan) *plan {
+	return p.ix.byName.store(tool, pl, false, maxCachedPlans+2*len(p.ix.patterns))
 }
 
 // buildPlan builds the plan from the literal pattern (-1 for none) and the

@@ -274,3 +274,27 @@ func FuzzIndexAgrees(f *testing.F) {
 		}
 	})
 }
+
+// TestInventedToolNamesAreBounded: names the policy does not spell out
+// fill the plan cache only up to its bound, and names past it are still
+// decided by the globs they match.
+func TestInventedToolNamesAreBounded(t *testing.T) {
+	p, err := scope.Compile(scope.Def{Version: 1, Scopes: map[string]scope.ScopeDef{
+		"s": {Grants: []scope.GrantDef{{Tools: []string{"fs_*"}}, {Tools: []string{"named"}}}},
+	}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	decide := func(tool string) scope.Decision {
+		return p.Decide(ctx, scope.Input{Principal: scope.Principal{ID: "p", Scopes: []string{"s"}}, Tool: scope.Tool{Name: tool}})
+	}
+	for i := range 12_000 {
+		d := decide(fmt.Sprintf("fs_%d", i))
+		require.Equal(t, scope.Allow, d.Effect, d.Reason)
+		require.Equal(t, scope.Deny, decide(fmt.Sprintf("x_%d", i)).Effect)
+	}
+	n := scope.CachedNames(p)
+	assert.LessOrEqual(t, n, 10_000+2*2, "cached names")
+	assert.GreaterOrEqual(t, n, 10_000)
+	assert.Equal(t, scope.Allow, decide("named").Effect, "a name the policy spells out is cached past the bound")
+	assert.Equal(t, n+1, scope.CachedNames(p))
+}
