@@ -150,19 +150,15 @@ func (e EvalError) Unwrap() error { return e.Err }
 // match and whose condition holds allows; none → deny); then ask rules (the
 // first that matches turns allow into ask); then the allowing grant's limit
 // keys. Shadow rules are evaluated on every call and reported in Shadow.
+//
+// A condition that compares an argument or the tool name with constants
+// (args.kind == "k", tool.name in [...], args.path.startsWith("/w/")) is
+// not evaluated when the call's string already makes that comparison false:
+// the condition is then false without error, and the decision is the one
+// evaluating it would give.
 func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 	d.Grant = -1
-	if p == nil {
-		d.Reason = "no policy is loaded"
-		return d
-	}
-	d.Revision = p.revision
-	if err := ctx.Err(); err != nil {
-		d.Reason = "the decision was cancelled: " + err.Error()
-		return d
-	}
-	if in.Principal.ID == "" {
-		d.Reason = "no principal: the caller is not identified"
+	if !p.admit(ctx, &in, &d) {
 		return d
 	}
 	pl := p.planFor(in.Tool.Name)
@@ -171,107 +167,17 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 	defer putActivation(act)
 	defer p.shadow(ctx, pl, act, &d)
 
-	// Deny rules.
-	for _, r := range pl.rules {
-		if r.shadow || r.effect != Deny {
-			continue
-		}
-		matched, err := r.when.evalBool(ctx, act)
-		act.record("rule", r.name, r.when, matched, err)
-		if err != nil {
-			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
-			d.Rule = r.name
-			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
-			act.decided("rule", r.name)
-			return d
-		}
-		if matched {
-			act.decided("rule", r.name)
-			d.Rule = r.name
-			d.Reason = fmt.Sprintf("denied by rule %q: %s", r.name, r.reason(ctx, act, &d))
-			return d
-		}
+	if p.denyRules(ctx, pl, act, &d) {
+		return d
 	}
-
-	// Grants.
-	var g *grant
-	for _, cand := range pl.grants {
-		if !p.holds(&in.Principal, cand.scope) {
-			continue
-		}
-		ok, err := cand.when.evalBool(ctx, act)
-		act.record("grant", cand.id, cand.when, ok, err)
-		if err != nil {
-			d.Errors = append(d.Errors, EvalError{Path: cand.when.path, Expr: cand.when.src, Err: err})
-			continue
-		}
-		if ok {
-			g = cand
-			break
-		}
-	}
+	g := p.grantFor(ctx, pl, act, &in, &d)
 	if g == nil {
-		d.Reason = p.noGrantReason(pl, &in)
-		if len(d.Errors) > 0 {
-			// Say why a condition failed (a NUL byte in a path, a missing
-			// argument): it is what the caller has to fix.
-			d.Reason += "; evaluating it failed: " + d.Errors[0].Err.Error()
-		}
 		return d
 	}
 	d.Effect, d.Scope, d.Grant, d.GrantID = Allow, g.scope, g.index, g.id
 	act.decided("grant", g.id)
-
-	// Ask rules.
-	for _, r := range pl.rules {
-		if r.shadow || r.effect != Ask {
-			continue
-		}
-		matched, err := r.when.evalBool(ctx, act)
-		act.record("rule", r.name, r.when, matched, err)
-		if err != nil {
-			act.decided("rule", r.name)
-			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
-			d.Effect, d.Rule = Deny, r.name
-			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
-			return d
-		}
-		if matched {
-			act.decided("rule", r.name)
-			d.Effect, d.Rule = Ask, r.name
-			d.Reason = fmt.Sprintf("rule %q requires human approval: %s", r.name, r.reason(ctx, act, &d))
-			break
-		}
-	}
-
-	// Limit keys.
-	if len(g.limits) > 0 {
-		d.Limits = make([]LimitUse, 0, len(g.limits))
-		for _, l := range g.limits {
-			key, err := l.key.evalString(ctx, act)
-			if err != nil {
-				d.Errors = append(d.Errors, EvalError{Path: l.key.path, Expr: l.key.src, Err: err})
-				d.Effect, d.Rule = Deny, ""
-				d.Reason = fmt.Sprintf("the key of limit %q could not be evaluated, so the call is denied to be safe: %v", l.Name, err)
-				d.Limits = nil
-				return d
-			}
-			cost := int64(1)
-			if l.cost != nil {
-				cost, err = l.cost.evalInt(ctx, act)
-				if err == nil && cost < 0 {
-					err = fmt.Errorf("cost %d is negative", cost)
-				}
-				if err != nil {
-					d.Errors = append(d.Errors, EvalError{Path: l.cost.path, Expr: l.cost.src, Err: err})
-					d.Effect, d.Rule = Deny, ""
-					d.Reason = fmt.Sprintf("the cost of limit %q could not be evaluated, so the call is denied to be safe: %v", l.Name, err)
-					d.Limits = nil
-					return d
-				}
-			}
-			d.Limits = append(d.Limits, LimitUse{Limit: l.Limit, Key: key, Cost: cost})
-		}
+	if p.askRules(ctx, pl, act, &d) || !p.limitKeys(ctx, g, act, &d) {
+		return d
 	}
 	if d.Effect == Allow {
 		d.Reason = g.allowReason
@@ -279,14 +185,158 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 	return d
 }
 
-// shadow evaluates the shadow rules that apply and appends their results.
-func (p *Policy) shadow(ctx context.Context, pl *plan, act *activation, d *Decision) {
-	for _, r := range pl.rules {
-		if !r.shadow {
+// admit denies a call that cannot be decided: no policy, a cancelled
+// context, no principal.
+func (p *Policy) admit(ctx context.Context, in *Input, d *Decision) bool {
+	if p == nil {
+		d.Reason = "no policy is loaded"
+		return false
+	}
+	d.Revision = p.revision
+	if err := ctx.Err(); err != nil {
+		d.Reason = "the decision was cancelled: " + err.Error()
+		return false
+	}
+	if in.Principal.ID == "" {
+		d.Reason = "no principal: the caller is not identified"
+		return false
+	}
+	return true
+}
+
+// denyRules evaluates the enforced deny rules; it reports whether one
+// denied the call.
+func (p *Policy) denyRules(ctx context.Context, pl *plan, act *activation, d *Decision) bool {
+	ph := &pl.deny
+	var last lastArg
+	for c := ph.cursor(act); ; {
+		i, ok := c.next()
+		if !ok {
+			return false
+		}
+		r := ph.items[i]
+		matched, err := ph.eval(ctx, i, act, &last)
+		act.record("rule", r.name, r.when, matched, err)
+		if err != nil {
+			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
+			d.Rule = r.name
+			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+			act.decided("rule", r.name)
+			return true
+		}
+		if matched {
+			act.decided("rule", r.name)
+			d.Rule = r.name
+			d.Reason = fmt.Sprintf("denied by rule %q: %s", r.name, r.reason(ctx, act, d))
+			return true
+		}
+	}
+}
+
+// grantFor returns the first grant of a scope the principal holds whose
+// condition holds, or nil with the denial's reason in d.
+func (p *Policy) grantFor(ctx context.Context, pl *plan, act *activation, in *Input, d *Decision) *grant {
+	ph := &pl.grantPh
+	var last lastArg
+	for c := ph.cursor(act); ; {
+		i, ok := c.next()
+		if !ok {
+			break
+		}
+		cand := ph.items[i]
+		if !p.holds(&in.Principal, cand.scope) {
 			continue
 		}
+		ok, err := ph.eval(ctx, i, act, &last)
+		act.record("grant", cand.id, cand.when, ok, err)
+		if err != nil {
+			d.Errors = append(d.Errors, EvalError{Path: cand.when.path, Expr: cand.when.src, Err: err})
+			continue
+		}
+		if ok {
+			return cand
+		}
+	}
+	d.Reason = p.noGrantReason(pl, in)
+	if len(d.Errors) > 0 {
+		// Say why a condition failed (a NUL byte in a path, a missing
+		// argument): it is what the caller has to fix.
+		d.Reason += "; evaluating it failed: " + d.Errors[0].Err.Error()
+	}
+	return nil
+}
+
+// askRules evaluates the enforced ask rules of an allowed call; it reports
+// whether one failed to evaluate, which denies.
+func (p *Policy) askRules(ctx context.Context, pl *plan, act *activation, d *Decision) bool {
+	ph := &pl.ask
+	var last lastArg
+	for c := ph.cursor(act); ; {
+		i, ok := c.next()
+		if !ok {
+			return false
+		}
+		r := ph.items[i]
+		matched, err := ph.eval(ctx, i, act, &last)
+		act.record("rule", r.name, r.when, matched, err)
+		if err != nil {
+			act.decided("rule", r.name)
+			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
+			d.Effect, d.Rule = Deny, r.name
+			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+			return true
+		}
+		if matched {
+			act.decided("rule", r.name)
+			d.Effect, d.Rule = Ask, r.name
+			d.Reason = fmt.Sprintf("rule %q requires human approval: %s", r.name, r.reason(ctx, act, d))
+			return false
+		}
+	}
+}
+
+// limitKeys evaluates the keys and costs of the allowing grant's limits;
+// it reports false, having denied the call, when one fails.
+func (p *Policy) limitKeys(ctx context.Context, g *grant, act *activation, d *Decision) bool {
+	if len(g.limits) == 0 {
+		return true
+	}
+	d.Limits = make([]LimitUse, 0, len(g.limits))
+	for _, l := range g.limits {
+		key, err := l.key.evalString(ctx, act)
+		if err != nil {
+			d.Errors = append(d.Errors, EvalError{Path: l.key.path, Expr: l.key.src, Err: err})
+			d.Effect, d.Rule = Deny, ""
+			d.Reason = fmt.Sprintf("the key of limit %q could not be evaluated, so the call is denied to be safe: %v", l.Name, err)
+			d.Limits = nil
+			return false
+		}
+		cost := int64(1)
+		if l.cost != nil {
+			cost, err = l.cost.evalInt(ctx, act)
+			if err == nil && cost < 0 {
+				err = fmt.Errorf("cost %d is negative", cost)
+			}
+			if err != nil {
+				d.Errors = append(d.Errors, EvalError{Path: l.cost.path, Expr: l.cost.src, Err: err})
+				d.Effect, d.Rule = Deny, ""
+				d.Reason = fmt.Sprintf("the cost of limit %q could not be evaluated, so the call is denied to be safe: %v", l.Name, err)
+				d.Limits = nil
+				return false
+			}
+		}
+		d.Limits = append(d.Limits, LimitUse{Limit: l.Limit, Key: key, Cost: cost})
+	}
+	return true
+}
+
+// shadow evaluates the shadow rules that apply and appends their results.
+func (p *Policy) shadow(ctx context.Context, pl *plan, act *activation, d *Decision) {
+	ph := &pl.shadow
+	var last lastArg
+	for i, r := range ph.items {
 		res := ShadowResult{Rule: r.name, Effect: r.effect}
-		matched, err := r.when.evalBool(ctx, act)
+		matched, err := ph.eval(ctx, i, act, &last)
 		act.record("rule", r.name, r.when, matched, err)
 		switch {
 		case err != nil:

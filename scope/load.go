@@ -13,7 +13,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// MaxPolicyBytes is the largest policy source [Parse] and [Load] accept.
+// MaxPolicyBytes is the default of [WithMaxPolicyBytes]: the largest policy
+// source [Parse] and [Load] accept, and the largest canonical form
+// [Compile] accepts.
 const MaxPolicyBytes = 4 << 20
 
 // Error is one problem found in a policy. Line and Column are 1-based and
@@ -59,7 +61,8 @@ func Load(path string, opts ...Option) (*Policy, error) {
 		return nil, fmt.Errorf("scope: %w", err)
 	}
 	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, MaxPolicyBytes+1))
+	o := newOptions(opts)
+	src, err := io.ReadAll(io.LimitReader(f, int64(o.maxBytes)+1))
 	if err != nil {
 		return nil, fmt.Errorf("scope: reading %s: %w", path, err)
 	}
@@ -69,12 +72,9 @@ func Load(path string, opts ...Option) (*Policy, error) {
 // Parse compiles a YAML or JSON policy. Unknown fields, duplicate keys,
 // wrong types and bad expressions are errors with line and column.
 func Parse(src []byte, opts ...Option) (*Policy, error) {
-	o := options{}
-	for _, f := range opts {
-		f(&o)
-	}
-	if len(src) > MaxPolicyBytes {
-		return nil, &Error{File: o.file, Msg: fmt.Sprintf("policy is larger than %d bytes", MaxPolicyBytes)}
+	o := newOptions(opts)
+	if len(src) > o.maxBytes {
+		return nil, &Error{File: o.file, Msg: fmt.Sprintf("policy is larger than %d bytes (raise the limit with WithMaxPolicyBytes)", o.maxBytes)}
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/agentguard/agentguard/internal/canonjson"
 	"github.com/agentguard/agentguard/internal/glob"
+	"github.com/agentguard/agentguard/internal/safejson"
 )
 
 // DefaultCostLimit is the runtime cost limit of one CEL expression when no
@@ -42,27 +41,15 @@ type Policy struct {
 	limits     map[string]*limit
 	principals map[string][]string
 	redact     []redactRule
+	noIndex    bool // evaluate every condition (for differential tests)
 
-	// Tool name → plan, built on first use.
-	plans    sync.Map
-	nplans   atomic.Int64
-	literal  map[string][]int // tool name → indexes into patterns
-	patterns []toolPattern    // every distinct tool pattern of rules and grants
+	ix    toolIndex
+	check checkCache // schema type-checking, see CheckTools
 }
-
-// maxCachedPlans bounds the per-tool-name plan cache, so that callers
-// inventing tool names cannot grow it without limit.
-const maxCachedPlans = 10_000
 
 type redactRule struct {
 	tools    string
 	pointers []string
-}
-
-type toolPattern struct {
-	pattern string
-	rules   []int // indexes into Policy.rules
-	grants  []int // indexes into Policy.grants
 }
 
 type rule struct {
@@ -103,6 +90,12 @@ type expr struct {
 	// direct, when set, computes the expression's value without the
 	// program (see directField).
 	direct func(*activation) string
+	// clauses are the conjuncts that can decide the condition without
+	// the program, complete when they are all of it (see prefilter.go);
+	// has names the fields it tests with has().
+	clauses  []clause
+	complete bool
+	has      map[string]bool
 }
 
 // LimitKind says what a limit counts.
@@ -181,9 +174,19 @@ type Option func(*options)
 type options struct {
 	file      string
 	costLimit uint64
+	maxBytes  int
+	noIndex   bool
 	pos       map[string]pos
 	src       []byte
 	schemas   map[string]json.RawMessage
+}
+
+func newOptions(opts []Option) options {
+	o := options{costLimit: DefaultCostLimit, maxBytes: MaxPolicyBytes}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
 // WithCostLimit sets the runtime cost limit of each CEL expression. An
@@ -191,6 +194,18 @@ type options struct {
 // that exceeds it at run time is an evaluation error, which never allows a
 // call.
 func WithCostLimit(n uint64) Option { return func(o *options) { o.costLimit = n } }
+
+// WithMaxPolicyBytes sets the largest policy [Parse] and [Load] accept, in
+// bytes of source, and [Compile] accepts, in bytes of the canonical JSON
+// form the revision is computed from. The default is [MaxPolicyBytes]; a
+// policy over the limit is an error saying so. n <= 0 means the default.
+func WithMaxPolicyBytes(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxBytes = n
+		}
+	}
+}
 
 // WithFilename names the policy source in error messages of [Parse].
 func WithFilename(name string) Option { return func(o *options) { o.file = name } }
@@ -230,10 +245,7 @@ func (p *Policy) Limit(name string) (Limit, bool) {
 // parsed, type-checked and cost-estimated; all problems are reported together
 // as an error joining one [*Error] per problem.
 func Compile(def Def, opts ...Option) (*Policy, error) {
-	o := options{costLimit: DefaultCostLimit}
-	for _, f := range opts {
-		f(&o)
-	}
+	o := newOptions(opts)
 	c := compiler{o: &o}
 	p := c.compile(def)
 	if p != nil && len(o.schemas) > 0 {
@@ -259,6 +271,11 @@ type compiler struct {
 	o    *options
 	env  *cel.Env
 	errs []error
+	// done holds the expressions compiled so far by type and source: a
+	// policy repeating a condition over many grants compiles it once.
+	done map[string]*expr
+	// fields interns the argument names conditions test.
+	fields map[string]string
 }
 
 func (c *compiler) errorf(path, src string, format string, args ...any) {
@@ -286,71 +303,50 @@ func (c *compiler) compile(def Def) *Policy {
 		c.errs = append(c.errs, fmt.Errorf("scope: building CEL environment: %w", err))
 		return nil
 	}
+	c.done, c.fields = map[string]*expr{}, map[string]string{}
 	if def.Version != 1 {
 		c.errorf("/version", "", "unsupported policy version %d (want 1)", def.Version)
 	}
 	p := &Policy{
 		costLimit:  c.o.costLimit,
+		noIndex:    c.o.noIndex,
 		scopes:     map[string]*ScopeDef{},
 		limits:     map[string]*limit{},
 		principals: map[string][]string{},
-		literal:    map[string][]int{},
 	}
 	norm := Def{Version: def.Version}
-
 	// Limits first: grants refer to them.
-	if len(def.Limits) > 0 {
-		norm.Limits = map[string]LimitDef{}
+	norm.Limits = c.limits(p, def.Limits)
+	norm.Scopes = c.scopes(p, def)
+	norm.Rules = c.rules(p, def.Rules)
+	norm.Principals = c.principals(p, def)
+	norm.Redact = c.redacts(p, def.Redact)
+	if len(c.errs) > 0 {
+		return nil
 	}
-	for _, name := range sortedKeys(def.Limits) {
-		ld := def.Limits[name]
+	p.def = norm
+	if !c.revision(p) {
+		return nil
+	}
+	p.index()
+	return p
+}
+
+// limits compiles the limits section and returns its normal form.
+func (c *compiler) limits(p *Policy, defs map[string]LimitDef) map[string]LimitDef {
+	if len(defs) == 0 {
+		return nil
+	}
+	norm := map[string]LimitDef{}
+	for _, name := range sortedKeys(defs) {
+		ld := defs[name]
 		path := "/limits/" + escPtr(name)
 		if name == "" {
 			c.errorf(path, "", "limit name is empty")
 			continue
 		}
-		l := Limit{Name: name}
-		kinds := 0
-		if ld.Rate != "" {
-			kinds++
-			l.Kind = LimitRate
-			count, per, err := parseRate(ld.Rate)
-			if err != nil {
-				c.errorf(path+"/rate", "", "%v", err)
-				continue
-			}
-			if ld.Burst < 0 {
-				c.errorf(path+"/burst", "", "burst must not be negative")
-				continue
-			}
-			if ld.Burst == 0 {
-				ld.Burst = count
-			}
-			l.Count, l.Per, l.Burst = count, per, ld.Burst
-		} else if ld.Burst != 0 {
-			c.errorf(path+"/burst", "", "burst applies only to a rate")
-		}
-		if ld.Concurrency != 0 {
-			kinds++
-			l.Kind = LimitConcurrency
-			if ld.Concurrency < 0 {
-				c.errorf(path+"/concurrency", "", "concurrency must be positive")
-				continue
-			}
-			l.Count = ld.Concurrency
-		}
-		if ld.Quota != "" {
-			kinds++
-			l.Kind = LimitQuota
-			count, window, err := parseQuota(ld.Quota)
-			if err != nil {
-				c.errorf(path+"/quota", "", "%v", err)
-				continue
-			}
-			l.Count, l.Per = count, window
-		}
-		if kinds != 1 {
-			c.errorf(path, "", "limit %q must have exactly one of rate, concurrency or quota", name)
+		l, ok := c.limitKind(path, name, &ld)
+		if !ok {
 			continue
 		}
 		if ld.Key == "" {
@@ -367,12 +363,68 @@ func (c *compiler) compile(def Def) *Policy {
 			lim.cost = c.expr(path+"/cost", ld.Cost, cel.IntType)
 		}
 		p.limits[name] = lim
-		norm.Limits[name] = ld
+		norm[name] = ld
 	}
+	return norm
+}
 
-	if len(def.Scopes) > 0 {
-		norm.Scopes = map[string]ScopeDef{}
+// limitKind checks that a limit is exactly one of a rate, a concurrency
+// cap or a quota, and fills in its counts; it sets a rate's default burst
+// in ld.
+func (c *compiler) limitKind(path, name string, ld *LimitDef) (Limit, bool) {
+	l := Limit{Name: name}
+	kinds := 0
+	if ld.Rate != "" {
+		kinds++
+		l.Kind = LimitRate
+		count, per, err := parseRate(ld.Rate)
+		if err != nil {
+			c.errorf(path+"/rate", "", "%v", err)
+			return l, false
+		}
+		if ld.Burst < 0 {
+			c.errorf(path+"/burst", "", "burst must not be negative")
+			return l, false
+		}
+		if ld.Burst == 0 {
+			ld.Burst = count
+		}
+		l.Count, l.Per, l.Burst = count, per, ld.Burst
+	} else if ld.Burst != 0 {
+		c.errorf(path+"/burst", "", "burst applies only to a rate")
 	}
+	if ld.Concurrency != 0 {
+		kinds++
+		l.Kind = LimitConcurrency
+		if ld.Concurrency < 0 {
+			c.errorf(path+"/concurrency", "", "concurrency must be positive")
+			return l, false
+		}
+		l.Count = ld.Concurrency
+	}
+	if ld.Quota != "" {
+		kinds++
+		l.Kind = LimitQuota
+		count, window, err := parseQuota(ld.Quota)
+		if err != nil {
+			c.errorf(path+"/quota", "", "%v", err)
+			return l, false
+		}
+		l.Count, l.Per = count, window
+	}
+	if kinds != 1 {
+		c.errorf(path, "", "limit %q must have exactly one of rate, concurrency or quota", name)
+		return l, false
+	}
+	return l, true
+}
+
+// scopes compiles the scopes section and returns its normal form.
+func (c *compiler) scopes(p *Policy, def Def) map[string]ScopeDef {
+	if len(def.Scopes) == 0 {
+		return nil
+	}
+	norm := map[string]ScopeDef{}
 	for _, name := range sortedKeys(def.Scopes) {
 		sd := def.Scopes[name]
 		path := "/scopes/" + escPtr(name)
@@ -385,31 +437,41 @@ func (c *compiler) compile(def Def) *Policy {
 		}
 		ns := ScopeDef{Description: sd.Description}
 		for i, gd := range sd.Grants {
-			gpath := fmt.Sprintf("%s/grants/%d", path, i)
-			g := &grant{scope: name, index: i, tools: slices.Clone(gd.Tools), id: fmt.Sprintf("%s#%d", name, i),
-				allowReason: fmt.Sprintf("allowed by scope %q (grant %d)", name, i)}
-			c.checkTools(gpath+"/tools", gd.Tools)
-			if gd.When != "" {
-				g.when = c.expr(gpath+"/when", gd.When, cel.BoolType)
-			}
-			for j, ln := range gd.Limit {
-				l, ok := p.limits[ln]
-				if !ok {
-					c.errorf(fmt.Sprintf("%s/limit/%d", gpath, j), "", "unknown limit %q (defined: %s)", ln, strings.Join(sortedKeys(def.Limits), ", "))
-					continue
-				}
-				g.limits = append(g.limits, l)
-			}
-			p.grants = append(p.grants, g)
+			p.grants = append(p.grants, c.grant(p, def, name, i, gd))
 			ns.Grants = append(ns.Grants, GrantDef{Tools: slices.Clone(gd.Tools), When: gd.When, Limit: slices.Clone(gd.Limit)})
 		}
-		norm.Scopes[name] = ns
+		norm[name] = ns
 		p.scopes[name] = &ns
 	}
+	return norm
+}
 
+// grant compiles grant i of scope name.
+func (c *compiler) grant(p *Policy, def Def, name string, i int, gd GrantDef) *grant {
+	gpath := "/scopes/" + escPtr(name) + "/grants/" + strconv.Itoa(i)
+	g := &grant{scope: name, index: i, tools: slices.Clone(gd.Tools), id: name + "#" + strconv.Itoa(i),
+		allowReason: fmt.Sprintf("allowed by scope %q (grant %d)", name, i)}
+	c.checkTools(gpath+"/tools", gd.Tools)
+	if gd.When != "" {
+		g.when = c.expr(gpath+"/when", gd.When, cel.BoolType)
+	}
+	for j, ln := range gd.Limit {
+		l, ok := p.limits[ln]
+		if !ok {
+			c.errorf(fmt.Sprintf("%s/limit/%d", gpath, j), "", "unknown limit %q (defined: %s)", ln, strings.Join(sortedKeys(def.Limits), ", "))
+			continue
+		}
+		g.limits = append(g.limits, l)
+	}
+	return g
+}
+
+// rules compiles the rules section and returns its normal form.
+func (c *compiler) rules(p *Policy, defs []RuleDef) []RuleDef {
+	var norm []RuleDef
 	seen := map[string]bool{}
-	for i, rd := range def.Rules {
-		path := fmt.Sprintf("/rules/%d", i)
+	for i, rd := range defs {
+		path := "/rules/" + strconv.Itoa(i)
 		r := &rule{name: rd.Name, tools: slices.Clone(rd.Tools)}
 		switch {
 		case rd.Name == "":
@@ -443,12 +505,17 @@ func (c *compiler) compile(def Def) *Policy {
 		}
 		p.rules = append(p.rules, r)
 		rd.Tools = slices.Clone(rd.Tools)
-		norm.Rules = append(norm.Rules, rd)
+		norm = append(norm, rd)
 	}
+	return norm
+}
 
-	if len(def.Principals) > 0 {
-		norm.Principals = map[string][]string{}
+// principals checks the principals section and returns its normal form.
+func (c *compiler) principals(p *Policy, def Def) map[string][]string {
+	if len(def.Principals) == 0 {
+		return nil
 	}
+	norm := map[string][]string{}
 	for _, id := range sortedKeys(def.Principals) {
 		path := "/principals/" + escPtr(id)
 		for j, s := range def.Principals[id] {
@@ -457,41 +524,59 @@ func (c *compiler) compile(def Def) *Policy {
 			}
 		}
 		p.principals[id] = slices.Clone(def.Principals[id])
-		norm.Principals[id] = slices.Clone(def.Principals[id])
+		norm[id] = slices.Clone(def.Principals[id])
 	}
-	if len(def.Redact) > 0 {
-		norm.Redact = map[string][]string{}
+	return norm
+}
+
+// redacts checks the redact section and returns its normal form.
+func (c *compiler) redacts(p *Policy, defs map[string][]string) map[string][]string {
+	if len(defs) == 0 {
+		return nil
 	}
-	for _, tools := range sortedKeys(def.Redact) {
+	norm := map[string][]string{}
+	for _, tools := range sortedKeys(defs) {
 		path := "/redact/" + escPtr(tools)
 		if err := glob.Validate(tools); err != nil || tools == "" {
 			c.errorf(path, "", "bad tool pattern %q", tools)
 		}
-		for j, ptr := range def.Redact[tools] {
+		for j, ptr := range defs[tools] {
 			if ptr != "" && !strings.HasPrefix(ptr, "/") {
 				c.errorf(fmt.Sprintf("%s/%d", path, j), "", "%q is not a JSON pointer (it must start with /)", ptr)
 			}
 		}
-		p.redact = append(p.redact, redactRule{tools: tools, pointers: slices.Clone(def.Redact[tools])})
-		norm.Redact[tools] = slices.Clone(def.Redact[tools])
+		p.redact = append(p.redact, redactRule{tools: tools, pointers: slices.Clone(defs[tools])})
+		norm[tools] = slices.Clone(defs[tools])
 	}
-	if len(c.errs) > 0 {
-		return nil
-	}
+	return norm
+}
 
-	p.def = norm
-	canon, err := json.Marshal(norm)
+// revision computes the policy's revision from the canonical JSON form of
+// its normal definition, which must fit the size limit.
+func (c *compiler) revision(p *Policy) bool {
+	canon, err := json.Marshal(p.def)
+	if err == nil && len(canon) > c.o.maxBytes {
+		c.errs = append(c.errs, &Error{File: c.o.file, Msg: fmt.Sprintf(
+			"policy is too large: its canonical form is %d bytes, over the limit of %d (raise it with WithMaxPolicyBytes)",
+			len(canon), c.o.maxBytes)})
+		return false
+	}
+	var v any
 	if err == nil {
-		canon, err = canonjson.Append(nil, json.RawMessage(canon))
+		// Every value takes at least a byte, so the byte limit bounds the
+		// count of values too.
+		v, err = safejson.Decode(canon, safejson.Limits{MaxBytes: c.o.maxBytes, MaxDepth: 16, MaxElements: c.o.maxBytes})
+	}
+	if err == nil {
+		canon, err = canonjson.Append(nil, v)
 	}
 	if err != nil {
 		c.errs = append(c.errs, fmt.Errorf("scope: canonical form: %w", err))
-		return nil
+		return false
 	}
 	sum := sha256.Sum256(canon)
 	p.revision = hex.EncodeToString(sum[:])
-	p.index()
-	return p
+	return true
 }
 
 func (c *compiler) checkTools(path string, tools []string) {
@@ -509,8 +594,23 @@ func (c *compiler) checkTools(path string, tools []string) {
 	}
 }
 
-// expr compiles one CEL expression that must produce want.
+// expr compiles one CEL expression that must produce want. An expression
+// compiled before is reused with its new path.
 func (c *compiler) expr(path, src string, want *cel.Type) *expr {
+	key := want.String() + "\x00" + src
+	if e, ok := c.done[key]; ok {
+		cp := *e
+		cp.path = path
+		return &cp
+	}
+	e := c.compileExpr(path, src, want)
+	if e != nil {
+		c.done[key] = e
+	}
+	return e
+}
+
+func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 	ast, iss := c.env.Compile(src)
 	if iss != nil && iss.Err() != nil {
 		for _, e := range iss.Errors() {
@@ -547,7 +647,12 @@ func (c *compiler) expr(path, src string, want *cel.Type) *expr {
 		c.errorf(path, src, "%v", err)
 		return nil
 	}
-	return &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr())}
+	e := &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
+		has: presenceTests(ast.NativeRep())}
+	if !loops && want == cel.BoolType {
+		e.clauses, e.complete = clausesOf(ast.NativeRep().Expr(), c.fields)
+	}
+	return e
 }
 
 // directField recognises an expression that is only principal.id,
@@ -582,87 +687,6 @@ func (c *compiler) celError(path, src string, line, col int, msg string) {
 		e.Line, e.Column = ps.at(c.o.src, line, col)
 	}
 	c.errs = append(c.errs, e)
-}
-
-// index groups rules and grants by tool pattern, so that deciding a call looks
-// at only the rules and grants that can apply to its tool.
-func (p *Policy) index() {
-	byPattern := map[string]int{}
-	add := func(pat string) *toolPattern {
-		i, ok := byPattern[pat]
-		if !ok {
-			i = len(p.patterns)
-			byPattern[pat] = i
-			p.patterns = append(p.patterns, toolPattern{pattern: pat})
-			if glob.Literal(pat) {
-				p.literal[pat] = append(p.literal[pat], i)
-			}
-		}
-		return &p.patterns[i]
-	}
-	for ri, r := range p.rules {
-		for _, t := range r.tools {
-			tp := add(t)
-			tp.rules = append(tp.rules, ri)
-		}
-	}
-	for gi, g := range p.grants {
-		for _, t := range g.tools {
-			tp := add(t)
-			tp.grants = append(tp.grants, gi)
-		}
-	}
-}
-
-// plan is what applies to one tool name: rules and grants in policy order,
-// and the pointers to redact.
-type plan struct {
-	rules  []*rule
-	grants []*grant
-	redact []string
-	// reasons caches the tail of the no-grant reason by which of the
-	// plan's grants the principal holds (a bit per grant; plans with more
-	// than 64 grants are not cached), at most maxCachedReasons of them.
-	reasons  sync.Map // uint64 → string
-	nreasons atomic.Int32
-}
-
-const maxCachedReasons = 64
-
-func (p *Policy) planFor(tool string) *plan {
-	if v, ok := p.plans.Load(tool); ok {
-		return v.(*plan)
-	}
-	var ri, gi []int
-	for i := range p.patterns {
-		tp := &p.patterns[i]
-		if tp.pattern == tool || (!glob.Literal(tp.pattern) && glob.Match(tp.pattern, tool)) {
-			ri = append(ri, tp.rules...)
-			gi = append(gi, tp.grants...)
-		}
-	}
-	slices.Sort(ri)
-	ri = slices.Compact(ri)
-	slices.Sort(gi)
-	gi = slices.Compact(gi)
-	pl := &plan{}
-	for _, i := range ri {
-		pl.rules = append(pl.rules, p.rules[i])
-	}
-	for _, i := range gi {
-		pl.grants = append(pl.grants, p.grants[i])
-	}
-	for _, r := range p.redact {
-		if glob.Match(r.tools, tool) {
-			pl.redact = append(pl.redact, r.pointers...)
-		}
-	}
-	if p.nplans.Load() < maxCachedPlans {
-		if _, loaded := p.plans.LoadOrStore(tool, pl); !loaded {
-			p.nplans.Add(1)
-		}
-	}
-	return pl
 }
 
 // parseRate parses "N/unit" where unit is s, m, h, d or a Go duration.

@@ -3,15 +3,15 @@ package scope
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
+	"maps"
 	"strings"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 
-	"github.com/agentguard/agentguard/internal/glob"
 	"github.com/agentguard/agentguard/internal/safejson"
 )
 
@@ -29,6 +29,11 @@ func WithToolSchemas(schemas map[string]json.RawMessage) Option {
 // schemas, as [WithToolSchemas] does at load. It reports every problem, with
 // positions when the policy came from a file. A guard calls it when tools are
 // registered.
+//
+// Only the rules and grants that apply to each tool are checked, and a
+// check that passed for the same schema and expression before is not
+// repeated, so registering tools one at a time costs time proportional to
+// what each tool touches.
 func (p *Policy) CheckTools(schemas map[string]json.RawMessage) error {
 	if p == nil {
 		return nil
@@ -38,92 +43,131 @@ func (p *Policy) CheckTools(schemas map[string]json.RawMessage) error {
 	return joinErrs(c.errs)
 }
 
+// checkCache keeps, per policy, the type-checking environments of recent
+// schemas and the checks that passed.
+type checkCache struct {
+	mu     sync.Mutex
+	envs   map[string]*checker // by schema text
+	passed map[checkKey]struct{}
+}
+
+type checker struct {
+	env *cel.Env
+	sp  *schemaProvider
+	err error
+}
+
+type checkKey struct{ schema, src, guard string }
+
+// Bounds of the check cache: a guard registering many tools with distinct
+// schemas keeps only this many environments and passed checks.
+const (
+	maxCheckEnvs   = 64
+	maxCheckPassed = 1 << 16
+)
+
 // checkSchemas type-checks every expression of p against the schema of each
 // tool it applies to.
 func (c *compiler) checkSchemas(p *Policy, schemas map[string]json.RawMessage) {
-	names := sortedKeys(schemas)
-	type checker struct {
-		env *cel.Env
-		sp  *schemaProvider
-	}
-	envs := map[string]*checker{}
-	envFor := func(tool string) *checker {
-		if ch, ok := envs[tool]; ok {
-			return ch
+	cc := &p.check
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for _, tool := range sortedKeys(schemas) {
+		pl := p.planFor(tool)
+		if !plHasExprs(pl) {
+			continue
 		}
-		e, sp, err := schemaEnv(schemas[tool])
-		if err != nil {
-			c.errorf("", "", "tool %q: %v", tool, err)
-			envs[tool] = nil
-			return nil
+		schema := string(schemas[tool])
+		ch := cc.envFor(schema)
+		if ch.err != nil {
+			c.errorf("", "", "tool %q: %v", tool, ch.err)
+			continue
 		}
-		envs[tool] = &checker{e, sp}
-		return envs[tool]
-	}
-	matching := func(patterns []string) []string {
-		var out []string
-		for _, n := range names {
-			if slices.ContainsFunc(patterns, func(pat string) bool { return glob.Match(pat, n) }) {
-				out = append(out, n)
-			}
+		for _, r := range pl.rules {
+			c.checkExpr(cc, schema, ch, tool, r.when, nil)
+			c.checkExpr(cc, schema, ch, tool, r.message, r.when)
 		}
-		return out
-	}
-	// check type-checks e; fields that e, or the condition guarding it,
-	// tests with has() may be missing from the schema: has(args.path) is
-	// how a rule over "*" skips tools without a path.
-	check := func(e *expr, tool string, ch *checker, guard *expr) {
-		if e == nil || ch == nil {
-			return
-		}
-		ch.sp.extra = presenceTests(e.src)
-		if guard != nil {
-			for f := range presenceTests(guard.src) {
-				if ch.sp.extra == nil {
-					ch.sp.extra = map[string]bool{}
-				}
-				ch.sp.extra[f] = true
-			}
-		}
-		defer func() { ch.sp.extra = nil }()
-		if _, iss := ch.env.Compile(e.src); iss != nil && iss.Err() != nil {
-			for _, ce := range iss.Errors() {
-				c.celError(e.path, e.src, ce.Location.Line(), ce.Location.Column(),
-					fmt.Sprintf("for tool %q: %s", tool, ce.Message))
-			}
-		}
-	}
-	for _, r := range p.rules {
-		for _, tool := range matching(r.tools) {
-			ch := envFor(tool)
-			check(r.when, tool, ch, nil)
-			check(r.message, tool, ch, r.when)
-		}
-	}
-	for _, g := range p.grants {
-		for _, tool := range matching(g.tools) {
-			ch := envFor(tool)
-			check(g.when, tool, ch, nil)
+		for _, g := range pl.grants {
+			c.checkExpr(cc, schema, ch, tool, g.when, nil)
 			for _, l := range g.limits {
-				check(l.key, tool, ch, g.when)
-				check(l.cost, tool, ch, g.when)
+				c.checkExpr(cc, schema, ch, tool, l.key, g.when)
+				c.checkExpr(cc, schema, ch, tool, l.cost, g.when)
 			}
 		}
 	}
 }
 
+// plHasExprs reports whether any expression applies to the plan's tool.
+func plHasExprs(pl *plan) bool {
+	for _, r := range pl.rules {
+		if r.when != nil || r.message != nil {
+			return true
+		}
+	}
+	for _, g := range pl.grants {
+		if g.when != nil || len(g.limits) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// envFor returns the checking environment of a schema, building it when it
+// is not cached. cc.mu is held.
+func (cc *checkCache) envFor(schema string) *checker {
+	if ch, ok := cc.envs[schema]; ok {
+		return ch
+	}
+	if cc.envs == nil || len(cc.envs) >= maxCheckEnvs {
+		cc.envs = map[string]*checker{}
+	}
+	e, sp, err := schemaEnv(json.RawMessage(schema))
+	ch := &checker{env: e, sp: sp, err: err}
+	cc.envs[schema] = ch
+	return ch
+}
+
+// checkExpr type-checks e for one tool. Fields that e, or the condition
+// guarding it, tests with has() may be missing from the schema:
+// has(args.path) is how a rule over "*" skips tools without a path. cc.mu
+// is held.
+func (c *compiler) checkExpr(cc *checkCache, schema string, ch *checker, tool string, e, guard *expr) {
+	if e == nil {
+		return
+	}
+	key := checkKey{schema: schema, src: e.src}
+	if guard != nil {
+		key.guard = guard.src
+	}
+	if _, ok := cc.passed[key]; ok {
+		return
+	}
+	ch.sp.extra = e.has
+	if guard != nil && len(guard.has) > 0 {
+		ch.sp.extra = maps.Clone(guard.has)
+		if ch.sp.extra == nil {
+			ch.sp.extra = map[string]bool{}
+		}
+		maps.Copy(ch.sp.extra, e.has)
+	}
+	defer func() { ch.sp.extra = nil }()
+	if _, iss := ch.env.Compile(e.src); iss != nil && iss.Err() != nil {
+		for _, ce := range iss.Errors() {
+			c.celError(e.path, e.src, ce.Location.Line(), ce.Location.Column(),
+				fmt.Sprintf("for tool %q: %s", tool, ce.Message))
+		}
+		return
+	}
+	if cc.passed == nil || len(cc.passed) >= maxCheckPassed {
+		cc.passed = map[checkKey]struct{}{}
+	}
+	cc.passed[key] = struct{}{}
+}
+
 // presenceTests returns the field names an expression tests with has().
-func presenceTests(src string) map[string]bool {
-	env, err := env()
-	if err != nil {
-		return nil
-	}
-	parsed, iss := env.Parse(src)
-	if iss != nil && iss.Err() != nil {
-		return nil
-	}
+func presenceTests(a *celast.AST) map[string]bool {
 	var out map[string]bool
-	for _, n := range celast.MatchDescendants(celast.NavigateAST(parsed.NativeRep()), celast.KindMatcher(celast.SelectKind)) {
+	for _, n := range celast.MatchDescendants(celast.NavigateAST(a), celast.KindMatcher(celast.SelectKind)) {
 		if sel := n.AsSelect(); sel.IsTestOnly() {
 			if out == nil {
 				out = map[string]bool{}

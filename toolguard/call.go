@@ -174,8 +174,7 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 	if pr != nil {
 		st.d.Principal = pr.ID
 	}
-	tools := *g.tools.Load()
-	t, ok := tools[name]
+	t, ok := g.lookup(name)
 	if !ok {
 		st.d.ArgsSHA256 = rawDigest(args)
 		st.deny(StageTool, ErrUnknownTool, nil, fmt.Sprintf("there is no tool named %s", quote(name)))

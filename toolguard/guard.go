@@ -55,8 +55,8 @@ type Tool struct {
 // concurrent use.
 type Guard struct {
 	policy   atomic.Pointer[scope.Policy]
-	tools    atomic.Pointer[map[string]*tool]
-	regMu    sync.Mutex // serialises Register
+	tools    sync.Map   // name → *tool; a map copied on each Register would make registering n tools cost n²
+	regMu    sync.Mutex // serialises Register, Unregister and SetPolicy
 	sink     audit.Sink
 	approver Approver
 	limiter  Limiter
@@ -171,7 +171,6 @@ func New(p *scope.Policy, opts ...Option) (*Guard, error) {
 	}
 	g := &Guard{now: time.Now}
 	g.policy.Store(p)
-	g.tools.Store(&map[string]*tool{})
 	for _, o := range opts {
 		if err := o(g); err != nil {
 			return nil, err
@@ -212,9 +211,11 @@ func (g *Guard) SetPolicy(p *scope.Policy) error {
 	g.regMu.Lock()
 	defer g.regMu.Unlock()
 	schemas := map[string]json.RawMessage{}
-	for name, t := range *g.tools.Load() {
-		schemas[name] = t.InputSchema
-	}
+	g.tools.Range(func(_, v any) bool {
+		t := v.(*tool)
+		schemas[t.Name] = t.InputSchema
+		return true
+	})
 	if err := p.CheckTools(schemas); err != nil {
 		return fmt.Errorf("toolguard: the policy does not fit the registered tools: %w", err)
 	}
@@ -253,26 +254,22 @@ func (g *Guard) Register(t Tool) error {
 	} else {
 		t.InputSchema = slices.Clone(t.InputSchema)
 	}
-	// The policy's expressions are type-checked against the schema, so a
-	// misspelt argument is an error now, not a condition that never holds.
-	if err := g.policy.Load().CheckTools(map[string]json.RawMessage{t.Name: t.InputSchema}); err != nil {
-		return fmt.Errorf("toolguard: tool %q does not fit the policy: %w", t.Name, err)
-	}
 	nt := &tool{Tool: t, schema: compiled, fast: fast, keys: keys, sensitive: sensitive,
 		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}
 
 	g.regMu.Lock()
 	defer g.regMu.Unlock()
-	old := *g.tools.Load()
-	if _, dup := old[t.Name]; dup {
+	// The policy's expressions are type-checked against the schema, so a
+	// misspelt argument is an error now, not a condition that never holds.
+	// Under the lock, so that a SetPolicy cannot slip in between and
+	// install a policy the tool was not checked against.
+	if err := g.policy.Load().CheckTools(map[string]json.RawMessage{t.Name: t.InputSchema}); err != nil {
+		return fmt.Errorf("toolguard: tool %q does not fit the policy: %w", t.Name, err)
+	}
+	if _, dup := g.tools.Load(t.Name); dup {
 		return fmt.Errorf("toolguard: tool %q is already registered", t.Name)
 	}
-	m := make(map[string]*tool, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[t.Name] = nt
-	g.tools.Store(&m)
+	g.tools.Store(t.Name, nt)
 	g.warnUngranted(g.policy.Load(), t.Name)
 	return nil
 }
@@ -318,12 +315,13 @@ type ToolInfo struct {
 
 // Tools returns the registered tools, sorted by name.
 func (g *Guard) Tools() []ToolInfo {
-	m := *g.tools.Load()
-	out := make([]ToolInfo, 0, len(m))
-	for _, t := range m {
+	out := []ToolInfo{}
+	g.tools.Range(func(_, v any) bool {
+		t := v.(*tool)
 		out = append(out, ToolInfo{Name: t.Name, Title: t.Title, Description: t.Description,
 			InputSchema: slices.Clone(t.InputSchema), Annotations: t.Annotations})
-	}
+		return true
+	})
 	slices.SortFunc(out, func(a, b ToolInfo) int {
 		switch {
 		case a.Name < b.Name:
@@ -412,7 +410,7 @@ func (g *Guard) newID() string {
 // tool list: the tool is registered and the policy's [scope.Policy.Visible]
 // says so. Without a principal nothing is visible.
 func (g *Guard) Visible(ctx context.Context, name string) bool {
-	if _, ok := (*g.tools.Load())[name]; !ok {
+	if _, ok := g.lookup(name); !ok {
 		return false
 	}
 	pr := principalFrom(ctx)
@@ -424,7 +422,7 @@ func (g *Guard) Visible(ctx context.Context, name string) bool {
 
 // Tool returns the registered tool with that name.
 func (g *Guard) Tool(name string) (ToolInfo, bool) {
-	t, ok := (*g.tools.Load())[name]
+	t, ok := g.lookup(name)
 	if !ok {
 		return ToolInfo{}, false
 	}
@@ -438,16 +436,15 @@ func (g *Guard) Tool(name string) (ToolInfo, bool) {
 func (g *Guard) Unregister(name string) bool {
 	g.regMu.Lock()
 	defer g.regMu.Unlock()
-	old := *g.tools.Load()
-	if _, ok := old[name]; !ok {
-		return false
+	_, ok := g.tools.LoadAndDelete(name)
+	return ok
+}
+
+// lookup returns the registered tool with that name.
+func (g *Guard) lookup(name string) (*tool, bool) {
+	v, ok := g.tools.Load(name)
+	if !ok {
+		return nil, false
 	}
-	m := make(map[string]*tool, len(old))
-	for k, v := range old {
-		if k != name {
-			m[k] = v
-		}
-	}
-	g.tools.Store(&m)
-	return true
+	return v.(*tool), true
 }

@@ -82,8 +82,10 @@ func fileDigest(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	// The whole file: the size limit is the loader's (WithMaxPolicyBytes
+	// may raise it), and a change past any prefix must be seen.
 	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, scope.MaxPolicyBytes+1)); err != nil {
+	if _, err := io.Copy(h, f); err != nil {
 		return nil, err
 	}
 	return h.Sum(nil), nil

@@ -98,28 +98,65 @@ func TestScaledAgreement(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []int{1, 10} {
-		engines, err := bench.Engines(ctx, bench.WithRules(k))
-		require.NoError(t, err)
-		allowed := bench.CallNamed("read-allowed")
-		secret := allowed
-		secret.Args = fmt.Sprintf(`{"path":"/workspace/secret-%d/key"}`, k-1)
-		for _, e := range engines {
-			for _, tc := range []struct {
+	for _, k := range RuleSizes {
+		for _, fam := range ruleFamilies {
+			p := fam.policy(k)
+			engines, err := bench.Engines(ctx, p)
+			require.NoError(t, err)
+			indexed, err := bench.NewCedar(p.Cedar, true)
+			require.NoError(t, err)
+			engines = append(engines, indexed)
+			// Every call of the shared table decides as on the shared
+			// policy, and a call each rule denies is denied by that rule.
+			type tc struct {
 				c    bench.Call
 				want bench.Result
-			}{
-				{allowed, bench.Result{Allow: true}},
-				{secret, bench.Result{DenyRule: fmt.Sprintf("secret-%d", k-1)}},
-			} {
-				t.Run(fmt.Sprintf("rules=%d/%s/%s", k, e.Name(), tc.c.Args), func(t *testing.T) {
-					pr, err := e.Prepare(tc.c)
-					require.NoError(t, err)
-					got, err := pr.Explain(ctx)
-					require.NoError(t, err)
-					assert.Equal(t, tc.want, got)
+			}
+			var cases []tc
+			for _, c := range bench.Calls {
+				cases = append(cases, tc{c, bench.Result{Allow: c.Allow, DenyRule: c.DenyRule}})
+			}
+			allowed := bench.CallNamed("read-allowed")
+			for _, i := range []int{0, k / 2, k - 1} {
+				c := allowed
+				c.Args = fmt.Sprintf(`{"path":%q}`, fam.hit(i))
+				cases = append(cases, tc{c, bench.Result{DenyRule: fmt.Sprintf(fam.rule, i)}})
+			}
+			// The same path on another tool: the rules name read_file only.
+			other := bench.CallNamed("list-root")
+			other.Args = fmt.Sprintf(`{"path":%q}`, fam.hit(k-1))
+			cases = append(cases, tc{other, bench.Result{Allow: true}})
+			for _, e := range engines {
+				t.Run(fmt.Sprintf("rules=%d/%s/%s", k, fam.name, e.Name()), func(t *testing.T) {
+					for _, c := range cases {
+						pr, err := e.Prepare(c.c)
+						require.NoError(t, err)
+						got, err := pr.Explain(ctx)
+						require.NoError(t, err)
+						assert.Equal(t, c.want, got, "%s %s", c.c.Tool, c.c.Args)
+						ok, err := pr.Decide(ctx)
+						require.NoError(t, err)
+						assert.Equal(t, c.want.Allow, ok, "%s %s", c.c.Tool, c.c.Args)
+					}
 				})
 			}
 		}
 	}
+}
+
+// RuleSizes are the rule counts of the rule-scaling benchmarks and their
+// agreement tests.
+var RuleSizes = []int{10, 100, 1000}
+
+// ruleFamilies are the two rule-scaling policies: deny rules testing a
+// substring of the path ([bench.WithRules]) and deny rules naming exact
+// paths ([bench.KeyedRules]); hit(i) is a path rule i denies.
+var ruleFamilies = []struct {
+	name   string
+	policy func(int) bench.Policies
+	rule   string
+	hit    func(int) string
+}{
+	{"contains", bench.WithRules, "secret-%d", func(i int) string { return fmt.Sprintf("/workspace/secret-%d/key", i) }},
+	{"keyed", bench.KeyedRules, "blocked-%d", bench.BlockedPath},
 }

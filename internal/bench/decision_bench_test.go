@@ -159,13 +159,14 @@ func BenchmarkScaleTools(b *testing.B) {
 }
 
 // BenchmarkScaleRules times an allowed read on the shared policy plus k deny
-// rules that apply to the tool, all evaluated and all false.
+// rules that apply to the tool, each testing a substring of the path and
+// all false.
 // agentguard-nocostlimit is agentguard with the runtime cost limit lifted
 // (scope.WithCostLimit(math.MaxUint64)), to show what cost tracking costs;
 // it is not a configuration to deploy.
 func BenchmarkScaleRules(b *testing.B) {
 	c := bench.CallNamed("read-allowed")
-	for _, k := range []int{1, 10, 100} {
+	for _, k := range []int{1, 10, 100, 1000} {
 		es := loadEngines(b, fmt.Sprint("rules-", k), func() bench.Policies { return bench.WithRules(k) })
 		nl, err := bench.NewAgentguard(bench.WithRules(k).Agentguard, scope.WithCostLimit(math.MaxUint64))
 		if err != nil {
@@ -173,6 +174,21 @@ func BenchmarkScaleRules(b *testing.B) {
 		}
 		nl.Label = "agentguard-nocostlimit"
 		for _, e := range append(es[:len(es):len(es)], nl) {
+			b.Run(fmt.Sprintf("rules=%d/engine=%s", k, e.Name()), func(b *testing.B) {
+				runDecide(b, prepare(b, e, c), true)
+			})
+		}
+	}
+}
+
+// BenchmarkScaleRulesKeyed times an allowed read on the shared policy plus
+// k deny rules on read_file, each naming one blocked path exactly
+// ([bench.KeyedRules]): none applies to the read.
+func BenchmarkScaleRulesKeyed(b *testing.B) {
+	c := bench.CallNamed("read-allowed")
+	for _, k := range RuleSizes {
+		es := loadEngines(b, fmt.Sprint("keyed-", k), func() bench.Policies { return bench.KeyedRules(k) })
+		for _, e := range es {
 			b.Run(fmt.Sprintf("rules=%d/engine=%s", k, e.Name()), func(b *testing.B) {
 				runDecide(b, prepare(b, e, c), true)
 			})

@@ -26,8 +26,9 @@
 //		ok, err := p.Decide(ctx)
 //	}
 //
-// [Scaled] and [WithRules] generate the policies of the scaling benchmarks,
-// again in all three languages.
+// [Scaled], [WithRules] and [KeyedRules] generate the policies of the
+// scaling benchmarks, again in all three languages; TestScaledAgreement
+// checks that the engines agree on them at 10, 100 and 1,000 rules.
 //
 // # Running
 //

@@ -197,6 +197,32 @@ func WithRules(k int) Policies {
 	return Policies{Agentguard: ag.String(), Rego: rg.String(), Cedar: cd.String()}
 }
 
+// KeyedRules returns the shared policy plus k deny rules on read_file,
+// each naming one blocked file by its exact path
+// ("/workspace/blocked/<i>.txt"), as a blocklist is written. Each engine
+// gets the rules in its own idiom: agentguard and OPA index the equality
+// on the path, cedar-go evaluates every forbid whose scope matches.
+func KeyedRules(k int) Policies {
+	p := Shared()
+	var ag, rg, cd strings.Builder
+	rg.WriteString(p.Rego)
+	cd.WriteString(p.Cedar)
+	head, tail, _ := strings.Cut(p.Agentguard, "limits:\n")
+	ag.WriteString(head)
+	for i := range k {
+		path := BlockedPath(i)
+		fmt.Fprintf(&ag, "  - name: blocked-%d\n    effect: deny\n    tools: [read_file]\n    when: args.path == %q\n", i, path)
+		fmt.Fprintf(&rg, "\ndeny contains \"blocked-%d\" if {\n\tinput.tool == \"read_file\"\n\tinput.args.path == %q\n}\n", i, path)
+		fmt.Fprintf(&cd, "\n@id(\"blocked-%d\")\nforbid (principal, action == Action::\"call\", resource == Tool::\"read_file\")\nwhen { context.args has path && context.args.path == %q };\n", i, path)
+	}
+	ag.WriteString("limits:\n")
+	ag.WriteString(tail)
+	return Policies{Agentguard: ag.String(), Rego: rg.String(), Cedar: cd.String()}
+}
+
+// BlockedPath is the file the i-th rule of [KeyedRules] blocks.
+func BlockedPath(i int) string { return fmt.Sprintf("/workspace/blocked/%d.txt", i) }
+
 const regoHeader = `package agentguard
 
 default allow := false

@@ -1,0 +1,335 @@
+package scope
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/agentguard/agentguard/internal/glob"
+)
+
+// The index finds what applies to a tool name without looking at every
+// rule and grant: tool patterns are grouped by their literal text (names)
+// and by the literal prefix of a glob, and a plan — the rules, grants and
+// redactions of one tool — is cached by name, or, for names the policy does
+// not spell out, by the set of globs the name matches.
+
+// maxCachedPlans, plus twice the number of the policy's tool patterns,
+// bounds the names cached for tool names that the policy does not name
+// literally, and the plans shared by the globs such names match, so that
+// callers inventing tool names cannot grow the caches without limit. Plans
+// of names the policy spells out are all cached: the policy bounds them.
+const maxCachedPlans = 10_000
+
+// maxGlobMatches is the most glob patterns one tool name may match and
+// still share a plan by signature; a name matching more gets a plan of its
+// own (and is cached by name while there is room).
+const maxGlobMatches = 32
+
+type toolPattern struct {
+	pattern string
+	rules   []int // indexes into Policy.rules
+	grants  []int // indexes into Policy.grants
+	redact  []int // indexes into Policy.redact
+}
+
+// toolIndex groups the policy's tool patterns.
+type toolIndex struct {
+	patterns []toolPattern
+	literal  map[string]int   // tool name → index into patterns
+	prefixed map[string][]int // literal prefix of a glob → indexes into patterns
+	lens     []int            // the distinct lengths of those prefixes, ascending
+
+	// Plans, built on first use: by tool name for names the policy
+	// names literally (and, while there is room, for other names), and by
+	// the signature of matched globs for the rest.
+	byName nameCache
+	sigMu  sync.RWMutex
+	bySig  map[string]*plan
+}
+
+// nameCache maps tool names to plans. Reads are a lookup in an immutable
+// map; new names wait in a small locked map until they are a quarter of
+// the immutable one, which is then rebuilt with them — so a read of a
+// cached name takes no lock, and n names cost O(n) copying in all.
+type nameCache struct {
+	snap    atomic.Pointer[map[string]*plan]
+	mu      sync.Mutex
+	pending map[string]*plan
+	others  int // names cached that the policy does not name
+}
+
+func (nc *nameCache) load(name string) (*plan, bool) {
+	if m := nc.snap.Load(); m != nil {
+		if pl, ok := (*m)[name]; ok {
+			return pl, true
+		}
+	}
+	nc.mu.Lock()
+	pl, ok := nc.pending[name]
+	nc.mu.Unlock()
+	return pl, ok
+}
+
+// store caches pl for name, unless the name is cached already (then it
+// returns the cached plan) or is not named by the policy and bound such
+// names are cached.
+func (nc *nameCache) store(name string, pl *plan, named bool, bound int) *plan {
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	snap := nc.snap.Load()
+	if snap != nil {
+		if old, ok := (*snap)[name]; ok {
+			return old
+		}
+	}
+	if old, ok := nc.pending[name]; ok {
+		return old
+	}
+	if !named {
+		if nc.others >= bound {
+			return pl
+		}
+		nc.others++
+	}
+	if nc.pending == nil {
+		nc.pending = map[string]*plan{}
+	}
+	nc.pending[name] = pl
+	n := 0
+	if snap != nil {
+		n = len(*snap)
+	}
+	if len(nc.pending) > n/4 {
+		m := make(map[string]*plan, n+len(nc.pending))
+		if snap != nil {
+			maps.Copy(m, *snap)
+		}
+		maps.Copy(m, nc.pending)
+		nc.snap.Store(&m)
+		nc.pending = nil
+	}
+	return pl
+}
+
+// globPrefix returns the literal text of pattern before its first
+// wildcard or escape.
+func globPrefix(pattern string) string {
+	for i := 0; i < len(pattern); i++ {
+		switch pattern[i] {
+		case '*', '?', '\\':
+			return pattern[:i]
+		}
+	}
+	return pattern
+}
+
+// index groups rules, grants and redactions by tool pattern, so that
+// deciding a call looks at only the ones that can apply to its tool.
+func (p *Policy) index() {
+	ix := &p.ix
+	ix.literal = map[string]int{}
+	ix.prefixed = map[string][]int{}
+	ix.bySig = map[string]*plan{}
+	byPattern := map[string]int{}
+	add := func(pat string) *toolPattern {
+		i, ok := byPattern[pat]
+		if !ok {
+			i = len(ix.patterns)
+			byPattern[pat] = i
+			ix.patterns = append(ix.patterns, toolPattern{pattern: pat})
+			if glob.Literal(pat) {
+				ix.literal[pat] = i
+			} else {
+				pre := globPrefix(pat)
+				ix.prefixed[pre] = append(ix.prefixed[pre], i)
+				if !slices.Contains(ix.lens, len(pre)) {
+					ix.lens = append(ix.lens, len(pre))
+				}
+			}
+		}
+		return &ix.patterns[i]
+	}
+	for ri, r := range p.rules {
+		for _, t := range r.tools {
+			tp := add(t)
+			tp.rules = append(tp.rules, ri)
+		}
+	}
+	for gi, g := range p.grants {
+		for _, t := range g.tools {
+			tp := add(t)
+			tp.grants = append(tp.grants, gi)
+		}
+	}
+	for ri, r := range p.redact {
+		tp := add(r.tools)
+		tp.redact = append(tp.redact, ri)
+	}
+	slices.Sort(ix.lens)
+}
+
+// globsMatching appends to buf the indexes of the glob patterns that match
+// tool, ascending.
+func (ix *toolIndex) globsMatching(buf []int, tool string) []int {
+	for _, n := range ix.lens {
+		if n > len(tool) {
+			break
+		}
+		for _, i := range ix.prefixed[tool[:n]] {
+			if glob.Match(ix.patterns[i].pattern, tool) {
+				buf = append(buf, i)
+			}
+		}
+	}
+	slices.Sort(buf)
+	return buf
+}
+
+// planFor returns the plan of a tool name.
+func (p *Policy) planFor(tool string) *plan {
+	ix := &p.ix
+	if pl, ok := ix.byName.load(tool); ok {
+		return pl
+	}
+	var buf [maxGlobMatches]int
+	globs := ix.globsMatching(buf[:0], tool)
+	lit, isLit := ix.literal[tool]
+	if isLit {
+		// Named by the policy: one plan per name, always cached.
+		return ix.byName.store(tool, p.buildPlan(tool, lit, globs), true, 0)
+	}
+	// Not named: the plan depends only on the globs the name matches, so
+	// names matching the same globs share it.
+	if len(globs) > maxGlobMatches {
+		return p.cacheByName(tool, p.buildPlan(tool, -1, globs))
+	}
+	var sb [maxGlobMatches * 4]byte
+	sig := sb[:0]
+	for _, g := range globs {
+		sig = strconv.AppendInt(sig, int64(g), 36)
+		sig = append(sig, ',')
+	}
+	ix.sigMu.RLock()
+	pl, ok := ix.bySig[string(sig)]
+	ix.sigMu.RUnlock()
+	if !ok {
+		pl = p.buildPlan(tool, -1, globs)
+		ix.sigMu.Lock()
+		if old, ok := ix.bySig[string(sig)]; ok {
+			pl = old
+		} else if len(ix.bySig) < maxCachedPlans+2*len(ix.patterns) {
+			ix.bySig[string(sig)] = pl
+		}
+		ix.sigMu.Unlock()
+	}
+	return p.cacheByName(tool, pl)
+}
+
+// cacheByName caches the plan of a name the policy does not name, while
+// there is room.
+func (p *Policy) cacheByName(tool string, pl *plan) *plan {
+	return p.ix.byName.store(tool, pl, false, maxCachedPlans+2*len(p.ix.patterns))
+}
+
+// buildPlan builds the plan from the literal pattern (-1 for none) and the
+// globs a tool name matches. A plan built from globs alone must not depend
+// on the name beyond them: it is shared by every name matching the same
+// globs (tool.name tests are resolved only for literal plans).
+func (p *Policy) buildPlan(tool string, lit int, globs []int) *plan {
+	var ri, gi, xi []int
+	addFrom := func(i int) {
+		tp := &p.ix.patterns[i]
+		ri = append(ri, tp.rules...)
+		gi = append(gi, tp.grants...)
+		xi = append(xi, tp.redact...)
+	}
+	if lit >= 0 {
+		addFrom(lit)
+	}
+	for _, i := range globs {
+		addFrom(i)
+	}
+	ri, gi, xi = sortedSet(ri), sortedSet(gi), sortedSet(xi)
+	pl := &plan{}
+	for _, i := range ri {
+		pl.rules = append(pl.rules, p.rules[i])
+	}
+	for _, i := range gi {
+		pl.grants = append(pl.grants, p.grants[i])
+	}
+	for _, i := range xi {
+		pl.redact = append(pl.redact, p.redact[i].pointers...)
+	}
+	name, known := "", false
+	if lit >= 0 {
+		name, known = tool, true
+	}
+	pl.build(p.noIndex, name, known)
+	return pl
+}
+
+func sortedSet(s []int) []int {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// plan is what applies to one tool name: rules and grants in policy order,
+// the pointers to redact, and the phases a decision walks.
+type plan struct {
+	rules  []*rule
+	grants []*grant
+	redact []string
+
+	deny, ask, shadow phase[*rule]
+	grantPh           phase[*grant]
+
+	// reasons caches the tail of the no-grant reason by which of the
+	// plan's grants the principal holds (a bit per grant; plans with more
+	// than 64 grants are not cached), at most maxCachedReasons of them.
+	reasons  sync.Map // uint64 → string
+	nreasons atomic.Int32
+}
+
+const maxCachedReasons = 64
+
+// build makes the plan's phases. When the tool's name is known (the plan
+// is not shared by several names), conditions whose tool.name tests reject
+// it are left out: they are false without error for every call.
+func (pl *plan) build(noIndex bool, tool string, known bool) {
+	keep := func(e *expr) bool {
+		if noIndex || !known || e == nil {
+			return true
+		}
+		for _, c := range e.clauses {
+			if t := &c[0]; len(c) == 1 && t.tool && !t.accepts(tool) {
+				return false
+			}
+		}
+		return true
+	}
+	var deny, ask, shadow []*rule
+	for _, r := range pl.rules {
+		switch {
+		case r.shadow:
+			shadow = append(shadow, r)
+		case !keep(r.when):
+		case r.effect == Deny:
+			deny = append(deny, r)
+		case r.effect == Ask:
+			ask = append(ask, r)
+		}
+	}
+	var grants []*grant
+	for _, g := range pl.grants {
+		if keep(g.when) {
+			grants = append(grants, g)
+		}
+	}
+	pl.deny = newPhase(deny, noIndex)
+	pl.ask = newPhase(ask, noIndex)
+	pl.shadow = newPhase(shadow, noIndex)
+	pl.grantPh = newPhase(grants, noIndex)
+}
