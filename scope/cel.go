@@ -306,7 +306,7 @@ func (v *argsView) value(k string) (ref.Val, bool) {
 // use.
 func (v *argsView) mapper() traits.Mapper {
 	if v.full == nil {
-		v.full = types.NewStringInterfaceMap(baseEnv.CELTypeAdapter(), v.m).(traits.Mapper)
+		v.full = types.NewStringInterfaceMap(baseEnv.CELTypeAdapter(), v.m)
 	}
 	return v.full
 }

@@ -41,7 +41,7 @@ func FuzzGlobURL(f *testing.F) {
 			t.Fatalf("GlobURL(%q) = %q: user %v, fragment %q, host %q, want host %q", raw, out, u.User, u.Fragment, u.Hostname(), host)
 		}
 		authority := strings.TrimPrefix(out, u.Scheme+"://")
-		if strings.IndexAny(authority[:strings.IndexByte(authority, '/')], "?#@\\") >= 0 {
+		if strings.ContainsAny(authority[:strings.IndexByte(authority, '/')], "?#@\\") {
 			t.Fatalf("GlobURL(%q) = %q has a delimiter before the path", raw, out)
 		}
 	})

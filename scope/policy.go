@@ -82,7 +82,7 @@ type expr struct {
 	src  string
 	path string
 	prg  cel.Program
-	cost cost.CostEstimate
+	cost cost.Estimate
 	// loops reports a comprehension (all, exists, map, filter...): only
 	// those can run long enough to need interrupting, so only they are
 	// evaluated with the context.

@@ -546,7 +546,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 	}
 	start := st.end // the handler starts as the decision is made
 	ctx = context.WithValue(ctx, callIDKey{}, st.d.CallID)
-	out, err, class := g.invoke(ctx, st.tool, args, st.release)
+	out, class, err := g.invoke(ctx, st.tool, args, st.release)
 	dur := g.now().Sub(start)
 
 	o := &st.out
@@ -576,7 +576,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 // tool timeout.
 // release, if not nil, is called once the handler has really returned or
 // panicked — after the timeout, if it outlives it.
-func (g *Guard) invoke(ctx context.Context, t *tool, args json.RawMessage, release func()) (any, error, string) {
+func (g *Guard) invoke(ctx context.Context, t *tool, args json.RawMessage, release func()) (out any, class string, err error) {
 	if g.timeout <= 0 {
 		if release != nil {
 			defer release()
@@ -595,24 +595,24 @@ func (g *Guard) invoke(ctx context.Context, t *tool, args json.RawMessage, relea
 		if release != nil {
 			defer release()
 		}
-		out, err, class := callHandler(ctx, t, args)
+		out, class, err := callHandler(ctx, t, args)
 		done <- result{out, err, class}
 	}()
 	select {
 	case r := <-done:
-		return r.out, r.err, r.class
+		return r.out, r.class, r.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w: tool %q did not return within %s", ErrToolTimeout, t.Name, g.timeout), "timeout"
+			return nil, "timeout", fmt.Errorf("%w: tool %q did not return within %s", ErrToolTimeout, t.Name, g.timeout)
 		}
-		return nil, ctx.Err(), "canceled"
+		return nil, "canceled", ctx.Err()
 	}
 }
 
-func callHandler(ctx context.Context, t *tool, args json.RawMessage) (out any, err error, class string) {
+func callHandler(ctx context.Context, t *tool, args json.RawMessage) (out any, class string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			out, err, class = nil, fmt.Errorf("%w: tool %q: %v", ErrToolPanic, t.Name, r), "panic"
+			out, class, err = nil, "panic", fmt.Errorf("%w: tool %q: %v", ErrToolPanic, t.Name, r)
 		}
 	}()
 	out, err = t.Handler(ctx, args)
@@ -624,7 +624,7 @@ func callHandler(ctx context.Context, t *tool, args json.RawMessage) (out any, e
 			class = "timeout"
 		}
 	}
-	return out, err, class
+	return out, class, err
 }
 
 func resultBytes(v any) ([]byte, bool) {
