@@ -11,6 +11,7 @@ import (
 	"math/bits"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,8 +70,12 @@ type Log struct {
 	size     int64 // offset just past the last good record
 	mode     SyncMode
 	sync     *syncer
-	stop     chan struct{} // closed by Close to stop the SyncInterval loop
-	ended    chan struct{} // closed when the loop has returned
+
+	deferOutcomes bool          // FileOptions.DeferOutcomes with SyncEachRecord
+	interval      time.Duration // longest wait of a deferred outcome
+	flushArmed    atomic.Bool   // a deferred fsync is scheduled
+	stop          chan struct{} // closed by Close to stop the SyncInterval loop
+	ended         chan struct{} // closed when the loop has returned
 }
 
 // LogOptions configures [NewLogWithOptions]. The zero value gives a plain
@@ -220,9 +225,29 @@ func (l *Log) Write(ctx context.Context, r *Record) error {
 		return err
 	}
 	if l.mode == SyncEachRecord && l.sync != nil {
+		if l.deferOutcomes && r.Kind == KindOutcome {
+			l.deferSync()
+			return nil
+		}
 		return l.sync.wait(ctx, seq+1)
 	}
 	return nil
+}
+
+// deferSync makes sure an fsync happens at most l.interval from now, for
+// an outcome record written without waiting for one. An earlier fsync (a
+// decision's group commit) makes the scheduled one cheap: it finds
+// everything synced and returns.
+func (l *Log) deferSync() {
+	if !l.flushArmed.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(l.interval, func() {
+		l.flushArmed.Store(false)
+		// An error is kept by the syncer and fails later writes; after
+		// Close everything is synced and wait returns at once.
+		_ = l.sync.wait(context.Background(), l.sync.written.Load())
+	})
 }
 
 // maxCheckpointLine bounds the length of a checkpoint line with its newline
