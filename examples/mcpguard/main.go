@@ -63,6 +63,18 @@
 // policy is reloaded. To write only the BOM, give mcpguard an empty
 // standard input (< /dev/null): it exits when stdin ends.
 //
+// -sync says when the audit log is fsynced. With each, the default, a
+// call's decision record is on stable storage before the call is forwarded
+// upstream: one fsync on each call's path, shared by concurrent calls
+// (group commit). The outcome record is written to the file as soon as the
+// call returns, in chain order, and made durable by the next fsync — the
+// next call's, a background one at most -sync-interval later, or the one at
+// exit — so a killed mcpguard loses no record it wrote, and a machine crash
+// at most the outcomes (and the decisions of calls not yet forwarded)
+// written since the last fsync. -sync-outcomes makes each outcome wait for
+// its own fsync too. -sync interval fsyncs every -sync-interval and -sync
+// none only at exit: a machine crash may then lose decisions too.
+//
 // On SIGINT or SIGTERM mcpguard stops serving, stops the upstream and closes
 // the audit log, which then verifies (audit.Verify).
 package main
@@ -87,6 +99,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agentguard/agentguard/audit"
 	guardmcp "github.com/agentguard/agentguard/mcp"
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
@@ -195,6 +208,9 @@ type config struct {
 	forwardRoots                          bool
 	command                               []string
 	bom                                   string
+	sync                                  audit.SyncMode
+	syncInterval                          time.Duration
+	syncOutcomes                          bool
 }
 
 func parse(args []string, stdout, stderr io.Writer) (*config, error) {
@@ -223,6 +239,9 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.maxRequest, "max-request", 4<<20, "largest HTTP request body accepted, in bytes")
 	fs.DurationVar(&c.watch, "watch", 0, "poll the policy file at this interval and reload it when it changes (0: only on SIGHUP)")
 	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
+	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
+	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
+	fs.BoolVar(&c.syncOutcomes, "sync-outcomes", false, "with -sync each, also wait for each outcome record's own fsync before answering (off: an outcome joins the next fsync, at most -sync-interval later, and exit)")
 	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "forward the upstream's roots/list requests to the client whose tool call is in flight (off: the upstream keeps its own configuration)")
 	if len(args) == 0 {
 		printUsage(stderr, fs)
@@ -263,8 +282,31 @@ func (c *config) check() error {
 		return errors.New("-approve is elicit or none")
 	case c.watch < 0:
 		return errors.New("-watch must not be negative")
+	case c.syncInterval <= 0:
+		return errors.New("-sync-interval must be positive")
 	}
 	return nil
+}
+
+// setSync parses -sync.
+func (c *config) setSync(s string) error {
+	switch s {
+	case "each":
+		c.sync = audit.SyncEachRecord
+	case "interval":
+		c.sync = audit.SyncInterval
+	case "none":
+		c.sync = audit.SyncNone
+	default:
+		return errors.New("want each, interval or none")
+	}
+	return nil
+}
+
+// logOptions are the audit log's options: by default one fsync on a
+// call's path, the decision's; the outcome joins the next group commit.
+func (c *config) logOptions() audit.FileOptions {
+	return audit.FileOptions{Sync: c.sync, Interval: c.syncInterval, DeferOutcomes: !c.syncOutcomes}
 }
 
 func (c *config) principalFunc() (guardmcp.PrincipalFunc, error) {
@@ -323,7 +365,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := checkLock(c.lock); err != nil {
 		return err
 	}
-	log, err := openLog(c.audit)
+	log, err := openLog(c.audit, c.logOptions())
 	if err != nil {
 		return err
 	}
