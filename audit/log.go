@@ -188,7 +188,9 @@ func (l *Log) configure(opts LogOptions) error {
 // outcome with an Effect, a hash field that is not lowercase hex SHA-256.
 // (Whether an outcome follows its decision is left to [Verify].) With
 // [SyncEachRecord], Write may return ctx's error after the record was
-// written but before it was confirmed durable.
+// written but before it was confirmed durable; with
+// [FileOptions.DeferOutcomes] it returns for an outcome record once the
+// record is written, before its fsync.
 func (l *Log) Write(ctx context.Context, r *Record) error {
 	if l == nil || l.hash == nil { // hash is set once, by the constructors
 		return errors.New("audit: Log not created by NewLog or OpenFile")
