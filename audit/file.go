@@ -204,6 +204,10 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 	l.mode = opts.Sync
 	l.deferOutcomes = opts.DeferOutcomes && opts.Sync == SyncEachRecord
 	l.interval = opts.Interval
+	if l.deferOutcomes {
+		l.flushTimer = time.AfterFunc(time.Hour, l.deferredFlush)
+		l.flushTimer.Stop()
+	}
 	l.sync = &syncer{sync: func() error {
 		// Rotation replaces l.f under fmu.
 		l.fmu.Lock()

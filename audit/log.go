@@ -74,6 +74,7 @@ type Log struct {
 	deferOutcomes bool          // FileOptions.DeferOutcomes with SyncEachRecord
 	interval      time.Duration // longest wait of a deferred outcome
 	flushArmed    atomic.Bool   // a deferred fsync is scheduled
+	flushTimer    *time.Timer   // runs deferredFlush; stopped by Close
 	stop          chan struct{} // closed by Close to stop the SyncInterval loop
 	ended         chan struct{} // closed when the loop has returned
 }
@@ -241,15 +242,17 @@ func (l *Log) Write(ctx context.Context, r *Record) error {
 // decision's group commit) makes the scheduled one cheap: it finds
 // everything synced and returns.
 func (l *Log) deferSync() {
-	if !l.flushArmed.CompareAndSwap(false, true) {
-		return
+	if l.flushArmed.CompareAndSwap(false, true) {
+		l.flushTimer.Reset(l.interval)
 	}
-	time.AfterFunc(l.interval, func() {
-		l.flushArmed.Store(false)
-		// An error is kept by the syncer and fails later writes; after
-		// Close everything is synced and wait returns at once.
-		_ = l.sync.wait(context.Background(), l.sync.written.Load())
-	})
+}
+
+// deferredFlush is the timer function of deferSync.
+func (l *Log) deferredFlush() {
+	l.flushArmed.Store(false)
+	// An error is kept by the syncer and fails later writes; after Close
+	// everything is synced and wait returns at once.
+	_ = l.sync.wait(context.Background(), l.sync.written.Load())
 }
 
 // maxCheckpointLine bounds the length of a checkpoint line with its newline
@@ -479,6 +482,9 @@ func (l *Log) Close() error {
 	if l.stop != nil {
 		close(l.stop)
 		<-l.ended
+	}
+	if l.flushTimer != nil {
+		l.flushTimer.Stop()
 	}
 	serr := l.sync.close()
 	if cerr == nil {
