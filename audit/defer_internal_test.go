@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -185,4 +186,38 @@ func TestDeferOutcomesMachineCrash(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, l.Close())
 	t.Logf("outcomes not yet durable at the simulated crashes: %d", lostOutcomes)
+}
+
+// TestDeferOutcomesFsyncFailure: when the fsync that should have made a
+// deferred outcome durable fails, the failure is not lost: the next
+// decision's Write fails (so its call is denied), and so does Close.
+func TestDeferOutcomesFsyncFailure(t *testing.T) {
+	errIO := errors.New("EIO")
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	l, err := OpenFile(path, FileOptions{DeferOutcomes: true, Interval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var failing bool
+	f := l.f
+	l.sync.sync = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return errIO
+		}
+		return f.Sync()
+	}
+	ctx := context.Background()
+	d := testRecord("c1")
+	d.Effect = "allow"
+	require.NoError(t, l.Write(ctx, d))
+	mu.Lock()
+	failing = true
+	mu.Unlock()
+	require.NoError(t, l.Write(ctx, outcomeRecord("c1")), "the outcome does not wait for its fsync")
+	require.Eventually(t, func() bool { return l.sync.failure() != nil }, 5*time.Second, time.Millisecond,
+		"the background fsync ran and failed")
+	err = l.Write(ctx, testRecord("c2"))
+	require.ErrorIs(t, err, errIO, "the next decision is refused")
+	require.ErrorIs(t, l.Close(), errIO)
 }
