@@ -27,6 +27,9 @@ const (
 	crashPathEnv = "AUDIT_CRASH_LOG"
 	crashModeEnv = "AUDIT_CRASH_SYNC"
 	crashKeysEnv = "AUDIT_CRASH_KEYS"
+	// crashDeferEnv makes the child write a decision and an outcome per
+	// call, with FileOptions.DeferOutcomes.
+	crashDeferEnv = "AUDIT_CRASH_DEFER"
 )
 
 // crashOptions is the configuration of the crashing writer: checkpoints,
@@ -52,6 +55,8 @@ func TestCrashChild(t *testing.T) {
 	if keys := os.Getenv(crashKeysEnv); keys != "" {
 		opts = keyedCrashOptions(keys, mode)
 	}
+	deferred := os.Getenv(crashDeferEnv) == "1"
+	opts.DeferOutcomes = deferred
 	l, err := audit.OpenFile(path, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -62,15 +67,21 @@ func TestCrashChild(t *testing.T) {
 	for w := range 8 {
 		go func() {
 			for i := 0; ; i++ {
-				r := decision(fmt.Sprintf("p%d-w%d-%d", os.Getpid(), w, i), "deny")
-				if err := l.Write(context.Background(), r); err != nil {
-					fmt.Fprintln(os.Stderr, err)
-					os.Exit(4)
+				id := fmt.Sprintf("p%d-w%d-%d", os.Getpid(), w, i)
+				records := []*audit.Record{decision(id, "deny")}
+				if deferred {
+					records = []*audit.Record{decision(id, "allow"), outcome(id)}
 				}
-				mu.Lock()
-				fmt.Fprintln(out, r.Seq)
-				out.Flush()
-				mu.Unlock()
+				for _, r := range records {
+					if err := l.Write(context.Background(), r); err != nil {
+						fmt.Fprintln(os.Stderr, err)
+						os.Exit(4)
+					}
+					mu.Lock()
+					fmt.Fprintln(out, r.Seq)
+					out.Flush()
+					mu.Unlock()
+				}
 			}
 		}()
 	}
@@ -79,7 +90,10 @@ func TestCrashChild(t *testing.T) {
 
 // TestCrashRecovery SIGKILLs a writer 20 times under load. Each time the
 // log verifies up to its last complete line, holds every record a Write
-// accepted, and the next writer resumes the chain.
+// accepted, and the next writer resumes the chain. Every fourth writer
+// writes a decision and an outcome per call with DeferOutcomes: a kill of
+// the process loses none of the outcomes Write accepted without their
+// fsync either.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 20 processes")
@@ -90,8 +104,15 @@ func TestCrashRecovery(t *testing.T) {
 	start := time.Now()
 	for round := range 20 {
 		mode := modes[round%len(modes)]
+		deferred := round%4 == 3
+		if deferred {
+			mode = audit.SyncEachRecord
+		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashPathEnv+"="+path, crashModeEnv+"="+mode.String())
+		if deferred {
+			cmd.Env = append(cmd.Env, crashDeferEnv+"=1")
+		}
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()

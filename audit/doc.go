@@ -136,7 +136,16 @@
 // error from Write promises: [SyncEachRecord], the zero value, returns only
 // once the record is on stable storage, and lets concurrent writers share
 // one fsync (group commit); [SyncInterval] and [SyncNone] trade the last
-// moments before a machine crash for speed. [NewLog] and
+// moments before a machine crash for speed. [FileOptions.DeferOutcomes]
+// keeps one fsync on a guarded call's path instead of two: a decision
+// still waits for its fsync, an outcome is written at once, in chain
+// order, and made durable by the next fsync (the next record's group
+// commit, a background fsync at most FileOptions.Interval later, or
+// Close). A machine crash can then lose the tail written since the last
+// fsync — outcomes, and decisions whose Write had not returned, so whose
+// tool never ran — and nothing else; a crash of the process alone loses no
+// record Write accepted, in any mode (TestDeferOutcomesMachineCrash,
+// TestCrashRecovery). The zero value waits for every record. [NewLog] and
 // [NewLogWithOptions] write a chain to any io.Writer.
 //
 // With FileOptions.MaxBytes the file is rotated: it is closed with a

@@ -87,8 +87,21 @@ func (m *SyncMode) UnmarshalText(text []byte) error {
 type FileOptions struct {
 	// Sync is when to fsync; the zero value is SyncEachRecord.
 	Sync SyncMode
-	// Interval is the fsync period for SyncInterval; zero means 1s.
+	// Interval is the fsync period for SyncInterval, and the longest an
+	// outcome record waits for its fsync with DeferOutcomes; zero means 1s.
 	Interval time.Duration
+	// DeferOutcomes, with SyncEachRecord, lets Write return for an outcome
+	// record (KindOutcome) once it is written to the file, without waiting
+	// for its fsync: the outcome becomes durable with the next fsync — the
+	// group commit of the next record that waits, a background fsync at
+	// most Interval after it, or Close. Decision records still wait for
+	// their fsync. The records stay in chain order, so what a machine crash
+	// can lose is the tail written after the last fsync: outcomes, and
+	// decisions whose Write had not yet returned (whose tool did not run).
+	// A crash of the process alone loses nothing Write accepted. The zero
+	// value, false, makes every record wait; with SyncInterval and
+	// SyncNone the option changes nothing.
+	DeferOutcomes bool
 	// Perm is the permission of a newly created file (before umask); zero
 	// means 0o600. An existing file keeps its permissions.
 	Perm os.FileMode
@@ -189,6 +202,12 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 		}
 	}
 	l.mode = opts.Sync
+	l.deferOutcomes = opts.DeferOutcomes && opts.Sync == SyncEachRecord
+	l.interval = opts.Interval
+	if l.deferOutcomes {
+		l.flushTimer = time.AfterFunc(time.Hour, l.deferredFlush)
+		l.flushTimer.Stop()
+	}
 	l.sync = &syncer{sync: func() error {
 		// Rotation replaces l.f under fmu.
 		l.fmu.Lock()

@@ -11,6 +11,7 @@ import (
 	"math/bits"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,8 +70,13 @@ type Log struct {
 	size     int64 // offset just past the last good record
 	mode     SyncMode
 	sync     *syncer
-	stop     chan struct{} // closed by Close to stop the SyncInterval loop
-	ended    chan struct{} // closed when the loop has returned
+
+	deferOutcomes bool          // FileOptions.DeferOutcomes with SyncEachRecord
+	interval      time.Duration // longest wait of a deferred outcome
+	flushArmed    atomic.Bool   // a deferred fsync is scheduled
+	flushTimer    *time.Timer   // runs deferredFlush; stopped by Close
+	stop          chan struct{} // closed by Close to stop the SyncInterval loop
+	ended         chan struct{} // closed when the loop has returned
 }
 
 // LogOptions configures [NewLogWithOptions]. The zero value gives a plain
@@ -183,7 +189,9 @@ func (l *Log) configure(opts LogOptions) error {
 // outcome with an Effect, a hash field that is not lowercase hex SHA-256.
 // (Whether an outcome follows its decision is left to [Verify].) With
 // [SyncEachRecord], Write may return ctx's error after the record was
-// written but before it was confirmed durable.
+// written but before it was confirmed durable; with
+// [FileOptions.DeferOutcomes] it returns for an outcome record once the
+// record is written, before its fsync.
 func (l *Log) Write(ctx context.Context, r *Record) error {
 	if l == nil || l.hash == nil { // hash is set once, by the constructors
 		return errors.New("audit: Log not created by NewLog or OpenFile")
@@ -220,9 +228,31 @@ func (l *Log) Write(ctx context.Context, r *Record) error {
 		return err
 	}
 	if l.mode == SyncEachRecord && l.sync != nil {
+		if l.deferOutcomes && r.Kind == KindOutcome {
+			l.deferSync()
+			return nil
+		}
 		return l.sync.wait(ctx, seq+1)
 	}
 	return nil
+}
+
+// deferSync makes sure an fsync happens at most l.interval from now, for
+// an outcome record written without waiting for one. An earlier fsync (a
+// decision's group commit) makes the scheduled one cheap: it finds
+// everything synced and returns.
+func (l *Log) deferSync() {
+	if l.flushArmed.CompareAndSwap(false, true) {
+		l.flushTimer.Reset(l.interval)
+	}
+}
+
+// deferredFlush is the timer function of deferSync.
+func (l *Log) deferredFlush() {
+	l.flushArmed.Store(false)
+	// An error is kept by the syncer and fails later writes; after Close
+	// everything is synced and wait returns at once.
+	_ = l.sync.wait(context.Background(), l.sync.written.Load())
 }
 
 // maxCheckpointLine bounds the length of a checkpoint line with its newline
@@ -452,6 +482,9 @@ func (l *Log) Close() error {
 	if l.stop != nil {
 		close(l.stop)
 		<-l.ended
+	}
+	if l.flushTimer != nil {
+		l.flushTimer.Stop()
 	}
 	serr := l.sync.close()
 	if cerr == nil {

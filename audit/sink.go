@@ -10,7 +10,8 @@ import (
 // Sink receives records.
 //
 // Write must return only once the record is stored as durably as the sink
-// promises (a file [Log] per its [SyncMode]); it must return a non-nil error if
+// promises (a file [Log] per its [SyncMode] and
+// [FileOptions.DeferOutcomes]); it must return a non-nil error if
 // the record was not stored, and must never drop a record silently. The guard
 // denies a call whose decision record could not be written, so an error is
 // always safe and a lost record never is.

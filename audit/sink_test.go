@@ -117,6 +117,22 @@ func TestSinkConformance(t *testing.T) {
 			})
 		})
 	})
+	t.Run("OpenFileDeferOutcomes", func(t *testing.T) {
+		audittest.TestSink(t, func(t *testing.T) (audit.Sink, func() []audit.Record) {
+			path := filepath.Join(t.TempDir(), "decisions.jsonl")
+			l, err := audit.OpenFile(path, audit.FileOptions{DeferOutcomes: true, HMACKey: []byte("k")})
+			require.NoError(t, err)
+			t.Cleanup(func() { l.Close() })
+			return l, func() []audit.Record {
+				data, err := os.ReadFile(path)
+				require.NoError(t, err)
+				_, err = audit.Verify(bytes.NewReader(data), audit.VerifyOptions{HMACKey: []byte("k")})
+				require.NoError(t, err)
+				validateLog(t, data)
+				return withoutCheckpoints(parseLines(t, data))
+			}
+		})
+	})
 	t.Run("Multi", func(t *testing.T) {
 		audittest.TestSink(t, func(t *testing.T) (audit.Sink, func() []audit.Record) {
 			var a, b lockedBuffer

@@ -134,9 +134,9 @@ type auditLog struct {
 	started bool
 }
 
-func openLog(path string) (*auditLog, error) {
+func openLog(path string, opts audit.FileOptions) (*auditLog, error) {
 	_, statErr := os.Lstat(path)
-	l, err := audit.OpenFile(path, audit.FileOptions{})
+	l, err := audit.OpenFile(path, opts)
 	if err != nil {
 		return nil, err
 	}

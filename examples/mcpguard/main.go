@@ -83,6 +83,18 @@
 // policy is reloaded. To write only the BOM, give mcpguard an empty
 // standard input (< /dev/null): it exits when stdin ends.
 //
+// -sync says when the audit log is fsynced. With each, the default, a
+// call's decision record is on stable storage before the call is forwarded
+// upstream: one fsync on each call's path, shared by concurrent calls
+// (group commit). The outcome record is written to the file as soon as the
+// call returns, in chain order, and made durable by the next fsync — the
+// next call's, a background one at most -sync-interval later, or the one at
+// exit — so a killed mcpguard loses no record it wrote, and a machine crash
+// at most the outcomes (and the decisions of calls not yet forwarded)
+// written since the last fsync. -sync-outcomes makes each outcome wait for
+// its own fsync too. -sync interval fsyncs every -sync-interval and -sync
+// none only at exit: a machine crash may then lose decisions too.
+//
 // On SIGINT or SIGTERM mcpguard stops serving, stops the upstream and closes
 // the audit log, which then verifies (audit.Verify).
 package main
@@ -107,6 +119,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agentguard/agentguard/audit"
 	guardmcp "github.com/agentguard/agentguard/mcp"
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
@@ -223,6 +236,9 @@ type config struct {
 	bom                                   string
 	poison                                poisonConfig
 	auth                                  authConfig
+	sync                                  audit.SyncMode
+	syncInterval                          time.Duration
+	syncOutcomes                          bool
 }
 
 func parse(args []string, stdout, stderr io.Writer) (*config, error) {
@@ -253,6 +269,9 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
 	c.poison.register(fs)
 	c.auth.register(fs)
+	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
+	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
+	fs.BoolVar(&c.syncOutcomes, "sync-outcomes", false, "with -sync each, also wait for each outcome record's own fsync before answering (off: an outcome joins the next fsync, at most -sync-interval later, and exit)")
 	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "forward the upstream's roots/list requests to the client whose tool call is in flight (off: the upstream keeps its own configuration)")
 	if len(args) == 0 {
 		printUsage(stderr, fs)
@@ -293,8 +312,31 @@ func (c *config) check() error {
 		return errors.New("-approve is elicit or none")
 	case c.watch < 0:
 		return errors.New("-watch must not be negative")
+	case c.syncInterval <= 0:
+		return errors.New("-sync-interval must be positive")
 	}
 	return nil
+}
+
+// setSync parses -sync.
+func (c *config) setSync(s string) error {
+	switch s {
+	case "each":
+		c.sync = audit.SyncEachRecord
+	case "interval":
+		c.sync = audit.SyncInterval
+	case "none":
+		c.sync = audit.SyncNone
+	default:
+		return errors.New("want each, interval or none")
+	}
+	return nil
+}
+
+// logOptions are the audit log's options: by default one fsync on a
+// call's path, the decision's; the outcome joins the next group commit.
+func (c *config) logOptions() audit.FileOptions {
+	return audit.FileOptions{Sync: c.sync, Interval: c.syncInterval, DeferOutcomes: !c.syncOutcomes}
 }
 
 func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardmcp.PrincipalFunc, error) {
@@ -363,7 +405,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := checkLock(c.lock); err != nil {
 		return err
 	}
-	log, err := openLog(c.audit)
+	log, err := openLog(c.audit, c.logOptions())
 	if err != nil {
 		return err
 	}

@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/agentguard/agentguard/audit"
 )
 
 // upstreamEnv makes the test binary an upstream MCP server whose tools are
@@ -79,12 +83,35 @@ func TestUsageErrorsOnce(t *testing.T) {
 		{[]string{"-policy", "p.yaml", "-audit", "a.jsonl"}, "give the upstream: -upstream URL, or a command after --"},
 		{[]string{"-update-lock", "--", "true"}, "-update-lock needs -lock"},
 		{[]string{"-policy", "p.yaml", "-audit", "a.jsonl", "--", "true"}, "-principal (or, with -listen, -jwks / -jwt-key) is required"},
+		{[]string{"-sync", "always", "--", "true"}, `invalid value "always" for flag -sync: want each, interval or none`},
+		{[]string{"-sync", "each-record", "--", "true"}, `invalid value "each-record" for flag -sync: want each, interval or none`},
+		{[]string{"-policy", "p.yaml", "-audit", "a.jsonl", "-sync-interval", "0s", "--", "true"}, "-sync-interval must be positive"},
 	}
 	for _, tt := range tests {
 		r := runGuard(t, tt.args...)
 		assert.Equal(t, 2, r.code, "%v", tt.args)
 		assert.Equal(t, "mcpguard: "+tt.want+"\nRun 'mcpguard -h' for usage.\n", r.stderr, "%v: the error once, and where help is", tt.args)
 		assert.Empty(t, r.stdout)
+	}
+}
+
+// TestSyncFlag: -sync chooses the audit log's sync mode; by default a
+// decision waits for its fsync and an outcome joins the next one.
+func TestSyncFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want audit.FileOptions
+	}{
+		{nil, audit.FileOptions{Sync: audit.SyncEachRecord, Interval: time.Second, DeferOutcomes: true}},
+		{[]string{"-sync", "each", "-sync-outcomes"}, audit.FileOptions{Sync: audit.SyncEachRecord, Interval: time.Second}},
+		{[]string{"-sync", "interval", "-sync-interval", "50ms"}, audit.FileOptions{Sync: audit.SyncInterval, Interval: 50 * time.Millisecond, DeferOutcomes: true}},
+		{[]string{"-sync", "none"}, audit.FileOptions{Sync: audit.SyncNone, Interval: time.Second, DeferOutcomes: true}},
+	}
+	for _, tt := range tests {
+		args := append(append([]string{"-policy", "p.yaml", "-audit", "a.jsonl"}, tt.args...), "--", "true")
+		c, err := parse(args, io.Discard, io.Discard)
+		require.NoError(t, err, "%v", tt.args)
+		assert.Equal(t, tt.want, c.logOptions(), "%v", tt.args)
 	}
 }
 

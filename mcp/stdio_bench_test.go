@@ -1,0 +1,128 @@
+//go:build linux
+
+package guardmcp_test
+
+//lint:file-ignore SA1019 the tests speak the legacy MCP protocol on purpose: an initialize handshake, and server→client requests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/stretchr/testify/require"
+)
+
+// stdioBenchClient starts argv and returns an initialized client of it.
+func stdioBenchClient(b *testing.B, argv []string) *client.Client {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := transport.NewStdio(argv[0], []string{testUpstreamEnv + "=1"}, argv[1:]...)
+	c := client.NewClient(tr, client.WithLegacyProtocolOnly())
+	// Start's context bounds the process's life, not the start.
+	require.NoError(b, c.Start(context.Background()))
+	b.Cleanup(func() { c.Close() })
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	_, err := c.Initialize(ctx, init)
+	require.NoError(b, err)
+	return c
+}
+
+// tmpfsMagic is the f_type of a tmpfs (linux/magic.h).
+const tmpfsMagic = 0x01021994
+
+// BenchmarkStdioOverhead measures a tools/call over stdio to a Go MCP
+// upstream (this test binary's echo tool), directly and through the
+// mcpguard command with its audit log on a disk file (the test's temporary
+// directory; set TMPDIR to choose the disk). The calls alternate between
+// the two clients, so a busy machine slows both alike; it reports the p50
+// and p99 of each and the overheads: the differences of the p50s and of
+// the p99s. The sub-benchmarks are mcpguard's -sync modes:
+// "each" (the default: the decision's fsync on the call's path, the
+// outcome joining the next), "each-sync-outcomes" (an fsync for the
+// outcome too) and "none" (fsync only at exit).
+//
+//	go test ./mcp -run '^$' -bench BenchmarkStdioOverhead -benchtime 2000x
+func BenchmarkStdioOverhead(b *testing.B) {
+	guard := buildBin(b, "mcpguard")
+	self, err := os.Executable()
+	require.NoError(b, err)
+	for _, mode := range []struct {
+		name  string
+		flags []string
+	}{
+		{"each", nil},
+		{"each-sync-outcomes", []string{"-sync-outcomes"}},
+		{"none", []string{"-sync", "none"}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			dir := b.TempDir()
+			var st syscall.Statfs_t
+			require.NoError(b, syscall.Statfs(dir, &st))
+			if st.Type == tmpfsMagic {
+				b.Logf("%s is a tmpfs: the audit log's fsyncs cost nothing here; set TMPDIR to a disk", dir)
+			}
+			policy := filepath.Join(dir, "policy.yaml")
+			require.NoError(b, os.WriteFile(policy, []byte(misbehavingPolicy), 0o644))
+			argv := append([]string{guard, "-policy", policy, "-audit", filepath.Join(dir, "decisions.jsonl"),
+				"-principal", "agent", "-scopes", "tools"}, mode.flags...)
+			argv = append(argv, "--", self, "-test.run=^$")
+			direct := stdioBenchClient(b, []string{self, "-test.run=^$"})
+			guarded := stdioBenchClient(b, argv)
+			benchAlternate(b, direct, guarded)
+		})
+	}
+}
+
+// benchAlternate calls the echo tool b.N times on each client, in turn,
+// and reports the latency percentiles of both and their differences.
+func benchAlternate(b *testing.B, direct, guarded *client.Client) {
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "echo"
+	req.Params.Arguments = map[string]any{"text": "hello"}
+	ctx := context.Background()
+	call := func(c *client.Client) time.Duration {
+		start := time.Now()
+		res, err := c.CallTool(ctx, req)
+		d := time.Since(start)
+		if err != nil || res.IsError {
+			b.Fatalf("call failed: %v %+v", err, res)
+		}
+		return d
+	}
+	for range 20 { // warm up both paths
+		call(direct)
+		call(guarded)
+	}
+	var dd, gd []time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			dd = append(dd, call(direct))
+			gd = append(gd, call(guarded))
+		} else {
+			gd = append(gd, call(guarded))
+			dd = append(dd, call(direct))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(dd)
+	slices.Sort(gd)
+	pct := func(s []time.Duration, p float64) float64 {
+		return float64(s[min(len(s)-1, int(p*float64(len(s))))].Nanoseconds()) / 1e6
+	}
+	b.ReportMetric(pct(dd, 0.5), "p50-direct-ms")
+	b.ReportMetric(pct(gd, 0.5), "p50-guard-ms")
+	b.ReportMetric(pct(dd, 0.99), "p99-direct-ms")
+	b.ReportMetric(pct(gd, 0.99), "p99-guard-ms")
+	b.ReportMetric(pct(gd, 0.5)-pct(dd, 0.5), "p50-overhead-ms")
+	b.ReportMetric(pct(gd, 0.99)-pct(dd, 0.99), "p99-overhead-ms")
+}
