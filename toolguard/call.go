@@ -228,7 +228,7 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		st.d.LimitResults = res
 		st.release = release
 		if err != nil {
-			st.deny(StageLimit, ErrRateLimited, err, fmt.Sprintf("the rate limiter could not decide, so the call is denied to be safe: %v", err))
+			st.deny(StageLimit, ErrRateLimited, err, fmt.Sprintf("the rate limiter could not decide, so the call is denied to be safe: %s", plainError(err)))
 			return
 		}
 		for i, r := range res {
@@ -274,7 +274,7 @@ func (g *Guard) arguments(st *callState, t *tool, args json.RawMessage) (map[str
 	st.canon, err = canonjson.Append(st.canon[:0], obj)
 	if err != nil {
 		st.d.ArgsSHA256 = rawDigest(args)
-		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments cannot be put in canonical form: %v", err))
+		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments cannot be put in canonical form: %s", plainError(err)))
 		return nil, false
 	}
 	st.d.ArgsSHA256 = digest(st.canon)
@@ -313,7 +313,7 @@ func (g *Guard) approve(ctx context.Context, st *callState, in *scope.Input, raw
 	st.private = private
 	redacted, hidden, err := g.explainedArgs(st)
 	if err != nil {
-		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("the arguments cannot be shown to an approver: %v", err))
+		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("the arguments cannot be shown to an approver: %s", plainError(err)))
 		return false
 	}
 	req := ApprovalRequest{
@@ -334,7 +334,7 @@ func (g *Guard) approve(ctx context.Context, st *callState, in *scope.Input, raw
 	st.d.Approval = &a
 	switch {
 	case err != nil:
-		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("%s; the approval failed: %v", st.d.Reason, err))
+		st.deny(StageApproval, ErrNotApproved, err, fmt.Sprintf("%s; the approval failed: %s", st.d.Reason, plainError(err)))
 		return false
 	case !a.Approved:
 		msg := st.d.Reason + "; a human did not approve it"
@@ -479,7 +479,7 @@ func (g *Guard) record(ctx context.Context, corr *audit.Correlation, st *callSta
 	}
 	redacted, err := g.redactedArgs(st)
 	if err != nil {
-		st.deny(StageAudit, ErrAuditUnavailable, err, fmt.Sprintf("the arguments cannot be recorded: %v", err))
+		st.deny(StageAudit, ErrAuditUnavailable, err, fmt.Sprintf("the arguments cannot be recorded: %s", plainError(err)))
 		return st.denied()
 	}
 	r.Args = redacted
@@ -524,7 +524,7 @@ func (g *Guard) record(ctx context.Context, corr *audit.Correlation, st *callSta
 	r.LatencyNS = int64(st.d.Latency)
 
 	if err := g.sink.Write(ctx, r); err != nil {
-		reason := fmt.Sprintf("the decision could not be recorded, so the call is denied: %v", err)
+		reason := fmt.Sprintf("the decision could not be recorded, so the call is denied: %s", plainError(err))
 		if st.d.Effect == scope.Deny {
 			// Keep the original denial; add that it was not recorded.
 			reason = st.d.Reason + "; also, " + reason

@@ -2,6 +2,7 @@ package toolguard
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 )
 
@@ -135,4 +136,15 @@ func sanitize(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// goPackagePrefix matches the "package: " prefixes Go error strings of this
+// module start with, where they begin the text or follow another error's
+// colon, semicolon or parenthesis.
+var goPackagePrefix = regexp.MustCompile(`(^|[:;(] ?)(toolguard|guardmcp|audit|scope|redislimit|safejson|canonjson|fastschema|fsroot|netguard|aibom|hostname|glob): `)
+
+// plainError is err's text for a reason the model reads: without the Go
+// package names that start this module's error strings.
+func plainError(err error) string {
+	return goPackagePrefix.ReplaceAllString(err.Error(), "$1")
 }
