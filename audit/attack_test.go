@@ -1,0 +1,298 @@
+package audit_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/agentguard/agentguard/audit"
+)
+
+// keyedConfigs are the columns of the table that promise more than a
+// plain chain.
+var keyedConfigs = keyConfigs[1:]
+
+// fileAttack is an attacker who can rewrite the log file (not the keys,
+// not the witness): it returns the new content of the file.
+type fileAttack struct {
+	name  string
+	crash bool // attack the log a crash left
+	// tail: the attack changes the last line, so OpenFile must refuse to
+	// resume on top of the file as well.
+	tail bool
+	run  func(t *testing.T, tl tamperLog) []byte
+}
+
+// lastCheckpoint returns the index of the last checkpoint line.
+func lastCheckpoint(t *testing.T, lines [][]byte) int {
+	t.Helper()
+	for i := len(lines) - 1; i >= 0; i-- {
+		if bytes.Contains(lines[i], []byte(`"kind":"checkpoint"`)) {
+			return i
+		}
+	}
+	t.Fatal("no checkpoint")
+	return 0
+}
+
+// onLine rewrites the bytes of line i with f.
+func onLine(i func(t *testing.T, tl tamperLog) int, f func(line []byte) []byte) func(t *testing.T, tl tamperLog) []byte {
+	return func(t *testing.T, tl tamperLog) []byte {
+		n := i(t, tl)
+		tl.lines[n] = f(bytes.Clone(tl.lines[n]))
+		return join(tl.lines)
+	}
+}
+
+func lastLineIndex(_ *testing.T, tl tamperLog) int { return len(tl.lines) - 1 }
+func midLineIndex(_ *testing.T, tl tamperLog) int  { return 2 }
+
+// downgradeAt downgrades line i.
+func downgradeAt(i func(t *testing.T, tl tamperLog) int) func(t *testing.T, tl tamperLog) []byte {
+	return func(t *testing.T, tl tamperLog) []byte {
+		n := i(t, tl)
+		tl.lines[n] = downgrade(t, tl.lines[n])
+		return join(tl.lines)
+	}
+}
+
+// downgrade rewrites a record as format version 1: no mac, no sig, no
+// tree, and its content edited.
+func downgrade(t *testing.T, line []byte) []byte {
+	r := decodeRecord(t, line)
+	r.Version, r.MAC, r.Sig = 1, "", ""
+	if cp := r.Checkpoint; cp != nil {
+		cp.Root, cp.Edge, cp.Note = "", nil, ""
+	} else {
+		r.Principal = "mallory"
+	}
+	return r.AppendJSON(nil)
+}
+
+// bytesAttacks keep the JSON value of a line (or its authenticated part)
+// and change its bytes, or change the framing of the file.
+func bytesAttacks() []fileAttack {
+	respell := func(old, new string) func(line []byte) []byte {
+		return func(line []byte) []byte { return replace(line, []byte(old), []byte(new), 1) }
+	}
+	var attacks []fileAttack
+	for _, at := range []struct {
+		name  string
+		i     func(t *testing.T, tl tamperLog) int
+		crash bool
+	}{{"mid-file", midLineIndex, false}, {"last line after a crash", lastLineIndex, true}, {"close checkpoint", lastLineIndex, false}} {
+		tail := at.name != "mid-file"
+		for _, e := range []struct {
+			name string
+			f    func(line []byte) []byte
+		}{
+			{"duplicate member", func(line []byte) []byte {
+				return replace(line, []byte(`"kind":`), []byte(`"id":"x","kind":`), 1)
+			}},
+			{"reordered members", func(line []byte) []byte {
+				// "v" and "seq" swapped.
+				r := respell(`{"v":2,"seq":`, `{"seq":`)(line)
+				return replace(r, []byte(`,"id":`), []byte(`,"v":2,"id":`), 1)
+			}},
+			{"whitespace", respell(`"kind":`, `"kind": `)},
+			{"escaped letter", respell(`"kind":"`, `"kin\u0064":"`)},
+			{"uppercase member name", respell(`"kind":`, `"KIND":`)},
+			{"CR before the newline", func(line []byte) []byte { return append(line, '\r') }},
+			{"NUL inside", respell(`"kind":`, "\x00\"kind\":")},
+			{"trailing second value", func(line []byte) []byte { return append(line, []byte(` {}`)...) }},
+		} {
+			attacks = append(attacks, fileAttack{name: e.name + ", " + at.name, crash: at.crash, tail: tail, run: onLine(at.i, e.f)})
+		}
+	}
+	attacks = append(attacks,
+		fileAttack{name: "CRLF line endings", run: func(t *testing.T, tl tamperLog) []byte {
+			return bytes.ReplaceAll(join(tl.lines), []byte("\n"), []byte("\r\n"))
+		}, tail: true},
+		fileAttack{name: "no final newline", run: func(t *testing.T, tl tamperLog) []byte {
+			return bytes.TrimSuffix(join(tl.lines), []byte("\n"))
+		}},
+		fileAttack{name: "NUL bytes after the last line", run: func(t *testing.T, tl tamperLog) []byte {
+			return append(join(tl.lines), make([]byte, 4096)...)
+		}, tail: true},
+		fileAttack{name: "huge line appended", run: func(t *testing.T, tl tamperLog) []byte {
+			return append(append(join(tl.lines), bytes.Repeat([]byte("a"), 17<<20)...), '\n')
+		}, tail: true},
+	)
+	return attacks
+}
+
+// authAttacks move, strip, swap and downgrade what authenticates lines.
+func authAttacks() []fileAttack {
+	return []fileAttack{
+		{name: "downgrade the last record to format version 1 after a crash", crash: true, tail: true,
+			run: downgradeAt(lastLineIndex)},
+		{name: "downgrade the close checkpoint to format version 1", tail: true, run: downgradeAt(lastLineIndex)},
+		{name: "downgrade a record mid-file to format version 1", run: downgradeAt(midLineIndex)},
+		{name: "downgrade every line before the close checkpoint, re-chained", run: func(t *testing.T, tl tamperLog) []byte {
+			last := len(tl.lines) - 1
+			for i := range last {
+				tl.lines[i] = downgrade(t, tl.lines[i])
+			}
+			return join(rechain(t, tl.lines[:last], 0))
+		}},
+		{name: "strip mac and sig from the last record after a crash", crash: true, tail: true,
+			run: onLine(lastLineIndex, unsealed)},
+		{name: "strip mac and sig mid-file", run: onLine(midLineIndex, unsealed)},
+		{name: "mac and sig of another record", crash: true, tail: true, run: func(t *testing.T, tl tamperLog) []byte {
+			last := len(tl.lines) - 1
+			other := sealMembers.Find(tl.lines[last-1])
+			tl.lines[last] = append(unsealed(tl.lines[last])[:len(unsealed(tl.lines[last]))-1], other...)
+			return join(tl.lines)
+		}},
+		{name: "sig added to a record that has a mac", crash: true, tail: true, run: onLine(lastLineIndex, func(line []byte) []byte {
+			return addSig(line)
+		})},
+		{name: "sig added to the close checkpoint", tail: true, run: onLine(lastLineIndex, func(line []byte) []byte {
+			return addSig(line)
+		})},
+		{name: "mac under another key added to the last record", crash: true, tail: true, run: onLine(lastLineIndex, func(line []byte) []byte {
+			u := unsealed(line)
+			mac := hmac.New(sha256.New, []byte("attacker's key"))
+			mac.Write(u)
+			seal := `,"mac":"` + hex.EncodeToString(mac.Sum(nil)) + `"`
+			if m := regexp.MustCompile(`,"sig":"[0-9a-f]{128}"`).Find(line); m != nil {
+				seal += string(m)
+			}
+			return append(u[:len(u)-1], seal+"}"...)
+		})},
+	}
+}
+
+// addSig adds a well-formed sig member to a line that has none, after its
+// mac if it has one.
+func addSig(line []byte) []byte {
+	sig := `,"sig":"` + strings.Repeat("ab", ed25519.SignatureSize) + `"}`
+	return append(line[:len(line)-1], sig...)
+}
+
+// structureAttacks move checkpoints, lie about trees and splice logs.
+func structureAttacks(c keyConfig) []fileAttack {
+	cpEdit := func(edit func(t *testing.T, cp *audit.Checkpoint)) func(t *testing.T, tl tamperLog) []byte {
+		return func(t *testing.T, tl tamperLog) []byte {
+			return join(editRecord(t, tl.lines, lastCheckpoint(t, tl.lines), func(r *audit.Record) { edit(t, r.Checkpoint) }))
+		}
+	}
+	return []fileAttack{
+		{name: "move the first run's close checkpoint one line down", run: func(t *testing.T, tl tamperLog) []byte {
+			i := tl.firstRun - 1
+			tl.lines[i], tl.lines[i+1] = tl.lines[i+1], tl.lines[i]
+			return join(tl.lines)
+		}},
+		{name: "checkpoint note signed by another key for our origin", tail: true, run: cpEdit(func(t *testing.T, cp *audit.Checkpoint) {
+			cp.Note = otherNote(t, audit.Origin(testPub), cp.Records, cp.Root)
+		})},
+		{name: "checkpoint note of another origin", tail: true, run: cpEdit(func(t *testing.T, cp *audit.Checkpoint) {
+			cp.Note = otherNote(t, audit.Origin(otherPub), cp.Records, cp.Root)
+		})},
+		{name: "checkpoint tree size lie", tail: true, run: cpEdit(func(t *testing.T, cp *audit.Checkpoint) { cp.Records++ })},
+		{name: "checkpoint key id of another key", tail: true, run: cpEdit(func(t *testing.T, cp *audit.Checkpoint) {
+			if cp.KeyID == "" {
+				cp.KeyID, cp.Sig = audit.KeyID(otherPub), strings.Repeat("ab", ed25519.SignatureSize)
+				return
+			}
+			cp.KeyID = audit.KeyID(otherPub)
+		})},
+		{name: "replay the whole file after itself", run: func(t *testing.T, tl tamperLog) []byte {
+			return append(join(tl.lines), join(tl.lines)...)
+		}},
+		{name: "splice two valid logs of the same key", run: func(t *testing.T, tl tamperLog) []byte {
+			other := newTamperLog(t, c, false)
+			return append(join(tl.lines[:tl.firstRun]), join(other.lines[tl.firstRun:])...)
+		}},
+		{name: "substitute another valid log of the same key, grown longer", tail: true, run: func(t *testing.T, tl tamperLog) []byte {
+			// Accepted without a witness (nothing outside the file knew
+			// this log), caught with one: see TestSubstituteLogOfSameKey.
+			other := newTamperLog(t, c, false)
+			return join(other.lines)
+		}},
+	}
+}
+
+// otherNote returns a checkpoint note signed with otherKey under name.
+func otherNote(t *testing.T, name string, size uint64, rootHex string) string {
+	t.Helper()
+	root, err := audit.ParseRoot(rootHex)
+	require.NoError(t, err)
+	signer := &testNoteSigner{name: name, key: otherKey}
+	text := name + "\n" + strconv.FormatUint(size, 10) + "\n" + base64.StdEncoding.EncodeToString(root[:]) + "\n"
+	msg, err := note.Sign(&note.Note{Text: text}, signer)
+	require.NoError(t, err)
+	return string(msg)
+}
+
+// testNoteSigner signs notes with an ed25519 key under any name.
+type testNoteSigner struct {
+	name string
+	key  ed25519.PrivateKey
+}
+
+func (s *testNoteSigner) Name() string { return s.name }
+func (s *testNoteSigner) KeyHash() uint32 {
+	h := sha256.New()
+	h.Write([]byte(s.name + "\n\x01"))
+	h.Write(s.key.Public().(ed25519.PublicKey))
+	return binary.BigEndian.Uint32(h.Sum(nil))
+}
+func (s *testNoteSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }
+
+// openWitness opens the witness of tl for c, or returns nil.
+func openWitness(t *testing.T, c keyConfig, tl tamperLog) audit.Sink {
+	t.Helper()
+	if !c.witness {
+		return nil
+	}
+	w, err := audit.OpenWitness(tl.witness, testPub)
+	require.NoError(t, err)
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// TestFileAttacks performs, on a real closed or crashed log file, every
+// attack of an attacker who can rewrite the file but holds neither key
+// nor witness, for each configuration that promises detection: Verify
+// must reject the file and, when the attack changes its last line,
+// OpenFile must refuse to resume on top of it (leaving the file as it is).
+func TestFileAttacks(t *testing.T) {
+	for _, c := range keyedConfigs {
+		attacks := append(append(bytesAttacks(), authAttacks()...), structureAttacks(c)...)
+		for _, a := range attacks {
+			t.Run(c.name+"/"+a.name, func(t *testing.T) {
+				tl := newTamperLog(t, c, a.crash)
+				tampered := a.run(t, tl)
+				require.NoError(t, os.WriteFile(tl.path, tampered, 0o600))
+				if a.name == "substitute another valid log of the same key, grown longer" && !c.witness {
+					require.NoError(t, c.verify(t, tl), "without a witness another log of the same key is indistinguishable")
+					return
+				}
+				assert.Error(t, c.verify(t, tl), "Verify accepted the tampered log")
+				if !a.tail {
+					return
+				}
+				l, err := audit.OpenFile(tl.path, c.fileOptions(openWitness(t, c, tl)))
+				if err == nil {
+					l.Close()
+				}
+				assert.Error(t, err, "OpenFile resumed on top of the tampered log")
+				assert.Equal(t, tampered, mustRead(t, tl.path), "a refused file is left as it is")
+			})
+		}
+	}
+}
