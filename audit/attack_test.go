@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -295,4 +296,80 @@ func TestFileAttacks(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestWitnessRefusesRollbackThenGrow: a log cut back to an earlier close
+// checkpoint and then grown past the witnessed size (by a run of the
+// writer without its witness) is refused by OpenFile with the witness,
+// and its checkpoints are refused by the WitnessFile itself: a larger tree
+// is accepted only with the proof that it extends the witnessed one.
+func TestWitnessRefusesRollbackThenGrow(t *testing.T) {
+	c := keyConfigs[3]
+	tl := newTamperLog(t, c, false) // two witnessed runs, both closed
+	witnessBefore := mustRead(t, tl.witness)
+	// Roll back to the first run's close checkpoint, then grow the log
+	// with the key but without the witness, past the witnessed size.
+	writeLines(t, tl.path, tl.lines[:tl.firstRun])
+	writeRun(t, keyConfig{sign: testKey}, tl.path, "", false, callRecords("regrown", 6)...)
+	grown := mustRead(t, tl.path)
+	require.Greater(t, len(readLines(t, tl.path)), len(tl.lines), "grown past the witnessed size")
+	_, err := audit.Verify(bytes.NewReader(grown), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true})
+	require.NoError(t, err, "without the witness the regrown log verifies")
+
+	w, err := audit.OpenWitness(tl.witness, testPub)
+	require.NoError(t, err)
+	defer w.Close()
+	_, err = audit.OpenFile(tl.path, audit.FileOptions{SigningKey: testKey, Witness: w})
+	require.ErrorContains(t, err, "does not extend the tree")
+	assert.Equal(t, grown, mustRead(t, tl.path), "a refused file is left as it is")
+
+	// Delivered by any other way than its own Log, the regrown log's
+	// checkpoint is refused too: no proof it extends the witnessed tree.
+	lines := readLines(t, tl.path)
+	cp := decodeRecord(t, lines[len(lines)-1])
+	require.Equal(t, audit.KindCheckpoint, cp.Kind)
+	require.ErrorContains(t, w.Write(t.Context(), &cp), "without proof that it extends")
+	assert.Equal(t, witnessBefore, mustRead(t, tl.witness), "the witness is unchanged")
+
+	// The checkpoint the witness holds is still accepted again (an
+	// idempotent delivery), and the untouched log still opens.
+	wl := readLines(t, tl.witness)
+	held := decodeRecord(t, wl[len(wl)-1])
+	require.NoError(t, w.Write(t.Context(), &held))
+}
+
+// TestWitnessedLogGrowsAcrossRestarts: the proofs a Log gives its
+// WitnessFile hold across clean restarts, crashes and rotations.
+func TestWitnessedLogGrowsAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	path, wpath := filepath.Join(dir, "decisions.jsonl"), filepath.Join(dir, "w.jsonl")
+	opts := audit.FileOptions{SigningKey: testKey, CheckpointEvery: 3, MaxBytes: 5000, Sync: audit.SyncNone}
+	for run := range 4 {
+		w, err := audit.OpenWitness(wpath, testPub)
+		require.NoError(t, err)
+		opts.Witness = w
+		l, err := audit.OpenFile(path, opts)
+		require.NoError(t, err, "run %d", run)
+		writeAll(t, l, sampleRecords(4+run)...)
+		if run%2 == 1 { // a crash: copy the files as they are, drop the Log
+			files, err := audit.LogFiles(path)
+			require.NoError(t, err)
+			saved := map[string][]byte{}
+			for _, f := range append(files, wpath) {
+				saved[f] = mustRead(t, f)
+			}
+			require.NoError(t, l.Close())
+			require.NoError(t, w.Close())
+			for f, data := range saved {
+				require.NoError(t, os.WriteFile(f, data, 0o600))
+			}
+			continue
+		}
+		require.NoError(t, l.Close())
+		require.NoError(t, w.Close())
+	}
+	_, chain := readChain(t, path)
+	sum, err := audit.Verify(bytes.NewReader(chain), audit.VerifyOptions{PublicKey: testPub, Witness: bytes.NewReader(mustRead(t, wpath))})
+	require.NoError(t, err)
+	assert.Greater(t, sum.Witnessed, uint64(20))
 }

@@ -188,6 +188,10 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 			return nil, fmt.Errorf("audit: open %s: the log holds %d records, but its witness has a checkpoint after %d: the file was cut back or rolled back; check it with Verify against the witness", path, l.seq, n)
 		}
 	}
+	if err := l.trackExtension(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
 	l.mode = opts.Sync
 	l.sync = &syncer{sync: func() error {
 		// Rotation replaces l.f under fmu.
