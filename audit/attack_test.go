@@ -373,3 +373,144 @@ func TestWitnessedLogGrowsAcrossRestarts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, sum.Witnessed, uint64(20))
 }
+
+// TestWitnessOutsideThreatModel keeps the attacks on the witness itself,
+// or on how it is used, as tests: an attacker who can also cut the
+// witness file back defeats it (the witness must be kept where the log's
+// attacker cannot write); a witness of another log, or of another key,
+// is caught; an empty witness checks nothing, which Summary.Witnessed
+// shows.
+func TestWitnessOutsideThreatModel(t *testing.T) {
+	c := keyConfigs[3]
+	tl := newTamperLog(t, c, false)
+	verify := func(log, witness []byte) (audit.Summary, error) {
+		return audit.Verify(bytes.NewReader(log), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true, Witness: bytes.NewReader(witness)})
+	}
+	w := readLines(t, tl.witness)
+	require.Len(t, w, 2, "one close checkpoint a run")
+
+	t.Run("witness cut back with the log: accepted", func(t *testing.T) {
+		sum, err := verify(join(tl.lines[:tl.firstRun]), join(w[:1]))
+		require.NoError(t, err, "the rollback goes unseen when the witness was rolled back too")
+		assert.Equal(t, uint64(tl.firstRun-1), sum.Witnessed)
+		writeLines(t, tl.path, tl.lines[:tl.firstRun])
+		writeLines(t, tl.witness, w[:1])
+		wf, err := audit.OpenWitness(tl.witness, testPub)
+		require.NoError(t, err)
+		defer wf.Close()
+		l, err := audit.OpenFile(tl.path, c.fileOptions(wf))
+		require.NoError(t, err)
+		require.NoError(t, l.Close())
+	})
+	t.Run("witness of another log of the same key", func(t *testing.T) {
+		other := newTamperLog(t, c, false)
+		_, err := verify(join(tl.lines), mustRead(t, other.witness))
+		var ve *audit.VerifyError
+		require.ErrorAs(t, err, &ve)
+		assert.Contains(t, ve.Reason, "not the log its witness saw")
+	})
+	t.Run("witness of another key", func(t *testing.T) {
+		_, err := audit.Verify(bytes.NewReader(join(tl.lines)), audit.VerifyOptions{PublicKey: otherPub, Witness: bytes.NewReader(join(w))})
+		require.ErrorContains(t, err, "witness line 1")
+	})
+	t.Run("empty witness", func(t *testing.T) {
+		sum, err := verify(join(tl.lines[:tl.firstRun]), nil)
+		require.NoError(t, err)
+		assert.Zero(t, sum.Witnessed, "nothing witnessed: the caller must check Summary.Witnessed")
+	})
+	t.Run("witness line edited", func(t *testing.T) {
+		edited := bytes.Replace(join(w), []byte(`"records":`), []byte(`"records":1`), 1)
+		_, err := verify(join(tl.lines), edited)
+		require.ErrorContains(t, err, "witness line 1")
+	})
+}
+
+// TestRotatedFilesAttacks: a rotated log's files reordered, or one of
+// them removed, fail Verify over LogFiles in order; with the witness,
+// OpenFile refuses a log whose newest files were removed.
+func TestRotatedFilesAttacks(t *testing.T) {
+	newLog := func(t *testing.T) (path, wpath string, files []string) {
+		dir := t.TempDir()
+		path, wpath = filepath.Join(dir, "decisions.jsonl"), filepath.Join(dir, "w.jsonl")
+		w, err := audit.OpenWitness(wpath, testPub)
+		require.NoError(t, err)
+		l, err := audit.OpenFile(path, audit.FileOptions{SigningKey: testKey, MaxBytes: 4000, Sync: audit.SyncNone, Witness: w})
+		require.NoError(t, err)
+		writeAll(t, l, sampleRecords(25)...)
+		require.NoError(t, l.Close())
+		require.NoError(t, w.Close())
+		files, err = audit.LogFiles(path)
+		require.NoError(t, err)
+		require.Greater(t, len(files), 3)
+		return path, wpath, files
+	}
+	verify := func(t *testing.T, path, wpath string) error {
+		_, data := readChain(t, path)
+		opts := audit.VerifyOptions{PublicKey: testPub, RequireClosed: true}
+		if wpath != "" {
+			opts.Witness = bytes.NewReader(mustRead(t, wpath))
+		}
+		_, err := audit.Verify(bytes.NewReader(data), opts)
+		return err
+	}
+	t.Run("intact", func(t *testing.T) {
+		path, wpath, _ := newLog(t)
+		require.NoError(t, verify(t, path, wpath))
+	})
+	t.Run("two rotated files swapped by name", func(t *testing.T) {
+		path, _, files := newLog(t)
+		a, b := mustRead(t, files[1]), mustRead(t, files[2])
+		require.NoError(t, os.WriteFile(files[1], b, 0o600))
+		require.NoError(t, os.WriteFile(files[2], a, 0o600))
+		require.Error(t, verify(t, path, ""))
+	})
+	for _, which := range []string{"first", "middle", "newest rotated", "active"} {
+		t.Run("remove the "+which+" file", func(t *testing.T) {
+			path, wpath, files := newLog(t)
+			i := map[string]int{"first": 0, "middle": 1, "newest rotated": len(files) - 2, "active": len(files) - 1}[which]
+			require.NoError(t, os.Remove(files[i]))
+			require.Error(t, verify(t, path, ""), "without the witness")
+			require.Error(t, verify(t, path, wpath), "with the witness")
+			// OpenFile checks the end of the log, not the rest (Verify's
+			// job): with the witness it refuses a log whose active file
+			// was removed, and resumes one that lost an earlier file.
+			w, err := audit.OpenWitness(wpath, testPub)
+			require.NoError(t, err)
+			defer w.Close()
+			l, err := audit.OpenFile(path, audit.FileOptions{SigningKey: testKey, MaxBytes: 4000, Witness: w})
+			if which == "active" {
+				require.ErrorContains(t, err, "witness has a checkpoint after", "OpenFile with the witness")
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+			require.Error(t, verify(t, path, wpath), "still caught by Verify after the resume")
+		})
+	}
+}
+
+// TestTornTailThatIsAValidRecord: the close checkpoint with its newline
+// removed looks like a line torn by a crash. Verify reports it; OpenFile
+// without a witness cuts it (as after a crash: the table's "truncate
+// after a crash" row), and with the witness refuses the file.
+func TestTornTailThatIsAValidRecord(t *testing.T) {
+	for _, c := range keyedConfigs {
+		t.Run(c.name, func(t *testing.T) {
+			tl := newTamperLog(t, c, false)
+			torn := bytes.TrimSuffix(join(tl.lines), []byte("\n"))
+			require.NoError(t, os.WriteFile(tl.path, torn, 0o600))
+			err := c.verify(t, tl)
+			require.ErrorContains(t, err, "incomplete last line")
+			l, err := audit.OpenFile(tl.path, c.fileOptions(openWitness(t, c, tl)))
+			if c.witness {
+				require.ErrorContains(t, err, "witness has a checkpoint after")
+				assert.Equal(t, torn, mustRead(t, tl.path))
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, l.Close())
+			assert.Equal(t, len(tl.lines), len(readLines(t, tl.path)), "the torn close checkpoint was cut and a new one written")
+			require.NoError(t, c.verify(t, tl))
+		})
+	}
+}

@@ -182,12 +182,6 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 		f.Close()
 		return nil, err
 	}
-	if ws, ok := opts.Witness.(witnessState); ok {
-		if n, seen := ws.witnessedSize(); seen && l.seq <= n {
-			f.Close()
-			return nil, fmt.Errorf("audit: open %s: the log holds %d records, but its witness has a checkpoint after %d: the file was cut back or rolled back; check it with Verify against the witness", path, l.seq, n)
-		}
-	}
 	if err := l.trackExtension(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
@@ -251,6 +245,9 @@ func (l *Log) resumeFile(f *os.File, size int64) (int64, bool, error) {
 	path := l.path
 	if size == 0 {
 		treeSet, err := l.resumeRotated()
+		if err == nil {
+			err = l.checkWitnessedSize()
+		}
 		return 0, treeSet, err
 	}
 	last, lineStart, lineEnd, err := lastLine(f, size)
@@ -278,18 +275,22 @@ func (l *Log) resumeFile(f *os.File, size int64) (int64, bool, error) {
 			return 0, false, fmt.Errorf("audit: open %s: last record (offset %d) %w", path, lineStart, err)
 		}
 	}
+	if lineEnd < 0 {
+		// Only a torn line: like an empty file.
+		if treeSet, err = l.resumeRotated(); err != nil {
+			return 0, false, err
+		}
+	}
+	// Refuse before cutting anything: a refused file is left as it is.
+	if err := l.checkWitnessedSize(); err != nil {
+		return 0, false, err
+	}
 	if good < size {
 		if err := f.Truncate(good); err != nil {
 			return 0, false, fmt.Errorf("audit: open %s: cut torn last line: %w", path, err)
 		}
 		if err := f.Sync(); err != nil {
 			return 0, false, fmt.Errorf("audit: open %s: %w", path, err)
-		}
-	}
-	if lineEnd < 0 {
-		// Only a torn line: like an empty file.
-		if treeSet, err = l.resumeRotated(); err != nil {
-			return 0, false, err
 		}
 	}
 	l.size = good

@@ -278,6 +278,19 @@ func firstSeq(name string) (uint64, bool) {
 	return rec.Seq, reason == ""
 }
 
+// checkWitnessedSize refuses a log, positioned by resume, that is not
+// longer than the last checkpoint its witness holds.
+func (l *Log) checkWitnessedSize() error {
+	ws, ok := l.witness.(witnessState)
+	if !ok {
+		return nil
+	}
+	if n, seen := ws.witnessedSize(); seen && l.seq <= n {
+		return fmt.Errorf("audit: open %s: the log holds %d records, but its witness has a checkpoint after %d: the file was cut back or rolled back; check it with Verify against the witness", l.path, l.seq, n)
+	}
+	return nil
+}
+
 // witnessState is what OpenFile can ask a witness it knows.
 type witnessState interface {
 	// witnessedSize returns the tree size of the last checkpoint held.
