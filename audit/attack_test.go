@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -513,4 +515,76 @@ func TestTornTailThatIsAValidRecord(t *testing.T) {
 			require.NoError(t, c.verify(t, tl))
 		})
 	}
+}
+
+// endless is a reader of an endless line: prefix, then 'a' forever.
+type endless struct {
+	prefix []byte
+	n      int64
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := copy(p, e.prefix)
+	e.prefix = e.prefix[n:]
+	for i := n; i < len(p); i++ {
+		p[i] = 'a'
+	}
+	e.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestVerifyBoundedOnHostileInput: an endless line in the log or in the
+// witness stops Verify after the line bound, having read and allocated a
+// bounded amount; under a key the first line that does not authenticate
+// stops it, so what Verify accumulates (open decisions, principal and
+// rule names) is bounded by what the key holder wrote.
+func TestVerifyBoundedOnHostileInput(t *testing.T) {
+	measure := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	t.Run("endless log line", func(t *testing.T) {
+		r := &endless{prefix: []byte(`{"v":2,"seq":0,"id":"`)}
+		var err error
+		alloc := measure(func() { _, err = audit.Verify(r, audit.VerifyOptions{MaxLineBytes: 1 << 20}) })
+		var ve *audit.VerifyError
+		require.ErrorAs(t, err, &ve)
+		assert.Contains(t, ve.Reason, "longer than")
+		assert.Less(t, r.n, int64(2<<20), "read")
+		assert.Less(t, alloc, uint64(8<<20), "allocated")
+	})
+	t.Run("endless witness line", func(t *testing.T) {
+		r := &endless{prefix: []byte(`{"v":2,`)}
+		var err error
+		alloc := measure(func() {
+			_, err = audit.Verify(bytes.NewReader(nil), audit.VerifyOptions{PublicKey: testPub, Witness: r})
+		})
+		require.ErrorContains(t, err, "witness line 1")
+		assert.Less(t, r.n, int64(1<<20), "read")
+		assert.Less(t, alloc, uint64(4<<20), "allocated")
+	})
+	t.Run("forged lines after a keyed log", func(t *testing.T) {
+		tl := newTamperLog(t, keyConfigs[1], false)
+		var forged []*audit.Record
+		for i := range 2000 {
+			d := decision(fmt.Sprintf("forged-%d", i), "allow")
+			d.Principal = strings.Repeat("p", 1000) + strconv.Itoa(i)
+			forged = append(forged, d)
+		}
+		data := append(join(tl.lines), chain(forged...)...)
+		var sum audit.Summary
+		var err error
+		alloc := measure(func() {
+			sum, err = audit.Verify(bytes.NewReader(data), audit.VerifyOptions{HMACKey: keyConfigs[1].hmac})
+		})
+		var ve *audit.VerifyError
+		require.ErrorAs(t, err, &ve)
+		assert.Equal(t, len(tl.lines)+1, ve.Line, "stopped at the first forged line")
+		assert.Len(t, sum.Principals, 1)
+		assert.Less(t, alloc, uint64(len(data)), "nothing kept of the forged lines")
+	})
 }
