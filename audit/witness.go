@@ -28,10 +28,13 @@ type witnessed struct {
 // or account), and verify the log with [VerifyOptions.Witness] reading the
 // file. It stores each checkpoint record as one line, fsynced before Write
 // returns, and accepts only what a witness should: a checkpoint record
-// whose signed note verifies with the log's public key, for a tree no
-// smaller than the last one it holds (the tree size is the monotonic
-// counter), and for the same size the same root. A log rolled back or
-// forked after a checkpoint was witnessed is so refused at its next
+// whose signed note verifies with the log's public key and whose tree
+// edge gives the note's root, for a tree no smaller than the last one it
+// holds (the tree size is the monotonic counter), for the same size the
+// same root, and for a larger size only with the proof, which the Log
+// delivering to it gives, that the new tree extends the one it holds. A
+// log rolled back or forked after a checkpoint was witnessed, even one
+// grown again past the witnessed size, is so refused at its next
 // checkpoint, and fails Verify against the file.
 //
 // OpenWitness opens one; a WitnessFile is safe for concurrent use. Close
