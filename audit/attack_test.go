@@ -588,3 +588,41 @@ func TestVerifyBoundedOnHostileInput(t *testing.T) {
 		assert.Less(t, alloc, uint64(len(data)), "nothing kept of the forged lines")
 	})
 }
+
+// TestKeyConfusion: a log verifies only with the key configuration it was
+// written with; a verifier given the other kind of key, or only one of two,
+// rejects it rather than check less.
+func TestKeyConfusion(t *testing.T) {
+	hmacKey := []byte("tamper hmac key")
+	for _, tc := range []struct {
+		name    string
+		written audit.FileOptions
+		opts    audit.VerifyOptions
+	}{
+		{"HMAC log, verified with the public key", audit.FileOptions{HMACKey: hmacKey}, audit.VerifyOptions{PublicKey: testPub}},
+		{"HMAC log, verified with the HMAC key as another key", audit.FileOptions{HMACKey: hmacKey}, audit.VerifyOptions{HMACKey: []byte("other")}},
+		{"signed log, verified with an HMAC key", audit.FileOptions{SigningKey: testKey}, audit.VerifyOptions{HMACKey: hmacKey}},
+		{"signed log, verified with another public key", audit.FileOptions{SigningKey: testKey}, audit.VerifyOptions{PublicKey: otherPub}},
+		{"log with both keys, verified with the public key only", audit.FileOptions{SigningKey: testKey, HMACKey: hmacKey}, audit.VerifyOptions{PublicKey: testPub}},
+		{"log with both keys, verified with the HMAC key and another public key", audit.FileOptions{SigningKey: testKey, HMACKey: hmacKey}, audit.VerifyOptions{HMACKey: hmacKey, PublicKey: otherPub}},
+		{"unkeyed log, verified with an HMAC key", audit.FileOptions{}, audit.VerifyOptions{HMACKey: hmacKey}},
+		{"unkeyed log, verified with the public key", audit.FileOptions{}, audit.VerifyOptions{PublicKey: testPub}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "decisions.jsonl")
+			l, err := audit.OpenFile(path, tc.written)
+			require.NoError(t, err)
+			writeAll(t, l, callRecords("k", 2)...)
+			require.NoError(t, l.Close())
+			right := audit.VerifyOptions{HMACKey: tc.written.HMACKey}
+			if tc.written.SigningKey != nil {
+				right.PublicKey = testPub
+			}
+			_, err = audit.Verify(bytes.NewReader(mustRead(t, path)), right)
+			require.NoError(t, err, "with the right keys")
+			_, err = audit.Verify(bytes.NewReader(mustRead(t, path)), tc.opts)
+			var ve *audit.VerifyError
+			require.ErrorAs(t, err, &ve)
+		})
+	}
+}
