@@ -142,10 +142,12 @@ const maxResumeLine = 16 << 20
 // start of a record; any other trailing bytes are an error and the file is
 // left alone.
 //
-// With a [WitnessFile] as FileOptions.Witness, OpenFile also refuses a
-// file shorter than the last checkpoint the witness holds (the checkpoint
-// line included): a log cut back or rolled back is refused at the start,
-// not only at its next checkpoint.
+// With a [WitnessFile] as FileOptions.Witness, OpenFile also refuses,
+// before cutting a torn line, a file shorter than the last checkpoint the
+// witness holds (the checkpoint line included), and a log whose tree does
+// not extend the witnessed tree (it reads the lines after the witnessed
+// checkpoint for that): a log cut back, or rolled back and grown again,
+// is refused at the start, not only at its next checkpoint.
 //
 // On Linux and the BSDs the file is locked (flock) while the Log is open, so a
 // second Log on the same file, in this process or another, fails to open
