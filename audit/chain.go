@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
+	"slices"
 	"strconv"
 )
 
@@ -102,6 +103,10 @@ func (l *Log) appendCheckpoint(dst []byte, seq uint64, prev, reason string) ([]b
 		Time:       l.now(),
 		Checkpoint: cp,
 		Prev:       prev,
+	}
+	l.cpExt = nil
+	if x := l.tree.ext; x != nil && x.end == seq {
+		l.cpExt = &crange{begin: x.begin, end: x.end, hashes: slices.Clone(x.hashes)}
 	}
 	start := len(dst)
 	if l.signKey != nil {

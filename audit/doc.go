@@ -102,12 +102,24 @@
 // [FileOptions.Witness]) receives each checkpoint as the Log writes it,
 // after the log file is fsynced, and refuses a tree smaller than one it
 // already holds, or another tree of the same size; the tree size is the
-// monotonic counter. [OpenFile] with a WitnessFile refuses a file shorter
-// than the witness's last checkpoint. Verify with VerifyOptions.Witness
-// then requires the
-// log to hold every tree the witness saw, so a log cut back or rewritten
-// before a witnessed checkpoint fails, even when re-signed by whoever holds
-// the key. [Tree] gives inclusion proofs (one record against a signed
+// monotonic counter. A WitnessFile given to the Log directly also refuses
+// a larger tree unless it extends the one it holds: with each checkpoint
+// the Log hands it the hashes of the complete subtrees covering the lines
+// since the witnessed tree (a compact range, at most 128 hashes, which the
+// Log keeps up to date as it writes), and the witness checks that they,
+// appended to the tree it holds, give the new checkpoint's root. So a log
+// rolled back and then grown past the witnessed size is refused at its
+// next checkpoint, not only by Verify. [OpenFile] with a WitnessFile
+// refuses, before changing the file, a log no longer than the witness's
+// last checkpoint, or one whose tree does not extend the witnessed tree
+// (TestWitnessRefusesRollbackThenGrow). Another Sink as witness receives
+// the checkpoints only and checks none of this. Verify with
+// VerifyOptions.Witness then requires the log to hold every tree the
+// witness saw, so a log cut back or rewritten before a witnessed checkpoint
+// fails, even when re-signed by whoever holds the key. The witness is only
+// as good as its file: whoever can cut the witness back along with the log
+// defeats it (TestWitnessOutsideThreatModel), and an empty witness checks
+// nothing, which Summary.Witnessed shows. [Tree] gives inclusion proofs (one record against a signed
 // checkpoint, without the rest of the log) and consistency proofs (an
 // older checkpoint's tree is a prefix of a newer one's).
 //

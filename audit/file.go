@@ -155,10 +155,12 @@ const maxResumeLine = 16 << 20
 // start of a record; any other trailing bytes are an error and the file is
 // left alone.
 //
-// With a [WitnessFile] as FileOptions.Witness, OpenFile also refuses a
-// file shorter than the last checkpoint the witness holds (the checkpoint
-// line included): a log cut back or rolled back is refused at the start,
-// not only at its next checkpoint.
+// With a [WitnessFile] as FileOptions.Witness, OpenFile also refuses,
+// before cutting a torn line, a file shorter than the last checkpoint the
+// witness holds (the checkpoint line included), and a log whose tree does
+// not extend the witnessed tree (it reads the lines after the witnessed
+// checkpoint for that): a log cut back, or rolled back and grown again,
+// is refused at the start, not only at its next checkpoint.
 //
 // On Linux and the BSDs the file is locked (flock) while the Log is open, so a
 // second Log on the same file, in this process or another, fails to open
@@ -195,11 +197,9 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 		f.Close()
 		return nil, err
 	}
-	if ws, ok := opts.Witness.(witnessState); ok {
-		if n, seen := ws.witnessedSize(); seen && l.seq <= n {
-			f.Close()
-			return nil, fmt.Errorf("audit: open %s: the log holds %d records, but its witness has a checkpoint after %d: the file was cut back or rolled back; check it with Verify against the witness", path, l.seq, n)
-		}
+	if err := l.trackExtension(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	l.mode = opts.Sync
 	l.deferOutcomes = opts.DeferOutcomes && opts.Sync == SyncEachRecord
@@ -266,6 +266,9 @@ func (l *Log) resumeFile(f *os.File, size int64) (int64, bool, error) {
 	path := l.path
 	if size == 0 {
 		treeSet, err := l.resumeRotated()
+		if err == nil {
+			err = l.checkWitnessedSize()
+		}
 		return 0, treeSet, err
 	}
 	last, lineStart, lineEnd, err := lastLine(f, size)
@@ -293,18 +296,22 @@ func (l *Log) resumeFile(f *os.File, size int64) (int64, bool, error) {
 			return 0, false, fmt.Errorf("audit: open %s: last record (offset %d) %w", path, lineStart, err)
 		}
 	}
+	if lineEnd < 0 {
+		// Only a torn line: like an empty file.
+		if treeSet, err = l.resumeRotated(); err != nil {
+			return 0, false, err
+		}
+	}
+	// Refuse before cutting anything: a refused file is left as it is.
+	if err := l.checkWitnessedSize(); err != nil {
+		return 0, false, err
+	}
 	if good < size {
 		if err := f.Truncate(good); err != nil {
 			return 0, false, fmt.Errorf("audit: open %s: cut torn last line: %w", path, err)
 		}
 		if err := f.Sync(); err != nil {
 			return 0, false, fmt.Errorf("audit: open %s: %w", path, err)
-		}
-	}
-	if lineEnd < 0 {
-		// Only a torn line: like an empty file.
-		if treeSet, err = l.resumeRotated(); err != nil {
-			return 0, false, err
 		}
 	}
 	l.size = good

@@ -55,8 +55,9 @@ type Log struct {
 	signKey     ed25519.PrivateKey
 	keyID       string
 	signer      *noteSigner
-	tree        *edge // the Merkle tree's right edge; nil without checkpoints
-	treeBak     edge  // tree before the line being written
+	tree        *edge   // the Merkle tree's right edge; nil without checkpoints
+	cpExt       *crange // the last checkpoint's proof for a WitnessFile
+	treeBak     edge    // tree before the line being written
 	witness     Sink
 	now         func() time.Time
 	scratch     []byte // checkpoint lines
@@ -395,12 +396,12 @@ func (l *Log) writeCheckpoint(ctx context.Context, reason string) error {
 // treeSave keeps the tree as it is before a line is added, for
 // treeRestore when the line cannot be written. l.mu must be held.
 func (l *Log) treeSave() {
-	l.treeBak.n, l.treeBak.hashes = l.tree.n, append(l.treeBak.hashes[:0], l.tree.hashes...)
+	l.tree.saveTo(&l.treeBak)
 }
 
 // treeRestore undoes the additions since treeSave. l.mu must be held.
 func (l *Log) treeRestore() {
-	l.tree.n, l.tree.hashes = l.treeBak.n, append(l.tree.hashes[:0], l.treeBak.hashes...)
+	l.treeBak.saveTo(l.tree)
 }
 
 // witnessed delivers a checkpoint just written to the witness, if there is
@@ -420,7 +421,7 @@ func (l *Log) witnessed(ctx context.Context, cp *Record) error {
 	// The checkpoint belongs to the log, not to the call whose record
 	// happened to make it due: that call's cancellation must not break
 	// the Log for everyone.
-	if err := l.witness.Write(context.WithoutCancel(ctx), cp); err != nil {
+	if err := l.deliver(context.WithoutCancel(ctx), cp); err != nil {
 		l.err = err
 		return fmt.Errorf("audit: checkpoint %d not delivered to the witness: %w (log unusable from now on)", cp.Seq, err)
 	}

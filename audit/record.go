@@ -335,6 +335,8 @@ func (r *Record) check() string {
 		return "mac is not a lowercase hex HMAC-SHA256"
 	case r.Sig != "" && !isLowerHex(r.Sig, 2*ed25519.SignatureSize):
 		return "sig is not a lowercase hex ed25519 signature"
+	case r.MAC != "" && r.Sig != "":
+		return "a record carries mac or sig, never both"
 	case r.Sig != "" && r.Kind == KindCheckpoint:
 		return "a checkpoint is signed in checkpoint.sig, not sig"
 	}

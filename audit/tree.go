@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -36,11 +38,15 @@ func Origin(pub ed25519.PublicKey) string {
 type edge struct {
 	n      uint64
 	hashes []tlog.Hash
+	ext    *crange // when set, also the leaves from ext.begin on
 }
 
 // add appends a leaf holding line.
 func (e *edge) add(line []byte) {
 	h := tlog.RecordHash(line)
+	if e.ext != nil {
+		e.ext.appendNode(0, h)
+	}
 	for i := e.n; i&1 == 1; i >>= 1 {
 		last := len(e.hashes) - 1
 		h = tlog.NodeHash(e.hashes[last], h)
@@ -317,3 +323,79 @@ func ParseRoot(s string) (tlog.Hash, error) {
 
 // hexHash returns h in hex.
 func hexHash(h tlog.Hash) string { return hex.EncodeToString(h[:]) }
+
+// appendNode appends the hash h of a complete subtree of 2^level leaves
+// starting at leaf e.n, which must be a multiple of 2^level.
+func (e *edge) appendNode(level uint, h tlog.Hash) {
+	for i := e.n >> level; i&1 == 1; i >>= 1 {
+		last := len(e.hashes) - 1
+		h = tlog.NodeHash(e.hashes[last], h)
+		e.hashes = e.hashes[:last]
+	}
+	e.hashes = append(e.hashes, h)
+	e.n += 1 << level
+}
+
+// crange is a compact range: the hashes of the largest complete subtrees
+// that cover the leaves begin to end-1, left to right. Appended to an
+// edge of begin leaves it gives the edge of end leaves, so it proves that
+// the tree of end leaves extends the tree of begin leaves.
+type crange struct {
+	begin, end uint64
+	hashes     []tlog.Hash
+}
+
+// appendNode appends the hash h of a complete subtree of 2^level leaves
+// starting at leaf r.end.
+func (r *crange) appendNode(level uint, h tlog.Hash) {
+	i := r.end >> level
+	r.end += 1 << level
+	for ; i&1 == 1 && (i-1)<<level >= r.begin; i >>= 1 {
+		last := len(r.hashes) - 1
+		h = tlog.NodeHash(r.hashes[last], h)
+		r.hashes = r.hashes[:last]
+		level++
+	}
+	r.hashes = append(r.hashes, h)
+}
+
+// maxRange bounds the hashes of a compact range of a tree of at most 2^63
+// leaves.
+const maxRange = 2 * 64
+
+// extend returns the edge of n leaves that the compact range hashes of the
+// leaves e.n to n-1 give appended to e, or an error if they do not have
+// the shape of that range.
+func extend(e *edge, n uint64, hashes []tlog.Hash) (*edge, error) {
+	if n < e.n || len(hashes) > maxRange {
+		return nil, fmt.Errorf("no range from %d to %d leaves of %d hashes", e.n, n, len(hashes))
+	}
+	out := &edge{n: e.n, hashes: slices.Clone(e.hashes)}
+	for _, h := range hashes {
+		if out.n >= n {
+			return nil, errors.New("the range has too many hashes")
+		}
+		level := uint(bits.Len64(n-out.n) - 1)
+		if out.n != 0 {
+			level = min(level, uint(bits.TrailingZeros64(out.n)))
+		}
+		out.appendNode(level, h)
+	}
+	if out.n != n {
+		return nil, errors.New("the range has too few hashes")
+	}
+	return out, nil
+}
+
+// saveTo copies e, and the range it tracks, to dst, reusing dst's memory.
+func (e *edge) saveTo(dst *edge) {
+	dst.n, dst.hashes = e.n, append(dst.hashes[:0], e.hashes...)
+	if e.ext == nil {
+		dst.ext = nil
+		return
+	}
+	if dst.ext == nil {
+		dst.ext = &crange{}
+	}
+	dst.ext.begin, dst.ext.end, dst.ext.hashes = e.ext.begin, e.ext.end, append(dst.ext.hashes[:0], e.ext.hashes...)
+}

@@ -210,7 +210,7 @@ func newVerifier(opts VerifyOptions) (*verifier, error) {
 		if opts.PublicKey == nil {
 			return nil, errors.New("audit: a Witness needs the PublicKey its checkpoints are signed with")
 		}
-		w, err := readWitness(opts.Witness, opts.PublicKey)
+		w, _, err := readWitness(opts.Witness, opts.PublicKey)
 		if err != nil {
 			return nil, err
 		}
