@@ -103,6 +103,8 @@ type expr struct {
 	// direct, when set, computes the expression's value without the
 	// program (see directField).
 	direct func(*activation) string
+	// refs are the argument members the expression reads by name.
+	refs []ArgRef
 }
 
 // LimitKind says what a limit counts.
@@ -547,7 +549,8 @@ func (c *compiler) expr(path, src string, want *cel.Type) *expr {
 		c.errorf(path, src, "%v", err)
 		return nil
 	}
-	return &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr())}
+	return &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
+		refs: exprRefs(ast.NativeRep())}
 }
 
 // directField recognises an expression that is only principal.id,
@@ -625,6 +628,10 @@ type plan struct {
 	// than 64 grants are not cached), at most maxCachedReasons of them.
 	reasons  sync.Map // uint64 → string
 	nreasons atomic.Int32
+	// refs are the argument members the plan's expressions read by name,
+	// built on first use.
+	refsOnce sync.Once
+	refs     []ArgRef
 }
 
 const maxCachedReasons = 64

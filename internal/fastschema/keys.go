@@ -57,9 +57,33 @@ type keyNode struct {
 // returns nil when no location of the schema needs checking: it declares
 // no properties, or only in objects that refuse undeclared members.
 func CompileKeys(doc any) *Keys {
+	return CompileKeysReading(doc, nil, nil)
+}
+
+// CompileKeysReading is [CompileKeys] for instances that something else
+// (a policy's expressions) also reads by name: each path in exact names
+// members from the instance root down (["opts", "path"] is /opts/path),
+// and the names in anywhere are read at a depth not known. Those count as
+// declared properties where they are read, whatever the schema says about
+// the object there, so {"PATH":...} is found where "path" is read even
+// when the schema declares nothing. A name in anywhere counts at every
+// location, as every property name of the schema then does.
+func CompileKeysReading(doc any, exact [][]string, anywhere []string) *Keys {
 	c := &keyCompiler{root: doc, ids: map[any]int{}, locs: map[string]*keyNode{}, all: map[string]bool{}}
-	root := c.loc([]any{doc})
-	if c.unknown || len(c.locs) > maxKeyLocations {
+	seeds := []any{doc}
+	if len(exact) > 0 {
+		seeds = append(seeds, readSchema(exact))
+	}
+	root := c.loc(seeds)
+	if c.unknown || len(c.locs) > maxKeyLocations || len(anywhere) > 0 {
+		for _, name := range anywhere {
+			c.all[name] = true
+		}
+		for _, p := range exact {
+			for _, name := range p {
+				c.all[name] = true
+			}
+		}
 		root = c.everywhere()
 	}
 	if root = prune(root, c.nodes); root == nil {
@@ -323,6 +347,28 @@ func (c *keyCompiler) loc(seeds []any) *keyNode {
 	n.other = c.loc(other)
 	n.items = c.loc(items)
 	return n
+}
+
+// readSchema returns a schema declaring the members at paths.
+func readSchema(paths [][]string) map[string]any {
+	root := map[string]any{}
+	for _, p := range paths {
+		s := root
+		for _, name := range p {
+			props, _ := s["properties"].(map[string]any)
+			if props == nil {
+				props = map[string]any{}
+				s["properties"] = props
+			}
+			sub, _ := props[name].(map[string]any)
+			if sub == nil {
+				sub = map[string]any{}
+				props[name] = sub
+			}
+			s = sub
+		}
+	}
+	return root
 }
 
 // everywhere returns one location that stands for all: every property name
