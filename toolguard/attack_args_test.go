@@ -184,3 +184,74 @@ scopes:
 	_, err = g.Call(ctx, "object", args)
 	require.NoError(t, err)
 }
+
+// TestRegisterStructShapes: the shapes of Go input types an attacker
+// would aim at — an embedded struct (encoding/json promotes its fields),
+// a json:"-" field, a map and an interface field — never let the handler
+// read a path the policy did not judge.
+func TestRegisterStructShapes(t *testing.T) {
+	type Base struct {
+		Path string `json:"path"`
+	}
+	type in struct {
+		Base
+		Hidden string            `json:"-"`
+		Env    map[string]string `json:"env,omitempty"`
+		Opts   any               `json:"opts,omitempty"`
+	}
+	ws := t.TempDir()
+	env := filepath.Join(ws, ".env")
+	require.NoError(t, os.WriteFile(env, []byte("API_KEY=TOPSECRET"), 0o600))
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s:
+    grants:
+      - tools: [read]
+rules:
+  - name: no-dotenv
+    effect: deny
+    tools: ["*"]
+    when: >
+      (has(args.path) && args.path.glob("**/.env*")) ||
+      (has(args.opts) && has(args.opts.path) && args.opts.path.glob("**/.env*"))
+`))
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var read []string
+	require.NoError(t, toolguard.Register(g, "read", "Read.", func(_ context.Context, a in) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		read = append(read, a.Path, a.Hidden)
+		if m, ok := a.Opts.(map[string]any); ok {
+			for k, v := range m {
+				if s, ok := v.(string); ok && (k == "path" || k == "PATH") {
+					read = append(read, s)
+				}
+			}
+		}
+		return "ok", nil
+	}))
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{"s"}})
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	_, err = g.Call(ctx, "read", json.RawMessage(`{"path":"/w/ok"}`))
+	require.NoError(t, err)
+	for _, args := range []string{
+		`{"path":` + q(env) + `}`,
+		`{"PATH":` + q(env) + `}`,
+		`{"Base":{"path":` + q(env) + `}}`,
+		`{"-":` + q(env) + `}`,
+		`{"Hidden":` + q(env) + `}`,
+		`{"opts":{"PATH":` + q(env) + `}}`,
+		`{"opts":{"path":` + q(env) + `}}`,
+		`{"env":{"HOME":"/w","home":` + q(env) + `}}`,
+	} {
+		_, _ = g.Call(ctx, "read", json.RawMessage(args))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range read {
+		require.NotContains(t, s, ".env", "the handler read a path no rule judged")
+	}
+}
