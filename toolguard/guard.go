@@ -27,7 +27,7 @@ import (
 // Handler runs a tool. args is the exact JSON the guard validated (so the
 // tool cannot parse something other than what was checked): no object in it
 // has keys that fold alike or a key folding like a property the schema
-// declares for it, and every number means the same value read exactly or
+// declares for it or a member the policy reads by name, and every number means the same value read exactly or
 // as a float64, so decoding args with encoding/json gives the values at the
 // exact keys the guard validated (see "Arguments" in the package
 // documentation). The result is returned by [Guard.Call] unchanged.
