@@ -2,6 +2,7 @@ package toolguard_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -150,4 +151,26 @@ func TestCheckEffectOnAsk(t *testing.T) {
 	require.NotEqual(t, scope.Allow, d.Effect)
 	assert.NotEmpty(t, d.Binding)
 	assert.Zero(t, e.runs("send_email"))
+}
+
+// TestApproverSeesWhatRuns: the approver is shown the canonical arguments
+// (keys sorted, escapes decoded, numbers in one form); the handler gets
+// the caller's bytes. Read back, both are the same value: a spelling the
+// human cannot see (an escape, another key order, 1e2 for 100) changes
+// nothing the tool reads.
+func TestApproverSeesWhatRuns(t *testing.T) {
+	q := toolguard.NewQueue(toolguard.QueueOptions{Timeout: 5 * time.Second})
+	e := newEnv(t, toolguard.WithApprover(q))
+	raw := `{"body":"pay 1e2 \u0045UR","to":"\u0061lice@partner.test"}`
+	done := callAsync(e.ctx, e.g, "send_email", []byte(raw))
+	req := nextRequest(t, q)
+	require.Empty(t, req.Hidden)
+	require.NoError(t, q.Answer(req.ID, toolguard.Approval{Approved: true, By: "ops", Binding: req.Binding}))
+	r := result(t, done)
+	require.NoError(t, r.err)
+	var shown, ran map[string]any
+	require.NoError(t, json.Unmarshal(req.Args, &shown))
+	require.NoError(t, json.Unmarshal([]byte(r.out.(string)), &ran))
+	require.Equal(t, shown, ran)
+	require.Equal(t, "alice@partner.test", shown["to"])
 }
