@@ -81,9 +81,10 @@ func sortRefs(refs []ArgRef) []ArgRef {
 // not an argument.
 var globals = map[string]bool{"principal": true, "tool": true, "call": true}
 
-// exprRefs finds the argument members an expression reads by name.
-func exprRefs(ast *celast.AST) []ArgRef {
-	var refs []ArgRef
+// exprRefs finds the argument members an expression reads by name, and
+// whether it also looks a member of the arguments up by a key computed at
+// run time (computed), whose name is not known in advance.
+func exprRefs(ast *celast.AST) (refs []ArgRef, computed bool) {
 	read := func(operand celast.Expr, key string) {
 		path, rooted, ok := argPath(operand)
 		switch {
@@ -112,6 +113,8 @@ func exprRefs(ast *celast.AST) []ArgRef {
 		case operators.Index, operators.OptIndex, operators.OptSelect:
 			if key, ok := constString(args[1]); ok {
 				read(args[0], key)
+			} else if _, rooted, ok := argPath(args[0]); rooted && ok && args[1].Kind() != celast.LiteralKind {
+				computed = true
 			}
 		case operators.In:
 			if key, ok := constString(args[0]); ok {
@@ -119,7 +122,7 @@ func exprRefs(ast *celast.AST) []ArgRef {
 			}
 		}
 	}
-	return sortRefs(refs)
+	return sortRefs(refs), computed
 }
 
 // argPath reads e as a chain of constant member names. rooted is true for

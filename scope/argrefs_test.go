@@ -53,3 +53,25 @@ rules:
 	assert.Equal(t, []string{"args.msg", "args.target"}, got)
 	assert.Nil(t, (*scope.Policy)(nil).ArgRefs("write"))
 }
+
+// TestLintComputedArgKey: a lookup by a key computed at run time is
+// flagged; constant keys and list indexes are not.
+func TestLintComputedArgKey(t *testing.T) {
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s:
+    grants:
+      - tools: [t]
+        when: args[principal.attrs.field] == "x" && args["a"] == "y" && args.l[0] == 1
+      - tools: [u]
+        when: args["a"] == "y" && principal.attrs[args.a] == "z"
+`))
+	require.NoError(t, err)
+	var got []string
+	for _, f := range scope.Lint(p, scope.LintOptions{}) {
+		if f.Code == "computed-arg-key" {
+			got = append(got, f.Path)
+		}
+	}
+	assert.Equal(t, []string{"/scopes/s/grants/0/when"}, got)
+}

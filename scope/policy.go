@@ -103,8 +103,10 @@ type expr struct {
 	// direct, when set, computes the expression's value without the
 	// program (see directField).
 	direct func(*activation) string
-	// refs are the argument members the expression reads by name.
-	refs []ArgRef
+	// refs are the argument members the expression reads by name;
+	// computedKey reports a lookup in args by a key computed at run time.
+	refs        []ArgRef
+	computedKey bool
 }
 
 // LimitKind says what a limit counts.
@@ -549,8 +551,9 @@ func (c *compiler) expr(path, src string, want *cel.Type) *expr {
 		c.errorf(path, src, "%v", err)
 		return nil
 	}
+	refs, computed := exprRefs(ast.NativeRep())
 	return &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
-		refs: exprRefs(ast.NativeRep())}
+		refs: refs, computedKey: computed}
 }
 
 // directField recognises an expression that is only principal.id,
