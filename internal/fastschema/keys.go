@@ -72,7 +72,8 @@ func CompileKeysReading(doc any, exact [][]string, anywhere []string) *Keys {
 	c := &keyCompiler{root: doc, ids: map[any]int{}, locs: map[string]*keyNode{}, all: map[string]bool{}}
 	seeds := []any{doc}
 	if len(exact) > 0 {
-		seeds = append(seeds, readSchema(exact))
+		c.synth = map[any]bool{}
+		seeds = append(seeds, readSchema(exact, c.synth))
 	}
 	root := c.loc(seeds)
 	if c.unknown || len(c.locs) > maxKeyLocations || len(anywhere) > 0 {
@@ -148,6 +149,7 @@ type keyCompiler struct {
 	nodes   []*keyNode
 	all     map[string]bool // every property name of the schema
 	unknown bool            // a reference could not be resolved
+	synth   map[any]bool    // identities of the schema objects readSchema made
 }
 
 // id returns the index of schema object s.
@@ -322,8 +324,17 @@ func (c *keyCompiler) loc(seeds []any) *keyNode {
 			}
 		}
 	}
-	closed := len(set) == 1 && c.schemas[set[0]]["additionalProperties"] == false &&
-		c.schemas[set[0]]["patternProperties"] == nil && c.schemas[set[0]]["unevaluatedProperties"] == nil
+	// Where the schema itself refuses undeclared members, a key folding
+	// like a name read there is refused by the schema already: the names
+	// readSchema adds do not open the object.
+	var real []int
+	for _, i := range set {
+		if !c.synth[reflect.ValueOf(c.schemas[i]).UnsafePointer()] {
+			real = append(real, i)
+		}
+	}
+	closed := len(real) == 1 && c.schemas[real[0]]["additionalProperties"] == false &&
+		c.schemas[real[0]]["patternProperties"] == nil && c.schemas[real[0]]["unevaluatedProperties"] == nil
 	if len(props) > 0 {
 		n.props = make(map[string]*keyNode, len(props))
 		if !closed {
@@ -349,9 +360,11 @@ func (c *keyCompiler) loc(seeds []any) *keyNode {
 	return n
 }
 
-// readSchema returns a schema declaring the members at paths.
-func readSchema(paths [][]string) map[string]any {
+// readSchema returns a schema declaring the members at paths, and adds
+// the identity of each schema object it makes to synth.
+func readSchema(paths [][]string, synth map[any]bool) map[string]any {
 	root := map[string]any{}
+	synth[reflect.ValueOf(root).UnsafePointer()] = true
 	for _, p := range paths {
 		s := root
 		for _, name := range p {
@@ -363,6 +376,7 @@ func readSchema(paths [][]string) map[string]any {
 			sub, _ := props[name].(map[string]any)
 			if sub == nil {
 				sub = map[string]any{}
+				synth[reflect.ValueOf(sub).UnsafePointer()] = true
 				props[name] = sub
 			}
 			s = sub
