@@ -147,13 +147,16 @@ func (r *Redactor) digest(v any) string {
 // value nested deeper than the detectors walk (1000 levels) is redacted
 // whole, and a value with no canonical JSON form is replaced by "redacted".
 //
-// The detectors look at string values (not object keys) for AWS access key
+// The detectors look at string values and object keys for AWS access key
 // ids (AKIA, ASIA, ...), Google API keys, PEM private key blocks (from the
 // BEGIN line through the END line, or to the end of the string when there
 // is none), bearer tokens ("Bearer" and the token), GitHub and Slack
 // tokens, JSON Web Tokens, and passwords in URLs (the password of
 // scheme://user:password@host). Secrets that overlap are replaced as one
-// part. [Redactor.Explain] says what was hidden where, and why.
+// part. A key holding a secret is changed the same way, and its member is
+// listed under the new key. Each string is looked at on its own: a secret
+// split across several strings is not found. [Redactor.Explain] says what
+// was hidden where, and why.
 func (r *Redactor) Redact(args any, paths []string) (any, []string) {
 	out, pointers, _ := r.redact(args, paths, false)
 	return out, pointers
@@ -189,6 +192,8 @@ const (
 	whyMarked  = "it is marked sensitive"
 	whyTooDeep = "it is nested deeper than the secret detectors look"
 	whyOpaque  = "it is of a type that cannot be looked into"
+	// whyKey prefixes the reason of a member whose key held a secret.
+	whyKey = "its key was changed: "
 )
 
 func (r *Redactor) redact(args any, paths []string, explain bool) (any, []string, []Redaction) {
@@ -238,6 +243,14 @@ func (st *redaction) note(whole bool, why string) {
 
 // redactSpans replaces the parts of s that hold secrets by their digests.
 func (st *redaction) redactSpans(s string) string {
+	out, whole, why := st.replaceSpans(s)
+	st.note(whole, why)
+	return out
+}
+
+// replaceSpans is redactSpans without noting it: the new string, whether
+// it is a digest of all of s, and why (when explaining).
+func (st *redaction) replaceSpans(s string) (string, bool, string) {
 	spans, kinds := secretSpans(s, st.spans[:0])
 	st.spans = spans[:0]
 	whole := len(spans) == 1 && spans[0].start == 0 && spans[0].end == len(s)
@@ -247,10 +260,8 @@ func (st *redaction) redactSpans(s string) string {
 	}
 	if whole || len(spans) == 0 {
 		// No span is a detector disagreeing with itself: hide it all.
-		st.note(true, why)
-		return st.r.digest(s)
+		return st.r.digest(s), true, why
 	}
-	st.note(false, why)
 	var b strings.Builder
 	last := 0
 	for _, sp := range spans {
@@ -259,7 +270,7 @@ func (st *redaction) redactSpans(s string) string {
 		last = sp.end
 	}
 	b.WriteString(s[last:])
-	return b.String()
+	return b.String(), false, why
 }
 
 // kindsText lists the kinds of secret in the set, in words.
@@ -289,8 +300,8 @@ func hasSecret(v any, depth int) bool {
 	case string:
 		return containsSecret(x)
 	case map[string]any:
-		for _, c := range x {
-			if hasSecret(c, depth+1) {
+		for k, c := range x {
+			if containsSecret(k) || hasSecret(c, depth+1) {
 				return true
 			}
 		}
@@ -301,8 +312,8 @@ func hasSecret(v any, depth int) bool {
 			}
 		}
 	case map[string]string:
-		for _, c := range x {
-			if containsSecret(c) {
+		for k, c := range x {
+			if containsSecret(k) || containsSecret(c) {
 				return true
 			}
 		}
@@ -344,14 +355,27 @@ func scanMap[V any](st *redaction, m map[string]V, depth int) (any, bool) {
 	var out map[string]V
 	for k, child := range m {
 		plen := len(st.ptr)
-		st.ptr = appendEscapedSeg(append(st.ptr, '/'), k)
+		// A key can hold a secret too: its secret parts are replaced
+		// like a value's, and the member is noted under its new key.
+		nk := k
+		if containsSecret(k) {
+			var why string
+			nk, _, why = st.replaceSpans(k)
+			st.ptr = appendEscapedSeg(append(st.ptr, '/'), nk)
+			st.note(false, whyKey+why)
+		} else {
+			st.ptr = appendEscapedSeg(append(st.ptr, '/'), k)
+		}
 		nv, changed := st.scan(child, depth+1)
 		st.ptr = st.ptr[:plen]
-		if changed {
+		if changed || nk != k {
 			if out == nil {
 				out = maps.Clone(m)
 			}
-			out[k], _ = nv.(V)
+			if nk != k {
+				delete(out, k)
+			}
+			out[nk], _ = nv.(V)
 		}
 	}
 	if out == nil {

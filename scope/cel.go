@@ -20,6 +20,7 @@ import (
 
 	"github.com/agentguard/agentguard/internal/glob"
 	"github.com/agentguard/agentguard/internal/hostname"
+	"github.com/agentguard/agentguard/internal/safejson"
 	"github.com/agentguard/agentguard/scope/internal/trace"
 )
 
@@ -81,6 +82,7 @@ func envOptions(sp *schemaProvider) []cel.EnvOption {
 			cel.MemberOverload("string_glob_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType,
 				cel.BinaryBinding(celGlob))),
 		jsonAdapter(),
+		exactDoubleFunction(),
 	)
 	opts = append(opts, hostFunctions()...)
 	if sp != nil {
@@ -433,3 +435,37 @@ func (a *activation) ResolveName(name string) (any, bool) {
 func (a *activation) Parent() interpreter.Activation { return nil }
 
 var emptyArgs = map[string]any{}
+
+// exactDoubleFunction replaces cel-go's double(string): a number sent as a
+// string ({"amount":"100.0000000000000001"}, which a handler field tagged
+// `json:"amount,string"` reads as the exact decimal) converts only if the
+// double holds the decimal exactly ([safejson.ExactNumber]); otherwise,
+// and for a string that is not a JSON number, double() is an error, which
+// never allows a call. Rounding would let the policy judge 100 while the
+// tool reads more.
+func exactDoubleFunction() cel.EnvOption {
+	return cel.Function("double",
+		cel.Overload("string_to_double", []*cel.Type{cel.StringType}, cel.DoubleType,
+			cel.UnaryBinding(func(v ref.Val) ref.Val {
+				s, ok := v.(types.String)
+				if !ok {
+					return types.NoSuchOverloadErr()
+				}
+				if !safejson.ExactNumber(string(s)) {
+					return types.NewErr("double: %s is not a number a double holds exactly", quoteShort(string(s)))
+				}
+				f, err := strconv.ParseFloat(string(s), 64)
+				if err != nil {
+					return types.NewErr("double: %s is not a number a double holds exactly", quoteShort(string(s)))
+				}
+				return types.Double(f)
+			})))
+}
+
+// quoteShort quotes s, cut to 40 bytes.
+func quoteShort(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strconv.Quote(s)
+}

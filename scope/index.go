@@ -291,6 +291,10 @@ type plan struct {
 	// than 64 grants are not cached), at most maxCachedReasons of them.
 	reasons  sync.Map // uint64 → string
 	nreasons atomic.Int32
+	// refs are the argument members the plan's expressions read by name,
+	// built on first use.
+	refsOnce sync.Once
+	refs     []ArgRef
 }
 
 const maxCachedReasons = 64

@@ -24,7 +24,7 @@ type Finding struct {
 	// never-matches, always-true-destructive, destructive-unguarded,
 	// unheld-scope, shadowed-rule, costly-expression, non-canonical-host,
 	// glob-uncleaned-path, glob-lexical-grant, glob-literal-bracket,
-	// lexical-path-rule.
+	// lexical-path-rule, computed-arg-key.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -55,7 +55,10 @@ func (f Finding) String() string {
 // pattern that is not itself clean (a path pattern with "." or "..", a URL
 // pattern whose scheme, host or port is not in canonical form), a rule beside a grant that admits the
 // same argument by the lexical isUnder, and a rule that stops a path by
-// isUnder. Findings are grouped by kind, each kind in policy order.
+// isUnder, and expressions that look an argument up by a key computed at
+// run time (args[principal.attrs.field]), whose spellings in other letter
+// case the guard cannot know to deny. Findings are grouped by kind, each
+// kind in policy order.
 func Lint(p *Policy, opts LintOptions) []Finding {
 	if p == nil {
 		return nil
@@ -70,6 +73,7 @@ func Lint(p *Policy, opts LintOptions) []Finding {
 	l.costs()
 	l.hosts()
 	l.paths()
+	l.computedKeys()
 	return l.out
 }
 

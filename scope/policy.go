@@ -96,6 +96,10 @@ type expr struct {
 	clauses  []clause
 	complete bool
 	has      map[string]bool
+	// refs are the argument members the expression reads by name;
+	// computedKey reports a lookup in args by a key computed at run time.
+	refs        []ArgRef
+	computedKey bool
 }
 
 // LimitKind says what a limit counts.
@@ -647,8 +651,9 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 		c.errorf(path, src, "%v", err)
 		return nil
 	}
+	refs, computed := exprRefs(ast.NativeRep())
 	e := &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
-		has: presenceTests(ast.NativeRep())}
+		has: presenceTests(ast.NativeRep()), refs: refs, computedKey: computed}
 	if !loops && want == cel.BoolType {
 		e.clauses, e.complete = clausesOf(ast.NativeRep().Expr(), c.fields)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentguard/agentguard/audit"
 	"github.com/agentguard/agentguard/internal/canonjson"
+	"github.com/agentguard/agentguard/internal/fastschema"
 	"github.com/agentguard/agentguard/internal/safejson"
 	"github.com/agentguard/agentguard/scope"
 )
@@ -190,7 +191,7 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 	st.d.Principal = pr.ID
 
 	// Arguments: strict decoding, then the schema.
-	obj, ok := g.arguments(st, t, args)
+	obj, ok := g.arguments(st, t, t.keysFor(pol), args)
 	if !ok {
 		return
 	}
@@ -254,9 +255,9 @@ func orEmptyObject(args json.RawMessage) json.RawMessage {
 }
 
 // arguments is the argument stage: strict decoding, keys folding like a
-// declared property, then the schema. It reports false when it denied the
-// call.
-func (g *Guard) arguments(st *callState, t *tool, args json.RawMessage) (map[string]any, bool) {
+// declared property or a member the policy reads (keys), then the schema.
+// It reports false when it denied the call.
+func (g *Guard) arguments(st *callState, t *tool, keys *fastschema.Keys, args json.RawMessage) (map[string]any, bool) {
 	args = orEmptyObject(args)
 	obj, err := safejson.DecodeArguments(args, safejson.Limits(g.argLim))
 	if err != nil {
@@ -278,7 +279,7 @@ func (g *Guard) arguments(st *callState, t *tool, args json.RawMessage) (map[str
 		return nil, false
 	}
 	st.d.ArgsSHA256 = digest(st.canon)
-	if c := t.keys.Check(obj); c != nil {
+	if c := keys.Check(obj); c != nil {
 		st.d.Violations = []Violation{{Pointer: c.Pointer, Message: fmt.Sprintf("key %s is not a property of this object, but it is property %s in other letter case", quote(c.Key), quote(c.Property))}}
 		st.deny(StageArguments, ErrInvalidArguments, nil, fmt.Sprintf("the arguments of %s are not acceptable: at %s: key %s is property %s in other letter case, and the tool could read it as that property, which was not checked; use the exact name", quote(t.Name), sanitize(c.Pointer), quote(c.Key), quote(c.Property)))
 		return nil, false

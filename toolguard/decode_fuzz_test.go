@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,6 +62,19 @@ func openSchemas(v any) {
 
 var allowAll = []byte("version: 1\nscopes:\n  all:\n    grants:\n      - tools: [\"*\"]\n")
 
+// readsEveryField is a rule that never matches but reads, by name, every
+// member fuzzShape's handler reads: with it, the guard knows those names
+// even for a tool whose schema declares none.
+const readsEveryField = `rules:
+  - name: reads-every-field
+    effect: deny
+    tools: ["*"]
+    when: >
+      false && has(args.path) && has(args.Secret) && has(args.count) && has(args.ratio) &&
+      has(args.opts.kind) && has(args.opts.deep.Name) && has(args.env) && has(args.any) &&
+      args.files.exists(f, has(f.path) && has(f.mode))
+`
+
 // FuzzHandlerSeesValidated checks the promise that the handler sees
 // exactly what was validated, against encoding/json itself: whenever the
 // guard lets a call through, encoding/json.Unmarshal of the arguments into
@@ -68,8 +82,9 @@ var allowAll = []byte("version: 1\nscopes:\n  all:\n    grants:\n      - tools: 
 // handlers do) gives exactly the values found at the exact keys the guard
 // validated, with the schema derived from the struct (as Register does) and
 // with the same schema opened up (no additionalProperties: false, nothing
-// required), as hand-written MCP tool schemas are, and with the shape
-// written with $ref, allOf and anyOf.
+// required), as hand-written MCP tool schemas are, with the shape
+// written with $ref, allOf and anyOf, and with a free-form schema where only
+// the policy names the members.
 func FuzzHandlerSeesValidated(f *testing.F) {
 	for _, s := range []string{
 		`{"path":"/w/a","Secret":"s"}`,
@@ -132,10 +147,27 @@ func FuzzHandlerSeesValidated(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
+	// A free-form schema declares nothing; the members the handler reads
+	// are known to the guard only because the policy reads them by name.
+	pf, err := scope.Parse(append(slices.Clone(allowAll), []byte(readsEveryField)...))
+	if err != nil {
+		f.Fatal(err)
+	}
+	gf, err := toolguard.New(pf, toolguard.WithSink(audit.Discard))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := gf.Register(toolguard.Tool{Name: "free", Handler: h}); err != nil {
+		f.Fatal(err)
+	}
 	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "fuzz", Scopes: []string{"all"}})
 	f.Fuzz(func(t *testing.T, args []byte) {
-		for _, tool := range []string{"closed", "open", "composed"} {
+		for _, tool := range []string{"closed", "open", "composed", "free"} {
 			seen = nil
+			g := g
+			if tool == "free" {
+				g = gf
+			}
 			if _, err := g.Call(ctx, tool, args); err != nil {
 				if !errors.Is(err, toolguard.ErrDenied) {
 					t.Fatalf("%s: %v", tool, err)

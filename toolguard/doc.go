@@ -61,7 +61,17 @@
 //   - a key that is not a property the schema declares for its object but
 //     folds like one ({"PATH":"/etc/passwd"} against a schema declaring
 //     "path" without additionalProperties: false) is denied, at every depth
-//     the schema describes.
+//     the schema describes;
+//   - a key that is not a member the policy's expressions for the tool read
+//     by name ([scope.Policy.ArgRefs]: args.path, has(args.opts.mode),
+//     args["x"], "x" in args) but folds like one is denied too, also where
+//     the schema declares nothing ({"type":"object"}, the default for an
+//     empty InputSchema, or an object without properties): {"PATH":...}
+//     cannot walk around a rule reading args.path. A member read from a
+//     list element or a comprehension variable (args.files.all(f, f.path
+//     ...)) counts at every depth. Keys the policy computes at run time
+//     (args[principal.attrs.field]) are not known in advance and not
+//     checked this way.
 //
 // So decoding the arguments with encoding/json into a struct gives exactly
 // the values found at the exact keys the guard validated and the policy
@@ -72,7 +82,9 @@
 // 100.0000000000000001 would pass "args.amount <= 100" while a tool using
 // math/big pays more. 0.1, 1e2 and 9007199254740992 pass;
 // 100.0000000000000001, 9007199254740993 and 1e-400 do not. A value that
-// needs more digits must be sent as a string.
+// needs more digits must be sent as a string; the policy's double() of such
+// a string is an error (which never allows) unless the double holds it
+// exactly, so a rule cannot compare a rounded amount either way.
 //
 // # Records
 //
@@ -81,8 +93,8 @@
 // allowed call then gets an outcome record (duration, error class, result
 // size and digest) with the same id. Values the schema marks writeOnly or
 // x-sensitive are replaced in records by keyed digests, and so are the
-// parts of strings that hold a recognisable secret (the rest of the string
-// is kept).
+// parts of strings and object keys that hold a recognisable secret (the
+// rest of the string is kept).
 //
 // # Handlers
 //

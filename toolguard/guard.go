@@ -27,7 +27,7 @@ import (
 // Handler runs a tool. args is the exact JSON the guard validated (so the
 // tool cannot parse something other than what was checked): no object in it
 // has keys that fold alike or a key folding like a property the schema
-// declares for it, and every number means the same value read exactly or
+// declares for it or a member the policy reads by name, and every number means the same value read exactly or
 // as a float64, so decoding args with encoding/json gives the values at the
 // exact keys the guard validated (see "Arguments" in the package
 // documentation). The result is returned by [Guard.Call] unchanged.
@@ -76,10 +76,13 @@ type Guard struct {
 
 type tool struct {
 	Tool
-	schema    *sjs.Schema
-	fast      *fastschema.Validator // nil when the schema is outside its subset
-	keys      *fastschema.Keys      // nil when no key needs checking for folding
-	sensitive []string              // JSON pointer patterns of writeOnly / x-sensitive values
+	schema *sjs.Schema
+	fast   *fastschema.Validator // nil when the schema is outside its subset
+	keys   *fastschema.Keys      // nil when no key needs checking for folding
+	doc    any                   // the input schema, decoded
+	// pkeys is keys with the members the policy in force reads by name.
+	pkeys     atomic.Pointer[policyKeys]
+	sensitive []string // JSON pointer patterns of writeOnly / x-sensitive values
 	info      scope.Tool
 }
 
@@ -245,7 +248,7 @@ func (g *Guard) Register(t Tool) error {
 	if t.Handler == nil {
 		return fmt.Errorf("toolguard: tool %q has no handler", t.Name)
 	}
-	compiled, fast, keys, sensitive, err := compileSchema(t.Name, t.InputSchema)
+	compiled, fast, doc, sensitive, err := compileSchema(t.Name, t.InputSchema)
 	if err != nil {
 		return err
 	}
@@ -254,7 +257,7 @@ func (g *Guard) Register(t Tool) error {
 	} else {
 		t.InputSchema = slices.Clone(t.InputSchema)
 	}
-	nt := &tool{Tool: t, schema: compiled, fast: fast, keys: keys, sensitive: sensitive,
+	nt := &tool{Tool: t, schema: compiled, fast: fast, keys: fastschema.CompileKeys(doc), doc: doc, sensitive: sensitive,
 		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}
 
 	g.regMu.Lock()
@@ -353,13 +356,12 @@ func validName(name string) error {
 // references, and finds its sensitive locations. Schemas within
 // fastschema's subset also get a fast validator: it decides valid
 // arguments without allocating, and anything it does not accept goes to the
-// full validator. keys finds argument keys that fold like a declared
-// property.
-func compileSchema(name string, raw json.RawMessage) (s *sjs.Schema, fast *fastschema.Validator, keys *fastschema.Keys, sensitive []string, err error) {
+// full validator. doc is the schema decoded.
+func compileSchema(name string, raw json.RawMessage) (s *sjs.Schema, fast *fastschema.Validator, doc any, sensitive []string, err error) {
 	if len(raw) == 0 {
 		raw = json.RawMessage(`{"type":"object"}`)
 	}
-	doc, err := sjs.UnmarshalJSON(bytes.NewReader(raw))
+	doc, err = sjs.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
 	}
@@ -382,7 +384,40 @@ func compileSchema(name string, raw json.RawMessage) (s *sjs.Schema, fast *fasts
 		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
 	}
 	fast, _ = fastschema.Compile(doc)
-	return s, fast, fastschema.CompileKeys(doc), audit.SensitivePaths(obj), nil
+	return s, fast, doc, audit.SensitivePaths(obj), nil
+}
+
+// policyKeys is a tool's key check under one policy.
+type policyKeys struct {
+	pol  *scope.Policy
+	keys *fastschema.Keys
+}
+
+// keysFor returns the tool's key check under pol: keys folding like a
+// property the schema declares, or like a member pol's expressions read
+// by name ([scope.Policy.ArgRefs]) — a free-form object ({"type":"object"})
+// declares nothing, yet a rule reading args.path must not be walked around
+// with {"PATH":...}, which a handler decoding into a struct reads as path.
+// It is built on the first call under each policy.
+func (t *tool) keysFor(pol *scope.Policy) *fastschema.Keys {
+	if pk := t.pkeys.Load(); pk != nil && pk.pol == pol {
+		return pk.keys
+	}
+	keys := t.keys
+	if refs := pol.ArgRefs(t.Name); len(refs) > 0 {
+		var exact [][]string
+		var anywhere []string
+		for _, r := range refs {
+			if r.Anywhere {
+				anywhere = append(anywhere, r.Path...)
+			} else {
+				exact = append(exact, r.Path)
+			}
+		}
+		keys = fastschema.CompileKeysReading(t.doc, exact, anywhere)
+	}
+	t.pkeys.Store(&policyKeys{pol: pol, keys: keys})
+	return keys
 }
 
 type noLoader struct{}

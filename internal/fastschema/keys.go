@@ -57,9 +57,34 @@ type keyNode struct {
 // returns nil when no location of the schema needs checking: it declares
 // no properties, or only in objects that refuse undeclared members.
 func CompileKeys(doc any) *Keys {
+	return CompileKeysReading(doc, nil, nil)
+}
+
+// CompileKeysReading is [CompileKeys] for instances that something else
+// (a policy's expressions) also reads by name: each path in exact names
+// members from the instance root down (["opts", "path"] is /opts/path),
+// and the names in anywhere are read at a depth not known. Those count as
+// declared properties where they are read, whatever the schema says about
+// the object there, so {"PATH":...} is found where "path" is read even
+// when the schema declares nothing. A name in anywhere counts at every
+// location, as every property name of the schema then does.
+func CompileKeysReading(doc any, exact [][]string, anywhere []string) *Keys {
 	c := &keyCompiler{root: doc, ids: map[any]int{}, locs: map[string]*keyNode{}, all: map[string]bool{}}
-	root := c.loc([]any{doc})
-	if c.unknown || len(c.locs) > maxKeyLocations {
+	seeds := []any{doc}
+	if len(exact) > 0 {
+		c.synth = map[any]bool{}
+		seeds = append(seeds, readSchema(exact, c.synth))
+	}
+	root := c.loc(seeds)
+	if c.unknown || len(c.locs) > maxKeyLocations || len(anywhere) > 0 {
+		for _, name := range anywhere {
+			c.all[name] = true
+		}
+		for _, p := range exact {
+			for _, name := range p {
+				c.all[name] = true
+			}
+		}
 		root = c.everywhere()
 	}
 	if root = prune(root, c.nodes); root == nil {
@@ -124,6 +149,7 @@ type keyCompiler struct {
 	nodes   []*keyNode
 	all     map[string]bool // every property name of the schema
 	unknown bool            // a reference could not be resolved
+	synth   map[any]bool    // identities of the schema objects readSchema made
 }
 
 // id returns the index of schema object s.
@@ -298,8 +324,17 @@ func (c *keyCompiler) loc(seeds []any) *keyNode {
 			}
 		}
 	}
-	closed := len(set) == 1 && c.schemas[set[0]]["additionalProperties"] == false &&
-		c.schemas[set[0]]["patternProperties"] == nil && c.schemas[set[0]]["unevaluatedProperties"] == nil
+	// Where the schema itself refuses undeclared members, a key folding
+	// like a name read there is refused by the schema already: the names
+	// readSchema adds do not open the object.
+	var real []int
+	for _, i := range set {
+		if !c.synth[reflect.ValueOf(c.schemas[i]).UnsafePointer()] {
+			real = append(real, i)
+		}
+	}
+	closed := len(real) == 1 && c.schemas[real[0]]["additionalProperties"] == false &&
+		c.schemas[real[0]]["patternProperties"] == nil && c.schemas[real[0]]["unevaluatedProperties"] == nil
 	if len(props) > 0 {
 		n.props = make(map[string]*keyNode, len(props))
 		if !closed {
@@ -323,6 +358,31 @@ func (c *keyCompiler) loc(seeds []any) *keyNode {
 	n.other = c.loc(other)
 	n.items = c.loc(items)
 	return n
+}
+
+// readSchema returns a schema declaring the members at paths, and adds
+// the identity of each schema object it makes to synth.
+func readSchema(paths [][]string, synth map[any]bool) map[string]any {
+	root := map[string]any{}
+	synth[reflect.ValueOf(root).UnsafePointer()] = true
+	for _, p := range paths {
+		s := root
+		for _, name := range p {
+			props, _ := s["properties"].(map[string]any)
+			if props == nil {
+				props = map[string]any{}
+				s["properties"] = props
+			}
+			sub, _ := props[name].(map[string]any)
+			if sub == nil {
+				sub = map[string]any{}
+				synth[reflect.ValueOf(sub).UnsafePointer()] = true
+				props[name] = sub
+			}
+			s = sub
+		}
+	}
+	return root
 }
 
 // everywhere returns one location that stands for all: every property name

@@ -97,3 +97,38 @@ func TestKeysCheckAllocatesNothing(t *testing.T) {
 	require.Nil(t, k.Check(inst))
 	require.Zero(t, testing.AllocsPerRun(100, func() { k.Check(inst) }))
 }
+
+// TestKeysReading: names something else reads count as declared where
+// they are read, whatever the schema declares there; where the schema
+// refuses undeclared members itself, nothing more is checked.
+func TestKeysReading(t *testing.T) {
+	tests := []struct {
+		name, schema, instance string
+		exact                  [][]string
+		anywhere               []string
+		ptr                    string // "" when nothing is found
+	}{
+		{"free-form top", `{"type":"object"}`, `{"PATH":"x"}`, [][]string{{"path"}}, nil, "/PATH"},
+		{"free-form nested", `{"type":"object","properties":{"opts":{"type":"object"}}}`, `{"opts":{"Path":"x"}}`, [][]string{{"opts", "path"}}, nil, "/opts/Path"},
+		{"parent in other case", `{}`, `{"OPTS":{"path":"x"}}`, [][]string{{"opts", "path"}}, nil, "/OPTS"},
+		{"exact key", `{}`, `{"path":"x","Other":1}`, [][]string{{"path"}}, nil, ""},
+		{"anywhere, deep", `{}`, `{"a":[{"b":{"PATH":"x"}}]}`, nil, []string{"path"}, "/a/0/b/PATH"},
+		{"anywhere, exact", `{}`, `{"a":[{"path":"x"}]}`, nil, []string{"path"}, ""},
+		{"closed schema", `{"type":"object","properties":{"p":{}},"additionalProperties":false}`, `{"PATH":"x"}`, [][]string{{"path"}}, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k := CompileKeysReading(parseDoc(t, tc.schema), tc.exact, tc.anywhere)
+			c := k.Check(decodeInstance(t, tc.instance))
+			if tc.ptr == "" {
+				require.Nil(t, c)
+				return
+			}
+			require.NotNil(t, c)
+			require.Equal(t, tc.ptr, c.Pointer)
+		})
+	}
+	closed := `{"type":"object","properties":{"path":{}},"additionalProperties":false}`
+	require.Nil(t, CompileKeysReading(parseDoc(t, closed), [][]string{{"path"}, {"content"}}, nil),
+		"a closed schema needs no key check for what the policy reads")
+}

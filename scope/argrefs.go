@@ -1,0 +1,190 @@
+package scope
+
+import (
+	"slices"
+	"strings"
+
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+)
+
+// An ArgRef is a member of a call's arguments that a policy expression
+// reads by name: args.path, has(args.opts.mode), args["x"], "x" in args.
+//
+// A handler that decodes the arguments with encoding/json matches keys to
+// struct fields ignoring letter case, so it reads {"PATH":...} as path
+// while the expression, which matches keys exactly, sees no path at all.
+// A guard uses ArgRefs to deny such keys (see toolguard).
+type ArgRef struct {
+	// Path holds the keys from the arguments object down to the member
+	// read: args.opts.path is ["opts", "path"].
+	Path []string
+	// Anywhere reports that the expression reads the key from a value it
+	// reached some other way — an element of a list, a comprehension
+	// variable, a function's result — so the member may be at any depth.
+	// Path then holds that key alone.
+	Anywhere bool
+}
+
+// ArgRefs returns the members of the arguments that the expressions which
+// apply to tool (rule conditions and messages, grant conditions, the keys
+// and costs of their limits) read by a constant name. Keys computed at run
+// time (args[principal.attrs.field]) are not known and not returned. The
+// result is sorted, holds each member once, and must not be modified.
+func (p *Policy) ArgRefs(tool string) []ArgRef {
+	if p == nil {
+		return nil
+	}
+	pl := p.planFor(tool)
+	pl.refsOnce.Do(func() { pl.refs = pl.argRefs() })
+	return pl.refs
+}
+
+// argRefs merges the references of every expression of the plan.
+func (pl *plan) argRefs() []ArgRef {
+	var all []ArgRef
+	add := func(e *expr) {
+		if e != nil {
+			all = append(all, e.refs...)
+		}
+	}
+	for _, r := range pl.rules {
+		add(r.when)
+		add(r.message)
+	}
+	for _, g := range pl.grants {
+		add(g.when)
+		for _, l := range g.limits {
+			add(l.key)
+			add(l.cost)
+		}
+	}
+	return sortRefs(all)
+}
+
+func sortRefs(refs []ArgRef) []ArgRef {
+	cmp := func(a, b ArgRef) int {
+		if a.Anywhere != b.Anywhere {
+			if a.Anywhere {
+				return 1
+			}
+			return -1
+		}
+		return slices.Compare(a.Path, b.Path)
+	}
+	slices.SortFunc(refs, cmp)
+	return slices.CompactFunc(refs, func(a, b ArgRef) bool { return cmp(a, b) == 0 })
+}
+
+// globals are the variables other than args; what is read from them is
+// not an argument.
+var globals = map[string]bool{"principal": true, "tool": true, "call": true}
+
+// exprRefs finds the argument members an expression reads by name, and
+// whether it also looks a member of the arguments up by a key computed at
+// run time (computed), whose name is not known in advance.
+func exprRefs(ast *celast.AST) (refs []ArgRef, computed bool) {
+	read := func(operand celast.Expr, key string) {
+		path, rooted, ok := argPath(operand)
+		switch {
+		case ok && rooted:
+			refs = append(refs, ArgRef{Path: append(path, key)})
+		case ok:
+			// Read from principal, tool or call.
+		default:
+			refs = append(refs, ArgRef{Path: []string{key}, Anywhere: true})
+		}
+	}
+	nodes := celast.MatchDescendants(celast.NavigateAST(ast), func(e celast.NavigableExpr) bool {
+		return e.Kind() == celast.SelectKind || e.Kind() == celast.CallKind
+	})
+	for _, e := range nodes {
+		if e.Kind() == celast.SelectKind {
+			read(e.AsSelect().Operand(), e.AsSelect().FieldName())
+			continue
+		}
+		c := e.AsCall()
+		args := c.Args()
+		if len(args) != 2 {
+			continue
+		}
+		switch c.FunctionName() {
+		case operators.Index, operators.OptIndex, operators.OptSelect:
+			if key, ok := constString(args[1]); ok {
+				read(args[0], key)
+			} else if _, rooted, ok := argPath(args[0]); rooted && ok && args[1].Kind() != celast.LiteralKind {
+				computed = true
+			}
+		case operators.In:
+			if key, ok := constString(args[0]); ok {
+				read(args[1], key)
+			}
+		}
+	}
+	return sortRefs(refs), computed
+}
+
+// argPath reads e as a chain of constant member names. rooted is true for
+// a chain starting at args (path holds its keys), false for one starting
+// at another variable; ok is false for anything else (a comprehension
+// variable, an element, a function's result), whose members may be
+// anywhere in the arguments.
+func argPath(e celast.Expr) (path []string, rooted, ok bool) {
+	switch e.Kind() {
+	case celast.IdentKind:
+		name := e.AsIdent()
+		if name == "args" {
+			return nil, true, true
+		}
+		return nil, false, globals[name]
+	case celast.SelectKind:
+		path, rooted, ok = argPath(e.AsSelect().Operand())
+		return append(path, e.AsSelect().FieldName()), rooted, ok
+	case celast.CallKind:
+		c := e.AsCall()
+		switch c.FunctionName() {
+		case operators.Index, operators.OptIndex, operators.OptSelect:
+			if len(c.Args()) != 2 {
+				return nil, false, false
+			}
+			path, rooted, ok = argPath(c.Args()[0])
+			if !ok {
+				return nil, false, false
+			}
+			key, isStr := constString(c.Args()[1])
+			if !isStr {
+				// An element of a list, or a key computed at run time:
+				// below it, nothing is known about args, but a global
+				// stays a global.
+				return nil, false, !rooted
+			}
+			return append(path, key), rooted, true
+		}
+	}
+	return nil, false, false
+}
+
+func constString(e celast.Expr) (string, bool) {
+	if e.Kind() != celast.LiteralKind {
+		return "", false
+	}
+	s, ok := e.AsLiteral().(types.String)
+	return string(s), ok
+}
+
+// String returns the reference as CEL would read it: args.opts.path, or
+// ….path for a member anywhere.
+func (r ArgRef) String() string {
+	var b strings.Builder
+	if r.Anywhere {
+		b.WriteString("…")
+	} else {
+		b.WriteString("args")
+	}
+	for _, k := range r.Path {
+		b.WriteByte('.')
+		b.WriteString(k)
+	}
+	return b.String()
+}

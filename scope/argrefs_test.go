@@ -1,0 +1,77 @@
+package scope_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentguard/agentguard/scope"
+)
+
+func TestArgRefs(t *testing.T) {
+	p, err := scope.Parse([]byte(`
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [write]
+        when: >-
+          args.path.isUnder(principal.attrs.workspace) &&
+          args["opts"].mode != "x" && has(args.meta.owner) &&
+          "force" in args && args.files.all(f, f.name != "") &&
+          args.list[0].item == 1 && principal.attrs["team"] == "a"
+        limit: [spend]
+      - tools: [other]
+        when: args.unrelated == 1
+limits:
+  spend: {quota: 100/day, key: args.account, cost: int(args.amount)}
+rules:
+  - name: no-dotenv
+    effect: deny
+    tools: ["*"]
+    when: has(args.target) && args.target.glob("**/.env*")
+    message: '"no " + args.msg'
+`))
+	require.NoError(t, err)
+	var got []string
+	for _, r := range p.ArgRefs("write") {
+		got = append(got, r.String())
+	}
+	assert.Equal(t, []string{
+		"args.account", "args.amount", "args.files", "args.force", "args.list",
+		"args.meta", "args.meta.owner", "args.msg", "args.opts", "args.opts.mode",
+		"args.path", "args.target",
+		"….item", "….name",
+	}, got)
+	// Only the rule applies to an unknown tool; grants of other tools do
+	// not count.
+	got = nil
+	for _, r := range p.ArgRefs("nothing") {
+		got = append(got, r.String())
+	}
+	assert.Equal(t, []string{"args.msg", "args.target"}, got)
+	assert.Nil(t, (*scope.Policy)(nil).ArgRefs("write"))
+}
+
+// TestLintComputedArgKey: a lookup by a key computed at run time is
+// flagged; constant keys and list indexes are not.
+func TestLintComputedArgKey(t *testing.T) {
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s:
+    grants:
+      - tools: [t]
+        when: args[principal.attrs.field] == "x" && args["a"] == "y" && args.l[0] == 1
+      - tools: [u]
+        when: args["a"] == "y" && principal.attrs[args.a] == "z"
+`))
+	require.NoError(t, err)
+	var got []string
+	for _, f := range scope.Lint(p, scope.LintOptions{}) {
+		if f.Code == "computed-arg-key" {
+			got = append(got, f.Path)
+		}
+	}
+	assert.Equal(t, []string{"/scopes/s/grants/0/when"}, got)
+}
