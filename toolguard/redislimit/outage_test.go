@@ -98,7 +98,11 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 			_, err := g.Call(ctx, "echo", nil)
 			assert.Less(t, time.Since(start), timeout+slack)
 			require.ErrorIs(t, err, toolguard.ErrRateLimited)
-			assert.ErrorContains(t, err, "the rate limiter could not decide, so the call is denied to be safe: redislimit: redis is unavailable")
+			// The model reads the reason without Go package names.
+			assert.ErrorContains(t, err, "the rate limiter could not decide, so the call is denied to be safe: redis is unavailable")
+			var de *toolguard.DeniedError
+			require.ErrorAs(t, err, &de)
+			assert.NotContains(t, de.ModelText(), "redislimit:")
 
 			stage.after()
 			require.Eventually(t, flowing, 10*time.Second, 10*time.Millisecond, "calls must flow again once Redis is back")
