@@ -359,38 +359,58 @@ const maxExpDigits = 15
 // except that an integer keeps all its digits. Every value has exactly one
 // form and every form reads back as the same value.
 func appendNumber[T string | []byte](dst []byte, s T) ([]byte, error) {
+	p, ok := splitNumber(s)
+	if !ok {
+		return dst, badNumber(s)
+	}
+	d, n, trailing := p.significant()
+	if n == 0 {
+		return append(dst, '0'), nil
+	}
+	if p.neg {
+		dst = append(dst, '-')
+	}
+	if len(p.expDigits) > maxExpDigits {
+		return appendHugeExponent(dst, p, d, n, trailing), nil
+	}
+	return appendDecimal(dst, d, n, p.exponent()-len(p.fp)+trailing), nil
+}
+
+// numberParts are the pieces of a JSON number text.
+type numberParts[T string | []byte] struct {
+	neg       bool
+	ip, fp    T // integer and fraction digits
+	expNeg    bool
+	expDigits T // exponent digits without leading zeros
+}
+
+// splitNumber splits the JSON number text s into its parts. It reports
+// false if s is not a number in the JSON grammar.
+func splitNumber[T string | []byte](s T) (p numberParts[T], ok bool) {
 	i := 0
-	neg := false
 	if i < len(s) && s[i] == '-' {
-		neg = true
+		p.neg = true
 		i++
 	}
 	intStart := i
-	for i < len(s) && isDigit(s[i]) {
-		i++
+	i = skipDigits(s, i)
+	p.ip = s[intStart:i]
+	if len(p.ip) == 0 || len(p.ip) > 1 && p.ip[0] == '0' {
+		return p, false
 	}
-	ip := s[intStart:i]
-	if len(ip) == 0 || len(ip) > 1 && ip[0] == '0' {
-		return dst, badNumber(s)
-	}
-	var fp T
 	if i < len(s) && s[i] == '.' {
 		i++
 		fracStart := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-		fp = s[fracStart:i]
-		if len(fp) == 0 {
-			return dst, badNumber(s)
+		i = skipDigits(s, i)
+		p.fp = s[fracStart:i]
+		if len(p.fp) == 0 {
+			return p, false
 		}
 	}
-	var expDigits T // without leading zeros
-	expNeg := false
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		i++
 		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			expNeg = s[i] == '-'
+			p.expNeg = s[i] == '-'
 			i++
 		}
 		expStart := i
@@ -398,69 +418,81 @@ func appendNumber[T string | []byte](dst []byte, s T) ([]byte, error) {
 			i++
 		}
 		sig := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
+		i = skipDigits(s, i)
 		if i == expStart {
-			return dst, badNumber(s)
+			return p, false
 		}
-		expDigits = s[sig:i]
+		p.expDigits = s[sig:i]
 	}
-	if i != len(s) {
-		return dst, badNumber(s)
-	}
-	exp := 0
-	if len(expDigits) <= maxExpDigits {
-		for _, c := range []byte(expDigits) {
-			exp = exp*10 + int(c-'0')
-		}
-		if expNeg {
-			exp = -exp
-		}
-	}
+	return p, i == len(s)
+}
 
-	// The digits are ip followed by fp; keep those from the first to the
-	// last nonzero one.
-	total := len(ip) + len(fp)
+// skipDigits returns the index of the first non-digit in s at or after i.
+func skipDigits[T string | []byte](s T, i int) int {
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}
+
+// exponent returns the value of the exponent; it is only meaningful when
+// the exponent has at most maxExpDigits digits.
+func (p numberParts[T]) exponent() int {
+	exp := 0
+	for _, c := range []byte(p.expDigits) {
+		exp = exp*10 + int(c-'0')
+	}
+	if p.expNeg {
+		exp = -exp
+	}
+	return exp
+}
+
+// significant locates the significant digits of p: those of ip followed by
+// fp, from the first to the last nonzero one. It returns them, their count
+// n (0 if the value is zero) and the number of trailing zeros dropped.
+func (p numberParts[T]) significant() (d digits[T], n, trailing int) {
+	total := len(p.ip) + len(p.fp)
 	digit := func(j int) byte {
-		if j < len(ip) {
-			return ip[j]
+		if j < len(p.ip) {
+			return p.ip[j]
 		}
-		return fp[j-len(ip)]
+		return p.fp[j-len(p.ip)]
 	}
 	lo := 0
 	for lo < total && digit(lo) == '0' {
 		lo++
 	}
 	if lo == total {
-		return append(dst, '0'), nil
+		return digits[T]{}, 0, 0
 	}
 	hi := total
 	for digit(hi-1) == '0' {
 		hi--
 	}
-	n := hi - lo
-	// d holds the significant digits.
-	d := digits[T]{ip: ip, fp: fp, lo: lo}
+	return digits[T]{ip: p.ip, fp: p.fp, lo: lo}, hi - lo, total - hi
+}
 
-	if neg {
-		dst = append(dst, '-')
+// appendHugeExponent appends the n significant digits d of p in scientific
+// form when the exponent has more than maxExpDigits digits. Such an
+// exponent outweighs any digit count, so the form is always scientific,
+// with exponent exp + n - len(fp) + trailing - 1.
+func appendHugeExponent[T string | []byte](dst []byte, p numberParts[T], d digits[T], n, trailing int) []byte {
+	dst = d.appendScientific(dst, n)
+	x, _ := new(big.Int).SetString(string(p.expDigits), 10)
+	if p.expNeg {
+		x.Neg(x)
 	}
-	if len(expDigits) > maxExpDigits {
-		// An exponent of 10^15 or more outweighs any digit count, so the
-		// form is scientific, with exponent exp + n - len(fp) + (total-hi) - 1.
-		dst = d.appendScientific(dst, n)
-		x, _ := new(big.Int).SetString(string(expDigits), 10)
-		if expNeg {
-			x.Neg(x)
-		}
-		x.Add(x, big.NewInt(int64(n-len(fp)+total-hi-1)))
-		if x.Sign() >= 0 {
-			dst = append(dst, '+')
-		}
-		return x.Append(dst, 10), nil
+	x.Add(x, big.NewInt(int64(n-len(p.fp)+trailing-1)))
+	if x.Sign() >= 0 {
+		dst = append(dst, '+')
 	}
-	e := exp - len(fp) + (total - hi)
+	return x.Append(dst, 10)
+}
+
+// appendDecimal appends D × 10^e, D the n significant digits d, in the form
+// chosen by the table in appendNumber's doc comment.
+func appendDecimal[T string | []byte](dst []byte, d digits[T], n, e int) []byte {
 	k := n + e
 	switch {
 	case e >= 0 && (k <= 21 || e == 0):
@@ -485,7 +517,7 @@ func appendNumber[T string | []byte](dst []byte, s T) ([]byte, error) {
 		}
 		dst = strconv.AppendInt(dst, int64(k-1), 10)
 	}
-	return dst, nil
+	return dst
 }
 
 // digits are the significant digits of a number: the digits of ip followed
