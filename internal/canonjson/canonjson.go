@@ -359,72 +359,95 @@ const maxExpDigits = 15
 // except that an integer keeps all its digits. Every value has exactly one
 // form and every form reads back as the same value.
 func appendNumber[T string | []byte](dst []byte, s T) ([]byte, error) {
-	p, ok := splitNumber(s)
+	sp, ok := scanNumber(s)
 	if !ok {
 		return dst, badNumber(s)
 	}
-	d, n, trailing := p.significant()
-	if n == 0 {
+	ip, fp := s[sp.intStart:sp.intEnd], s[sp.fracStart:sp.fracEnd]
+	// The significant digits, those of ip followed by fp from the first
+	// nonzero one, lo, to the last, hi-1, are found here rather than in a
+	// helper: the call costs measurably on this path.
+	total := len(ip) + len(fp)
+	digit := func(j int) byte {
+		if j < len(ip) {
+			return ip[j]
+		}
+		return fp[j-len(ip)]
+	}
+	lo := 0
+	for lo < total && digit(lo) == '0' {
+		lo++
+	}
+	if lo == total {
 		return append(dst, '0'), nil
 	}
-	if p.neg {
+	hi := total
+	for digit(hi-1) == '0' {
+		hi--
+	}
+	if sp.neg {
 		dst = append(dst, '-')
 	}
-	if len(p.expDigits) > maxExpDigits {
-		return appendHugeExponent(dst, p, d, n, trailing), nil
+	d := digits[T]{ip: ip, fp: fp, lo: lo}
+	n, trailing := hi-lo, total-hi
+	expDigits := s[sp.expStart:]
+	if len(expDigits) > maxExpDigits {
+		return appendHugeExponent(dst, &d, n, trailing-len(fp), sp.expNeg, expDigits), nil
 	}
-	return appendDecimal(dst, d, n, p.exponent()-len(p.fp)+trailing), nil
+	return appendDecimal(dst, &d, n, exponent(sp.expNeg, expDigits)-len(fp)+trailing), nil
 }
 
-// numberParts are the pieces of a JSON number text.
-type numberParts[T string | []byte] struct {
-	neg       bool
-	ip, fp    T // integer and fraction digits
-	expNeg    bool
-	expDigits T // exponent digits without leading zeros
+// numberSpans locate the pieces of a JSON number text s: the integer
+// digits s[intStart:intEnd], the fraction digits s[fracStart:fracEnd] and
+// the exponent digits without leading zeros s[expStart:]. Indexes rather
+// than subslices keep the value small enough to return in registers.
+type numberSpans struct {
+	neg, expNeg                          bool
+	intStart, intEnd, fracStart, fracEnd int
+	expStart                             int
 }
 
-// splitNumber splits the JSON number text s into its parts. It reports
+// scanNumber locates the pieces of the JSON number text s. It reports
 // false if s is not a number in the JSON grammar.
-func splitNumber[T string | []byte](s T) (p numberParts[T], ok bool) {
+func scanNumber[T string | []byte](s T) (sp numberSpans, ok bool) {
 	i := 0
 	if i < len(s) && s[i] == '-' {
-		p.neg = true
+		sp.neg = true
 		i++
 	}
-	intStart := i
+	sp.intStart = i
 	i = skipDigits(s, i)
-	p.ip = s[intStart:i]
-	if len(p.ip) == 0 || len(p.ip) > 1 && p.ip[0] == '0' {
-		return p, false
+	sp.intEnd, sp.fracStart, sp.fracEnd = i, i, i
+	if n := i - sp.intStart; n == 0 || n > 1 && s[sp.intStart] == '0' {
+		return sp, false
 	}
 	if i < len(s) && s[i] == '.' {
 		i++
-		fracStart := i
+		sp.fracStart = i
 		i = skipDigits(s, i)
-		p.fp = s[fracStart:i]
-		if len(p.fp) == 0 {
-			return p, false
+		sp.fracEnd = i
+		if sp.fracEnd == sp.fracStart {
+			return sp, false
 		}
 	}
+	sp.expStart = i
 	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		i++
 		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			p.expNeg = s[i] == '-'
+			sp.expNeg = s[i] == '-'
 			i++
 		}
 		expStart := i
 		for i < len(s) && s[i] == '0' {
 			i++
 		}
-		sig := i
+		sp.expStart = i
 		i = skipDigits(s, i)
 		if i == expStart {
-			return p, false
+			return sp, false
 		}
-		p.expDigits = s[sig:i]
 	}
-	return p, i == len(s)
+	return sp, i == len(s)
 }
 
 // skipDigits returns the index of the first non-digit in s at or after i.
@@ -435,55 +458,31 @@ func skipDigits[T string | []byte](s T, i int) int {
 	return i
 }
 
-// exponent returns the value of the exponent; it is only meaningful when
-// the exponent has at most maxExpDigits digits.
-func (p numberParts[T]) exponent() int {
+// exponent returns the value of the exponent with digits expDigits,
+// negative if neg; it is only meaningful for at most maxExpDigits digits.
+func exponent[T string | []byte](neg bool, expDigits T) int {
 	exp := 0
-	for _, c := range []byte(p.expDigits) {
+	for _, c := range []byte(expDigits) {
 		exp = exp*10 + int(c-'0')
 	}
-	if p.expNeg {
+	if neg {
 		exp = -exp
 	}
 	return exp
 }
 
-// significant locates the significant digits of p: those of ip followed by
-// fp, from the first to the last nonzero one. It returns them, their count
-// n (0 if the value is zero) and the number of trailing zeros dropped.
-func (p numberParts[T]) significant() (d digits[T], n, trailing int) {
-	total := len(p.ip) + len(p.fp)
-	digit := func(j int) byte {
-		if j < len(p.ip) {
-			return p.ip[j]
-		}
-		return p.fp[j-len(p.ip)]
-	}
-	lo := 0
-	for lo < total && digit(lo) == '0' {
-		lo++
-	}
-	if lo == total {
-		return digits[T]{}, 0, 0
-	}
-	hi := total
-	for digit(hi-1) == '0' {
-		hi--
-	}
-	return digits[T]{ip: p.ip, fp: p.fp, lo: lo}, hi - lo, total - hi
-}
-
-// appendHugeExponent appends the n significant digits d of p in scientific
-// form when the exponent has more than maxExpDigits digits. Such an
-// exponent outweighs any digit count, so the form is always scientific,
-// with exponent exp + n - len(fp) + trailing - 1.
-func appendHugeExponent[T string | []byte](dst []byte, p numberParts[T], d digits[T], n, trailing int) []byte {
+// appendHugeExponent appends the n significant digits d in scientific
+// form when the exponent, expDigits negated if expNeg, has more than
+// maxExpDigits digits. Such an exponent outweighs any digit count, so the
+// form is always scientific, with exponent exp + n + shift - 1, shift being
+// the trailing zeros dropped less the fraction digits.
+func appendHugeExponent[T string | []byte](dst []byte, d *digits[T], n, shift int, expNeg bool, expDigits T) []byte {
 	dst = d.appendScientific(dst, n)
-	x, _ := new(big.Int).SetString(string(p.expDigits), 10)
-	if p.expNeg {
+	x, _ := new(big.Int).SetString(string(expDigits), 10)
+	if expNeg {
 		x.Neg(x)
 	}
-	x.Add(x, big.NewInt(int64(n-len(p.fp)+trailing-1)))
+	x.Add(x, big.NewInt(int64(n+shift-1)))
 	if x.Sign() >= 0 {
 		dst = append(dst, '+')
 	}
@@ -492,7 +491,7 @@ func appendHugeExponent[T string | []byte](dst []byte, p numberParts[T], d digit
 
 // appendDecimal appends D × 10^e, D the n significant digits d, in the form
 // chosen by the table in appendNumber's doc comment.
-func appendDecimal[T string | []byte](dst []byte, d digits[T], n, e int) []byte {
+func appendDecimal[T string | []byte](dst []byte, d *digits[T], n, e int) []byte {
 	k := n + e
 	switch {
 	case e >= 0 && (k <= 21 || e == 0):
