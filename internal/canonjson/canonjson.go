@@ -359,68 +359,14 @@ const maxExpDigits = 15
 // except that an integer keeps all its digits. Every value has exactly one
 // form and every form reads back as the same value.
 func appendNumber[T string | []byte](dst []byte, s T) ([]byte, error) {
-	i := 0
-	neg := false
-	if i < len(s) && s[i] == '-' {
-		neg = true
-		i++
-	}
-	intStart := i
-	for i < len(s) && isDigit(s[i]) {
-		i++
-	}
-	ip := s[intStart:i]
-	if len(ip) == 0 || len(ip) > 1 && ip[0] == '0' {
+	sp, ok := scanNumber(s)
+	if !ok {
 		return dst, badNumber(s)
 	}
-	var fp T
-	if i < len(s) && s[i] == '.' {
-		i++
-		fracStart := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-		fp = s[fracStart:i]
-		if len(fp) == 0 {
-			return dst, badNumber(s)
-		}
-	}
-	var expDigits T // without leading zeros
-	expNeg := false
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			expNeg = s[i] == '-'
-			i++
-		}
-		expStart := i
-		for i < len(s) && s[i] == '0' {
-			i++
-		}
-		sig := i
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-		if i == expStart {
-			return dst, badNumber(s)
-		}
-		expDigits = s[sig:i]
-	}
-	if i != len(s) {
-		return dst, badNumber(s)
-	}
-	exp := 0
-	if len(expDigits) <= maxExpDigits {
-		for _, c := range []byte(expDigits) {
-			exp = exp*10 + int(c-'0')
-		}
-		if expNeg {
-			exp = -exp
-		}
-	}
-
-	// The digits are ip followed by fp; keep those from the first to the
-	// last nonzero one.
+	ip, fp := s[sp.intStart:sp.intEnd], s[sp.fracStart:sp.fracEnd]
+	// The significant digits, those of ip followed by fp from the first
+	// nonzero one, lo, to the last, hi-1, are found here rather than in a
+	// helper: the call costs measurably on this path.
 	total := len(ip) + len(fp)
 	digit := func(j int) byte {
 		if j < len(ip) {
@@ -439,28 +385,113 @@ func appendNumber[T string | []byte](dst []byte, s T) ([]byte, error) {
 	for digit(hi-1) == '0' {
 		hi--
 	}
-	n := hi - lo
-	// d holds the significant digits.
-	d := digits[T]{ip: ip, fp: fp, lo: lo}
-
-	if neg {
+	if sp.neg {
 		dst = append(dst, '-')
 	}
+	d := digits[T]{ip: ip, fp: fp, lo: lo}
+	n, trailing := hi-lo, total-hi
+	expDigits := s[sp.expStart:]
 	if len(expDigits) > maxExpDigits {
-		// An exponent of 10^15 or more outweighs any digit count, so the
-		// form is scientific, with exponent exp + n - len(fp) + (total-hi) - 1.
-		dst = d.appendScientific(dst, n)
-		x, _ := new(big.Int).SetString(string(expDigits), 10)
-		if expNeg {
-			x.Neg(x)
-		}
-		x.Add(x, big.NewInt(int64(n-len(fp)+total-hi-1)))
-		if x.Sign() >= 0 {
-			dst = append(dst, '+')
-		}
-		return x.Append(dst, 10), nil
+		return appendHugeExponent(dst, &d, n, trailing-len(fp), sp.expNeg, expDigits), nil
 	}
-	e := exp - len(fp) + (total - hi)
+	return appendDecimal(dst, &d, n, exponent(sp.expNeg, expDigits)-len(fp)+trailing), nil
+}
+
+// numberSpans locate the pieces of a JSON number text s: the integer
+// digits s[intStart:intEnd], the fraction digits s[fracStart:fracEnd] and
+// the exponent digits without leading zeros s[expStart:]. Indexes rather
+// than subslices keep the value small enough to return in registers.
+type numberSpans struct {
+	neg, expNeg                          bool
+	intStart, intEnd, fracStart, fracEnd int
+	expStart                             int
+}
+
+// scanNumber locates the pieces of the JSON number text s. It reports
+// false if s is not a number in the JSON grammar.
+func scanNumber[T string | []byte](s T) (sp numberSpans, ok bool) {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		sp.neg = true
+		i++
+	}
+	sp.intStart = i
+	i = skipDigits(s, i)
+	sp.intEnd, sp.fracStart, sp.fracEnd = i, i, i
+	if n := i - sp.intStart; n == 0 || n > 1 && s[sp.intStart] == '0' {
+		return sp, false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		sp.fracStart = i
+		i = skipDigits(s, i)
+		sp.fracEnd = i
+		if sp.fracEnd == sp.fracStart {
+			return sp, false
+		}
+	}
+	sp.expStart = i
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			sp.expNeg = s[i] == '-'
+			i++
+		}
+		expStart := i
+		for i < len(s) && s[i] == '0' {
+			i++
+		}
+		sp.expStart = i
+		i = skipDigits(s, i)
+		if i == expStart {
+			return sp, false
+		}
+	}
+	return sp, i == len(s)
+}
+
+// skipDigits returns the index of the first non-digit in s at or after i.
+func skipDigits[T string | []byte](s T, i int) int {
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
+}
+
+// exponent returns the value of the exponent with digits expDigits,
+// negative if neg; it is only meaningful for at most maxExpDigits digits.
+func exponent[T string | []byte](neg bool, expDigits T) int {
+	exp := 0
+	for _, c := range []byte(expDigits) {
+		exp = exp*10 + int(c-'0')
+	}
+	if neg {
+		exp = -exp
+	}
+	return exp
+}
+
+// appendHugeExponent appends the n significant digits d in scientific
+// form when the exponent, expDigits negated if expNeg, has more than
+// maxExpDigits digits. Such an exponent outweighs any digit count, so the
+// form is always scientific, with exponent exp + n + shift - 1, shift being
+// the trailing zeros dropped less the fraction digits.
+func appendHugeExponent[T string | []byte](dst []byte, d *digits[T], n, shift int, expNeg bool, expDigits T) []byte {
+	dst = d.appendScientific(dst, n)
+	x, _ := new(big.Int).SetString(string(expDigits), 10)
+	if expNeg {
+		x.Neg(x)
+	}
+	x.Add(x, big.NewInt(int64(n+shift-1)))
+	if x.Sign() >= 0 {
+		dst = append(dst, '+')
+	}
+	return x.Append(dst, 10)
+}
+
+// appendDecimal appends D × 10^e, D the n significant digits d, in the form
+// chosen by the table in appendNumber's doc comment.
+func appendDecimal[T string | []byte](dst []byte, d *digits[T], n, e int) []byte {
 	k := n + e
 	switch {
 	case e >= 0 && (k <= 21 || e == 0):
@@ -485,7 +516,7 @@ func appendNumber[T string | []byte](dst []byte, s T) ([]byte, error) {
 		}
 		dst = strconv.AppendInt(dst, int64(k-1), 10)
 	}
-	return dst, nil
+	return dst
 }
 
 // digits are the significant digits of a number: the digits of ip followed

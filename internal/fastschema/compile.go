@@ -140,118 +140,154 @@ func compileSchema(doc any, depth int) (*node, bool) {
 	return nil, false
 }
 
+// compileObject compiles the object schema s found at depth. It reports
+// false if s uses a keyword, or a value, outside the subset.
 func compileObject(s map[string]any, depth int) (*node, bool) {
 	n := &node{maxLength: -1, maxItems: -1, maxProps: -1}
 	var required []string
 	for key, val := range s {
-		ok := true
-		switch key {
-		case "type":
-			n.types, ok = typeSet(val)
-		case "properties":
-			ok = compileProperties(n, val, depth)
-		case "required":
-			required, ok = stringSet(val)
-		case "additionalProperties":
-			var a *node
-			if a, ok = compileSchema(val, depth+1); ok && !a.always {
-				n.additional = a
-			}
-		case "items":
-			if _, isArr := val.([]any); isArr {
-				return nil, false // the pre-2020 tuple form
-			}
-			var it *node
-			if it, ok = compileSchema(val, depth+1); ok && !it.always {
-				n.items = it
-			}
-		case "enum":
-			var arr []any
-			if arr, ok = val.([]any); ok {
-				for _, e := range arr {
-					ok = ok && plain(e)
-				}
-				n.hasEnum, n.enum = true, arr
-				n.enumStr = stringIndex(arr)
-			}
-		case "const":
-			ok = plain(val)
-			n.hasConst, n.konst = true, val
-		case "minLength":
-			n.minLength, ok = toInt(val)
-		case "maxLength":
-			n.maxLength, ok = toInt(val)
-		case "pattern":
-			var p string
-			if p, ok = val.(string); ok {
-				// jsonschema/v6 compiles patterns with regexp.Compile and
-				// matches them unanchored with MatchString, as here.
-				re, err := regexp.Compile(p)
-				ok = err == nil
-				n.pattern = re
-			}
-		case "minimum":
-			ok = n.addBound(opMinimum, val)
-		case "maximum":
-			ok = n.addBound(opMaximum, val)
-		case "exclusiveMinimum":
-			ok = n.addBound(opExclusiveMinimum, val)
-		case "exclusiveMaximum":
-			ok = n.addBound(opExclusiveMaximum, val)
-		case "minItems":
-			n.minItems, ok = toInt(val)
-		case "maxItems":
-			n.maxItems, ok = toInt(val)
-		case "uniqueItems":
-			n.unique, ok = val.(bool)
-		case "minProperties":
-			n.minProps, ok = toInt(val)
-		case "maxProperties":
-			n.maxProps, ok = toInt(val)
-
-		// Annotations: no effect on validity.
-		case "title", "description", "$comment":
-			_, ok = val.(string)
-		case "readOnly", "writeOnly", "deprecated":
-			_, ok = val.(bool)
-		case "examples":
-			_, ok = val.([]any)
-		case "default":
-		case "$schema":
-			ok = depth == 0 && val == dialect2020
-		case "$id":
-			var id string
-			id, ok = val.(string)
-			ok = ok && depth == 0 && !strings.Contains(strings.TrimSuffix(id, "#"), "#")
-		case "$defs", "definitions":
-			// Without $ref (refused everywhere) definitions are never
-			// applied; they are still held to the subset.
-			var defs map[string]any
-			if defs, ok = val.(map[string]any); ok {
-				for _, d := range defs {
-					if _, ok = compileSchema(d, depth+1); !ok {
-						break
-					}
-				}
-			}
-		default:
-			ok = strings.HasPrefix(key, "x-")
-		}
-		if !ok {
+		if !n.compileKeyword(key, val, depth, &required) {
 			return nil, false
 		}
 	}
-	if len(required) > 0 {
-		for _, r := range required {
-			if i, ok := n.propIndex[r]; ok {
-				n.props[i].required = true
-				n.nRequired++
-			} else {
-				n.required = append(n.required, r)
+	n.applyRequired(required)
+	return n, true
+}
+
+// compileKeyword compiles one keyword of an object schema at depth into n,
+// storing the names of a "required" keyword in *required. It reports false
+// for a keyword, or a value, outside the subset.
+func (n *node) compileKeyword(key string, val any, depth int, required *[]string) bool {
+	ok := true
+	switch key {
+	case "type":
+		n.types, ok = typeSet(val)
+	case "properties":
+		ok = compileProperties(n, val, depth)
+	case "required":
+		*required, ok = stringSet(val)
+	case "additionalProperties":
+		var a *node
+		if a, ok = compileSchema(val, depth+1); ok && !a.always {
+			n.additional = a
+		}
+	case "items":
+		if _, isArr := val.([]any); isArr {
+			return false // the pre-2020 tuple form
+		}
+		var it *node
+		if it, ok = compileSchema(val, depth+1); ok && !it.always {
+			n.items = it
+		}
+	case "enum":
+		var arr []any
+		if arr, ok = val.([]any); ok {
+			for _, e := range arr {
+				ok = ok && plain(e)
+			}
+			n.hasEnum, n.enum = true, arr
+			n.enumStr = stringIndex(arr)
+		}
+	case "const":
+		ok = plain(val)
+		n.hasConst, n.konst = true, val
+	case "pattern":
+		var p string
+		if p, ok = val.(string); ok {
+			// jsonschema/v6 compiles patterns with regexp.Compile and
+			// matches them unanchored with MatchString, as here.
+			re, err := regexp.Compile(p)
+			ok = err == nil
+			n.pattern = re
+		}
+	default:
+		ok = n.compileLimit(key, val, depth)
+	}
+	return ok
+}
+
+// compileLimit compiles a numeric or size limit keyword into n; any other
+// keyword of a schema at depth goes on to checkAnnotation. It reports false
+// for a keyword, or a value, outside the subset.
+func (n *node) compileLimit(key string, val any, depth int) bool {
+	ok := true
+	switch key {
+	case "minLength":
+		n.minLength, ok = toInt(val)
+	case "maxLength":
+		n.maxLength, ok = toInt(val)
+	case "minimum":
+		ok = n.addBound(opMinimum, val)
+	case "maximum":
+		ok = n.addBound(opMaximum, val)
+	case "exclusiveMinimum":
+		ok = n.addBound(opExclusiveMinimum, val)
+	case "exclusiveMaximum":
+		ok = n.addBound(opExclusiveMaximum, val)
+	case "minItems":
+		n.minItems, ok = toInt(val)
+	case "maxItems":
+		n.maxItems, ok = toInt(val)
+	case "uniqueItems":
+		n.unique, ok = val.(bool)
+	case "minProperties":
+		n.minProps, ok = toInt(val)
+	case "maxProperties":
+		n.maxProps, ok = toInt(val)
+	default:
+		ok = checkAnnotation(key, val, depth)
+	}
+	return ok
+}
+
+// checkAnnotation checks a keyword without effect on validity (an
+// annotation, a dialect or identifier, definitions or an "x-" extension)
+// in a schema at depth. It reports false for any other keyword and for a
+// value outside the subset.
+func checkAnnotation(key string, val any, depth int) bool {
+	ok := true
+	switch key {
+	case "title", "description", "$comment":
+		_, ok = val.(string)
+	case "readOnly", "writeOnly", "deprecated":
+		_, ok = val.(bool)
+	case "examples":
+		_, ok = val.([]any)
+	case "default":
+	case "$schema":
+		ok = depth == 0 && val == dialect2020
+	case "$id":
+		var id string
+		id, ok = val.(string)
+		ok = ok && depth == 0 && !strings.Contains(strings.TrimSuffix(id, "#"), "#")
+	case "$defs", "definitions":
+		// Without $ref (refused everywhere) definitions are never
+		// applied; they are still held to the subset.
+		var defs map[string]any
+		if defs, ok = val.(map[string]any); ok {
+			for _, d := range defs {
+				if _, ok = compileSchema(d, depth+1); !ok {
+					break
+				}
 			}
 		}
+	default:
+		ok = strings.HasPrefix(key, "x-")
 	}
-	return n, true
+	return ok
+}
+
+// applyRequired marks the properties of n named in required as required
+// and keeps the other names in n.required.
+func (n *node) applyRequired(required []string) {
+	for _, r := range required {
+		if i, ok := n.propIndex[r]; ok {
+			n.props[i].required = true
+			n.nRequired++
+		} else {
+			n.required = append(n.required, r)
+		}
+	}
 }
 
 func compileProperties(n *node, val any, depth int) bool {

@@ -38,8 +38,28 @@ func parseNumber(s string) (d decimal, ok bool) {
 		d.neg = true
 		i++
 	}
-	start := i
-	// Integer part: 0 or [1-9][0-9]*.
+	intEnd, end, fracDigits, ok := scanMantissa(s, i)
+	if !ok {
+		return d, false
+	}
+	d.lit = s[i:end]
+	e, ok := parseExponent(s[end:])
+	if !ok {
+		return d, false
+	}
+	// The net power of ten big.Rat.SetString works with.
+	if net := e - int64(fracDigits); net > maxExp || net < -maxExp {
+		return d, false
+	}
+	d.setSignificant(intEnd-i, e)
+	return d, true
+}
+
+// scanMantissa scans the integer part, 0 or [1-9][0-9]*, and the optional
+// fraction of a number starting at s[i]. It returns where the integer part
+// and the mantissa end and the count of fraction digits, and reports false
+// if there is no integer part or a '.' has no digits after it.
+func scanMantissa(s string, i int) (intEnd, end, fracDigits int, ok bool) {
 	switch {
 	case i < len(s) && s[i] == '0':
 		i++
@@ -48,10 +68,9 @@ func parseNumber(s string) (d decimal, ok bool) {
 			i++
 		}
 	default:
-		return d, false
+		return 0, 0, 0, false
 	}
-	intEnd := i
-	fracDigits := 0
+	intEnd = i
 	if i < len(s) && s[i] == '.' {
 		i++
 		for i < len(s) && isDigit(s[i]) {
@@ -59,43 +78,50 @@ func parseNumber(s string) (d decimal, ok bool) {
 			fracDigits++
 		}
 		if fracDigits == 0 {
-			return d, false
+			return 0, 0, 0, false
 		}
 	}
-	d.lit = s[start:i]
-	var e int64
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		eneg := false
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			eneg = s[i] == '-'
-			i++
-		}
-		if i == len(s) {
-			return d, false
-		}
-		for ; i < len(s); i++ {
-			if !isDigit(s[i]) {
-				return d, false
-			}
-			e = e*10 + int64(s[i]-'0')
-			if e > maxExp {
-				return d, false
-			}
-		}
-		if eneg {
-			e = -e
-		}
-	}
-	if i != len(s) {
-		return d, false
-	}
-	// The net power of ten big.Rat.SetString works with.
-	if net := e - int64(fracDigits); net > maxExp || net < -maxExp {
-		return d, false
-	}
+	return intEnd, i, fracDigits, true
+}
 
-	// Significant digits.
+// parseExponent reads what follows the mantissa: nothing, or an exponent
+// [eE][+-]?[0-9]+ of magnitude at most maxExp, and returns its value. It
+// reports false for anything else.
+func parseExponent(s string) (e int64, ok bool) {
+	if s == "" {
+		return 0, true
+	}
+	if s[0] != 'e' && s[0] != 'E' {
+		return 0, false
+	}
+	i := 1
+	eneg := false
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		eneg = s[i] == '-'
+		i++
+	}
+	if i == len(s) {
+		return 0, false
+	}
+	for ; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return 0, false
+		}
+		e = e*10 + int64(s[i]-'0')
+		if e > maxExp {
+			return 0, false
+		}
+	}
+	if eneg {
+		e = -e
+	}
+	return e, true
+}
+
+// setSignificant sets lo, hi and exp of d from d.lit, whose integer part is
+// intLen bytes long, and the exponent e; a zero value becomes the canonical
+// zero. Integers of up to 18 digits also get their int64 value.
+func (d *decimal) setSignificant(intLen int, e int64) {
 	lit := d.lit
 	lo := 0
 	for lo < len(lit) && (lit[lo] == '0' || lit[lo] == '.') {
@@ -105,40 +131,41 @@ func parseNumber(s string) (d decimal, ok bool) {
 		d.lo, d.hi = 0, 0
 		d.neg = false
 		d.small = true
-		return d, true
+		return
 	}
 	hi := len(lit)
 	for lit[hi-1] == '0' || lit[hi-1] == '.' {
 		hi--
 	}
 	d.lo, d.hi = lo, hi
-	intLen := intEnd - start
 	if lo < intLen {
 		d.exp = int64(intLen-lo) + e
 	} else {
 		d.exp = -int64(lo-intLen-1) + e
 	}
-
-	// Integers of up to 18 digits also get their int64 value.
 	if n := d.digits(); n <= d.exp && d.exp <= 18 {
-		var v int64
-		k := int64(0)
-		for j := lo; j < hi; j++ {
-			if lit[j] == '.' {
-				continue
-			}
-			v = v*10 + int64(lit[j]-'0')
-			k++
-		}
-		for ; k < d.exp; k++ {
-			v *= 10
-		}
-		if d.neg {
-			v = -v
-		}
-		d.small, d.i64 = true, v
+		d.small, d.i64 = true, d.int64Value()
 	}
-	return d, true
+}
+
+// int64Value returns the value of d, an integer of at most 18 digits.
+func (d *decimal) int64Value() int64 {
+	var v int64
+	k := int64(0)
+	for j := d.lo; j < d.hi; j++ {
+		if d.lit[j] == '.' {
+			continue
+		}
+		v = v*10 + int64(d.lit[j]-'0')
+		k++
+	}
+	for ; k < d.exp; k++ {
+		v *= 10
+	}
+	if d.neg {
+		v = -v
+	}
+	return v
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -129,7 +129,50 @@ func (l *Limiter) Take(ctx context.Context, now time.Time, uses []scope.LimitUse
 	if l == nil || l.client == nil {
 		return nil, nil, errors.New("redislimit: Limiter has no client (use New)")
 	}
-	keys := make([]string, len(uses))
+	req, err := l.newTakeRequest(now, uses, dryRun)
+	if err != nil {
+		return nil, nil, err
+	}
+	// If the answer comes after Take has given up and says the call was
+	// allowed, the leases it took are given back at once.
+	var abandoned func([]int64)
+	if req.lease != "" {
+		leaseKeys, lease := req.leaseKeys, req.lease
+		abandoned = func(v []int64) {
+			if len(v) > 0 && v[0] == 1 {
+				l.release(leaseKeys, lease)
+			}
+		}
+	}
+	v, err := l.run(ctx, takeScript, req.keys, req.args, abandoned)
+	if err == nil && len(v) != 1+3*len(uses) {
+		err = fmt.Errorf("%w: unexpected reply of %d values to %d limits", ErrUnavailable, len(v), len(uses))
+	}
+	if err != nil {
+		if !l.failOpen || ctx.Err() != nil {
+			return nil, nil, err
+		}
+		return failedOpenResults(uses, err), nil, nil
+	}
+	results := takeResults(uses, v)
+	if v[0] != 1 || req.lease == "" {
+		return results, nil, nil
+	}
+	return results, l.hold(req.leaseKeys, req.lease), nil
+}
+
+// takeRequest is the input of takeScript for the uses of one call.
+type takeRequest struct {
+	keys      []string // one Redis key per use
+	args      []any    // dry run, caller clock, lease, lease TTL, then five per use
+	leaseKeys []string // the concurrency keys that take a lease
+	lease     string   // the lease id; "" when no lease is taken
+}
+
+// newTakeRequest builds the keys and arguments of takeScript for uses. It
+// returns an error for a negative cost or an unknown kind of limit.
+func (l *Limiter) newTakeRequest(now time.Time, uses []scope.LimitUse, dryRun bool) (takeRequest, error) {
+	req := takeRequest{keys: make([]string, len(uses))}
 	args := make([]any, 4, 4+5*len(uses))
 	args[0] = "0"
 	if dryRun {
@@ -140,70 +183,70 @@ func (l *Limiter) Take(ctx context.Context, now time.Time, uses []scope.LimitUse
 		args[1] = now.UnixMicro()
 	}
 	args[3] = l.leaseTTL.Microseconds()
-	var leaseKeys []string
 	buf := make([]byte, 0, 64)
 	for i := range uses {
 		u := &uses[i]
-		if u.Cost < 0 {
-			return nil, nil, fmt.Errorf("redislimit: limit %q: negative cost %d", u.Name, u.Cost)
-		}
-		var kind byte
-		var p1, p2 any = 0, 0
-		switch u.Kind {
-		case scope.LimitRate:
-			kind = 'r'
-			interval := 0.0
-			if u.Count > 0 {
-				interval = float64(u.Per.Nanoseconds()) / float64(u.Count) / 1e3
-			}
-			p1, p2 = interval, u.Burst
-		case scope.LimitQuota:
-			kind = 'q'
-			p1, p2 = window(u.Limit)
-		case scope.LimitConcurrency:
-			kind = 'c'
-		default:
-			return nil, nil, fmt.Errorf("redislimit: limit %q has unknown kind %d", u.Name, u.Kind)
+		kind, p1, p2, err := limitParams(u)
+		if err != nil {
+			return takeRequest{}, err
 		}
 		buf = appendKey(buf[:0], l.prefix, kind, u.Name, u.Key)
-		keys[i] = string(buf)
+		req.keys[i] = string(buf)
 		if kind == 'c' && !dryRun {
-			leaseKeys = append(leaseKeys, keys[i])
+			req.leaseKeys = append(req.leaseKeys, req.keys[i])
 		}
 		args = append(args, string(kind), u.Count, p1, p2, u.Cost)
 	}
-	var lease string
-	if len(leaseKeys) > 0 {
-		lease = l.leaseBase + strconv.FormatUint(l.leaseSeq.Add(1), 36)
+	if len(req.leaseKeys) > 0 {
+		req.lease = l.leaseBase + strconv.FormatUint(l.leaseSeq.Add(1), 36)
 	}
-	args[2] = lease
+	args[2] = req.lease
+	req.args = args
+	return req, nil
+}
 
-	// If the answer comes after Take has given up and says the call was
-	// allowed, the leases it took are given back at once.
-	var abandoned func([]int64)
-	if lease != "" {
-		abandoned = func(v []int64) {
-			if len(v) > 0 && v[0] == 1 {
-				l.release(leaseKeys, lease)
-			}
-		}
+// limitParams returns the kind letter of u for takeScript ('r' rate, 'q'
+// quota, 'c' concurrency) and its two kind-specific parameters: for a rate
+// the interval between events in microseconds and the burst, for a quota
+// its window length and offset. It returns an error for a negative cost or
+// an unknown kind.
+func limitParams(u *scope.LimitUse) (kind byte, p1, p2 any, err error) {
+	if u.Cost < 0 {
+		return 0, nil, nil, fmt.Errorf("redislimit: limit %q: negative cost %d", u.Name, u.Cost)
 	}
-	v, err := l.run(ctx, takeScript, keys, args, abandoned)
-	if err == nil && len(v) != 1+3*len(uses) {
-		err = fmt.Errorf("%w: unexpected reply of %d values to %d limits", ErrUnavailable, len(v), len(uses))
-	}
-	if err != nil {
-		if !l.failOpen || ctx.Err() != nil {
-			return nil, nil, err
+	p1, p2 = 0, 0
+	switch u.Kind {
+	case scope.LimitRate:
+		interval := 0.0
+		if u.Count > 0 {
+			interval = float64(u.Per.Nanoseconds()) / float64(u.Count) / 1e3
 		}
-		results := make([]toolguard.LimitResult, len(uses))
-		msg := err.Error()
-		for i := range uses {
-			u := &uses[i]
-			results[i] = toolguard.LimitResult{Name: u.Name, Key: u.Key, Kind: u.Kind, Allowed: true, FailedOpen: true, Err: msg}
-		}
-		return results, nil, nil
+		return 'r', interval, u.Burst, nil
+	case scope.LimitQuota:
+		p1, p2 = window(u.Limit)
+		return 'q', p1, p2, nil
+	case scope.LimitConcurrency:
+		return 'c', p1, p2, nil
 	}
+	return 0, nil, nil, fmt.Errorf("redislimit: limit %q has unknown kind %d", u.Name, u.Kind)
+}
+
+// failedOpenResults returns the results of a call allowed because Redis
+// failed with err: every use allowed and marked FailedOpen.
+func failedOpenResults(uses []scope.LimitUse, err error) []toolguard.LimitResult {
+	results := make([]toolguard.LimitResult, len(uses))
+	msg := err.Error()
+	for i := range uses {
+		u := &uses[i]
+		results[i] = toolguard.LimitResult{Name: u.Name, Key: u.Key, Kind: u.Kind, Allowed: true, FailedOpen: true, Err: msg}
+	}
+	return results
+}
+
+// takeResults decodes the reply v of takeScript, three values per use
+// after the overall verdict: allowed, retry after in microseconds (negative
+// for never) and the amount used.
+func takeResults(uses []scope.LimitUse, v []int64) []toolguard.LimitResult {
 	results := make([]toolguard.LimitResult, len(uses))
 	for i := range uses {
 		u := &uses[i]
@@ -216,14 +259,17 @@ func (l *Limiter) Take(ctx context.Context, now time.Time, uses []scope.LimitUse
 		}
 		results[i] = r
 	}
-	if v[0] != 1 || lease == "" {
-		return results, nil, nil
-	}
-	h := &holder{l: l, keys: leaseKeys, id: lease}
+	return results
+}
+
+// hold keeps the lease on keys alive, renewing it every third of the
+// lease TTL, and returns the function that releases it.
+func (l *Limiter) hold(keys []string, lease string) func() {
+	h := &holder{l: l, keys: keys, id: lease}
 	h.mu.Lock()
 	h.timer = time.AfterFunc(l.leaseTTL/3, h.renew)
 	h.mu.Unlock()
-	return results, h.release, nil
+	return h.release
 }
 
 // window returns a quota's calendar window as a length and an offset from
