@@ -207,28 +207,36 @@ func (p *Policy) admit(ctx context.Context, in *Input, d *Decision) bool {
 // denyRules evaluates the enforced deny rules; it reports whether one
 // denied the call.
 func (p *Policy) denyRules(ctx context.Context, pl *plan, act *activation, d *Decision) bool {
-	ph := &pl.deny
+	r, err := firstRule(ctx, &pl.deny, act)
+	switch {
+	case r == nil:
+		return false
+	case err != nil:
+		d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
+		d.Rule = r.name
+		d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+		return true
+	}
+	d.Rule = r.name
+	d.Reason = fmt.Sprintf("denied by rule %q: %s", r.name, r.reason(ctx, act, d))
+	return true
+}
+
+// firstRule evaluates a phase's rules in order and returns the first one
+// whose condition matched or failed, with the failure; nil if none did.
+func firstRule(ctx context.Context, ph *phase[*rule], act *activation) (*rule, error) {
 	var last lastArg
 	for c := ph.cursor(act); ; {
 		i, ok := c.next()
 		if !ok {
-			return false
+			return nil, nil
 		}
 		r := ph.items[i]
 		matched, err := ph.eval(ctx, i, act, &last)
 		act.record("rule", r.name, r.when, matched, err)
-		if err != nil {
-			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
-			d.Rule = r.name
-			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+		if err != nil || matched {
 			act.decided("rule", r.name)
-			return true
-		}
-		if matched {
-			act.decided("rule", r.name)
-			d.Rule = r.name
-			d.Reason = fmt.Sprintf("denied by rule %q: %s", r.name, r.reason(ctx, act, d))
-			return true
+			return r, err
 		}
 	}
 }
@@ -269,30 +277,19 @@ func (p *Policy) grantFor(ctx context.Context, pl *plan, act *activation, in *In
 // askRules evaluates the enforced ask rules of an allowed call; it reports
 // whether one failed to evaluate, which denies.
 func (p *Policy) askRules(ctx context.Context, pl *plan, act *activation, d *Decision) bool {
-	ph := &pl.ask
-	var last lastArg
-	for c := ph.cursor(act); ; {
-		i, ok := c.next()
-		if !ok {
-			return false
-		}
-		r := ph.items[i]
-		matched, err := ph.eval(ctx, i, act, &last)
-		act.record("rule", r.name, r.when, matched, err)
-		if err != nil {
-			act.decided("rule", r.name)
-			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
-			d.Effect, d.Rule = Deny, r.name
-			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
-			return true
-		}
-		if matched {
-			act.decided("rule", r.name)
-			d.Effect, d.Rule = Ask, r.name
-			d.Reason = fmt.Sprintf("rule %q requires human approval: %s", r.name, r.reason(ctx, act, d))
-			return false
-		}
+	r, err := firstRule(ctx, &pl.ask, act)
+	switch {
+	case r == nil:
+		return false
+	case err != nil:
+		d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
+		d.Effect, d.Rule = Deny, r.name
+		d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+		return true
 	}
+	d.Effect, d.Rule = Ask, r.name
+	d.Reason = fmt.Sprintf("rule %q requires human approval: %s", r.name, r.reason(ctx, act, d))
+	return false
 }
 
 // limitKeys evaluates the keys and costs of the allowing grant's limits;
