@@ -185,8 +185,8 @@ func advCases(t *testing.T, f *advFixture, tokens advTokens) []advCase {
 		advCase{Name: "arguments omitted", params: []byte(`{"name":"read_file"}`), Want: "invalid_arguments"},
 		advCase{Name: "arguments null", params: []byte(`{"name":"read_file","arguments":null}`), Want: "invalid_arguments"},
 		// The guard must decide the arguments the upstream is sent.
-		advCase{Name: "two arguments members", params: []byte(`{"name":"read_file","arguments":` + a + `,"arguments":` + secret + `}`), Want: "policy"},
-		advCase{Name: "two name members", params: []byte(`{"name":"read_file","arguments":` + a + `,"name":"delete_everything"}`), Want: "unknown_tool"},
+		advCase{Name: "two arguments members", params: []byte(`{"name":"read_file","arguments":` + a + `,"arguments":` + secret + `}`), Want: "rpc"},
+		advCase{Name: "two name members", params: []byte(`{"name":"read_file","arguments":` + a + `,"name":"delete_everything"}`), Want: "rpc"},
 		advCase{Name: "no tool name", params: []byte(`{"arguments":` + a + `}`), Want: "unknown_tool"},
 		advCase{Name: "an empty tool name", params: []byte(`{"name":"","arguments":` + a + `}`), Want: "unknown_tool"},
 		advCase{Name: "tool name with invalid UTF-8", params: []byte("{\"name\":\"read_file\xff\",\"arguments\":" + a + "}"), Want: "unknown_tool"},
@@ -690,8 +690,12 @@ func runAdversarial(t *testing.T, f *advFixture, g *advGuard, p advPeer, logPath
 				// The JSON-RPC layer may refuse only a message it cannot
 				// decode into a tools/call request: every other one must
 				// reach the guard, to be decided and recorded.
-				require.Error(t, json.Unmarshal(msg, new(mcp.CallToolRequest)),
-					"a message that decodes must reach the guard; got JSON-RPC error %d: %s", resp.Error.Code, resp.Error.Message)
+				// mcp-go (from v1.6) also refuses duplicate members, which
+				// encoding/json would accept.
+				if c.Want != "rpc" {
+					require.Error(t, json.Unmarshal(msg, new(mcp.CallToolRequest)),
+						"a message that decodes must reach the guard; got JSON-RPC error %d: %s", resp.Error.Code, resp.Error.Message)
+				}
 				tally.rejected++
 				assert.Nil(t, resp.Result)
 				assert.NotEmpty(t, resp.Error.Message)
