@@ -52,6 +52,11 @@ type Input struct {
 	// Decide never modifies them.
 	Args map[string]any
 	Call Call
+	// Session is what earlier calls of the caller's session did; nil when
+	// the call belongs to no session (session rules then see an empty one).
+	Session Session
+	// Task narrows the principal's privilege for one task; nil for none.
+	Task *Task
 }
 
 // Effect is the outcome of a decision. The zero value is Deny.
@@ -101,6 +106,17 @@ type Decision struct {
 	Errors []EvalError
 	// Revision is the revision of the policy that decided.
 	Revision string
+	// Flow names the earlier calls of the session that the deciding rule
+	// read (the call that brought a label in, or whose result held a
+	// value): the evidence behind a flow decision.
+	Flow []Origin
+	// RememberKey is, for an ask decision whose rule names a remember key,
+	// that key evaluated for this call: an approval "for the rest of the
+	// session" covers later calls the same rule asks about with this key.
+	RememberKey string
+	// Remembered, when not nil, is the earlier call whose approval, given
+	// for the rest of the session, allowed this call without asking.
+	Remembered *Origin
 }
 
 // LimitUse is one limit a call draws on.
