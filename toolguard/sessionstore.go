@@ -1,0 +1,67 @@
+package toolguard
+
+import (
+	"context"
+	"errors"
+
+	"github.com/agentguard/agentguard/scope"
+)
+
+// SessionKey identifies one session of one principal. Two principals never
+// share a session, whatever ids they bring.
+type SessionKey struct {
+	Principal string
+	Session   string
+}
+
+// SessionState is the summary of a session a decision reads in full: small,
+// and bounded by the number of distinct labels and tools, not by the number
+// of calls.
+type SessionState struct {
+	// Calls is the number of calls that ran in the session.
+	Calls uint64
+	// Labels holds each label with the earliest call that brought it,
+	// sorted by label.
+	Labels []scope.LabelOrigin
+	// Tools counts the calls that ran, by tool.
+	Tools map[string]int
+	// Tokens is the number of distinct provenance tokens held.
+	Tokens int
+}
+
+// SessionEvent is what one call that ran adds to its session.
+type SessionEvent struct {
+	// Origin names the call; its Seq is assigned by the store.
+	Origin scope.Origin
+	// Labels are the labels the call's result brought.
+	Labels []string
+	// Tokens are the provenance tokens of the call's result (already
+	// normalised), indexed under each of Labels.
+	Tokens []string
+}
+
+// SessionStore keeps session state for a [Guard]: in memory by default
+// ([NewMemorySessions]), or on Redis for several replicas. Every method
+// must take time independent of how long the session has run. Any error
+// denies the call it was asked for.
+type SessionStore interface {
+	// Load returns the session's summary; a session never seen is empty.
+	Load(ctx context.Context, k SessionKey) (SessionState, error)
+	// Lookup returns, for each of tokens that an earlier result carrying
+	// label held, the earliest such call. Tokens not found are absent.
+	Lookup(ctx context.Context, k SessionKey, label string, tokens []string) (map[string]scope.Origin, error)
+	// Append adds a call that ran and returns its origin with Seq set. It
+	// returns an error matching [ErrSessionFull] when the session would
+	// exceed the store's bounds; the session then refuses new calls.
+	Append(ctx context.Context, k SessionKey, ev SessionEvent) (scope.Origin, error)
+	// Remember stores a human's approval of rule for key, for the rest of
+	// the session.
+	Remember(ctx context.Context, k SessionKey, rule, key string, o scope.Origin) error
+	// Remembered returns the approval stored for rule and key, if any.
+	Remembered(ctx context.Context, k SessionKey, rule, key string) (scope.Origin, bool, error)
+}
+
+// ErrSessionFull is returned by a [SessionStore] whose bounds a session
+// has reached. The guard then denies new calls of that session rather than
+// forget its history.
+var ErrSessionFull = errors.New("toolguard: the session is over its bounds")
