@@ -147,6 +147,15 @@ func TestDeferOutcomesMachineCrash(t *testing.T) {
 			}
 		}()
 	}
+	stopped := false
+	halt := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			wg.Wait()
+		}
+	}
+	defer halt() // a failed require must not leave writers behind the test
 	lostOutcomes := 0
 	for range 10 {
 		time.Sleep(3 * time.Millisecond)
@@ -156,14 +165,17 @@ func TestDeferOutcomesMachineCrash(t *testing.T) {
 			started[id] = true
 		}
 		mu.Unlock()
-		img := image()
+		// The fsync may have caught a line half written, as a real crash
+		// can: OpenFile cuts such a torn tail, and what is left verifies.
 		crashed := filepath.Join(t.TempDir(), "crashed.jsonl")
-		require.NoError(t, os.WriteFile(crashed, img, 0o600))
-		_, err := Verify(bytes.NewReader(img), VerifyOptions{HMACKey: []byte("k")})
-		require.NoError(t, err, "the durable image verifies")
+		require.NoError(t, os.WriteFile(crashed, image(), 0o600))
 		rl, err := OpenFile(crashed, FileOptions{HMACKey: []byte("k")})
 		require.NoError(t, err, "the durable image resumes")
 		require.NoError(t, rl.Close())
+		img, err := os.ReadFile(crashed)
+		require.NoError(t, err)
+		_, err = Verify(bytes.NewReader(img), VerifyOptions{HMACKey: []byte("k")})
+		require.NoError(t, err, "the durable image verifies once its torn tail is cut")
 		decided, outcomes := map[string]bool{}, map[string]bool{}
 		for line := range bytes.Lines(img) {
 			rec, reason := parseLine(bytes.TrimSuffix(line, []byte("\n")))
@@ -182,8 +194,7 @@ func TestDeferOutcomesMachineCrash(t *testing.T) {
 			}
 		}
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 	require.NoError(t, l.Close())
 	t.Logf("outcomes not yet durable at the simulated crashes: %d", lostOutcomes)
 }
