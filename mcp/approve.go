@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -80,8 +81,40 @@ func ElicitationMessage(req toolguard.ApprovalRequest) string {
 		}
 		b.WriteString("\n")
 	}
+	if req.RememberKey != "" {
+		fmt.Fprintf(&b, "\nYour answer covers this call only, unless you also choose %q: then, in this session only, later calls that rule %q asks about for %s are allowed without asking you again.",
+			forSessionTitle, req.Rule, strconv.Quote(truncate(req.RememberKey, maxShownKey)))
+		return b.String()
+	}
 	b.WriteString("\nYour answer covers this call only.")
 	return b.String()
+}
+
+// maxShownKey bounds the remember key shown in the default message.
+const maxShownKey = 200
+
+// forSessionTitle is the title of the form's "for the rest of the
+// session" choice.
+const forSessionTitle = "For the rest of this session"
+
+// approvalSchemaFor is the form the user fills in: approve and comment,
+// and, when the rule can remember an approval for the session, the choice
+// to approve for the rest of it.
+func approvalSchemaFor(req toolguard.ApprovalRequest) map[string]any {
+	if req.RememberKey == "" {
+		return approvalSchema
+	}
+	props := map[string]any{}
+	for k, v := range approvalSchema["properties"].(map[string]any) {
+		props[k] = v
+	}
+	props["for_session"] = map[string]any{
+		"type":        "boolean",
+		"title":       forSessionTitle,
+		"description": "Also approve, in this session only, later calls this rule asks about for " + strconv.Quote(truncate(req.RememberKey, maxShownKey)),
+		"default":     false,
+	}
+	return map[string]any{"type": "object", "properties": props, "required": []string{"approve"}}
 }
 
 // maxShownHidden bounds the hidden values listed in the default message.
@@ -154,6 +187,12 @@ type elicitationApprover struct {
 // answer before the context is done, or any error denies. Every answer
 // carries the request's binding, so it covers that exact call only.
 //
+// When the ask rule names a remember key (policy `remember:`) and the call
+// belongs to a session, the form also offers "For the rest of this
+// session" (for_session): approving with it set to true also approves, in
+// that session only, later calls the same rule asks about with the same
+// key ([toolguard.Approval.ForSession]). The message names the key.
+//
 // The question goes to the client session of the tools/call being decided
 // (the approver runs with the call's context). If that client did not
 // declare the elicitation capability, the call is denied with
@@ -207,7 +246,7 @@ func (a *elicitationApprover) Approve(ctx context.Context, req toolguard.Approva
 	er := mcp.ElicitationRequest{Params: mcp.ElicitationParams{
 		Mode:            mcp.ElicitationModeForm,
 		Message:         a.o.message(req),
-		RequestedSchema: approvalSchema,
+		RequestedSchema: approvalSchemaFor(req),
 	}}
 	er.Method = string(mcp.MethodElicitationCreate)
 	res, err := s.RequestElicitation(ctx, er)
@@ -248,5 +287,8 @@ func (a *elicitationApprover) Approve(ctx context.Context, req toolguard.Approva
 	}
 	answer.Approved = true
 	answer.Reason = comment
+	// Only a strict true, and only where the rule can remember it.
+	forSession, _ := content["for_session"].(bool)
+	answer.ForSession = forSession && req.RememberKey != ""
 	return answer, nil
 }

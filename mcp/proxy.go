@@ -467,6 +467,7 @@ func (p *Proxy) denyDisabled(ctx context.Context, name string, args json.RawMess
 	if pr, ok := toolguard.PrincipalFrom(ctx); ok {
 		rec.Principal = pr.ID
 	}
+	rec.Session, _ = toolguard.SessionFrom(ctx)
 	// Only the digest of the arguments: without the tool's schema the
 	// proxy cannot tell which values are secrets.
 	if v, err := safejson.Decode(args, safejson.Limits{}); err == nil {

@@ -121,7 +121,7 @@ func serverOptions(g *toolguard.Guard, o options, blocked blockFunc) []server.Se
 	if inner == nil {
 		inner = tracing.NoopTracer()
 	}
-	m := &middleware{g: g, logger: o.logger, blocked: blocked}
+	m := &middleware{g: g, logger: o.logger, blocked: blocked, run: randomID()}
 	return []server.ServerOption{
 		server.WithTracer(guardTracer{inner: inner}),
 		server.WithToolFilter(m.filter),
@@ -198,6 +198,8 @@ type middleware struct {
 	// blocked, when set, denies calls to tools that the proxy hides (tool
 	// pinning), with a record of its own.
 	blocked blockFunc
+	// run identifies this server's run in the ids of stdio sessions.
+	run string
 }
 
 type blockFunc func(ctx context.Context, req *mcp.CallToolRequest, args json.RawMessage) (*mcp.CallToolResult, bool)
@@ -245,6 +247,7 @@ var ErrNotCallToolResult = errors.New("guardmcp: the tool's guard handler did no
 
 func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		ctx = m.withSession(ctx)
 		args, err := rawArguments(req)
 		if err != nil {
 			return nil, err
@@ -263,7 +266,12 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		if errors.As(err, &de) {
 			return deniedResult(ctx, de), nil
 		}
-		res, ok := out.(*mcp.CallToolResult)
+		res, ok := callToolResult(out)
+		if errors.Is(err, toolguard.ErrResultWithheld) {
+			// The tool ran, and its result may not go back: the model
+			// reads why, not the result.
+			return errorResult(withheldText(req.Params.Name, err)), nil
+		}
 		if errors.Is(err, ErrUpstream) {
 			// The upstream server failed: an error of the tool's
 			// execution, which the model reads in the result.
@@ -362,7 +370,9 @@ func guardHandler(name string, h server.ToolHandlerFunc) toolguard.Handler {
 	return func(ctx context.Context, args json.RawMessage) (any, error) {
 		var req mcp.CallToolRequest
 		next := h
-		if p, ok := ctx.Value(pendingKey{}).(*pending); ok && p.req.Params.Name == name {
+		p, viaMiddleware := ctx.Value(pendingKey{}).(*pending)
+		viaMiddleware = viaMiddleware && p.req.Params.Name == name
+		if viaMiddleware {
 			req, next = p.req, p.next
 		} else {
 			req.Method = string(mcp.MethodToolsCall)
@@ -381,6 +391,11 @@ func guardHandler(name string, h server.ToolHandlerFunc) toolguard.Handler {
 		res, err := next(ctx, req)
 		if res == nil && err == nil {
 			return nil, nil
+		}
+		if viaMiddleware && res != nil {
+			// The middleware unwraps it; label conditions read its
+			// metadata.
+			return toolResult{res}, err
 		}
 		return res, err
 	}
