@@ -22,6 +22,15 @@ type ReplayOptions struct {
 	// Tools gives tool annotations by name, for conditions on
 	// tool.annotations.
 	Tools map[string]scope.Tool
+	// Task returns the task behind a task id: records name tasks but do
+	// not carry their scopes, tools or attributes. Nil, or a false answer,
+	// means a task with just the id, which narrows nothing.
+	Task func(id string) (scope.Task, bool)
+	// Results returns the result of an earlier call by its id, for
+	// conditions on value provenance (x.from("label")): results are not
+	// in the log. Without it, such conditions find no earlier values, and
+	// the changes they may cause are marked (Change.Provenance).
+	Results func(callID string) (any, bool)
 }
 
 // Replayed is a recorded decision's policy outcome: what the old policy
@@ -44,6 +53,12 @@ type Change struct {
 	// Redacted reports that some arguments were redacted in the record, so
 	// conditions on them saw digests, not the values.
 	Redacted bool
+	// Session is the call's session, if any.
+	Session string
+	// Provenance reports that the new decision asked where a value came
+	// from while the result of an earlier, labelled call of the session
+	// was not available (ReplayOptions.Results): it may have found less.
+	Provenance bool
 }
 
 // Kind names the change: "allow→deny", "deny→allow", "allow→ask",
@@ -98,8 +113,17 @@ func outcome(o Replayed) string {
 // as written by package audit) again under p, and reports each one that
 // would change. Records are read as they are; verify the log first with
 // audit.Verify if it may have been tampered with.
+//
+// Sessions are replayed in order: each decision of a session is decided
+// with what the session's earlier calls did, as their records show —
+// each outcome record is a call that ran, with the labels its result
+// brought (as the recording policy labelled it), and an approval given
+// for the rest of the session covers the later calls the new policy's
+// rule asks about with the same key. A call the new policy would deny
+// still counts as having run: the log shows what followed it.
 func Replay(ctx context.Context, p *scope.Policy, r io.Reader, opts ReplayOptions) (*ReplayReport, error) {
 	rep := &ReplayReport{Counts: map[string]int{}}
+	sessions := newReplaySessions(p, &opts)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	line := 0
@@ -109,6 +133,9 @@ func Replay(ctx context.Context, p *scope.Policy, r io.Reader, opts ReplayOption
 		var rec audit.Record
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			return rep, fmt.Errorf("scopetest: replay: line %d: %w", line, err)
+		}
+		if rec.Kind == audit.KindOutcome {
+			sessions.ran(&rec)
 		}
 		before, ok := recordedOutcome(&rec)
 		if !ok {
@@ -134,13 +161,35 @@ func Replay(ctx context.Context, p *scope.Policy, r io.Reader, opts ReplayOption
 		if t, ok := opts.Tools[rec.Tool]; ok {
 			tool = t
 		}
-		d := p.Decide(ctx, scope.Input{Principal: pr, Tool: tool, Args: args, Call: scope.Call{ID: rec.ID, Time: rec.Time}})
+		in := scope.Input{Principal: pr, Tool: tool, Args: args, Call: scope.Call{ID: rec.ID, Time: rec.Time}}
+		view := sessions.view(&rec)
+		if view != nil {
+			view.asked = false
+			in.Session = view
+		}
+		if rec.Task != "" {
+			t := scope.Task{ID: rec.Task}
+			if opts.Task != nil {
+				if got, ok := opts.Task(rec.Task); ok {
+					t = got
+				}
+			}
+			in.Task = &t
+		}
+		d := p.Decide(ctx, in)
+		sessions.decided(&rec, d)
 		after := Replayed{Effect: d.Effect, Rule: d.Rule, Grant: d.GrantID, Reason: d.Reason}
+		if after.Effect == scope.Allow {
+			// As recorded: an allow is by a grant (an ask rule may have
+			// named an approval remembered for the session).
+			after.Rule = ""
+		}
 		if after.Effect == before.Effect && after.Rule == before.Rule && (after.Effect != scope.Allow || after.Grant == before.Grant) {
 			rep.Unchanged++
 			continue
 		}
-		c := Change{Line: line, ID: rec.ID, Principal: rec.Principal, Tool: rec.Tool, Before: before, After: after, Redacted: len(rec.Redacted) > 0}
+		c := Change{Line: line, ID: rec.ID, Principal: rec.Principal, Tool: rec.Tool, Before: before, After: after,
+			Redacted: len(rec.Redacted) > 0, Session: rec.Session, Provenance: view != nil && view.asked}
 		rep.Counts[c.Kind()]++
 		rep.Changes = append(rep.Changes, c)
 	}

@@ -222,10 +222,11 @@ func Run[T Target](t *testing.T, target T, pattern string, opts ...Option) *Cove
 	}
 	cov := NewCoverage(policyOf(target))
 	for _, file := range files {
-		cases, err := LoadCases(file)
+		cases, seqs, err := loadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
+		runSequences(t, target, seqs, cov)
 		for _, c := range cases {
 			t.Run(c.Name, func(t *testing.T) {
 				t.Helper()
@@ -251,24 +252,54 @@ func policyOf[T Target](target T) *scope.Policy {
 	return nil
 }
 
-// LoadCases reads a case file.
+// LoadCases reads the cases of a case file.
 func LoadCases(path string) ([]Case, error) {
+	cases, _, err := loadFile(path)
+	return cases, err
+}
+
+// LoadSequences reads the sequences of a case file.
+func LoadSequences(path string) ([]Sequence, error) {
+	_, seqs, err := loadFile(path)
+	return seqs, err
+}
+
+// loadFile reads a case file: its cases and its sequences.
+func loadFile(path string) ([]Case, []Sequence, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("scopetest: %w", err)
+		return nil, nil, fmt.Errorf("scopetest: %w", err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, fmt.Errorf("scopetest: %s: %w", path, err)
+		return nil, nil, fmt.Errorf("scopetest: %s: %w", path, err)
 	}
 	var f struct {
-		Cases []yaml.Node `yaml:"cases"`
+		Cases     []yaml.Node `yaml:"cases"`
+		Sequences []yaml.Node `yaml:"sequences"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("scopetest: %s: %w", path, err)
+		return nil, nil, fmt.Errorf("scopetest: %s: %w", path, err)
 	}
+	cases, err := decodeCases(path, f.Cases)
+	if err != nil {
+		return nil, nil, err
+	}
+	seqs, err := decodeSequences(path, f.Sequences)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cases) == 0 && len(seqs) == 0 {
+		return nil, nil, fmt.Errorf("scopetest: %s has no cases", path)
+	}
+	return cases, seqs, nil
+}
+
+// decodeCases reads the cases of a case file.
+func decodeCases(path string, nodes []yaml.Node) ([]Case, error) {
+	f := struct{ Cases []yaml.Node }{nodes}
 	var cases []Case
 	names := map[string]bool{}
 	for i, n := range f.Cases {
@@ -296,9 +327,6 @@ func LoadCases(path string) ([]Case, error) {
 			return nil, fmt.Errorf("scopetest: %s:%d: case %q: expect must be allow, deny or ask, not %q", path, n.Line, c.Name, c.Expect)
 		}
 		cases = append(cases, c)
-	}
-	if len(cases) == 0 {
-		return nil, fmt.Errorf("scopetest: %s has no cases", path)
 	}
 	return cases, nil
 }
