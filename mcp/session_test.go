@@ -44,10 +44,16 @@ labels:
   - tools: [audit_log]
     when: result.attrs.level > 2
     add: [private]
+  - tools: [lookup]
+    when: has(result.attrs.meta.source) && result.attrs.meta.source == "web"
+    add: [untrusted]
+  - tools: [lookup]
+    when: result.attrs.is_error
+    add: [failed]
 scopes:
   assistant:
     grants:
-      - tools: [read_email, fetch_page, send_email, pay, invite, audit_log]
+      - tools: [read_email, fetch_page, send_email, pay, invite, audit_log, lookup]
 rules:
   - name: no-exfiltration
     effect: deny
@@ -109,6 +115,18 @@ func sessServer(t testing.TB, sink audit.Sink, gopts ...toolguard.Option) (*serv
 			text(func(req mcp.CallToolRequest) string { return "paid " + req.GetString("iban", "") })},
 		{mcp.NewToolWithRawSchema("invite", "Invite someone.", obj(`{"who":{"type":"string"}}`)),
 			text(func(req mcp.CallToolRequest) string { return "invited " + req.GetString("who", "") })},
+		// Its result's _meta and isError reach label conditions.
+		{mcp.NewToolWithRawSchema("lookup", "Look something up.", obj(`{"q":{"type":"string"}}`)),
+			func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				res := mcp.NewToolResultText("answer to " + req.GetString("q", ""))
+				switch req.GetString("q", "") {
+				case "web":
+					res.Meta = mcp.NewMetaFromMap(map[string]any{"source": "web"})
+				case "fail":
+					res.IsError = true
+				}
+				return res, nil
+			}},
 		// Its result carries no attrs, so the label condition fails.
 		{mcp.NewToolWithRawSchema("audit_log", "Read the audit log.", obj(`{}`)),
 			text(func(mcp.CallToolRequest) string { return "the secret audit log" })},
@@ -446,4 +464,36 @@ func TestSessionlessCallsOfFlowTools(t *testing.T) {
 	assert.True(t, got.IsError, "the conversation's read taints its later calls: %s", got.Text)
 	read := decisionOf(t, sink, "conversation-42", "read_email")
 	assert.Contains(t, got.Text, read.ID)
+}
+
+// TestSessionLabelsFromMCPResult: label conditions read an MCP result's
+// _meta (result.attrs.meta) and isError (result.attrs.is_error).
+func TestSessionLabelsFromMCPResult(t *testing.T) {
+	sink := &memSink{}
+	s, _ := sessServer(t, sink)
+	c := httpSessionClient(t, sessHTTP(t, s, sessUser).URL)
+	require.False(t, callTool(t, c, "lookup", map[string]any{"q": "plain"}).IsError)
+	assert.False(t, callTool(t, c, "send_email", map[string]any{"to": attackerMail, "body": "x"}).IsError, "a plain answer brings no label")
+	got := callTool(t, c, "lookup", map[string]any{"q": "fail"})
+	assert.True(t, got.IsError, "the tool's own error result goes back as it is")
+	assert.Contains(t, got.Text, "answer to fail")
+	require.False(t, callTool(t, c, "lookup", map[string]any{"q": "web"}).IsError)
+	got = callTool(t, c, "send_email", map[string]any{"to": attackerMail, "body": "y"})
+	assert.True(t, got.IsError, "_meta source web labels the session untrusted: %s", got.Text)
+
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	added := map[string][]string{}
+	args := map[string]string{}
+	for _, r := range sink.recs {
+		if r.Tool == "lookup" && r.Kind == audit.KindDecision {
+			args[r.ID] = string(r.Args)
+		}
+	}
+	for _, r := range sink.recs {
+		if r.Tool == "lookup" && r.Kind == audit.KindOutcome {
+			added[args[r.ID]] = r.LabelsAdded
+		}
+	}
+	assert.Equal(t, map[string][]string{`{"q":"plain"}`: nil, `{"q":"fail"}`: {"failed"}, `{"q":"web"}`: {"untrusted"}}, added)
 }
