@@ -90,6 +90,25 @@
 // [ClaimMapping] says which claims become the principal's ID, scopes and
 // attributes (by default sub, scope and scp, and all other claims).
 //
+// # Sessions
+//
+// Each MCP client session is a guard session of its own
+// ([toolguard.WithSession]): flow rules read what that client's earlier
+// calls brought in, and nothing of another client's. Over streamable HTTP
+// the session is the client's Mcp-Session-Id; over stdio, one session per
+// run of the server. A session the application put into the context (in
+// its HTTPContextFunc, say from a conversation id) is kept. A call with no
+// MCP session (protocol 2026-07-28, a stateless server) belongs to no
+// session, and calls of tools whose policy reads the session are denied.
+//
+// Label conditions read a tool's annotations as tool.annotations (MCP's
+// openWorldHint, for example), and an MCP result's isError and _meta as
+// result.attrs.is_error and result.attrs.meta. A result that may not go
+// back ([toolguard.ErrResultWithheld]) is a CallToolResult with isError set
+// that says so. [ElicitationApprover] offers the user "For the rest of this
+// session" where the asking rule can remember an approval. The proxy does
+// all of this for each of its clients.
+//
 // # The proxy
 //
 // [DialProxy] fronts an upstream MCP server that it reaches over stdio (a
