@@ -190,7 +190,7 @@ func TestSessionProvenanceSpellings(t *testing.T) {
 		"de89370400440532013000",
 		"DE89 3704 0044 0532 0130 00",
 		"ＤＥ８９３７０４００４４０５３２０１３０００", // fullwidth
-		"DЕ89370400440532013000",                   // Cyrillic Е
+		"DЕ89370400440532013000", // Cyrillic Е
 		"Pay to DE89370400440532013000 today",
 	} {
 		_, err := e.call(ctx, "send_money", map[string]any{"iban": iban})

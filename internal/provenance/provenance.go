@@ -152,8 +152,8 @@ func (t *tokenizer) word(w []rune) {
 // IBAN, a host name or IP address, or a phone number; it emits its tokens
 // and returns the index after it, or i when there is none.
 func (t *tokenizer) composite(r []rune, i int) int {
-	if i > 0 && (isWordRune(r[i-1]) || r[i-1] == '.' || r[i-1] == '@') {
-		return i // not a word start: inside something already passed
+	if i > 0 && (isWordRune(r[i-1]) || strings.ContainsRune(".@-+%_", r[i-1])) {
+		return i // inside something already passed: tried at its start
 	}
 	if j := t.url(r, i); j > i {
 		return j
@@ -170,6 +170,15 @@ func (t *tokenizer) composite(r []rune, i int) int {
 	return t.phone(r, i)
 }
 
+// Bounds of the scans at each word start, so that tokenising takes time
+// linear in the text: the longest scheme, e-mail local part (RFC 5321)
+// and host name (RFC 1035) recognised.
+const (
+	maxScheme = 32
+	maxLocal  = 64
+	maxHost   = 253
+)
+
 func isWordRune(c rune) bool {
 	return unicode.IsLetter(c) || unicode.IsDigit(c) || unicode.IsMark(c)
 }
@@ -180,7 +189,7 @@ func isDigit(c rune) bool       { return '0' <= c && c <= '9' }
 // url recognises scheme://... and www.... up to a space or a delimiter.
 func (t *tokenizer) url(r []rune, i int) int {
 	j := i
-	for j < len(r) && (isASCIILetter(r[j]) || isDigit(r[j]) || r[j] == '+' || r[j] == '-' || r[j] == '.') {
+	for j < len(r) && j-i <= maxScheme && (isASCIILetter(r[j]) || isDigit(r[j]) || r[j] == '+' || r[j] == '-' || r[j] == '.') {
 		j++
 	}
 	start := i
@@ -242,7 +251,7 @@ func canonHost(h string) string {
 // email recognises local@domain.tld.
 func (t *tokenizer) email(r []rune, i int) int {
 	j := i
-	for j < len(r) && (isWordRune(r[j]) || strings.ContainsRune("._%+-", r[j])) {
+	for j < len(r) && j-i <= maxLocal && (isWordRune(r[j]) || strings.ContainsRune("._%+-", r[j])) {
 		j++
 	}
 	if j == i || j >= len(r) || r[j] != '@' {
@@ -265,6 +274,9 @@ func (t *tokenizer) email(r []rune, i int) int {
 func hostEnd(r []rune, i int) (int, bool) {
 	j := i
 	for j < len(r) && (isWordRune(r[j]) || r[j] == '-' || r[j] == '.') {
+		if j-i > maxHost {
+			return i, false
+		}
 		j++
 	}
 	for j > i && (r[j-1] == '.' || r[j-1] == '-') {
@@ -347,9 +359,9 @@ func (t *tokenizer) iban(r []rune, i int) int {
 }
 
 func ibanValid(b []byte) bool {
-	s := append(append([]byte{}, b[4:]...), b[:4]...)
 	rem := 0
-	for _, c := range s {
+	for k := range b {
+		c := b[(k+4)%len(b)] // the first four characters go last
 		switch {
 		case '0' <= c && c <= '9':
 			rem = (rem*10 + int(c-'0')) % 97
