@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -496,4 +497,64 @@ func TestSessionLabelsFromMCPResult(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string][]string{`{"q":"plain"}`: nil, `{"q":"fail"}`: {"failed"}, `{"q":"web"}`: {"untrusted"}}, added)
+}
+
+// TestSessionIDOfAnotherPrincipal: a client that presents another
+// client's Mcp-Session-Id with a token of its own is decided in a session
+// of its own principal: what it reads does not taint the victim, and the
+// victim's evidence is the victim's own call (MCP session hijacking).
+func TestSessionIDOfAnotherPrincipal(t *testing.T) {
+	f := newJWTFixture(t)
+	sink := &memSink{}
+	s, _ := sessServer(t, sink)
+	ts := httptest.NewServer(server.NewStreamableHTTPServer(s,
+		server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(f.verifier.PrincipalFunc()))))
+	defer ts.Close()
+	token := func(sub string) string {
+		return f.sign(t, validClaims(), func(c jwt.MapClaims) { c["sub"] = sub; c["scope"] = "assistant"; c["contacts"] = []any{} })
+	}
+	victim := &httpPeer{url: ts.URL, token: token("anna"), client: ts.Client()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, _ := victim.post(t, ctx, []byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+
+		mcp.LATEST_LEGACY_PROTOCOL_VERSION+`","capabilities":{},"clientInfo":{"name":"victim","version":"1"}}}`), nil)
+	victim.session = resp.Header.Get(server.HeaderKeySessionID)
+	require.NotEmpty(t, victim.session)
+	thief := &httpPeer{url: ts.URL, session: victim.session, token: token("mallory"), client: ts.Client()}
+
+	callMsg := func(name, args string) []byte {
+		return []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"` + name + `","arguments":` + args + `}}`)
+	}
+	isError := func(msg []byte) bool {
+		var r struct {
+			Result struct {
+				IsError bool `json:"isError"`
+			} `json:"result"`
+		}
+		require.NoError(t, json.Unmarshal(msg, &r), "%s", msg)
+		return r.Result.IsError
+	}
+	send := callMsg("send_email", `{"to":"`+attackerMail+`","body":"x"}`)
+	read := callMsg("read_email", `{"id":"m1"}`)
+
+	require.False(t, isError(thief.call(t, 2, read, nil)), "the thief reads in its own session")
+	assert.False(t, isError(victim.call(t, 2, send, nil)), "the thief's read does not taint the victim")
+	require.False(t, isError(victim.call(t, 2, read, nil)))
+	assert.True(t, isError(victim.call(t, 2, send, nil)))
+
+	var victimRead, thiefRead, denied audit.Record
+	for _, r := range sink.decisions() {
+		assert.Equal(t, victim.session, r.Session, "both present the same id")
+		switch {
+		case r.Tool == "read_email" && r.Principal == "anna":
+			victimRead = r
+		case r.Tool == "read_email" && r.Principal == "mallory":
+			thiefRead = r
+		case r.Tool == "send_email" && r.Effect == "deny":
+			denied = r
+		}
+	}
+	require.NotEmpty(t, denied.Flow)
+	assert.Equal(t, victimRead.ID, denied.Flow[0].CallID, "the victim's denial rests on the victim's own read")
+	assert.NotEqual(t, thiefRead.ID, denied.Flow[0].CallID)
 }
