@@ -1,6 +1,7 @@
 package guardmcp_test
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -164,4 +167,53 @@ func TestMCPGuardSessionPerStdioRun(t *testing.T) {
 	require.NotEmpty(t, recs[1].Flow)
 	assert.Equal(t, recs[0].ID, recs[1].Flow[0].CallID)
 	assert.Contains(t, first.Calls[1].Text, recs[0].ID)
+}
+
+// TestMCPGuardRememberedApproval: through mcpguard in front of the
+// filesystem server, a user who approves a write by elicitation "for the
+// rest of this session" is not asked again for the same file in that run;
+// another file is asked about; the next run asks again.
+func TestMCPGuardRememberedApproval(t *testing.T) {
+	mods := requireExternal(t)
+	guard := buildBin(t, "mcpguard")
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	require.NoError(t, err)
+	ws := filepath.Join(root, "ws")
+	require.NoError(t, os.MkdirAll(ws, 0o755))
+	policy := filepath.Join(root, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(approvalPolicy+"    remember: args.path\n"), 0o644))
+	logPath := filepath.Join(root, "decisions.jsonl")
+	argv := []string{guard, "-policy", policy, "-audit", logPath, "-approval-timeout", "20s",
+		"-principal", "writer", "-scopes", "fs.read,fs.write", "-attr", "workspace=" + ws,
+		"--", "node", filepath.Join(mods, "@modelcontextprotocol", "server-filesystem", "dist", "index.js"), root}
+	var asked []string
+	h := client.WithElicitationHandler(elicitFunc(func(_ context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+		asked = append(asked, req.Params.Message)
+		return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{
+			Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"approve": true, "for_session": true}}}, nil
+	}))
+	a, b := filepath.Join(ws, "a.txt"), filepath.Join(ws, "b.txt")
+	write := func(path, content string) toolCall {
+		return toolCall{"write_file", map[string]any{"path": path, "content": content}}
+	}
+	res := goSession(t, argv, []toolCall{write(a, "1"), write(a, "2"), write(b, "3")}, h)
+	for i, c := range res.Calls {
+		assert.False(t, c.IsError, "call %d: %s", i, c.Text)
+	}
+	require.Len(t, asked, 2, "asked about a.txt once, and about b.txt")
+	assert.Contains(t, asked[0], "For the rest of this session")
+	assert.Contains(t, asked[0], a, "the question names the key it would cover")
+
+	res = goSession(t, argv, []toolCall{write(a, "4")}, h)
+	assert.False(t, res.Calls[0].IsError, res.Calls[0].Text)
+	assert.Len(t, asked, 3, "a new run is a new session: asked again")
+
+	recs := verifyLog(t, logPath)
+	require.Len(t, recs, 4)
+	assert.NotNil(t, recs[0].Approval)
+	assert.True(t, recs[0].Approval.ForSession)
+	assert.Nil(t, recs[1].Approval, "not asked")
+	assert.Equal(t, recs[0].ID, recs[1].Remembered, "allowed by the approval of the first write")
+	assert.NotNil(t, recs[2].Approval)
+	assert.Empty(t, recs[3].Remembered)
 }
