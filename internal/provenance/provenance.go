@@ -31,6 +31,10 @@ const MaxTokenBytes = 64
 // letters and digits), common Cyrillic and Greek look-alikes of Latin
 // letters mapped to those letters, then case-folded.
 func Normalize(s string) string {
+	if isASCII(s) {
+		// NFKC and the look-alikes change no ASCII; folding is lowering.
+		return strings.ToLower(s)
+	}
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
@@ -238,8 +242,10 @@ func (t *tokenizer) url(r []rune, i int) int {
 // and writes an internationalised name in its ASCII (punycode) form.
 func canonHost(h string) string {
 	h = strings.TrimSuffix(h, ".")
-	if a, err := idna.Lookup.ToASCII(h); err == nil {
-		h = a
+	if !isASCII(h) {
+		if a, err := idna.Lookup.ToASCII(h); err == nil {
+			h = a
+		}
 	}
 	h = strings.ToLower(h)
 	if strings.HasPrefix(h, "www.") && strings.Count(h, ".") >= 2 {
@@ -459,4 +465,13 @@ var confusables = map[rune]rune{
 	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O', 'Ρ': 'P',
 	'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
 	'ο': 'o', 'α': 'a', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ρ': 'p', 'υ': 'u', 'χ': 'x',
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
