@@ -70,6 +70,12 @@
 // elicitation capability) is denied, with a reason saying so. -approve none
 // denies every call that needs approval.
 //
+// Policies that read the session (labels, flow rules, x.from, remember)
+// see each client on its own: over HTTP each client's MCP session
+// (Mcp-Session-Id) is a guard session, over stdio each run of mcpguard is
+// one. A client without an MCP session (protocol 2026-07-28) is denied the
+// tools whose policy reads the session.
+//
 // On SIGHUP mcpguard reloads the policy file; with -watch it also polls the
 // file for changes. A policy that fails to load is logged and the one in
 // force stays. After a reload, connected clients are told that the tool list
