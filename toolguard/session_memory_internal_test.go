@@ -53,7 +53,7 @@ func TestMemorySessionsDropsAreBounded(t *testing.T) {
 	m := NewMemorySessions(MemorySessionOptions{MaxSessions: 2})
 	ctx := context.Background()
 	for i := range 100 {
-		k := SessionKey{Principal: "p", Session: string(rune('a' + i%26)) + strings.Repeat("x", i)}
+		k := SessionKey{Principal: "p", Session: string(rune('a'+i%26)) + strings.Repeat("x", i)}
 		if _, err := m.Append(ctx, k, SessionEvent{}); err != nil {
 			t.Fatal(err)
 		}
