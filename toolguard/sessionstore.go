@@ -25,7 +25,9 @@ type SessionState struct {
 	Labels []scope.LabelOrigin
 	// Tools counts the calls that ran, by tool.
 	Tools map[string]int
-	// Tokens is the number of distinct provenance tokens held.
+	// Tokens is the size of the session's provenance index: the distinct
+	// (label, token) pairs held, so a token indexed under two labels
+	// counts twice. It is what a store's token bound limits.
 	Tokens int
 }
 
@@ -46,13 +48,18 @@ type SessionEvent struct {
 // denies the call it was asked for.
 type SessionStore interface {
 	// Load returns the session's summary; a session never seen is empty.
+	// For a session over the store's bounds it returns an error matching
+	// [ErrSessionFull], so that the guard denies the call before it runs.
 	Load(ctx context.Context, k SessionKey) (SessionState, error)
 	// Lookup returns, for each of tokens that an earlier result carrying
 	// label held, the earliest such call. Tokens not found are absent.
+	// Labels and tokens match byte for byte: the caller normalises.
 	Lookup(ctx context.Context, k SessionKey, label string, tokens []string) (map[string]scope.Origin, error)
 	// Append adds a call that ran and returns its origin with Seq set. It
 	// returns an error matching [ErrSessionFull] when the session would
-	// exceed the store's bounds; the session then refuses new calls.
+	// exceed the store's bounds; the session then refuses new calls: Load
+	// and Append keep returning ErrSessionFull (until the store forgets
+	// the session, e.g. when its time to live ends).
 	Append(ctx context.Context, k SessionKey, ev SessionEvent) (scope.Origin, error)
 	// Remember stores a human's approval of rule for key, for the rest of
 	// the session.

@@ -1,0 +1,217 @@
+package redissession
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/agentguard/agentguard/scope"
+	"github.com/agentguard/agentguard/toolguard"
+)
+
+// The keys of one session, in the order every script receives them. They
+// share the session's hash tag, so that one script may touch them all on a
+// Redis Cluster.
+const (
+	keyMeta     = iota // hash: n calls, t pairs, r approvals, f "1" when full
+	keyLabels          // hash: label -> origin of its earliest call
+	keyTools           // hash: tool -> calls
+	keyTokens          // hash: len(label) ":" label token -> earliest origin
+	keyApproved        // hash: len(rule) ":" rule key -> origin
+	numKeys
+)
+
+var keySuffixes = [numKeys]string{"}:m", "}:l", "}:t", "}:p", "}:a"}
+
+// sessionHash returns the hex SHA-256 of the session's principal and id,
+// the principal length-prefixed, so that ("a:b", "c") and ("a", "b:c") stay
+// apart. Hashing keeps keys short and free of whatever the ids contain.
+func sessionHash(k toolguard.SessionKey) [2 * sha256.Size]byte {
+	h := sha256.New()
+	var n [24]byte
+	h.Write([]byte("agentguard session\x00"))
+	h.Write(strconv.AppendInt(n[:0], int64(len(k.Principal)), 10))
+	h.Write([]byte{':'})
+	h.Write([]byte(k.Principal))
+	h.Write([]byte(k.Session))
+	var sum [sha256.Size]byte
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], h.Sum(sum[:0]))
+	return out
+}
+
+// keys returns the Redis keys of session k: "{prefix:hash}:" and a letter.
+func (s *Store) keys(k toolguard.SessionKey) [numKeys]string {
+	h := sessionHash(k)
+	base := s.prefix + string(h[:])
+	var keys [numKeys]string
+	for i, suf := range keySuffixes {
+		keys[i] = base + suf
+	}
+	return keys
+}
+
+// fieldPrefix returns the start of a hash field that pairs name with a
+// second string: len(name) ":" name, so that no two pairs share a field.
+func fieldPrefix(name string) string {
+	return strconv.Itoa(len(name)) + ":" + name
+}
+
+// encodeOrigin is the form an origin is stored in: seq ":" len(tool) ":"
+// tool callID. The scripts build the same form.
+func encodeOrigin(o scope.Origin) string {
+	return strconv.FormatUint(o.Seq, 10) + ":" + fieldPrefix(o.Tool) + o.CallID
+}
+
+func decodeOrigin(v any) (scope.Origin, error) {
+	s, ok := v.(string)
+	if !ok {
+		return scope.Origin{}, fmt.Errorf("stored origin is a %T", v)
+	}
+	seqText, rest, ok1 := strings.Cut(s, ":")
+	lenText, rest, ok2 := strings.Cut(rest, ":")
+	seq, err1 := strconv.ParseUint(seqText, 10, 64)
+	n, err2 := strconv.Atoi(lenText)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || n < 0 || n > len(rest) {
+		return scope.Origin{}, fmt.Errorf("malformed stored origin %q", s)
+	}
+	return scope.Origin{Tool: rest[:n], CallID: rest[n:], Seq: seq}, nil
+}
+
+// decodeState decodes the reply of loadScript: {1, calls, pairs, {label,
+// origin, ...}, {tool, count, ...}}.
+func decodeState(v []any) (toolguard.SessionState, error) {
+	if len(v) != 5 {
+		return toolguard.SessionState{}, fmt.Errorf("unexpected reply of %d values to a load", len(v))
+	}
+	calls, ok1 := v[1].(int64)
+	pairs, ok2 := v[2].(int64)
+	labels, ok3 := v[3].([]any)
+	tools, ok4 := v[4].([]any)
+	if !ok1 || !ok2 || !ok3 || !ok4 || calls < 0 || pairs < 0 || len(labels)%2 != 0 || len(tools)%2 != 0 {
+		return toolguard.SessionState{}, errors.New("malformed reply to a load")
+	}
+	st := toolguard.SessionState{Calls: uint64(calls), Tokens: int(pairs), Tools: make(map[string]int, len(tools)/2)}
+	if len(labels) > 0 {
+		st.Labels = make([]scope.LabelOrigin, 0, len(labels)/2)
+	}
+	for i := 0; i < len(labels); i += 2 {
+		name, ok := labels[i].(string)
+		o, err := decodeOrigin(labels[i+1])
+		if !ok || err != nil {
+			return toolguard.SessionState{}, errors.New("malformed label in a load")
+		}
+		st.Labels = append(st.Labels, scope.LabelOrigin{Label: name, Origin: o})
+	}
+	slices.SortFunc(st.Labels, func(a, b scope.LabelOrigin) int { return strings.Compare(a.Label, b.Label) })
+	for i := 0; i < len(tools); i += 2 {
+		name, ok := tools[i].(string)
+		count, ok2 := tools[i+1].(string)
+		n, err := strconv.Atoi(count)
+		if !ok || !ok2 || err != nil || n < 0 {
+			return toolguard.SessionState{}, errors.New("malformed tool count in a load")
+		}
+		st.Tools[name] = n
+	}
+	return st, nil
+}
+
+// Every script gets the session's keys in the order above and ARGV[1], the
+// time to live in milliseconds. It extends every key of the session to it
+// (sliding expiry; keys that do not exist stay absent), and replies {0}
+// when the session is full, else {1, ...}. The keys of a session always
+// share one expiry time, set in one script, so they expire together.
+const prelude = `
+local ttl = ARGV[1]
+local function touch()
+  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+local function fieldprefix(s) return #s .. ':' .. s end
+local meta = redis.call('HMGET', KEYS[1], 'n', 't', 'r', 'f')
+local calls = tonumber(meta[1]) or 0
+local npairs = tonumber(meta[2]) or 0
+local approved = tonumber(meta[3]) or 0
+touch()
+if meta[4] == '1' then return {0} end
+`
+
+// loadScript: ARGV[2] the most calls. It replies {1, calls, pairs, {label,
+// origin, ...}, {tool, count, ...}}, or {0} when the session holds the most
+// calls already.
+var loadScript = redis.NewScript(prelude + `
+if calls >= tonumber(ARGV[2]) then return {0} end
+return {1, calls, npairs, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+`)
+
+// lookupScript: ARGV[2] the label's field prefix, ARGV[3..] the tokens. It
+// replies {1, origin or nil per token}.
+var lookupScript = redis.NewScript(prelude + `
+local out = {1}
+for i = 3, #ARGV do
+  out[#out + 1] = redis.call('HGET', KEYS[4], ARGV[2] .. ARGV[i])
+end
+return out
+`)
+
+// appendScript: ARGV[2..4] the most calls, labels and pairs, ARGV[5] the
+// tool, ARGV[6] the call id, ARGV[7] the number n of labels, ARGV[8..7+n]
+// the labels, the rest the tokens (both distinct). It checks every bound
+// first and then changes all or nothing; it replies {1, seq}, or {0} after
+// marking the session full.
+var appendScript = redis.NewScript(prelude + `
+local maxcalls, maxlabels, maxpairs = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tool, callid, nl = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local newlabels, newpairs = 0, 0
+local prefixes = {}
+for i = 1, nl do
+  local label = ARGV[7 + i]
+  if redis.call('HEXISTS', KEYS[2], label) == 0 then newlabels = newlabels + 1 end
+  prefixes[i] = fieldprefix(label)
+  for j = 8 + nl, #ARGV do
+    if redis.call('HEXISTS', KEYS[4], prefixes[i] .. ARGV[j]) == 0 then newpairs = newpairs + 1 end
+  end
+end
+if calls + 1 > maxcalls or redis.call('HLEN', KEYS[2]) + newlabels > maxlabels or npairs + newpairs > maxpairs then
+  redis.call('HSET', KEYS[1], 'f', '1')
+  touch()
+  return {0}
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local origin = string.format('%d', seq) .. ':' .. fieldprefix(tool) .. callid
+redis.call('HINCRBY', KEYS[3], tool, 1)
+for i = 1, nl do
+  redis.call('HSETNX', KEYS[2], ARGV[7 + i], origin)
+  for j = 8 + nl, #ARGV do redis.call('HSETNX', KEYS[4], prefixes[i] .. ARGV[j], origin) end
+end
+if newpairs > 0 then redis.call('HINCRBY', KEYS[1], 't', newpairs) end
+touch()
+return {1, seq}
+`)
+
+// rememberScript: ARGV[2] the most approvals, ARGV[3] the field (rule and
+// key), ARGV[4] the origin. The first approval of a field is kept. It
+// replies {1}, or {0} after marking the session full.
+var rememberScript = redis.NewScript(prelude + `
+if redis.call('HEXISTS', KEYS[5], ARGV[3]) == 1 then return {1} end
+if approved + 1 > tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'f', '1')
+  touch()
+  return {0}
+end
+redis.call('HSET', KEYS[5], ARGV[3], ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'r', 1)
+touch()
+return {1}
+`)
+
+// rememberedScript: ARGV[2] the field (rule and key). It replies {1,
+// origin or nil}.
+var rememberedScript = redis.NewScript(prelude + `
+return {1, redis.call('HGET', KEYS[5], ARGV[2])}
+`)
