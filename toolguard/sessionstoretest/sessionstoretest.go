@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) toolguard.SessionStore) {
 		{"AppendAssignsSeq", testAppendSeq},
 		{"ConcurrentAppendSeq", testConcurrentSeq},
 		{"EarliestOrigin", testEarliest},
+		{"LabelsSorted", testLabelsSorted},
 		{"LookupByLabel", testLookupByLabel},
 		{"TokensCount", testTokensCount},
 		{"Isolation", testIsolation},
@@ -279,6 +280,24 @@ func testEarliest(t *testing.T, s toolguard.SessionStore, p string) {
 	if !mapsEqual(got, want) {
 		t.Fatalf("Lookup private = %+v, want %+v", got, want)
 	}
+}
+
+// Load lists labels sorted byte-wise, whatever order they came in.
+func testLabelsSorted(t *testing.T, s toolguard.SessionStore, p string) {
+	k := toolguard.SessionKey{Principal: p, Session: "s"}
+	in := []string{"untrusted", "b", "private", "a", "Z", "é", "a:b", "", "zz", "a\x00"}
+	o1 := mustAppend(t, s, k, ev("t", "r1", in[:5]))
+	o2 := mustAppend(t, s, k, ev("t", "r2", in))
+	var want []scope.LabelOrigin
+	for i, l := range in {
+		o := o1
+		if i >= 5 {
+			o = o2
+		}
+		want = append(want, scope.LabelOrigin{Label: l, Origin: o})
+	}
+	slices.SortFunc(want, func(a, b scope.LabelOrigin) int { return strings.Compare(a.Label, b.Label) })
+	wantLabels(t, mustLoad(t, s, k), want...)
 }
 
 func mapsEqual(a, b map[string]scope.Origin) bool {
