@@ -127,6 +127,11 @@ func decodeState(v []any) (toolguard.SessionState, error) {
 // (sliding expiry; keys that do not exist stay absent), and replies {0}
 // when the session is full, else {1, ...}. The keys of a session always
 // share one expiry time, set in one script, so they expire together.
+//
+// A script writes nothing before its first command that may grow memory
+// (HINCRBY, HSET): Redis refuses a script's writes under maxmemory only
+// while it has written nothing, so a PEXPIRE first would let an Append
+// past a full Redis. touch() therefore comes last.
 const prelude = `
 local ttl = ARGV[1]
 local function touch()
@@ -137,14 +142,14 @@ local meta = redis.call('HMGET', KEYS[1], 'n', 't', 'r', 'f')
 local calls = tonumber(meta[1]) or 0
 local npairs = tonumber(meta[2]) or 0
 local approved = tonumber(meta[3]) or 0
-touch()
-if meta[4] == '1' then return {0} end
+if meta[4] == '1' then touch() return {0} end
 `
 
 // loadScript: ARGV[2] the most calls. It replies {1, calls, pairs, {label,
 // origin, ...}, {tool, count, ...}}, or {0} when the session holds the most
 // calls already.
 var loadScript = redis.NewScript(prelude + `
+touch()
 if calls >= tonumber(ARGV[2]) then return {0} end
 return {1, calls, npairs, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
 `)
@@ -156,6 +161,7 @@ local out = {1}
 for i = 3, #ARGV do
   out[#out + 1] = redis.call('HGET', KEYS[4], ARGV[2] .. ARGV[i])
 end
+touch()
 return out
 `)
 
@@ -198,7 +204,7 @@ return {1, seq}
 // key), ARGV[4] the origin. The first approval of a field is kept. It
 // replies {1}, or {0} after marking the session full.
 var rememberScript = redis.NewScript(prelude + `
-if redis.call('HEXISTS', KEYS[5], ARGV[3]) == 1 then return {1} end
+if redis.call('HEXISTS', KEYS[5], ARGV[3]) == 1 then touch() return {1} end
 if approved + 1 > tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'f', '1')
   touch()
@@ -213,5 +219,7 @@ return {1}
 // rememberedScript: ARGV[2] the field (rule and key). It replies {1,
 // origin or nil}.
 var rememberedScript = redis.NewScript(prelude + `
-return {1, redis.call('HGET', KEYS[5], ARGV[2])}
+local o = redis.call('HGET', KEYS[5], ARGV[2])
+touch()
+return {1, o}
 `)

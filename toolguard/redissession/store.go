@@ -129,6 +129,9 @@ func errFull(k toolguard.SessionKey) error {
 // Append or Remember found over its bounds, is an error matching
 // [toolguard.ErrSessionFull].
 func (s *Store) Load(ctx context.Context, k toolguard.SessionKey) (toolguard.SessionState, error) {
+	if err := s.check(); err != nil {
+		return toolguard.SessionState{}, err
+	}
 	v, err := s.run(ctx, loadScript, k, s.ttl, s.maxCalls)
 	if err != nil {
 		return toolguard.SessionState{}, err
@@ -146,6 +149,9 @@ func (s *Store) Load(ctx context.Context, k toolguard.SessionKey) (toolguard.Ses
 // Lookup implements [toolguard.SessionStore] with one round trip whose
 // cost grows with len(tokens), not with the session.
 func (s *Store) Lookup(ctx context.Context, k toolguard.SessionKey, label string, tokens []string) (map[string]scope.Origin, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
 	args := make([]any, 0, 2+len(tokens))
 	args = append(args, s.ttl, fieldPrefix(label))
 	for _, t := range tokens {
@@ -181,6 +187,9 @@ func (s *Store) Lookup(ctx context.Context, k toolguard.SessionKey, label string
 // label and (label, token) pair. An event that does not fit changes
 // nothing but marks the session full.
 func (s *Store) Append(ctx context.Context, k toolguard.SessionKey, ev toolguard.SessionEvent) (scope.Origin, error) {
+	if err := s.check(); err != nil {
+		return scope.Origin{}, err
+	}
 	labels := dedup(ev.Labels)
 	tokens := dedup(ev.Tokens)
 	args := make([]any, 0, 7+len(labels)+len(tokens))
@@ -214,6 +223,9 @@ func (s *Store) Append(ctx context.Context, k toolguard.SessionKey, ev toolguard
 // for rule and key is kept; a session remembers at most MaxCalls
 // approvals, and one more marks it full.
 func (s *Store) Remember(ctx context.Context, k toolguard.SessionKey, rule, key string, o scope.Origin) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	v, err := s.run(ctx, rememberScript, k, s.ttl, s.maxCalls, fieldPrefix(rule)+key, encodeOrigin(o))
 	if err != nil {
 		return err
@@ -226,6 +238,9 @@ func (s *Store) Remember(ctx context.Context, k toolguard.SessionKey, rule, key 
 
 // Remembered implements [toolguard.SessionStore].
 func (s *Store) Remembered(ctx context.Context, k toolguard.SessionKey, rule, key string) (scope.Origin, bool, error) {
+	if err := s.check(); err != nil {
+		return scope.Origin{}, false, err
+	}
 	v, err := s.run(ctx, rememberedScript, k, s.ttl, fieldPrefix(rule)+key)
 	if err != nil {
 		return scope.Origin{}, false, err
@@ -275,6 +290,14 @@ func dedupMap(in []string) []string {
 	return out
 }
 
+// check returns an error for a Store not made by New.
+func (s *Store) check() error {
+	if s == nil || s.client == nil {
+		return errors.New("redissession: Store has no client (use New)")
+	}
+	return nil
+}
+
 // full reports whether a script's reply says the session is over its
 // bounds: every script replies {1, ...} when it did its work and {0} when
 // it refused.
@@ -286,9 +309,6 @@ func full(v []any) bool {
 // whatever the client's own settings. If it gives up, the script may still
 // run; its answer is then dropped.
 func (s *Store) run(ctx context.Context, sc *redis.Script, k toolguard.SessionKey, args ...any) ([]any, error) {
-	if s == nil || s.client == nil {
-		return nil, errors.New("redissession: Store has no client (use New)")
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	type reply struct {
