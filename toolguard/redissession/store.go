@@ -68,10 +68,10 @@ type Options struct {
 // A Store is safe for concurrent use. Create one with [New]; the zero Store
 // has no client and every method returns an error.
 type Store struct {
-	client  redis.UniversalClient
-	prefix  string // "{agentguard:"
-	ttl     string // milliseconds, for PEXPIRE
-	timeout time.Duration
+	client                         redis.UniversalClient
+	prefix                         string // "{agentguard:"
+	ttl                            string // milliseconds, for PEXPIRE
+	timeout                        time.Duration
 	maxCalls, maxLabels, maxTokens int
 }
 
