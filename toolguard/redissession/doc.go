@@ -21,6 +21,16 @@
 // cannot tell an exfiltration from an ordinary call. A cancelled context is
 // an error too.
 //
+// An Append that arrives after the store gave up may still be applied: the
+// session then holds a call the guard reported as failed. That can only
+// make later decisions stricter.
+//
+// Run Redis with maxmemory-policy noeviction: a full Redis then refuses an
+// Append whole (an error wrapping ErrUnavailable) instead of evicting part
+// of a session. A Redis without persistence forgets its sessions when it
+// restarts, and they start again empty; use appendonly yes, or replicas
+// with failover, where that matters.
+//
 // # Bounds
 //
 // A session holds at most Options.MaxCalls calls, MaxLabels distinct

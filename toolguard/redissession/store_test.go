@@ -443,3 +443,21 @@ func TestZeroStore(t *testing.T) {
 	_, err := nilStore.Load(bg, toolguard.SessionKey{})
 	assert.Error(t, err)
 }
+
+// A Redis without persistence forgets its sessions when it restarts: the
+// session starts again empty. This is why the documentation asks for
+// appendonly where that matters.
+func TestRestartWithoutPersistenceForgets(t *testing.T) {
+	srv := startRedis(t)
+	s, err := redissession.New(srv.Client(), redissession.Options{Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	k := toolguard.SessionKey{Principal: "alice", Session: "s"}
+	_, err = s.Append(bg, k, event("read_email", "r1", []string{"untrusted"}, "x"))
+	require.NoError(t, err)
+	srv.Stop()
+	srv.Start()
+	var st toolguard.SessionState
+	require.Eventually(t, func() bool { st, err = s.Load(bg, k); return err == nil }, 10*time.Second, 10*time.Millisecond)
+	assert.Zero(t, st.Calls)
+	assert.Empty(t, st.Labels)
+}
