@@ -16,7 +16,8 @@ type SessionKey struct {
 
 // SessionState is the summary of a session a decision reads in full: small,
 // and bounded by the number of distinct labels and tools, not by the number
-// of calls.
+// of calls. A store may hand out the same state to several callers: they
+// must not modify it.
 type SessionState struct {
 	// Calls is the number of calls that ran in the session.
 	Calls uint64
@@ -35,10 +36,10 @@ type SessionState struct {
 type SessionEvent struct {
 	// Origin names the call; its Seq is assigned by the store.
 	Origin scope.Origin
-	// Labels are the labels the call's result brought.
+	// Labels are the labels the call's result brought, each once.
 	Labels []string
 	// Tokens are the provenance tokens of the call's result (already
-	// normalised), indexed under each of Labels.
+	// normalised), each once, indexed under each of Labels.
 	Tokens []string
 }
 

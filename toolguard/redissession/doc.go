@@ -37,9 +37,14 @@
 // labels and MaxTokens (label, token) pairs in its provenance index. An
 // Append that would go over any of them changes nothing, returns an error
 // matching [toolguard.ErrSessionFull] and marks the session full: from then
-// on every operation on it returns that error, until it expires. Load
-// refuses a session that holds MaxCalls calls already, so that the call
-// that would not fit is denied before it runs.
+// on every operation on it returns that error, saying which bound, until it
+// expires. Load refuses a session that holds MaxCalls calls already, so
+// that the call that would not fit is denied before it runs.
+//
+// A session left unused for Options.TTL expires. Like the in-memory store,
+// the Store then refuses it (ErrSessionFull: the session expired) for
+// Options.ExpiredFor more, rather than answer as if it had never run: a
+// session's history is never forgotten silently while its calls go on.
 //
 // # Data model
 //
@@ -49,7 +54,8 @@
 // contain, and the same session id under two principals is two sessions.
 //
 //   - m, a hash: n, the calls (Append assigns Seq = n+1); t, the (label,
-//     token) pairs held; r, the approvals remembered; f, "1" once full.
+//     token) pairs held; r, the approvals remembered; f, once full, the
+//     bound it reached.
 //   - l, a hash from each label to the earliest call that brought it
 //     (HSETNX: the first writer wins).
 //   - t, a hash from each tool to the calls of it that ran.
@@ -59,6 +65,8 @@
 //     session.
 //   - a, a hash from len(rule) ":" rule key to the call in which a human
 //     approved it for the rest of the session.
+//   - g, a marker that the session existed, kept TTL + ExpiredFor: while
+//     it remains and m is gone, the session has expired.
 //
 // A call is stored as seq ":" len(tool) ":" tool call-id. Every operation
 // extends all of the session's keys to Options.TTL (sliding expiry), in

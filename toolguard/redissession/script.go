@@ -19,15 +19,16 @@ import (
 // share the session's hash tag, so that one script may touch them all on a
 // Redis Cluster.
 const (
-	keyMeta     = iota // hash: n calls, t pairs, r approvals, f "1" when full
+	keyMeta     = iota // hash: n calls, t pairs, r approvals, f why it is full
 	keyLabels          // hash: label -> origin of its earliest call
 	keyTools           // hash: tool -> calls
 	keyTokens          // hash: len(label) ":" label token -> earliest origin
 	keyApproved        // hash: len(rule) ":" rule key -> origin
+	keyGone            // string, outliving the others: the session existed
 	numKeys
 )
 
-var keySuffixes = [numKeys]string{"}:m", "}:l", "}:t", "}:p", "}:a"}
+var keySuffixes = [numKeys]string{"}:m", "}:l", "}:t", "}:p", "}:a", "}:g"}
 
 // sessionHash returns the hex SHA-256 of the session's principal and id,
 // the principal length-prefixed, so that ("a:b", "c") and ("a", "b:c") stay
@@ -122,104 +123,116 @@ func decodeState(v []any) (toolguard.SessionState, error) {
 	return st, nil
 }
 
-// Every script gets the session's keys in the order above and ARGV[1], the
-// time to live in milliseconds. It extends every key of the session to it
-// (sliding expiry; keys that do not exist stay absent), and replies {0}
-// when the session is full, else {1, ...}. The keys of a session always
-// share one expiry time, set in one script, so they expire together.
+// Every script gets the session's keys in the order above, ARGV[1] the
+// time to live and ARGV[2] the time an expired session is still refused,
+// both in milliseconds; its own arguments start at ARGV[3]. It replies
+// {0, why} when the session is refused (full, or expired), else {1, ...}.
+//
+// Every use extends the session's keys to the time to live (sliding
+// expiry; keys that do not exist stay absent), all in one script, so they
+// expire together, and the marker g to the time to live plus the refusal
+// time. A session whose keys are gone while g remains has expired.
 //
 // A script writes nothing before its first command that may grow memory
 // (HINCRBY, HSET): Redis refuses a script's writes under maxmemory only
 // while it has written nothing, so a PEXPIRE first would let an Append
 // past a full Redis. touch() therefore comes last.
 const prelude = `
-local ttl = ARGV[1]
-local function touch()
-  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+local ttl, gonettl = ARGV[1], ARGV[2]
+local function touch(wrote)
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  if wrote then
+    redis.call('SET', KEYS[6], '1', 'PX', gonettl)
+  else
+    redis.call('PEXPIRE', KEYS[6], gonettl)
+  end
 end
 local function fieldprefix(s) return #s .. ':' .. s end
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[6]) == 1 then
+  touch(false)
+  return {0, 'expired'}
+end
 local meta = redis.call('HMGET', KEYS[1], 'n', 't', 'r', 'f')
 local calls = tonumber(meta[1]) or 0
 local npairs = tonumber(meta[2]) or 0
 local approved = tonumber(meta[3]) or 0
-if meta[4] == '1' then touch() return {0} end
+if meta[4] then touch(false) return {0, meta[4]} end
+local function refuse(why)
+  redis.call('HSET', KEYS[1], 'f', why)
+  touch(true)
+  return {0, why}
+end
 `
 
-// loadScript: ARGV[2] the most calls. It replies {1, calls, pairs, {label,
-// origin, ...}, {tool, count, ...}}, or {0} when the session holds the most
-// calls already.
+// loadScript: ARGV[3] the most calls. It replies {1, calls, pairs, {label,
+// origin, ...}, {tool, count, ...}}, or {0, "calls"} when the session
+// holds the most calls already.
 var loadScript = redis.NewScript(prelude + `
-touch()
-if calls >= tonumber(ARGV[2]) then return {0} end
+touch(false)
+if calls >= tonumber(ARGV[3]) then return {0, 'calls'} end
 return {1, calls, npairs, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
 `)
 
-// lookupScript: ARGV[2] the label's field prefix, ARGV[3..] the tokens. It
+// lookupScript: ARGV[3] the label's field prefix, ARGV[4..] the tokens. It
 // replies {1, origin or nil per token}.
 var lookupScript = redis.NewScript(prelude + `
 local out = {1}
-for i = 3, #ARGV do
-  out[#out + 1] = redis.call('HGET', KEYS[4], ARGV[2] .. ARGV[i])
+for i = 4, #ARGV do
+  out[#out + 1] = redis.call('HGET', KEYS[4], ARGV[3] .. ARGV[i])
 end
-touch()
+touch(false)
 return out
 `)
 
-// appendScript: ARGV[2..4] the most calls, labels and pairs, ARGV[5] the
-// tool, ARGV[6] the call id, ARGV[7] the number n of labels, ARGV[8..7+n]
-// the labels, the rest the tokens (both distinct). It checks every bound
-// first and then changes all or nothing; it replies {1, seq}, or {0} after
-// marking the session full.
+// appendScript: ARGV[3..5] the most calls, labels and pairs, ARGV[6] the
+// tool, ARGV[7] the call id, ARGV[8] the number n of labels,
+// ARGV[9..8+n] the labels, the rest the tokens (both distinct). It checks
+// every bound first and then changes all or nothing; it replies {1, seq},
+// or {0, why} after marking the session full.
 var appendScript = redis.NewScript(prelude + `
-local maxcalls, maxlabels, maxpairs = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local tool, callid, nl = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local maxcalls, maxlabels, maxpairs = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local tool, callid, nl = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local newlabels, newpairs = 0, 0
 local prefixes = {}
 for i = 1, nl do
-  local label = ARGV[7 + i]
+  local label = ARGV[8 + i]
   if redis.call('HEXISTS', KEYS[2], label) == 0 then newlabels = newlabels + 1 end
   prefixes[i] = fieldprefix(label)
-  for j = 8 + nl, #ARGV do
+  for j = 9 + nl, #ARGV do
     if redis.call('HEXISTS', KEYS[4], prefixes[i] .. ARGV[j]) == 0 then newpairs = newpairs + 1 end
   end
 end
-if calls + 1 > maxcalls or redis.call('HLEN', KEYS[2]) + newlabels > maxlabels or npairs + newpairs > maxpairs then
-  redis.call('HSET', KEYS[1], 'f', '1')
-  touch()
-  return {0}
-end
+if calls + 1 > maxcalls then return refuse('calls') end
+if redis.call('HLEN', KEYS[2]) + newlabels > maxlabels then return refuse('labels') end
+if npairs + newpairs > maxpairs then return refuse('tokens') end
 local seq = redis.call('HINCRBY', KEYS[1], 'n', 1)
 local origin = string.format('%d', seq) .. ':' .. fieldprefix(tool) .. callid
 redis.call('HINCRBY', KEYS[3], tool, 1)
 for i = 1, nl do
-  redis.call('HSETNX', KEYS[2], ARGV[7 + i], origin)
-  for j = 8 + nl, #ARGV do redis.call('HSETNX', KEYS[4], prefixes[i] .. ARGV[j], origin) end
+  redis.call('HSETNX', KEYS[2], ARGV[8 + i], origin)
+  for j = 9 + nl, #ARGV do redis.call('HSETNX', KEYS[4], prefixes[i] .. ARGV[j], origin) end
 end
 if newpairs > 0 then redis.call('HINCRBY', KEYS[1], 't', newpairs) end
-touch()
+touch(true)
 return {1, seq}
 `)
 
-// rememberScript: ARGV[2] the most approvals, ARGV[3] the field (rule and
-// key), ARGV[4] the origin. The first approval of a field is kept. It
-// replies {1}, or {0} after marking the session full.
+// rememberScript: ARGV[3] the most approvals, ARGV[4] the field (rule and
+// key), ARGV[5] the origin. The first approval of a field is kept. It
+// replies {1}, or {0, "approvals"} after marking the session full.
 var rememberScript = redis.NewScript(prelude + `
-if redis.call('HEXISTS', KEYS[5], ARGV[3]) == 1 then touch() return {1} end
-if approved + 1 > tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'f', '1')
-  touch()
-  return {0}
-end
-redis.call('HSET', KEYS[5], ARGV[3], ARGV[4])
+if redis.call('HEXISTS', KEYS[5], ARGV[4]) == 1 then touch(false) return {1} end
+if approved + 1 > tonumber(ARGV[3]) then return refuse('approvals') end
+redis.call('HSET', KEYS[5], ARGV[4], ARGV[5])
 redis.call('HINCRBY', KEYS[1], 'r', 1)
-touch()
+touch(true)
 return {1}
 `)
 
-// rememberedScript: ARGV[2] the field (rule and key). It replies {1,
+// rememberedScript: ARGV[3] the field (rule and key). It replies {1,
 // origin or nil}.
 var rememberedScript = redis.NewScript(prelude + `
-local o = redis.call('HGET', KEYS[5], ARGV[2])
-touch()
+local o = redis.call('HGET', KEYS[5], ARGV[3])
+touch(false)
 return {1, o}
 `)

@@ -44,6 +44,11 @@ type Options struct {
 	// operation on a session, refused ones included, extends all of its
 	// keys to TTL. Zero means DefaultTTL; under a millisecond is an error.
 	TTL time.Duration
+	// ExpiredFor is how long, once a session has expired, its calls are
+	// still refused ([toolguard.ErrSessionFull]: the session expired)
+	// rather than started again from an empty history, as the in-memory
+	// store does. A refused call extends it. Zero means 4*TTL.
+	ExpiredFor time.Duration
 	// Timeout bounds each operation, whatever the client's own timeouts:
 	// a Redis that is slower, or down, is an error wrapping
 	// ErrUnavailable. Zero means DefaultTimeout.
@@ -71,6 +76,8 @@ type Store struct {
 	client                         redis.UniversalClient
 	prefix                         string // "{agentguard:"
 	ttl                            string // milliseconds, for PEXPIRE
+	gone                           string // milliseconds: TTL + ExpiredFor
+	ttlD                           time.Duration
 	timeout                        time.Duration
 	maxCalls, maxLabels, maxTokens int
 }
@@ -88,8 +95,8 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if strings.ContainsAny(opts.Prefix, "{}") {
 		return nil, fmt.Errorf("redissession: prefix %q must not contain braces", opts.Prefix)
 	}
-	if opts.TTL < 0 || opts.Timeout < 0 {
-		return nil, errors.New("redissession: negative time to live or timeout")
+	if opts.TTL < 0 || opts.Timeout < 0 || opts.ExpiredFor < 0 {
+		return nil, errors.New("redissession: negative time to live, refusal time or timeout")
 	}
 	if opts.TTL > 0 && opts.TTL < time.Millisecond {
 		return nil, errors.New("redissession: time to live under 1ms")
@@ -100,10 +107,13 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		}
 	}
 	ttl := cmpOr(opts.TTL, DefaultTTL)
+	gone := ttl + cmpOr(opts.ExpiredFor, 4*ttl)
 	return &Store{
 		client:    client,
 		prefix:    "{" + cmpOr(opts.Prefix, DefaultPrefix) + ":",
 		ttl:       fmt.Sprint(ttl.Milliseconds()),
+		gone:      fmt.Sprint(gone.Milliseconds()),
+		ttlD:      ttl,
 		timeout:   cmpOr(opts.Timeout, DefaultTimeout),
 		maxCalls:  cmpOr(opts.MaxCalls, DefaultMaxCalls),
 		maxLabels: cmpOr(opts.MaxLabels, DefaultMaxLabels),
@@ -119,9 +129,25 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-// errFull is the error of an operation on a session over its bounds.
-func errFull(k toolguard.SessionKey) error {
-	return fmt.Errorf("redissession: session %q: %w", k.Session, toolguard.ErrSessionFull)
+// errFull is the error of an operation on a session refused for why, a
+// script's reason.
+func (s *Store) errFull(why any) error {
+	var msg string
+	switch why {
+	case "calls":
+		msg = fmt.Sprintf("the session has run its limit of %d calls", s.maxCalls)
+	case "labels":
+		msg = fmt.Sprintf("the session holds its limit of %d labels", s.maxLabels)
+	case "tokens":
+		msg = fmt.Sprintf("the session holds its limit of %d values from earlier results", s.maxTokens)
+	case "approvals":
+		msg = fmt.Sprintf("the session holds its limit of %d remembered approvals", s.maxCalls)
+	case "expired":
+		msg = fmt.Sprintf("the session expired after %s without calls", s.ttlD)
+	default:
+		msg = "the session is full"
+	}
+	return fmt.Errorf("redissession: %w: %s", toolguard.ErrSessionFull, msg)
 }
 
 // Load implements [toolguard.SessionStore]. A session never seen is empty
@@ -132,12 +158,12 @@ func (s *Store) Load(ctx context.Context, k toolguard.SessionKey) (toolguard.Ses
 	if err := s.check(); err != nil {
 		return toolguard.SessionState{}, err
 	}
-	v, err := s.run(ctx, loadScript, k, s.ttl, s.maxCalls)
+	v, err := s.run(ctx, loadScript, k, s.ttl, s.gone, s.maxCalls)
 	if err != nil {
 		return toolguard.SessionState{}, err
 	}
-	if full(v) {
-		return toolguard.SessionState{}, errFull(k)
+	if err := s.refused(v); err != nil {
+		return toolguard.SessionState{}, err
 	}
 	st, err := decodeState(v)
 	if err != nil {
@@ -152,8 +178,8 @@ func (s *Store) Lookup(ctx context.Context, k toolguard.SessionKey, label string
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	args := make([]any, 0, 2+len(tokens))
-	args = append(args, s.ttl, fieldPrefix(label))
+	args := make([]any, 0, 3+len(tokens))
+	args = append(args, s.ttl, s.gone, fieldPrefix(label))
 	for _, t := range tokens {
 		args = append(args, t)
 	}
@@ -161,8 +187,8 @@ func (s *Store) Lookup(ctx context.Context, k toolguard.SessionKey, label string
 	if err != nil {
 		return nil, err
 	}
-	if full(v) {
-		return nil, errFull(k)
+	if err := s.refused(v); err != nil {
+		return nil, err
 	}
 	if len(v) != 1+len(tokens) {
 		return nil, fmt.Errorf("%w: unexpected reply of %d values to %d tokens", ErrUnavailable, len(v), len(tokens))
@@ -192,8 +218,8 @@ func (s *Store) Append(ctx context.Context, k toolguard.SessionKey, ev toolguard
 	}
 	labels := dedup(ev.Labels)
 	tokens := dedup(ev.Tokens)
-	args := make([]any, 0, 7+len(labels)+len(tokens))
-	args = append(args, s.ttl, s.maxCalls, s.maxLabels, s.maxTokens, ev.Origin.Tool, ev.Origin.CallID, len(labels))
+	args := make([]any, 0, 8+len(labels)+len(tokens))
+	args = append(args, s.ttl, s.gone, s.maxCalls, s.maxLabels, s.maxTokens, ev.Origin.Tool, ev.Origin.CallID, len(labels))
 	for _, l := range labels {
 		args = append(args, l)
 	}
@@ -204,8 +230,8 @@ func (s *Store) Append(ctx context.Context, k toolguard.SessionKey, ev toolguard
 	if err != nil {
 		return scope.Origin{}, err
 	}
-	if full(v) {
-		return scope.Origin{}, errFull(k)
+	if err := s.refused(v); err != nil {
+		return scope.Origin{}, err
 	}
 	if len(v) != 2 {
 		return scope.Origin{}, fmt.Errorf("%w: unexpected reply of %d values to an append", ErrUnavailable, len(v))
@@ -226,12 +252,12 @@ func (s *Store) Remember(ctx context.Context, k toolguard.SessionKey, rule, key 
 	if err := s.check(); err != nil {
 		return err
 	}
-	v, err := s.run(ctx, rememberScript, k, s.ttl, s.maxCalls, fieldPrefix(rule)+key, encodeOrigin(o))
+	v, err := s.run(ctx, rememberScript, k, s.ttl, s.gone, s.maxCalls, fieldPrefix(rule)+key, encodeOrigin(o))
 	if err != nil {
 		return err
 	}
-	if full(v) {
-		return errFull(k)
+	if err := s.refused(v); err != nil {
+		return err
 	}
 	return nil
 }
@@ -241,12 +267,12 @@ func (s *Store) Remembered(ctx context.Context, k toolguard.SessionKey, rule, ke
 	if err := s.check(); err != nil {
 		return scope.Origin{}, false, err
 	}
-	v, err := s.run(ctx, rememberedScript, k, s.ttl, fieldPrefix(rule)+key)
+	v, err := s.run(ctx, rememberedScript, k, s.ttl, s.gone, fieldPrefix(rule)+key)
 	if err != nil {
 		return scope.Origin{}, false, err
 	}
-	if full(v) {
-		return scope.Origin{}, false, errFull(k)
+	if err := s.refused(v); err != nil {
+		return scope.Origin{}, false, err
 	}
 	if len(v) != 2 {
 		return scope.Origin{}, false, fmt.Errorf("%w: unexpected reply of %d values", ErrUnavailable, len(v))
@@ -298,11 +324,18 @@ func (s *Store) check() error {
 	return nil
 }
 
-// full reports whether a script's reply says the session is over its
-// bounds: every script replies {1, ...} when it did its work and {0} when
-// it refused.
-func full(v []any) bool {
-	return len(v) > 0 && v[0] == int64(0)
+// refused returns the error for a script's reply that refuses the session,
+// or nil: every script replies {1, ...} when it did its work and {0, why}
+// when it refused.
+func (s *Store) refused(v []any) error {
+	if v[0] != int64(0) {
+		return nil
+	}
+	var why any
+	if len(v) > 1 {
+		why = v[1]
+	}
+	return s.errFull(why)
 }
 
 // run runs a script on the keys of session k, waiting at most the timeout

@@ -216,12 +216,13 @@ func TestKilledWhileAppending(t *testing.T) {
 }
 
 // Every key of a session expires TTL after its last use (any use), all
-// together; a session never seen creates no key.
+// together; a session never seen creates no key. An expired session is
+// refused, not restarted empty, for ExpiredFor more.
 func TestTTLSliding(t *testing.T) {
 	srv := startRedis(t)
 	client := srv.Client()
-	const ttl = time.Second
-	s, err := redissession.New(client, redissession.Options{TTL: ttl, Timeout: 5 * time.Second, MaxCalls: 2})
+	const ttl, expiredFor = time.Second, 1500 * time.Millisecond
+	s, err := redissession.New(client, redissession.Options{TTL: ttl, ExpiredFor: expiredFor, Timeout: 5 * time.Second, MaxCalls: 2})
 	require.NoError(t, err)
 	k := toolguard.SessionKey{Principal: "alice", Session: "s"}
 
@@ -229,17 +230,23 @@ func TestTTLSliding(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Lookup(bg, k, "l", []string{"x"})
 	require.NoError(t, err)
+	_, _, err = s.Remembered(bg, k, "rule", "key")
+	require.NoError(t, err)
 	require.Zero(t, client.DBSize(bg).Val(), "reading a session never seen created keys")
 
 	_, err = s.Append(bg, k, event("read", "r1", []string{"untrusted"}, "x"))
 	require.NoError(t, err)
 	require.NoError(t, s.Remember(bg, k, "rule", "key", scope.Origin{Tool: "t", Seq: 1}))
 	keys := client.Keys(bg, "*").Val()
-	require.Len(t, keys, 5, "keys %q", keys)
+	require.Len(t, keys, 6, "keys %q", keys)
 	for _, key := range keys {
-		pttl := client.PTTL(bg, key).Val()
-		assert.Greater(t, pttl, ttl/2, "key %q", key)
-		assert.LessOrEqual(t, pttl, ttl, "key %q", key)
+		pttl := time.Duration(client.PTTL(bg, key).Val())
+		want := ttl
+		if strings.HasSuffix(key, ":g") {
+			want = ttl + expiredFor
+		}
+		assert.Greater(t, pttl, want-ttl/2, "key %q", key)
+		assert.LessOrEqual(t, pttl, want, "key %q", key)
 	}
 
 	// Used every 0.6s, the session outlives its TTL.
@@ -258,14 +265,22 @@ func TestTTLSliding(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1, "the provenance index expired apart from the session")
 
-	// Left alone, all of it goes.
-	require.Eventually(t, func() bool { return client.DBSize(bg).Val() == 0 }, 3*ttl, 20*time.Millisecond)
+	// Left alone, its data goes together, and the session is refused as
+	// expired rather than given an empty history.
+	require.Eventually(t, func() bool { return client.DBSize(bg).Val() == 1 }, 3*ttl, 20*time.Millisecond)
+	errs, _ := callAll(s, k)
+	for i, err := range errs {
+		require.ErrorIs(t, err, toolguard.ErrSessionFull, "method %d", i)
+		require.ErrorContains(t, err, "the session expired after 1s without calls")
+	}
+	require.Equal(t, int64(1), client.DBSize(bg).Val(), "a refused call stores nothing")
+	// Then that is forgotten too, and the id starts afresh.
+	require.Eventually(t, func() bool { return client.DBSize(bg).Val() == 0 }, 3*(ttl+expiredFor), 20*time.Millisecond)
 	st, err = s.Load(bg, k)
 	require.NoError(t, err)
 	require.Zero(t, st.Calls)
 
-	// A full session stays full while it is used, and is forgotten when
-	// left alone for the TTL.
+	// A full session stays full while it is used.
 	for range 2 {
 		_, err = s.Append(bg, k, event("t", "r", nil))
 		require.NoError(t, err)
@@ -276,10 +291,8 @@ func TestTTLSliding(t *testing.T) {
 		time.Sleep(ttl / 2)
 		_, err = s.Load(bg, k)
 		require.ErrorIs(t, err, toolguard.ErrSessionFull)
+		require.ErrorContains(t, err, "the session has run its limit of 2 calls")
 	}
-	time.Sleep(ttl + 200*time.Millisecond)
-	_, err = s.Load(bg, k)
-	require.NoError(t, err)
 }
 
 // Keys hold no part of the ids, whatever they contain: every key is the
@@ -301,7 +314,7 @@ func TestKeysHideIDs(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, s.Remember(bg, k, "rule", "key", scope.Origin{Seq: uint64(i)}))
 	}
-	valid := regexp.MustCompile(`^\{ag:[0-9a-f]{64}\}:[mltpa]$`)
+	valid := regexp.MustCompile(`^\{ag:[0-9a-f]{64}\}:[mltpag]$`)
 	tags := map[string]int{}
 	for _, key := range client.Keys(bg, "*").Val() {
 		require.Regexp(t, valid, key)
@@ -309,7 +322,7 @@ func TestKeysHideIDs(t *testing.T) {
 	}
 	assert.Len(t, tags, len(keys), "one hash tag per session")
 	for tag, n := range tags {
-		assert.Equal(t, 5, n, "tag %s", tag)
+		assert.Equal(t, 6, n, "tag %s", tag)
 	}
 }
 
@@ -343,7 +356,6 @@ func TestRedisOutOfMemoryFailsClosed(t *testing.T) {
 	found, err := s.Lookup(bg, k, "untrusted", []string{"token-0-0-" + strings.Repeat("x", 40), tokens[0]})
 	require.NoError(t, err)
 	assert.Len(t, found, 1)
-	assert.ErrorIs(t, s.Remember(bg, k, "r", "k", scope.Origin{}), redissession.ErrUnavailable)
 }
 
 // Tool names and call ids are stored and read back exactly, whatever they
@@ -396,14 +408,16 @@ func TestBoundsBeforeTheCall(t *testing.T) {
 	}
 	_, err = s.Load(bg, k)
 	require.ErrorIs(t, err, toolguard.ErrSessionFull)
-	assert.ErrorContains(t, err, `session "calls"`)
+	assert.ErrorContains(t, err, "the session has run its limit of 3 calls")
 
 	k = toolguard.SessionKey{Principal: "p", Session: "approvals"}
 	for i := range 3 {
 		require.NoError(t, s.Remember(bg, k, "rule", fmt.Sprint(i), scope.Origin{}))
 	}
 	require.NoError(t, s.Remember(bg, k, "rule", "0", scope.Origin{}), "an approval held already costs nothing")
-	require.ErrorIs(t, s.Remember(bg, k, "rule", "3", scope.Origin{}), toolguard.ErrSessionFull)
+	err = s.Remember(bg, k, "rule", "3", scope.Origin{})
+	require.ErrorIs(t, err, toolguard.ErrSessionFull)
+	assert.ErrorContains(t, err, "the session holds its limit of 3 remembered approvals")
 	_, _, err = s.Remembered(bg, k, "rule", "0")
 	require.ErrorIs(t, err, toolguard.ErrSessionFull)
 	_, err = s.Lookup(bg, k, "l", []string{"x"})

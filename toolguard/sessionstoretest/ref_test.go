@@ -75,8 +75,8 @@ func (s *refStore) Load(_ context.Context, k toolguard.SessionKey) (toolguard.Se
 		return toolguard.SessionState{}, toolguard.ErrSessionFull
 	}
 	st := toolguard.SessionState{Calls: ss.calls, Tools: map[string]int{}, Tokens: ss.pairs}
-	if s.bug == "shared-tools" {
-		st.Tools = ss.tools
+	if s.bug == "shared-state" {
+		st.Tools = ss.tools // changed in place by later appends
 	} else {
 		for t, n := range ss.tools {
 			st.Tools[t] = n

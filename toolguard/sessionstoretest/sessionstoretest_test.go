@@ -42,7 +42,7 @@ func TestSuiteCatchesBugs(t *testing.T) {
 		"joined-key":        "HostileIDs",
 		"forgets-full":      "CallsBound",
 		"unbounded":         "CallsBound",
-		"shared-tools":      "AppendAssignsSeq",
+		"shared-state":      "AppendAssignsSeq",
 		"unsorted-labels":   "LabelsSorted",
 		"any-label":         "LookupByLabel",
 		"case-folded":       "LookupByLabel",
