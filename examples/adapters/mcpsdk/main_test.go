@@ -125,4 +125,3 @@ func TestNoPrincipal(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, sum.Denied)
 }
-
