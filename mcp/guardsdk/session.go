@@ -8,17 +8,24 @@ import (
 	"weak"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentguard/agentguard/toolguard"
 )
 
 type serverSessionKey struct{}
 
 // withSession puts the call's MCP client session into ctx: the approver
-// asks its user, and its id is the call's guard session.
+// asks its user, and, unless ctx already names a guard session, the
+// client session is the call's guard session.
 func withSession(ctx context.Context, ss *mcp.ServerSession) context.Context {
 	if ss == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, serverSessionKey{}, ss)
+	ctx = context.WithValue(ctx, serverSessionKey{}, ss)
+	if _, ok := toolguard.SessionFrom(ctx); ok {
+		return ctx // the application named the session itself
+	}
+	return toolguard.WithSession(ctx, sessionID(ss))
 }
 
 // serverSession is the client session of the call being decided, if any.
