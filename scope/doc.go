@@ -97,6 +97,21 @@
 // time it is stopped at the cost limit ([WithCostLimit]) or when the context
 // is cancelled.
 //
+// # Sessions
+//
+// The labels section says which labels a tool's result brings into the
+// caller's session ([LabelDef]). Rules read the session as session.id,
+// session.labels (list of string), session.calls (int) and session.tools
+// (map of tool to calls), and ask where a value came from with
+// x.from("label"): true when a token of x (see internal/provenance) was in
+// the result of an earlier call that carried the label. A deny or ask rule
+// that reads the session names the earlier calls it read in
+// [Decision.Flow]. The task variable (id, attrs) is the [Task] the call was
+// narrowed to. An ask rule may name a remember key; see
+// [Decision.RememberKey]. scope stores nothing: the caller hands a
+// [Session] view to Decide, and a call without one to a tool whose rules
+// read the session is denied.
+//
 // # Revisions
 //
 // [Policy.Revision] is the SHA-256 of the policy's canonical JSON form.

@@ -96,6 +96,17 @@
 // parts of strings and object keys that hold a recognisable secret (the
 // rest of the string is kept).
 //
+// # Sessions
+//
+// [WithSession] puts a call in a session, kept per principal in a
+// [SessionStore] ([NewMemorySessions] by default). Before the policy
+// decides, the session's summary is loaded; a store error or a session over
+// its bounds denies ([StageSession]). When the tool returns, the policy's
+// labels for its result and the result's provenance tokens go into the
+// session before the result goes back; if that fails the result is withheld
+// ([ErrResultWithheld]). [WithTask] narrows one task. An approver may
+// answer [Approval.ForSession] to an ask rule with a remember key.
+//
 // # Handlers
 //
 // A handler's panic is recovered and reported as [ErrToolPanic];

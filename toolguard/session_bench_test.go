@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -144,4 +145,49 @@ func BenchmarkSessionMemory(b *testing.B) {
 	}
 	b.ReportMetric(perSession, "B/session")
 	b.ReportMetric(perSession/(results*20), "B/token")
+}
+
+// BenchmarkSessionRatios runs the pairs above interleaved, call by call,
+// so that a noisy machine slows both sides alike, and reports the ratio
+// of their total times: session-10000/stateless for the decision, and
+// results-10000/results-10 for the provenance lookup (targets: ≤ 1.3 and
+// flat).
+func BenchmarkSessionRatios(b *testing.B) {
+	g, _, ctx := sessionBench(b, 10_000)
+	g10, _, ctx10 := sessionBench(b, 20)
+	g10k, _, ctx10k := sessionBench(b, 20_000)
+	long := toolguard.WithSession(ctx, "long")
+	none := toolguard.WithSession(ctx, "never-seen")
+	money := json.RawMessage(`{"iban":"GB82WEST12345698765432"}`)
+	mail := json.RawMessage(`{"to":"carol@example.com","body":"the summary"}`)
+	present := json.RawMessage(`{"iban":"sender4@shop.test"}`)
+	type side struct {
+		g    *toolguard.Guard
+		ctx  context.Context
+		tool string
+		args json.RawMessage
+	}
+	for _, pair := range []struct {
+		name string
+		a, b side // b is the baseline
+	}{
+		{"labels-session-10000/stateless", side{g, long, "send_email", mail}, side{g, none, "send_email", mail}},
+		{"provenance-session-10000/stateless", side{g, long, "send_money", money}, side{g, none, "send_money", money}},
+		{"lookup-absent-10000/10", side{g10k, toolguard.WithSession(ctx10k, "long"), "send_money", money}, side{g10, toolguard.WithSession(ctx10, "long"), "send_money", money}},
+		{"lookup-present-10000/10", side{g10k, toolguard.WithSession(ctx10k, "long"), "send_money", present}, side{g10, toolguard.WithSession(ctx10, "long"), "send_money", present}},
+	} {
+		b.Run(pair.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var ta, tb time.Duration
+			for b.Loop() {
+				start := time.Now()
+				_, _ = pair.a.g.Check(pair.a.ctx, pair.a.tool, pair.a.args)
+				mid := time.Now()
+				_, _ = pair.b.g.Check(pair.b.ctx, pair.b.tool, pair.b.args)
+				ta += mid.Sub(start)
+				tb += time.Since(mid)
+			}
+			b.ReportMetric(float64(ta)/float64(tb), "ratio")
+		})
+	}
 }

@@ -502,3 +502,73 @@ func TestSessionPoliciesAreCheckedAtLoad(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 }
+
+// Concurrent calls in one session each see a consistent state, and every
+// call that ran is counted once.
+func TestSessionConcurrentCalls(t *testing.T) {
+	p := flowPolicy + `  - name: at-most-50-reads
+    effect: deny
+    tools: [read_balance]
+    when: 'has(session.tools.read_balance) && session.tools.read_balance >= 50'
+`
+	e := newSessEnv(t, p)
+	ctx := toolguard.WithSession(e.ctx, "par")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	allowed := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				if _, err := e.call(ctx, "read_balance", map[string]any{}); err == nil {
+					mu.Lock()
+					allowed++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Decisions read the state before the calls in flight record theirs,
+	// so up to 7 more may pass than the bound; never fewer.
+	assert.GreaterOrEqual(t, allowed, 50)
+	assert.LessOrEqual(t, allowed, 57)
+	d, err := e.g.Check(ctx, "read_balance", json.RawMessage(`{}`))
+	require.Error(t, err)
+	assert.Equal(t, "at-most-50-reads", d.Rule)
+	e.rec.verify(t)
+}
+
+// A label can come from the tool's MCP annotations.
+func TestSessionLabelFromOpenWorldHint(t *testing.T) {
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s: {grants: [{tools: ["*"]}]}
+labels:
+  - tools: ["*"]
+    when: has(tool.annotations.openWorldHint) && tool.annotations.openWorldHint == true
+    add: [untrusted]
+rules:
+  - name: no-post-after-web
+    effect: deny
+    tools: [post]
+    when: '"untrusted" in session.labels'
+`))
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(newRecorder()))
+	require.NoError(t, err)
+	h := func(context.Context, json.RawMessage) (any, error) { return "x", nil }
+	require.NoError(t, g.Register(toolguard.Tool{Name: "search", Annotations: map[string]any{"openWorldHint": true}, Handler: h}))
+	require.NoError(t, g.Register(toolguard.Tool{Name: "local", Annotations: map[string]any{"openWorldHint": false}, Handler: h}))
+	require.NoError(t, g.Register(toolguard.Tool{Name: "post", Handler: h}))
+	ctx := toolguard.WithSession(toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{"s"}}), "s")
+	_, err = g.Call(ctx, "local", nil)
+	require.NoError(t, err)
+	_, err = g.Call(ctx, "post", nil)
+	require.NoError(t, err)
+	_, err = g.Call(ctx, "search", nil)
+	require.NoError(t, err)
+	_, err = g.Call(ctx, "post", nil)
+	require.ErrorIs(t, err, toolguard.ErrDenied)
+}
