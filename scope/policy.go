@@ -41,7 +41,8 @@ type Policy struct {
 	limits     map[string]*limit
 	principals map[string][]string
 	redact     []redactRule
-	noIndex    bool // evaluate every condition (for differential tests)
+	noIndex    bool                      // evaluate every condition (for differential tests)
+	fns        map[string]*boundFunction // application functions (functions.go)
 
 	ix    toolIndex
 	check checkCache // schema type-checking, see CheckTools
@@ -183,6 +184,7 @@ type options struct {
 	pos       map[string]pos
 	src       []byte
 	schemas   map[string]json.RawMessage
+	functions []Function // application functions (functions.go)
 }
 
 func newOptions(opts []Option) options {
@@ -280,6 +282,7 @@ type compiler struct {
 	done map[string]*expr
 	// fields interns the argument names conditions test.
 	fields map[string]string
+	fns    map[string]*boundFunction // application functions (functions.go)
 }
 
 func (c *compiler) errorf(path, src string, format string, args ...any) {
@@ -308,6 +311,8 @@ func (c *compiler) compile(def Def) *Policy {
 		return nil
 	}
 	c.done, c.fields = map[string]*expr{}, map[string]string{}
+	var fnDecls []cel.EnvOption
+	c.env, c.fns, fnDecls = c.withFunctions(c.env)
 	if def.Version != 1 {
 		c.errorf("/version", "", "unsupported policy version %d (want 1)", def.Version)
 	}
@@ -317,7 +322,9 @@ func (c *compiler) compile(def Def) *Policy {
 		scopes:     map[string]*ScopeDef{},
 		limits:     map[string]*limit{},
 		principals: map[string][]string{},
+		fns:        c.fns,
 	}
+	p.check.fnDecls = fnDecls
 	norm := Def{Version: def.Version}
 	// Limits first: grants refer to them.
 	norm.Limits = c.limits(p, def.Limits)
@@ -636,6 +643,9 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 		return nil
 	}
 	loops := len(celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.ComprehensionKind))) > 0
+	if !loops && !c.checkFunctionCost(path, src, ast.NativeRep()) {
+		return nil
+	}
 	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	// Only comprehensions can run long: an expression without one costs
 	// time linear in its inputs, which the argument limits bound. So only
