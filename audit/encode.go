@@ -264,6 +264,7 @@ func (r *Record) appendResult(dst []byte) []byte {
 	dst = appendStringField(dst, `"error_class":`, r.ErrorClass)
 	dst = appendIntField(dst, `"result_bytes":`, r.ResultBytes)
 	dst = appendStringField(dst, `"result_sha256":`, r.ResultSHA256)
+	dst = r.appendResultGuard(dst)
 	if c := r.Checkpoint; c != nil {
 		dst = append(dst, `"checkpoint":{"seq":`...)
 		dst = strconv.AppendUint(dst, c.Seq, 10)

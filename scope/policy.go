@@ -43,6 +43,7 @@ type Policy struct {
 	redact     []redactRule
 	noIndex    bool                      // evaluate every condition (for differential tests)
 	fns        map[string]*boundFunction // application functions (functions.go)
+	results    *resultPolicy             // the results section (results.go)
 
 	ix    toolIndex
 	check checkCache // schema type-checking, see CheckTools
@@ -332,6 +333,7 @@ func (c *compiler) compile(def Def) *Policy {
 	norm.Rules = c.rules(p, def.Rules)
 	norm.Principals = c.principals(p, def)
 	norm.Redact = c.redacts(p, def.Redact)
+	norm.Results = c.results(p, def.Results)
 	if len(c.errs) > 0 {
 		return nil
 	}
