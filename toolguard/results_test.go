@@ -88,7 +88,7 @@ func newResultEnvPolicy(t *testing.T, p *scope.Policy, opts ...toolguard.Option)
 	return e
 }
 
-func (e *resultEnv) call(t *testing.T, tool string, out any) (any, error, audit.Record) {
+func (e *resultEnv) call(t *testing.T, tool string, out any) (any, audit.Record, error) {
 	t.Helper()
 	e.out = out
 	res, err := e.g.Call(e.ctx, tool, json.RawMessage(`{}`))
@@ -97,7 +97,7 @@ func (e *resultEnv) call(t *testing.T, tool string, out any) (any, error, audit.
 	o := recs[len(recs)-1]
 	require.Equal(t, audit.KindOutcome, o.Kind)
 	e.rec.verify(t)
-	return res, err, o
+	return res, o, err
 }
 
 type account struct {
@@ -132,7 +132,7 @@ func TestResultSecretsRedacted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err, o := e.call(t, "fetch", tt.out)
+			res, o, err := e.call(t, "fetch", tt.out)
 			require.NoError(t, err)
 			assert.IsType(t, tt.out, res, "the result keeps its type")
 			assert.NotContains(t, plain(t, res), awsKeyTail)
@@ -187,13 +187,13 @@ func decodeEscapes(s string) (string, error) {
 func TestResultCleanIsUntouched(t *testing.T) {
 	e := newResultEnv(t, "")
 	acct := &account{Owner: "bob"}
-	res, err, o := e.call(t, "fetch", acct)
+	res, o, err := e.call(t, "fetch", acct)
 	require.NoError(t, err)
 	assert.Same(t, acct, res, "a clean result is the handler's own value")
 	assert.Empty(t, o.ResultAction)
 	assert.Zero(t, o.ResultRedacted)
 
-	res, err, _ = e.call(t, "fetch", "plain text")
+	res, _, err = e.call(t, "fetch", "plain text")
 	require.NoError(t, err)
 	assert.Equal(t, "plain text", res)
 }
@@ -205,7 +205,7 @@ func TestResultWithheldByRule(t *testing.T) {
 		json.RawMessage(`{"files":[{"name":"id_rsa","body":` + mustJSON(privateKey) + `}]}`),
 		json.RawMessage(`{"body":"\u002d\u002d\u002d\u002d\u002dBEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----"}`),
 	} {
-		res, err, o := e.call(t, "fetch", out)
+		res, o, err := e.call(t, "fetch", out)
 		require.Error(t, err)
 		assert.Nil(t, res)
 		assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
@@ -224,7 +224,7 @@ func TestResultWithheldByRule(t *testing.T) {
 func TestResultWithheldEvenWithHandlerError(t *testing.T) {
 	e := newResultEnv(t, "")
 	e.err = errors.New("partial failure")
-	res, err, _ := e.call(t, "fetch", privateKey)
+	res, _, err := e.call(t, "fetch", privateKey)
 	assert.Nil(t, res)
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
 	assert.ErrorContains(t, err, "partial failure")
@@ -234,7 +234,7 @@ func TestResultRedactRulePointers(t *testing.T) {
 	e := newResultEnv(t, "")
 	a := account{Owner: "bob"}
 	a.Card.Number = "4111111111111111"
-	res, err, o := e.call(t, "customer", a)
+	res, o, err := e.call(t, "customer", a)
 	require.NoError(t, err)
 	got := res.(account)
 	assert.Equal(t, "bob", got.Owner)
@@ -242,21 +242,21 @@ func TestResultRedactRulePointers(t *testing.T) {
 	assert.Equal(t, []string{"hide-card"}, o.ResultRules)
 
 	// The rule is for customer only.
-	res, err, _ = e.call(t, "fetch", a)
+	res, _, err = e.call(t, "fetch", a)
 	require.NoError(t, err)
 	assert.Equal(t, a, res)
 }
 
 func TestResultRuleReadsResult(t *testing.T) {
 	e := newResultEnv(t, "")
-	_, err, _ := e.call(t, "balance", map[string]any{"amount": 5000})
+	_, _, err := e.call(t, "balance", map[string]any{"amount": 5000})
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
-	res, err, _ := e.call(t, "balance", map[string]any{"amount": 50})
+	res, _, err := e.call(t, "balance", map[string]any{"amount": 50})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{"amount": 50}, res)
 	// The rule cannot be evaluated on this result: withheld, with the
 	// error in the record.
-	_, err, o := e.call(t, "balance", map[string]any{"other": 1})
+	_, o, err := e.call(t, "balance", map[string]any{"other": 1})
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
 	assert.Contains(t, err.Error(), "could not be evaluated")
 	assert.NotEmpty(t, o.Errors)
@@ -264,7 +264,7 @@ func TestResultRuleReadsResult(t *testing.T) {
 
 func TestResultPatterns(t *testing.T) {
 	e := newResultEnv(t, "")
-	res, err, o := e.call(t, "fetch", map[string]any{"iban": "pay to DE89370400440532013000 today", "DE89370400440532013000": "as a key"})
+	res, o, err := e.call(t, "fetch", map[string]any{"iban": "pay to DE89370400440532013000 today", "DE89370400440532013000": "as a key"})
 	require.NoError(t, err)
 	assert.NotContains(t, plain(t, res), "DE89370400440532013000")
 	assert.Contains(t, plain(t, res), "pay to redacted:hmac-sha256:")
@@ -275,13 +275,13 @@ func TestResultPatterns(t *testing.T) {
 
 func TestResultSecretsModes(t *testing.T) {
 	e := newResultEnv(t, "withhold")
-	_, err, o := e.call(t, "fetch", "token: "+awsKey)
+	_, o, err := e.call(t, "fetch", "token: "+awsKey)
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
 	assert.Contains(t, err.Error(), "aws_access_key_id")
 	assert.Equal(t, "withheld", o.ResultAction)
 
 	e = newResultEnv(t, "allow")
-	res, err, o := e.call(t, "fetch", "token: "+awsKey)
+	res, o, err := e.call(t, "fetch", "token: "+awsKey)
 	require.NoError(t, err)
 	assert.Equal(t, "token: "+awsKey, res)
 	assert.Empty(t, o.ResultAction)
@@ -293,33 +293,33 @@ func TestResultSecretsModes(t *testing.T) {
 func TestResultNotCaught(t *testing.T) {
 	e := newResultEnv(t, "")
 	b64 := base64.StdEncoding.EncodeToString([]byte(awsKey))
-	res, err, _ := e.call(t, "fetch", "blob "+b64)
+	res, _, err := e.call(t, "fetch", "blob "+b64)
 	require.NoError(t, err)
 	assert.Equal(t, "blob "+b64, res)
 	split := []any{"AKIAIOSF", "ODNN7EXAMPLE"}
-	res, err, _ = e.call(t, "fetch", split)
+	res, _, err = e.call(t, "fetch", split)
 	require.NoError(t, err)
 	assert.Equal(t, split, res)
 }
 
 func TestResultLimits(t *testing.T) {
 	e := newResultEnv(t, "", toolguard.WithMaxResultBytes(1<<10))
-	_, err, o := e.call(t, "fetch", strings.Repeat("x", 2<<10))
+	_, o, err := e.call(t, "fetch", strings.Repeat("x", 2<<10))
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
 	assert.Contains(t, err.Error(), "more than the 1024 bytes")
 	assert.Equal(t, "withheld", o.ResultAction)
-	_, err, _ = e.call(t, "fetch", map[string]any{"big": strings.Repeat("x", 2<<10)})
+	_, _, err = e.call(t, "fetch", map[string]any{"big": strings.Repeat("x", 2<<10)})
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
 
 	e = newResultEnv(t, "")
 	deep := json.RawMessage(strings.Repeat("[", 10_000) + strings.Repeat("]", 10_000))
-	_, err, _ = e.call(t, "fetch", deep)
+	_, _, err = e.call(t, "fetch", deep)
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld, "too deep to check")
-	_, err, _ = e.call(t, "fetch", json.RawMessage(`{"a":1,"a":2}`))
+	_, _, err = e.call(t, "fetch", json.RawMessage(`{"a":1,"a":2}`))
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld, "duplicate keys: the reader could take either")
-	_, err, _ = e.call(t, "fetch", json.RawMessage(`{"a":`))
+	_, _, err = e.call(t, "fetch", json.RawMessage(`{"a":`))
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
-	_, err, _ = e.call(t, "fetch", func() {})
+	_, _, err = e.call(t, "fetch", func() {})
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld, "not JSON-marshalable")
 
 	// Bounded time on a large hostile result: start bytes of every
@@ -327,7 +327,7 @@ func TestResultLimits(t *testing.T) {
 	unit := "AKIA-----BEGIN Bearer ghp_xoxb-eyJ://a:b@"
 	hostile := strings.Repeat(unit, (DefaultMaxResultBytesForTest-1024)/len(unit))
 	start := time.Now()
-	_, err, _ = e.call(t, "fetch", hostile)
+	_, _, err = e.call(t, "fetch", hostile)
 	require.NoError(t, err)
 	assert.Less(t, time.Since(start), 5*time.Second)
 }
@@ -339,7 +339,7 @@ func TestResultNoSectionPassesAnything(t *testing.T) {
 	p, err := scope.Parse([]byte("version: 1\nscopes:\n  all:\n    grants:\n      - tools: [\"*\"]\n"))
 	require.NoError(t, err)
 	e := newResultEnvPolicy(t, p, toolguard.WithMaxResultBytes(10))
-	res, err, o := e.call(t, "fetch", privateKey)
+	res, o, err := e.call(t, "fetch", privateKey)
 	require.NoError(t, err)
 	assert.Equal(t, privateKey, res)
 	assert.Empty(t, o.ResultAction)
@@ -364,7 +364,7 @@ results:
 	type counted struct {
 		Count int `json:"count"`
 	}
-	_, err, o := e.call(t, "fetch", counted{Count: 3})
+	_, o, err := e.call(t, "fetch", counted{Count: 3})
 	assert.ErrorIs(t, err, toolguard.ErrResultWithheld)
 	assert.Contains(t, err.Error(), "no longer fits its type")
 	assert.Equal(t, "withheld", o.ResultAction)
