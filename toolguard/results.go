@@ -9,6 +9,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/agentguard/agentguard/audit"
@@ -24,7 +25,7 @@ const (
 	maxResultDepth = 128
 	// maxNestedJSON is how many levels of JSON held in a string of JSON
 	// are looked into.
-	maxNestedJSON = 2
+	maxNestedJSON = 4
 )
 
 // WithMaxResultBytes sets the largest result the result guard inspects,
@@ -83,8 +84,8 @@ type resultView struct {
 //
 // It finds secrets with the audit package's detectors and the policy's
 // patterns, in every string and object key, after JSON decoding (so
-// \u-escapes cannot hide one), and in JSON held in such strings, to a
-// depth of two. Secrets encoded otherwise (base64, split across strings or
+// \u-escapes cannot hide one), and in JSON held in such strings, four
+// levels deep. Secrets encoded otherwise (base64, split across strings or
 // keys, reversed, ...) are not found.
 func (g *Guard) guardResult(ctx context.Context, st *callState, out any, err error) (any, error) {
 	if out == nil {
@@ -118,6 +119,13 @@ func (g *Guard) guardResult(ctx context.Context, st *callState, out any, err err
 	red, n := g.redactResult(view.v, rg, dec.Redact, f, 0)
 	if n == 0 {
 		return out, err
+	}
+	if rg.Secrets != "allow" && f.secrets != 0 {
+		// Belt and braces: what goes back must hold no secret the
+		// detectors know, however the redaction went.
+		if left := findings(red, nil); left.secrets != 0 {
+			return nil, errors.Join(err, g.withhold(st, dec.Rules, "secrets remained in it after redaction"))
+		}
 	}
 	res, reason := retype(out, view, red)
 	if reason != "" {
@@ -249,6 +257,9 @@ func walkStrings(v any, depth, nested int, fn func(string)) {
 	switch x := v.(type) {
 	case string:
 		fn(x)
+		if u, ok := unescapeU(x); ok {
+			fn(u)
+		}
 		if inner, ok := nestedJSON(x, nested); ok {
 			walkStrings(inner, 0, nested+1, fn)
 		}
@@ -317,6 +328,11 @@ func (g *Guard) redactNested(v any, rg *scope.ResultGuard, nested, depth int) (a
 	}
 	switch x := v.(type) {
 	case string:
+		if u, ok := unescapeU(x); ok && audit.SecretKinds(u) != 0 && rg.Secrets != "allow" {
+			// A secret spelt with \u escapes in text: the parts do not
+			// map back, so the whole string goes.
+			return withDetectors.Digest(x), 1
+		}
 		inner, ok := nestedJSON(x, nested)
 		if !ok {
 			return v, 0
@@ -495,4 +511,34 @@ func retype(out any, view resultView, red any) (any, string) {
 		return nil, fmt.Sprintf("parts of it had to be redacted, and the redacted result no longer fits its type %s", t)
 	}
 	return p.Elem().Interface(), ""
+}
+
+// unescapeU decodes the \uXXXX escapes in text (not JSON syntax: text
+// that spells characters so, which a model may read through), repeatedly,
+// so that \\u0041 is decoded too. It reports false when s has none.
+func unescapeU(s string) (string, bool) {
+	if !strings.Contains(s, `\u`) {
+		return s, false
+	}
+	changed := false
+	for range maxNestedJSON {
+		var b strings.Builder
+		n := 0
+		for i := 0; i < len(s); i++ {
+			if s[i] == '\\' && i+6 <= len(s) && s[i+1] == 'u' {
+				if r, err := strconv.ParseUint(s[i+2:i+6], 16, 32); err == nil {
+					b.WriteRune(rune(r))
+					i += 5
+					n++
+					continue
+				}
+			}
+			b.WriteByte(s[i])
+		}
+		if n == 0 {
+			break
+		}
+		s, changed = b.String(), true
+	}
+	return s, changed
 }

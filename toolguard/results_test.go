@@ -60,7 +60,7 @@ type resultEnv struct {
 	err error
 }
 
-func newResultEnv(t *testing.T, secrets string, opts ...toolguard.Option) *resultEnv {
+func newResultEnv(t testing.TB, secrets string, opts ...toolguard.Option) *resultEnv {
 	t.Helper()
 	src := resultPolicy
 	if secrets == "" {
@@ -73,7 +73,7 @@ func newResultEnv(t *testing.T, secrets string, opts ...toolguard.Option) *resul
 	return newResultEnvPolicy(t, p, opts...)
 }
 
-func newResultEnvPolicy(t *testing.T, p *scope.Policy, opts ...toolguard.Option) *resultEnv {
+func newResultEnvPolicy(t testing.TB, p *scope.Policy, opts ...toolguard.Option) *resultEnv {
 	t.Helper()
 	e := &resultEnv{rec: newRecorder()}
 	g, err := toolguard.New(p, append([]toolguard.Option{toolguard.WithSink(e.rec)}, opts...)...)
@@ -127,6 +127,8 @@ func TestResultSecretsRedacted(t *testing.T) {
 		{"secret as an escaped key", json.RawMessage(`{"\u0041KIAIOSFODNN7EXAMPLE":1}`)},
 		{"nested arrays", json.RawMessage(`[[[[[["` + awsKey + `"]]]]]]`)},
 		{"JSON in a string in JSON", json.RawMessage(`{"content":[{"type":"text","text":"{\"k\":\"\\u0041KIAIOSFODNN7EXAMPLE\"}"}]}`)},
+		{"text spelling the key with \\u escapes", `key \u0041KIAIOSFODNN7EXAMPLE`},
+		{"JSON string holding \\u escapes as text", json.RawMessage(`{"k":"\\u0041KIA\\u0049OSFODNN7EXAMPLE"}`)},
 		{"Go struct", acct},
 		{"Go map", map[string]any{"items": []any{map[string]any{"token": awsKey}}}},
 	}
@@ -162,7 +164,7 @@ func plain(t *testing.T, v any) string {
 		require.NoError(t, err)
 		s = string(b)
 	}
-	for range 3 {
+	for range 5 {
 		var d any
 		if json.Unmarshal([]byte(s), &d) != nil {
 			break
