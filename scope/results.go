@@ -326,7 +326,7 @@ func (p *Policy) DecideResult(ctx context.Context, in ResultInput) (d ResultDeci
 	if p == nil || p.results == nil {
 		return d
 	}
-	var act *resultActivation
+	var act *resultGuardActivation
 	defer func() {
 		if act != nil {
 			putActivation(act.activation)
@@ -337,7 +337,7 @@ func (p *Policy) DecideResult(ctx context.Context, in ResultInput) (d ResultDeci
 			continue
 		}
 		if act == nil {
-			act = &resultActivation{activation: getActivation(&in.Input), result: in.Result, findings: in.Findings}
+			act = &resultGuardActivation{activation: getActivation(&in.Input), result: in.Result, findings: in.Findings}
 			act.app = appCalls{fns: p.fns, ctx: ctx}
 		}
 		ok, err := act.evalBool(ctx, r.when)
@@ -362,15 +362,15 @@ func (p *Policy) DecideResult(ctx context.Context, in ResultInput) (d ResultDeci
 	return d
 }
 
-// resultActivation adds result and findings to a call's activation.
-type resultActivation struct {
+// resultGuardActivation adds result and findings to a call's activation.
+type resultGuardActivation struct {
 	*activation
 	result   any
 	findings []string
 }
 
 // ResolveName implements interpreter.Activation.
-func (a *resultActivation) ResolveName(name string) (any, bool) {
+func (a *resultGuardActivation) ResolveName(name string) (any, bool) {
 	switch name {
 	case "result":
 		return a.result, true
@@ -381,14 +381,14 @@ func (a *resultActivation) ResolveName(name string) (any, bool) {
 }
 
 // Parent implements interpreter.Activation.
-func (a *resultActivation) Parent() interpreter.Activation { return nil }
+func (a *resultGuardActivation) Parent() interpreter.Activation { return nil }
 
 // ResolveFunction implements interpreter.FunctionActivation.
-func (a *resultActivation) ResolveFunction(name string) (functions.LateBoundOp, bool) {
+func (a *resultGuardActivation) ResolveFunction(name string) (functions.LateBoundOp, bool) {
 	return a.activation.ResolveFunction(name)
 }
 
-func (a *resultActivation) eval(ctx context.Context, e *expr) (v any, err error) {
+func (a *resultGuardActivation) eval(ctx context.Context, e *expr) (v any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			v, err = nil, fmt.Errorf("evaluation panicked: %v", r)
@@ -404,7 +404,7 @@ func (a *resultActivation) eval(ctx context.Context, e *expr) (v any, err error)
 	return out, nil
 }
 
-func (a *resultActivation) evalBool(ctx context.Context, e *expr) (bool, error) {
+func (a *resultGuardActivation) evalBool(ctx context.Context, e *expr) (bool, error) {
 	if e == nil {
 		return true, nil
 	}
@@ -420,7 +420,7 @@ func (a *resultActivation) evalBool(ctx context.Context, e *expr) (bool, error) 
 }
 
 // reason evaluates a withhold rule's message.
-func (a *resultActivation) reason(ctx context.Context, r *resultRule, d *ResultDecision) string {
+func (a *resultGuardActivation) reason(ctx context.Context, r *resultRule, d *ResultDecision) string {
 	if r.message == nil {
 		return "this result may not be returned"
 	}
