@@ -263,6 +263,10 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		if errors.As(err, &de) {
 			return deniedResult(ctx, de), nil
 		}
+		var we *toolguard.WithheldError
+		if errors.As(err, &we) {
+			return errorResult(we.ModelText()), nil
+		}
 		res, ok := out.(*mcp.CallToolResult)
 		if errors.Is(err, ErrUpstream) {
 			// The upstream server failed: an error of the tool's
