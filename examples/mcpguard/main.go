@@ -236,6 +236,7 @@ type config struct {
 	bom                                   string
 	poison                                poisonConfig
 	auth                                  authConfig
+	httpAuth                              httpAuthConfig
 	sync                                  audit.SyncMode
 	syncInterval                          time.Duration
 	syncOutcomes                          bool
@@ -269,6 +270,7 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
 	c.poison.register(fs)
 	c.auth.register(fs)
+	c.httpAuth.register(fs)
 	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
 	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
 	fs.BoolVar(&c.syncOutcomes, "sync-outcomes", false, "with -sync each, also wait for each outcome record's own fsync before answering (off: an outcome joins the next fsync, at most -sync-interval later, and exit)")
@@ -347,6 +349,9 @@ func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardm
 		if (c.jwks != "" || c.jwtKey != "") && c.auth.remote() {
 			return nil, usageErrorf("give a key file (-jwks, -jwt-key) or fetched keys (-jwks-url, -discover-keys), not both")
 		}
+		if err := c.resolveResource(); err != nil {
+			return nil, err
+		}
 		opts, err := c.auth.options(c.audience, c.issuer)
 		if err != nil {
 			return nil, err
@@ -363,6 +368,7 @@ func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardm
 		if err != nil {
 			return nil, err
 		}
+		c.httpAuth.verifier = v
 		return v.PrincipalFunc(), nil
 	}
 	if c.principal == "" {
@@ -397,6 +403,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	p, err := scope.Load(c.policy)
+	if err != nil {
+		return err
+	}
+	front, err := c.newHTTPFront(p)
 	if err != nil {
 		return err
 	}
@@ -456,7 +466,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if c.listen == "" {
 		return serveStdio(ctx, px.Server(), pf, stdin, stdout)
 	}
-	return serveHTTP(ctx, px.Server(), pf, c.listen, c.maxRequest, stderr)
+	return serveHTTP(ctx, px.Server(), front, pf, c.listen, c.maxRequest, stderr)
 }
 
 // reloadOnSignal reloads the policy from disk on every signal on hup until
@@ -533,10 +543,11 @@ func serveStdio(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalF
 	return err
 }
 
-func serveHTTP(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFunc, addr string, maxRequest int64, stderr io.Writer) error {
-	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(pf)))
+func serveHTTP(ctx context.Context, s *server.MCPServer, front *httpFront, pf guardmcp.PrincipalFunc, addr string, maxRequest int64, stderr io.Writer) error {
+	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(front.principalFunc(pf))))
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", limitBody(h, maxRequest))
+	mux.Handle("/mcp", front.handler(limitBody(h, maxRequest)))
+	front.mount(mux)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
