@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agentguard/agentguard/scope"
 )
@@ -56,7 +57,7 @@ type ProtectedResource struct {
 	resource     string
 	metadataURL  string
 	metadataPath string
-	metadata     []byte
+	metadata     http.Handler
 	required     []string
 	verifier     TokenVerifier
 }
@@ -96,16 +97,13 @@ func NewProtectedResource(opts ResourceOptions) (*ProtectedResource, error) {
 		required:     slices.Clone(opts.RequiredScopes),
 		verifier:     opts.Verifier,
 	}
-	meta := struct {
-		Resource             string   `json:"resource"`
-		AuthorizationServers []string `json:"authorization_servers"`
-		ScopesSupported      []string `json:"scopes_supported,omitempty"`
-		BearerMethods        []string `json:"bearer_methods_supported"`
-		ResourceName         string   `json:"resource_name,omitempty"`
-	}{res, opts.AuthorizationServers, opts.ScopesSupported, []string{"header"}, opts.ResourceName}
-	if p.metadata, err = json.Marshal(meta); err != nil {
-		return nil, fmt.Errorf("guardmcp: %w", err)
-	}
+	p.metadata = server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
+		Resource:               res,
+		AuthorizationServers:   slices.Clone(opts.AuthorizationServers),
+		ScopesSupported:        slices.Clone(opts.ScopesSupported),
+		BearerMethodsSupported: []string{"header"},
+		ResourceName:           opts.ResourceName,
+	})
 	return p, nil
 }
 
@@ -173,29 +171,9 @@ func (p *ProtectedResource) MetadataURL() string { return p.metadataURL }
 
 // Metadata returns the handler that serves the Protected Resource
 // Metadata document to GET and HEAD, to anyone (it is public, and browser
-// clients may read it from any origin).
-func (p *ProtectedResource) Metadata() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-		case http.MethodOptions:
-			h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		default:
-			h.Set("Allow", "GET, HEAD, OPTIONS")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "public, max-age=3600")
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(p.metadata)
-		}
-	})
-}
+// clients may read it from any origin), with mcp-go's
+// server.NewProtectedResourceMetadataHandler.
+func (p *ProtectedResource) Metadata() http.Handler { return p.metadata }
 
 // Mount registers the metadata handler on mux at the resource's
 // path-suffixed well-known URI (/.well-known/oauth-protected-resource/mcp
