@@ -22,6 +22,25 @@
 // -jwt-key is given (checked against -audience and -issuer), else the static
 // one. The token is never forwarded upstream.
 //
+// With bearer tokens, mcpguard follows the MCP authorization specification
+// (guardmcp.ProtectedResource): every request without a valid token, of
+// any method, is answered 401 before any session exists, with a challenge
+// naming the Protected Resource Metadata that mcpguard serves at
+// /.well-known/oauth-protected-resource/mcp (and at the root form), which
+// names -issuer as the authorization server. -resource-url is the URL
+// clients reach /mcp at (by default http://<-listen>/mcp on a specific
+// address); its canonical form is the audience tokens must carry, unless
+// -audience says otherwise. A token without every -require-scopes scope is
+// answered 403 insufficient_scope. Tokens in the query string are refused.
+//
+// Over HTTP a request whose Origin header is not an -allow-origin origin
+// (or, on a loopback address, a loopback page) is refused with 403, and so
+// is one that reached a loopback address under a Host name that is neither
+// loopback, the -resource-url host nor an -allow-host (DNS rebinding).
+// mcpguard refuses to serve the static -principal over HTTP on an address
+// that is not loopback, since anyone who can reach it would act as that
+// principal, unless -insecure-static-principal is given.
+//
 // Instead of a key file, -discover-keys finds the authorization server's
 // JWKS URL in the metadata of -issuer (RFC 8414, then OpenID Connect
 // discovery), and -jwks-url names it directly: the keys are fetched at
@@ -209,6 +228,13 @@ Examples:
   mcpguard -policy policy.yaml -audit decisions.jsonl -listen 127.0.0.1:8080 \
       -discover-keys -issuer https://id.example.com/realms/r1 -audience mcpguard \
       -upstream http://127.0.0.1:3001/mcp
+
+  # Behind a TLS reverse proxy: tokens for https://mcp.example.com/mcp
+  # (their audience), OAuth clients sent to the issuer by the 401.
+  mcpguard -policy policy.yaml -audit decisions.jsonl -listen 127.0.0.1:8080 \
+      -discover-keys -issuer https://id.example.com/realms/r1 \
+      -resource-url https://mcp.example.com/mcp -require-scopes mcp:tools \
+      -allow-origin https://app.example.com -upstream http://127.0.0.1:3001/mcp
 
 Flags:
 `
