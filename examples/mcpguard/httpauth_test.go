@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,4 +68,82 @@ func TestHTTPAuthUsageErrors(t *testing.T) {
 		assert.Equal(t, 2, r.code, "%v: %s", tt.args, r.stderr)
 		assert.Contains(t, r.stderr, tt.want, "%v", tt.args)
 	}
+}
+
+// TestStaticPrincipalOriginCheck: on loopback with the static principal
+// (no tokens), mcpguard still refuses foreign web pages: a foreign Origin,
+// and a foreign Host name (DNS rebinding), get 403; a client that is not a
+// browser, and a loopback page, are served.
+func TestStaticPrincipalOriginCheck(t *testing.T) {
+	self, err := os.Executable()
+	require.NoError(t, err)
+	t.Setenv(upstreamEnv, "read_text_file:Read a file")
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(testPolicy), 0o644))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		var stdout, stderr bytes.Buffer
+		code := exitCode(ctx, []string{"-policy", policy, "-audit", filepath.Join(dir, "decisions.jsonl"),
+			"-listen", addr, "-principal", "bot", "-scopes", "fs.read", "-allow-origin", "https://app.example.com", "--", self},
+			strings.NewReader(""), &stdout, &stderr)
+		done <- result{code, stdout.String(), stderr.String()}
+	}()
+	defer func() {
+		cancel()
+		r := <-done
+		assert.Equal(t, 0, r.code, r.stderr)
+	}()
+	url := "http://" + addr + "/mcp"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "mcpguard did not start listening")
+		time.Sleep(20 * time.Millisecond)
+	}
+	init := `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	for _, tc := range []struct {
+		origin, host string
+		want         int
+	}{
+		{"", "", http.StatusOK},
+		{"http://localhost:3000", "", http.StatusOK},
+		{"https://app.example.com", "", http.StatusOK},
+		{"https://evil.test", "", http.StatusForbidden},
+		{"null", "", http.StatusForbidden},
+		{"", "rebind.evil.test", http.StatusForbidden},
+		{"http://rebind.evil.test", "rebind.evil.test", http.StatusForbidden},
+	} {
+		req, err := http.NewRequest("POST", url, strings.NewReader(init))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, tc.want, resp.StatusCode, "%+v", tc)
+		if tc.want == http.StatusForbidden {
+			assert.Empty(t, resp.Header.Get("Mcp-Session-Id"), "no session")
+		}
+	}
+	// Without tokens there is no protected resource metadata.
+	resp, err := http.Get("http://" + addr + "/.well-known/oauth-protected-resource")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 }
