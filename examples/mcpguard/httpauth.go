@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,7 +35,7 @@ func (a *httpAuthConfig) register(fs *flag.FlagSet) {
 
 // resolveResource sets the canonical resource URI for bearer tokens, and
 // the audience to it unless -audience says otherwise.
-func (c *config) resolveResource() error {
+func (c *config) resolveResource(logger *slog.Logger) error {
 	raw := c.httpAuth.resourceURL
 	if raw == "" {
 		host, _, err := net.SplitHostPort(c.listen)
@@ -53,6 +54,9 @@ func (c *config) resolveResource() error {
 	c.httpAuth.resource = res
 	if c.audience == "" {
 		c.audience = res
+	} else if c.audience != res {
+		logger.Warn("mcpguard: tokens must carry -audience, not the resource URI that MCP clients ask their tokens for",
+			"audience", c.audience, "resource", res)
 	}
 	return nil
 }

@@ -375,7 +375,7 @@ func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardm
 		if (c.jwks != "" || c.jwtKey != "") && c.auth.remote() {
 			return nil, usageErrorf("give a key file (-jwks, -jwt-key) or fetched keys (-jwks-url, -discover-keys), not both")
 		}
-		if err := c.resolveResource(); err != nil {
+		if err := c.resolveResource(logger); err != nil {
 			return nil, err
 		}
 		opts, err := c.auth.options(c.audience, c.issuer)
