@@ -2,6 +2,7 @@ package guardmcp
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/mark3labs/mcp-go/server"
@@ -60,6 +62,9 @@ type ProtectedResource struct {
 	metadata     http.Handler
 	required     []string
 	verifier     TokenVerifier
+	// sessionKey binds session ids to principals (SessionIDs).
+	sessionKey   [32]byte
+	bindSessions atomic.Bool
 }
 
 // WellKnownProtectedResource is the path of the Protected Resource
@@ -97,6 +102,7 @@ func NewProtectedResource(opts ResourceOptions) (*ProtectedResource, error) {
 		required:     slices.Clone(opts.RequiredScopes),
 		verifier:     opts.Verifier,
 	}
+	_, _ = rand.Read(p.sessionKey[:]) // never fails (crypto/rand)
 	p.metadata = server.NewProtectedResourceMetadataHandler(server.ProtectedResourceMetadataConfig{
 		Resource:               res,
 		AuthorizationServers:   slices.Clone(opts.AuthorizationServers),
@@ -204,9 +210,10 @@ type verifiedPrincipalKey struct{}
 //     access_token in the query string (never accepted, as OAuth 2.1
 //     says): 400, error="invalid_request".
 //
-// next sees the request without its Authorization header, so the token
-// cannot travel further, and with the principal in its context, which
-// PrincipalFunc reads.
+// With SessionIDs in use, a request whose Mcp-Session-Id was not issued to
+// its principal gets 404. next sees the request without its Authorization
+// header, so the token cannot travel further, and with the principal in
+// its context, which PrincipalFunc reads.
 func (p *ProtectedResource) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p == nil || p.verifier == nil {
@@ -235,6 +242,9 @@ func (p *ProtectedResource) Require(next http.Handler) http.Handler {
 				p.refuse(w, http.StatusForbidden, "insufficient_scope", "the token lacks a scope this server requires")
 				return
 			}
+		}
+		if !p.checkSession(w, r, pr.ID) {
+			return
 		}
 		r2 := r.Clone(context.WithValue(r.Context(), verifiedPrincipalKey{}, pr))
 		r2.Header.Del("Authorization")

@@ -104,7 +104,8 @@ func newAuthFixture(t *testing.T, required ...string) *authFixture {
 		ScopesSupported: []string{"fs.read", "fs.write"}, RequiredScopes: required, Verifier: v,
 	})
 	require.NoError(t, err)
-	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(f.res.PrincipalFunc())))
+	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(f.res.PrincipalFunc())),
+		server.WithSessionIdManagerResolver(f.res.SessionIDs()))
 	mux.Handle("/mcp", f.res.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.reached.Add(1)
 		assert.Empty(t, r.Header.Values("Authorization"), "the token goes no further than Require")
@@ -405,4 +406,51 @@ func TestProtectedResourceCredentialAttacks(t *testing.T) {
 		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
 	}
 	assert.Empty(t, f.sink.decisions())
+}
+
+// TestProtectedResourceSessionBinding: a session belongs to the principal
+// that opened it. Another principal's valid token with that session id —
+// on a call, the GET stream (where the session's notifications and
+// server requests go), a response, or the DELETE — gets 404, as does a
+// session id this resource did not issue or whose MAC was altered; the
+// owner's session goes on.
+func TestProtectedResourceSessionBinding(t *testing.T) {
+	f := newAuthFixture(t)
+	alice := f.token(t, func(c jwt.MapClaims) { c["sub"] = "alice" })
+	bob := f.token(t, func(c jwt.MapClaims) { c["sub"] = "bob" })
+	resp := f.send(t, "POST", string(initializeMsg), "", bearer(alice))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	session := resp.Header.Get(server.HeaderKeySessionID)
+	require.True(t, strings.HasPrefix(session, "mcp-session-b1."), session)
+	require.Equal(t, http.StatusAccepted, f.send(t, "POST", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, session, bearer(alice)).StatusCode)
+
+	list := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
+	forged := session[:len(session)-2] + "AA"
+	if forged == session {
+		forged = session[:len(session)-2] + "BB"
+	}
+	for _, tc := range []struct {
+		name, method, body, session, token string
+	}{
+		{"another principal's call", "POST", list, session, bob},
+		{"another principal's GET stream", "GET", "", session, bob},
+		{"another principal's response", "POST", `{"jsonrpc":"2.0","id":7,"result":{"action":"accept"}}`, session, bob},
+		{"another principal's DELETE", "DELETE", "", session, bob},
+		{"an altered MAC", "POST", list, forged, alice},
+		{"the nonce alone", "POST", list, strings.SplitN(session, ".", 3)[0] + "." + strings.SplitN(session, ".", 3)[1], alice},
+		{"mcp-go's own format", "POST", list, "mcp-session-9b2e1f4c-3f5e-4a8e-9a4b-1d2c3b4a5f6e", alice},
+		{"another principal's GET stream, mcp-go's format", "GET", "", "mcp-session-9b2e1f4c-3f5e-4a8e-9a4b-1d2c3b4a5f6e", bob},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := f.send(t, tc.method, tc.body, tc.session, bearer(tc.token))
+			assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+			assert.NotEqual(t, "text/event-stream", resp.Header.Get("Content-Type"), "no stream")
+		})
+	}
+	body, _ := io.ReadAll(f.send(t, "POST", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_text_file","arguments":{"path":"/w/a"}}}`, session, bearer(alice)).Body)
+	assert.Contains(t, string(body), "read_text_file /w/a", "the owner's session goes on")
+	require.Len(t, f.sink.decisions(), 1)
+	assert.Equal(t, "alice", f.sink.decisions()[0].Principal)
+	assert.Equal(t, http.StatusOK, f.send(t, "DELETE", "", session, bearer(alice)).StatusCode, "the owner may end it")
+	assert.EqualValues(t, 1, f.sessions.Load(), "bob's GETs attached to no session and opened none")
 }

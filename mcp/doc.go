@@ -111,9 +111,14 @@
 //	res, err := guardmcp.NewProtectedResource(guardmcp.ResourceOptions{
 //		Resource: "https://mcp.example.com/mcp", AuthorizationServers: []string{issuer}, Verifier: v})
 //	origins, err := guardmcp.NewOriginPolicy(guardmcp.OriginOptions{Origins: []string{"https://app.example.com"}})
-//	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(res.PrincipalFunc())))
+//	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(res.PrincipalFunc())),
+//		server.WithSessionIdManagerResolver(res.SessionIDs()))
 //	mux.Handle("/mcp", origins.Require(res.Require(h)))
 //	res.Mount(mux)
+//
+// [ProtectedResource.SessionIDs] binds each MCP session to the principal
+// that opened it: another principal's token with its id gets 404, on any
+// method, so it can neither call in the session nor read its stream.
 //
 // # The proxy
 //

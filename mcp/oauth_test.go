@@ -446,6 +446,19 @@ func TestMCPGuardOAuth(t *testing.T) {
 		assert.Equal(t, http.StatusOK, post("POST", string(initializeMsg), "", http.Header{"Authorization": {"bearer " + valid}}).StatusCode)
 	})
 
+	t.Run("session bound to its principal", func(t *testing.T) {
+		session := open()
+		other := mint(jwt.MapClaims{"sub": "someone-else"}, nil)
+		for _, m := range []string{"GET", "POST", "DELETE"} {
+			body := ""
+			if m == "POST" {
+				body = `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
+			}
+			assert.Equal(t, http.StatusNotFound, post(m, body, session, bearer(other)).StatusCode, m)
+		}
+		assert.Equal(t, http.StatusOK, post("POST", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, session, bearer(valid)).StatusCode)
+	})
+
 	assert.NotContains(t, out.String(), valid, "mcpguard does not log tokens")
 }
 

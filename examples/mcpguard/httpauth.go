@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mark3labs/mcp-go/server"
+
 	guardmcp "github.com/agentguard/agentguard/mcp"
 	"github.com/agentguard/agentguard/scope"
 )
@@ -128,12 +130,17 @@ func (f *httpFront) handler(mcpHandler http.Handler) http.Handler {
 	return f.origins.Require(h)
 }
 
-// principalFunc is the PrincipalFunc of requests that passed the front.
-func (f *httpFront) principalFunc(pf guardmcp.PrincipalFunc) guardmcp.PrincipalFunc {
-	if f.resource != nil {
-		return f.resource.PrincipalFunc()
+// serverOptions are the streamable HTTP server's options: the principal
+// of each request (the token's, verified by the front, or pf's) and, with
+// tokens, session ids bound to the principal that opened the session.
+func (f *httpFront) serverOptions(pf guardmcp.PrincipalFunc) []server.StreamableHTTPOption {
+	if f.resource == nil {
+		return []server.StreamableHTTPOption{server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(pf))}
 	}
-	return pf
+	return []server.StreamableHTTPOption{
+		server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(f.resource.PrincipalFunc())),
+		server.WithSessionIdManagerResolver(f.resource.SessionIDs()),
+	}
 }
 
 // mount registers the Protected Resource Metadata on mux.

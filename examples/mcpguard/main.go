@@ -32,6 +32,8 @@
 // address); its canonical form is the audience tokens must carry, unless
 // -audience says otherwise. A token without every -require-scopes scope is
 // answered 403 insufficient_scope. Tokens in the query string are refused.
+// A session belongs to the principal whose token opened it: another
+// principal's requests with its id get 404.
 //
 // Over HTTP a request whose Origin header is not an -allow-origin origin
 // (or, on a loopback address, a loopback page) is refused with 403, and so
@@ -570,7 +572,7 @@ func serveStdio(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalF
 }
 
 func serveHTTP(ctx context.Context, s *server.MCPServer, front *httpFront, pf guardmcp.PrincipalFunc, addr string, maxRequest int64, stderr io.Writer) error {
-	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(front.principalFunc(pf))))
+	h := server.NewStreamableHTTPServer(s, front.serverOptions(pf)...)
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", front.handler(limitBody(h, maxRequest)))
 	front.mount(mux)
