@@ -53,8 +53,8 @@ type ResourceOptions struct {
 // specification for one MCP endpoint: Require refuses every request
 // without a valid bearer token before the MCP server sees it, and Metadata
 // serves the OAuth 2.0 Protected Resource Metadata (RFC 9728) that tells a
-// client where to get a token. A ProtectedResource is immutable and safe
-// for concurrent use; the zero value refuses every request.
+// client where to get a token. A ProtectedResource is safe for concurrent
+// use; the zero value refuses every request.
 type ProtectedResource struct {
 	resource     string
 	metadataURL  string
@@ -132,7 +132,7 @@ func validScopeToken(s string) bool {
 // (the MCP authorization specification, RFC 8707 section 2): an absolute
 // https URL (or http on a loopback host), with scheme and host in lower
 // case, without the scheme's default port, user information, fragment or a
-// trailing slash. A query is refused.
+// trailing slash. A query, and "." or ".." path segments, are refused.
 func CanonicalResourceURI(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -146,6 +146,8 @@ func CanonicalResourceURI(raw string) (string, error) {
 		return "", fmt.Errorf("guardmcp: resource URI %q has user information", raw)
 	case u.RawQuery != "" || u.ForceQuery:
 		return "", fmt.Errorf("guardmcp: resource URI %q has a query", raw)
+	case slices.ContainsFunc(strings.Split(u.Path, "/"), func(seg string) bool { return seg == "." || seg == ".." }):
+		return "", fmt.Errorf("guardmcp: resource URI %q has dot segments", raw)
 	}
 	host, port := strings.ToLower(u.Hostname()), u.Port()
 	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {

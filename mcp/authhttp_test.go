@@ -52,6 +52,9 @@ func TestCanonicalResourceURI(t *testing.T) {
 		"https://mcp.example.com/mcp?x=1",   // a query
 		"https://mcp.example.com/mcp?",      // an empty query
 		"ftp://mcp.example.com/mcp",
+		"https://mcp.example.com/../mcp", // dot segments
+		"https://mcp.example.com/a/./mcp",
+		"https://mcp.example.com/a/..",
 		"mailto:a@example.com",
 	} {
 		_, err := guardmcp.CanonicalResourceURI(in)
