@@ -295,6 +295,7 @@ func (r *Record) appendResult(dst []byte) []byte {
 	dst = appendStringField(dst, `"error_class":`, r.ErrorClass)
 	dst = appendIntField(dst, `"result_bytes":`, r.ResultBytes)
 	dst = appendStringField(dst, `"result_sha256":`, r.ResultSHA256)
+	dst = r.appendResultGuard(dst)
 	if len(r.LabelsAdded) > 0 {
 		dst = append(dst, `"labels_added":`...)
 		dst = appendStrings(dst, r.LabelsAdded)

@@ -141,6 +141,19 @@ type Record struct {
 	ResultBytes int64 `json:"result_bytes,omitempty"`
 	// ResultSHA256 is the hex SHA-256 of the result (outcome records).
 	ResultSHA256 string `json:"result_sha256,omitempty"`
+	// ResultAction is what the result guard did to the result (outcome
+	// records): "redacted" (parts replaced by keyed digests) or
+	// "withheld" (kept from the caller); empty when it returned the
+	// result as the tool made it.
+	ResultAction string `json:"result_action,omitempty"`
+	// ResultRules are the result rules that matched (outcome records).
+	ResultRules []string `json:"result_rules,omitempty"`
+	// ResultFindings are the kinds of secret and the patterns found in
+	// the result (outcome records).
+	ResultFindings []string `json:"result_findings,omitempty"`
+	// ResultRedacted is how many values or parts of strings the result
+	// guard replaced (outcome records).
+	ResultRedacted int64 `json:"result_redacted,omitempty"`
 	// LabelsAdded are the labels the result brought into the session
 	// (outcome records).
 	LabelsAdded []string `json:"labels_added,omitempty"`
@@ -357,6 +370,10 @@ func (r *Record) check() string {
 		return "args_sha256 is not a lowercase hex SHA-256"
 	case !isHash(r.ResultSHA256):
 		return "result_sha256 is not a lowercase hex SHA-256"
+	case r.ResultAction != "" && r.ResultAction != "redacted" && r.ResultAction != "withheld":
+		return fmt.Sprintf("result_action %q is not redacted or withheld", r.ResultAction)
+	case r.ResultRedacted < 0:
+		return "result_redacted is negative"
 	case !isHash(r.Policy):
 		return "policy is not a lowercase hex SHA-256"
 	case r.MAC != "" && !isLowerHex(r.MAC, 64):

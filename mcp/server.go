@@ -266,12 +266,16 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		if errors.As(err, &de) {
 			return deniedResult(ctx, de), nil
 		}
-		res, ok := callToolResult(out)
+		var we *toolguard.WithheldError
+		if errors.As(err, &we) {
+			return errorResult(we.ModelText()), nil
+		}
 		if errors.Is(err, toolguard.ErrResultWithheld) {
-			// The tool ran, and its result may not go back: the model
-			// reads why, not the result.
+			// The tool ran, and its result may not go back (labelling
+			// it failed): the model reads why, not the result.
 			return errorResult(withheldText(req.Params.Name, err)), nil
 		}
+		res, ok := callToolResult(out)
 		if errors.Is(err, ErrUpstream) {
 			// The upstream server failed: an error of the tool's
 			// execution, which the model reads in the result.

@@ -83,6 +83,17 @@ func (r toolResult) ResultAttrs() map[string]any {
 // MarshalJSON marshals the result.
 func (r toolResult) MarshalJSON() ([]byte, error) { return json.Marshal(r.res) }
 
+// UnmarshalJSON decodes a result: the guard's result guard rebuilds a
+// redacted result so.
+func (r *toolResult) UnmarshalJSON(b []byte) error {
+	var res mcp.CallToolResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return err
+	}
+	r.res = &res
+	return nil
+}
+
 // callToolResult returns the MCP result a guard handler returned.
 func callToolResult(out any) (*mcp.CallToolResult, bool) {
 	switch r := out.(type) {

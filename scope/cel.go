@@ -266,6 +266,7 @@ type activation struct {
 	sess      sessionVars
 	task      Task
 	trace     *trace.Recorder
+	app       appCalls // application functions (functions.go)
 	// frame is cel-go's evaluation frame over this activation, made on
 	// first use and shared by every loop-free program of the decision.
 	frame *interpreter.ExecutionFrame

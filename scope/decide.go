@@ -186,6 +186,7 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 	}
 	act := getActivation(&in)
 	act.trace = trace.From(ctx)
+	act.app = appCalls{fns: p.fns, ctx: ctx}
 	defer putActivation(act)
 	defer p.shadow(ctx, pl, act, &d)
 

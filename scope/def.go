@@ -27,6 +27,9 @@ type Def struct {
 	// addition to what the tools' schemas mark writeOnly or x-sensitive.
 	// "*" in a pointer stands for any array item or property.
 	Redact map[string][]string `json:"redact,omitempty" yaml:"redact,omitempty"`
+	// Results says how tool results are checked before they go back to
+	// the caller (see [ResultsDef]); nil: they are not looked at.
+	Results *ResultsDef `json:"results,omitempty" yaml:"results,omitempty"`
 	// Labels say which labels a tool's result brings into the caller's
 	// session, for flow rules to read (see [LabelDef]).
 	Labels []LabelDef `json:"labels,omitempty" yaml:"labels,omitempty"`

@@ -42,7 +42,9 @@ type Policy struct {
 	principals map[string][]string
 	redact     []redactRule
 	labels     []*labelRule
-	noIndex    bool // evaluate every condition (for differential tests)
+	noIndex    bool                      // evaluate every condition (for differential tests)
+	fns        map[string]*boundFunction // application functions (functions.go)
+	results    *resultPolicy             // the results section (results.go)
 
 	ix    toolIndex
 	check checkCache // schema type-checking, see CheckTools
@@ -194,6 +196,7 @@ type options struct {
 	pos       map[string]pos
 	src       []byte
 	schemas   map[string]json.RawMessage
+	functions []Function // application functions (functions.go)
 }
 
 func newOptions(opts []Option) options {
@@ -291,6 +294,7 @@ type compiler struct {
 	done map[string]*expr
 	// fields interns the argument names conditions test.
 	fields map[string]string
+	fns    map[string]*boundFunction // application functions (functions.go)
 }
 
 func (c *compiler) errorf(path, src string, format string, args ...any) {
@@ -319,6 +323,8 @@ func (c *compiler) compile(def Def) *Policy {
 		return nil
 	}
 	c.done, c.fields = map[string]*expr{}, map[string]string{}
+	var fnDecls []cel.EnvOption
+	c.env, c.fns, fnDecls = c.withFunctions(c.env)
 	if def.Version != 1 {
 		c.errorf("/version", "", "unsupported policy version %d (want 1)", def.Version)
 	}
@@ -328,7 +334,9 @@ func (c *compiler) compile(def Def) *Policy {
 		scopes:     map[string]*ScopeDef{},
 		limits:     map[string]*limit{},
 		principals: map[string][]string{},
+		fns:        c.fns,
 	}
+	p.check.fnDecls = fnDecls
 	norm := Def{Version: def.Version}
 	// Limits first: grants refer to them.
 	norm.Limits = c.limits(p, def.Limits)
@@ -336,6 +344,7 @@ func (c *compiler) compile(def Def) *Policy {
 	norm.Rules = c.rules(p, def.Rules)
 	norm.Principals = c.principals(p, def)
 	norm.Redact = c.redacts(p, def.Redact)
+	norm.Results = c.results(p, def.Results)
 	norm.Labels = c.labels(p, def.Labels)
 	if len(c.errs) > 0 {
 		return nil
@@ -649,6 +658,9 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 		return nil
 	}
 	loops := len(celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.ComprehensionKind))) > 0
+	if !loops && !c.checkFunctionCost(path, src, ast.NativeRep()) {
+		return nil
+	}
 	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	// Only comprehensions can run long: an expression without one costs
 	// time linear in its inputs, which the argument limits bound. So only

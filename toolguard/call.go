@@ -557,6 +557,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 	start := st.end // the handler starts as the decision is made
 	ctx = context.WithValue(ctx, callIDKey{}, st.d.CallID)
 	out, class, err := g.invoke(ctx, st.tool, args, st.release)
+	out, err = g.guardResult(ctx, st, out, err)
 	out, err = g.sessionResult(rctx, st, out, err)
 	dur := g.now().Sub(start)
 

@@ -62,6 +62,7 @@ type Guard struct {
 	limiter  Limiter
 	redactor *audit.Redactor
 	timeout  time.Duration
+	maxRes   int // WithMaxResultBytes (results.go)
 	argLim   ArgumentLimits
 	logger   *slog.Logger
 

@@ -2,12 +2,15 @@ package redissession_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/agentguard/agentguard/audit"
+	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
 	"github.com/agentguard/agentguard/toolguard/redissession"
 )
@@ -30,10 +33,32 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
-	var _ toolguard.SessionStore = st // toolguard.WithSessions(st)
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  assistant:
+    grants:
+      - tools: [send_email]
+`))
+	if err != nil {
+		panic(err)
+	}
+	g, err := toolguard.New(p, toolguard.WithSessions(st), toolguard.WithSink(audit.Discard))
+	if err != nil {
+		panic(err)
+	}
+	if err := g.Register(toolguard.Tool{Name: "send_email", Handler: func(context.Context, json.RawMessage) (any, error) { return "sent", nil }}); err != nil {
+		panic(err)
+	}
 
+	// This Redis is unreachable: the store says so, and a call in a
+	// session is denied.
 	k := toolguard.SessionKey{Principal: "alice", Session: "chat-1"}
 	_, err = st.Load(context.Background(), k)
 	fmt.Println(errors.Is(err, redissession.ErrUnavailable))
-	// Output: true
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"assistant"}})
+	_, err = g.Call(toolguard.WithSession(ctx, "chat-1"), "send_email", json.RawMessage(`{}`))
+	fmt.Println(errors.Is(err, toolguard.ErrDenied))
+	// Output:
+	// true
+	// true
 }

@@ -147,7 +147,9 @@ func (s *Store) errFull(why any) error {
 	default:
 		msg = "the session is full"
 	}
-	return fmt.Errorf("redissession: %w: %s", toolguard.ErrSessionFull, msg)
+	// The same text as the in-memory store's: the reason reads the same
+	// whichever store the guard has.
+	return fmt.Errorf("%w: %s", toolguard.ErrSessionFull, msg)
 }
 
 // Load implements [toolguard.SessionStore]. A session never seen is empty
