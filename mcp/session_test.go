@@ -558,3 +558,48 @@ func TestSessionIDOfAnotherPrincipal(t *testing.T) {
 	assert.Equal(t, victimRead.ID, denied.Flow[0].CallID, "the victim's denial rests on the victim's own read")
 	assert.NotEqual(t, thiefRead.ID, denied.Flow[0].CallID)
 }
+
+// TestSessionRedactedMCPResult: a result guard that redacts part of an
+// MCP tool's result hands back an MCP result (not an error), and the
+// session still labels it.
+func TestSessionRedactedMCPResult(t *testing.T) {
+	p, err := scope.Parse([]byte(`
+version: 1
+labels:
+  - tools: [read_email]
+    when: '!result.attrs.is_error'
+    add: [untrusted]
+results:
+  patterns:
+    - name: ticket
+      regex: 'TICKET-[0-9]{6}'
+scopes:
+  assistant:
+    grants:
+      - tools: [read_email, send_email]
+rules:
+  - name: no-exfiltration
+    effect: deny
+    tools: [send_email]
+    when: '"untrusted" in session.labels'
+`))
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
+	require.NoError(t, err)
+	s := server.NewMCPServer("assistant", "1", guardmcp.ServerOptions(g)...)
+	obj := json.RawMessage(`{"type":"object"}`)
+	require.NoError(t, guardmcp.AddTool(s, g, mcp.NewToolWithRawSchema("read_email", "", obj),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("your ticket is TICKET-123456, reply soon"), nil
+		}))
+	require.NoError(t, guardmcp.AddTool(s, g, mcp.NewToolWithRawSchema("send_email", "", obj),
+		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("sent"), nil
+		}))
+	c := httpSessionClient(t, sessHTTP(t, s, sessUser).URL)
+	got := callTool(t, c, "read_email", map[string]any{})
+	require.False(t, got.IsError, got.Text)
+	assert.Contains(t, got.Text, "your ticket is")
+	assert.NotContains(t, got.Text, "TICKET-123456", "redacted")
+	assert.True(t, callTool(t, c, "send_email", map[string]any{}).IsError, "the redacted result still labelled the session")
+}
