@@ -267,6 +267,9 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		if errors.As(err, &we) {
 			return errorResult(we.ModelText()), nil
 		}
+		if errors.Is(err, toolguard.ErrResultWithheld) {
+			return errorResult("the tool ran, but its result was withheld"), nil
+		}
 		res, ok := out.(*mcp.CallToolResult)
 		if errors.Is(err, ErrUpstream) {
 			// The upstream server failed: an error of the tool's
