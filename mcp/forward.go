@@ -20,12 +20,12 @@ import (
 
 // Upstream says how [DialProxy] reaches the upstream MCP server: a command
 // run over stdio, or a streamable HTTP URL. Exactly one of Command and URL
-// must be set.
+// must be set. DialProxy connects once to list, and once more for each
+// client session (a process per client for a command).
 //
-// The zero values of NoSampling and NoElicitation forward those kinds of
-// server→client request; set one to refuse that kind upstream (the proxy
-// then does not declare the capability to the upstream server). Roots are
-// forwarded only with ForwardRoots.
+// Sampling and elicitation are declared upstream for a client that
+// declared them, unless NoSampling or NoElicitation turns that kind off;
+// roots only with ForwardRoots.
 type Upstream struct {
 	// Command is the upstream's argv, run over stdio.
 	Command []string
@@ -47,26 +47,30 @@ type Upstream struct {
 	// sampling/createMessage and elicitation/create.
 	NoSampling, NoElicitation bool
 
-	// ForwardRoots declares the roots capability upstream and forwards
-	// roots/list to the client whose tool call is in flight. Off by
-	// default: a server asks for roots when it is initialized, before any
-	// client of the proxy is there to answer (the MCP filesystem server
-	// then logs a failure on every start), and the roots of one client
-	// would reconfigure an upstream that every client of the proxy shares.
-	// Without it the upstream keeps its own configuration (for a command,
-	// its arguments).
+	// ForwardRoots declares the roots capability on the upstream session
+	// of each client that declared it, and forwards that session's
+	// roots/list to that client. Off by default: a client's roots may
+	// widen what the upstream serves (the MCP filesystem server replaces
+	// the directories of its command line with them). Without it the
+	// upstream keeps its own configuration (for a command, its arguments).
 	ForwardRoots bool
 }
 
 // DialProxy connects to the upstream server described by up and fronts it
-// with the guard g, like [NewProxy]. Unlike NewProxy, it builds the
-// upstream client itself, with handlers for the requests the upstream
-// sends to its client — sampling/createMessage, elicitation/create and
-// roots/list — which forward each one to the downstream client whose tool
-// call it belongs to (see the package documentation, "The proxy"). It
-// declares those capabilities upstream only for the kinds it forwards.
+// with the guard g, like [NewProxy]. Unlike NewProxy, it gives each client
+// session an upstream session of its own, opened on the client's first
+// request and declaring upstream only the capabilities that client
+// declared: its logging level, subscriptions and roots stay its own, and
+// what the upstream sends that session — log messages, resource updates,
+// progress, sampling/createMessage, elicitation/create and roots/list —
+// goes to that client only. The upstream sessions are bounded
+// ([WithMaxSessions]), closed when idle ([WithSessionIdle]) or when their
+// client leaves, and bound to the principal that opened them
+// ([ErrSessionPrincipal]). A separate listing session reads the tools,
+// resources and prompts; each client is shown the tools its own session
+// lists.
 //
-// The proxy owns the client: [Proxy.Close] closes it.
+// The proxy owns the clients: [Proxy.Close] closes them.
 func DialProxy(ctx context.Context, up Upstream, g *toolguard.Guard, opts ...Option) (*Proxy, error) {
 	if g == nil {
 		return nil, errors.New("guardmcp: DialProxy needs a guard")
