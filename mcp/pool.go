@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-		"sync"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
