@@ -99,8 +99,7 @@ type Proxy struct {
 	mu    sync.Mutex
 	tools map[string]*proxyTool // by name, as served or disabled
 
-	progSeq  atomic.Uint64
-	progress sync.Map // upstream token → progressRoute
+	progSeq atomic.Uint64
 
 	refreshMu sync.Mutex
 	closed    atomic.Bool

@@ -3,6 +3,7 @@ package guardmcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -55,7 +56,6 @@ type upSession struct {
 	detached  time.Time
 	subs      map[string]bool
 	tools     map[string]bool // the tools the upstream lists for this session
-	level     mcp.LoggingLevel
 	ready     chan struct{}
 	err       error
 	closed    bool
@@ -96,7 +96,7 @@ func (u *upSession) callAs(ctx context.Context, label, method string, params map
 // cancelled tells the upstream that the request id is cancelled.
 func (u *upSession) cancelled(id mcp.RequestId, cause error) {
 	reason := "the client cancelled the request"
-	if cause == context.DeadlineExceeded {
+	if errors.Is(cause, context.DeadlineExceeded) {
 		reason = "the proxy's call timeout ran out"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -208,7 +208,7 @@ func (u *upSession) onNotification(n mcp.JSONRPCNotification) {
 		string(mcp.MethodNotificationPromptsListChanged):
 		// The proxy re-reads its lists (and mcp-go tells every client
 		// when they change); this client's own list may differ.
-		if n.Method == string(mcp.MethodNotificationToolsListChanged) {
+		if n.Method == string(mcp.MethodNotificationToolsListChanged) && p.pool != nil {
 			go u.listTools()
 			_ = p.s.SendNotificationToSpecificClient(u.sessionID, n.Method, params)
 		}
@@ -227,6 +227,10 @@ func (u *upSession) onNotification(n mcp.JSONRPCNotification) {
 		if p.s.SendNotificationToClient(ctx, n.Method, params) == nil {
 			return
 		}
+	}
+	if p.pool == nil {
+		p.s.SendNotificationToAllClients(n.Method, params)
+		return
 	}
 	p.pool.notifySession(u, n.Method, params)
 }
