@@ -67,7 +67,12 @@ func poolUpstream(t *testing.T) (*httptest.Server, *upstreamLog) {
 	up := server.NewMCPServer("pooled", "1", server.WithToolCapabilities(true), server.WithTitle("Pooled Upstream 3c1f"),
 		server.WithResourceCapabilities(true, true), server.WithHooks(hooks))
 	up.AddTool(mcp.NewTool("echo", mcp.WithString("text")), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		return mcp.NewToolResultText("echo " + req.GetString("text", "")), nil
+		res := mcp.NewToolResultText("echo " + req.GetString("text", ""))
+		if m := req.Params.Meta; m != nil && m.AdditionalFields["note"] != nil {
+			// The client's _meta reached the upstream; the result's goes back.
+			res.Meta = &mcp.Meta{AdditionalFields: map[string]any{"seen": m.AdditionalFields["note"]}}
+		}
+		return res, nil
 	})
 	strict := mcp.NewTool("strict", mcp.WithNumber("n"))
 	up.AddTool(strict, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -136,7 +141,8 @@ func poolCall(t *testing.T, ctx context.Context, c *client.Client, name string, 
 }
 
 // TestDialProxyFaithfulPassthrough: the upstream's title and a tool's
-// execution settings are served as the upstream has them; the upstream's
+// execution settings are served as the upstream has them; _meta goes both
+// ways; the upstream's
 // -32602 reaches the client with its code, message and data and no
 // prefix; resources/read of a URI the upstream does not list is forwarded
 // to the upstream (whose not-found error comes back), and subscriptions
@@ -184,6 +190,15 @@ func TestDialProxyFaithfulPassthrough(t *testing.T) {
 	templates, err := c.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
 	require.NoError(t, err)
 	assert.Empty(t, templates.ResourceTemplates, "the catch-all route is never listed")
+
+	meta := mcp.CallToolRequest{}
+	meta.Params.Name = "echo"
+	meta.Params.Arguments = map[string]any{"text": "m"}
+	meta.Params.Meta = &mcp.Meta{AdditionalFields: map[string]any{"note": "n-5e"}}
+	mres, err := c.CallTool(ctx, meta)
+	require.NoError(t, err)
+	require.NotNil(t, mres.Meta, "the result's _meta is kept")
+	assert.Equal(t, "n-5e", mres.Meta.AdditionalFields["seen"], "the call's _meta reached the upstream")
 
 	sr := mcp.SubscribeRequest{}
 	sr.Params.URI = "test://listed"
