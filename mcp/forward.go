@@ -193,8 +193,10 @@ func (up Upstream) transport(caps mcp.ClientCapabilities) (transport.Interface, 
 }
 
 // ErrNotRouted is returned to the upstream for a request the proxy cannot
-// pass to a client: no tool call is in flight, or calls of several client
-// sessions are and the request does not say which one it belongs to.
+// pass to a client: it came on the listing session, which serves no
+// client, or (with [NewProxy]'s shared session) no tool call is in flight,
+// or calls of several client sessions are and the request does not say
+// which one it belongs to.
 var ErrNotRouted = errors.New("guardmcp: the request cannot be routed to a client")
 
 // router tracks the tool calls in flight, to find the client session a

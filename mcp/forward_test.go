@@ -140,8 +140,9 @@ func TestMCPGuardForwardsServerRequests(t *testing.T) {
 }
 
 // TestDialProxyRoutesByCallInFlight serves a proxy over streamable HTTP to
-// two clients: an upstream request goes to the client whose call is in
-// flight, and is refused when calls of both are.
+// two clients: an upstream request goes to the client whose call sent it,
+// also while a call of the other client is in flight (each client has an
+// upstream session of its own).
 func TestDialProxyRoutesByCallInFlight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
