@@ -194,9 +194,7 @@ func (up Upstream) transport(caps mcp.ClientCapabilities) (transport.Interface, 
 
 // ErrNotRouted is returned to the upstream for a request the proxy cannot
 // pass to a client: it came on the listing session, which serves no
-// client, or (with [NewProxy]'s shared session) no tool call is in flight,
-// or calls of several client sessions are and the request does not say
-// which one it belongs to.
+// client, or the client session it belongs to is gone.
 var ErrNotRouted = errors.New("guardmcp: the request cannot be routed to a client")
 
 // router tracks the tool calls in flight, to find the client session a
