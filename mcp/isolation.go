@@ -113,6 +113,17 @@ func (p *Proxy) installHooks(caps mcp.ServerCapabilities) {
 		}
 		return nil
 	})
+	h.AddAfterInitialize(func(ctx context.Context, _ any, _ *mcp.InitializeRequest, _ *mcp.InitializeResult) {
+		if p.pool != nil {
+			// Open the client's upstream session now rather than on its
+			// first request (a command upstream takes a while to start).
+			go func() {
+				if _, done, err := p.pool.session(context.WithoutCancel(ctx)); err == nil {
+					done()
+				}
+			}()
+		}
+	})
 	h.AddOnRegisterSession(func(_ context.Context, s server.ClientSession) {
 		if p.pool != nil {
 			p.pool.attach(s)
