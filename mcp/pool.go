@@ -291,12 +291,21 @@ func (pl *pool) expired(now time.Time) []*upSession {
 		idle := now.Sub(u.last) > pl.idle && len(u.subs) == 0
 		if gone || idle {
 			delete(pl.sessions, key)
+			delete(pl.down, key) // a later request of the client brings it back
 			if gone {
-				delete(pl.down, key)
 				delete(pl.levels, key)
 			}
-			u.closed = true
 			out = append(out, u)
+		}
+	}
+	// Levels of clients that left without a trace (an HTTP client without
+	// a listening stream is never unregistered) are kept for a bounded
+	// number of clients only.
+	if len(pl.levels) > 4*pl.max {
+		for key := range pl.levels {
+			if pl.sessions[key] == nil {
+				delete(pl.levels, key)
+			}
 		}
 	}
 	return out

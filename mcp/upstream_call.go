@@ -58,7 +58,6 @@ type upSession struct {
 	tools     map[string]bool // the tools the upstream lists for this session
 	ready     chan struct{}
 	err       error
-	closed    bool
 }
 
 // call sends one request upstream and returns its raw result. A JSON-RPC
