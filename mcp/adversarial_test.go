@@ -198,6 +198,8 @@ func advCases(t *testing.T, f *advFixture, tokens advTokens) []advCase {
 		advCase{Name: "arguments with trailing garbage", params: []byte(`{"name":"read_file","arguments":` + a + `]}`), Want: "rpc"},
 	)
 
+	// Over HTTP, mcpguard refuses these before the MCP server sees them
+	// (401, or 400 for a malformed request): no session, no record.
 	cases = append(cases,
 		advCase{Name: "a bearer token that is not a JWT", Tool: "read_file", Args: a, Want: "no_principal", auth: []string{"Bearer not.a.token"}},
 		advCase{Name: "a token signed by another key", Tool: "read_file", Args: a, Want: "no_principal", auth: []string{"Bearer " + tokens.otherKey}},
@@ -207,6 +209,8 @@ func advCases(t *testing.T, f *advFixture, tokens advTokens) []advCase {
 		advCase{Name: "a basic credential", Tool: "read_file", Args: a, Want: "no_principal", auth: []string{"Basic cmVhZGVyOnJlYWRlcg=="}},
 		advCase{Name: "two bearer tokens", Tool: "read_file", Args: a, Want: "no_principal", auth: []string{"Bearer " + tokens.valid, "Bearer " + tokens.valid}},
 		advCase{Name: "an oversized bearer token", Tool: "read_file", Args: a, Want: "no_principal", auth: []string{"Bearer " + strings.Repeat("a", 64<<10)}},
+		advCase{Name: "a token with a space inside", Tool: "read_file", Args: a, Want: "no_principal", auth: []string{"Bearer " + tokens.valid[:20] + " " + tokens.valid[20:]}},
+		advCase{Name: "a misspelled scheme", Tool: "read_file", Args: a, Want: "no_principal", auth: []string{"Bearer: " + tokens.valid}},
 	)
 	return cases
 }
@@ -526,6 +530,7 @@ func (r advResponse) text() string {
 // advTally counts what became of the cases of one run.
 type advTally struct {
 	denied, rejected, allowed int
+	unauthorized              int // refused over HTTP before the guard
 	slowest                   time.Duration
 	slowestCase               string
 }
@@ -670,6 +675,18 @@ func runAdversarial(t *testing.T, f *advFixture, g *advGuard, p advPeer, logPath
 			}
 			msg := []byte(`{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"tools/call","params":` + string(params) + `}`)
 
+			if hp, ok := p.(*httpPeer); ok && c.auth != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), advWait)
+				defer cancel()
+				resp, body := hp.post(t, ctx, msg, c.auth)
+				assert.Contains(t, []int{http.StatusUnauthorized, http.StatusBadRequest}, resp.StatusCode, "%.300q", body)
+				assert.Contains(t, resp.Header.Get("WWW-Authenticate"), "Bearer resource_metadata=")
+				assert.Empty(t, resp.Header.Get(server.HeaderKeySessionID))
+				assert.False(t, bytes.Contains(body, []byte(advCanary)))
+				assert.Empty(t, tail.next(t), "refused before the guard: nothing recorded")
+				tally.unauthorized++
+				return
+			}
 			start := time.Now()
 			raw := p.call(t, id, msg, c.auth)
 			took := time.Since(start)
@@ -787,6 +804,9 @@ func runAdversarial(t *testing.T, f *advFixture, g *advGuard, p advPeer, logPath
 	} else {
 		t.Log("peak RSS not measured: no /proc/<pid>/status")
 	}
-	t.Logf("%d cases: %d denied by the guard, %d refused by the JSON-RPC layer, %d allowed (harmless); slowest %q in %v",
-		tally.denied+tally.rejected+tally.allowed, tally.denied, tally.rejected, tally.allowed, tally.slowestCase, tally.slowest.Round(time.Millisecond))
+	if overHTTP {
+		assert.Positive(t, tally.unauthorized, "the credential cases ran")
+	}
+	t.Logf("%d cases: %d denied by the guard, %d refused by the JSON-RPC layer, %d refused for want of a valid token, %d allowed (harmless); slowest %q in %v",
+		tally.denied+tally.rejected+tally.allowed+tally.unauthorized, tally.denied, tally.rejected, tally.unauthorized, tally.allowed, tally.slowestCase, tally.slowest.Round(time.Millisecond))
 }

@@ -90,6 +90,36 @@
 // [ClaimMapping] says which claims become the principal's ID, scopes and
 // attributes (by default sub, scope and scp, and all other claims).
 //
+// # Authorization over HTTP
+//
+// The MCP authorization specification wants more than a principal per
+// request: a request without a valid token must be refused with HTTP 401
+// before any MCP session exists, with a challenge that sends an OAuth client
+// to the server's Protected Resource Metadata (RFC 9728), and from there to
+// the authorization server. [NewProtectedResource] does that for one
+// endpoint, identified by its canonical URI ([CanonicalResourceURI]), which
+// is also the audience its tokens must carry. [ProtectedResource.Require]
+// answers a missing token 401, a bad one (signature, expiry, audience,
+// issuer) 401 invalid_token, a token without [ResourceOptions].RequiredScopes
+// 403 insufficient_scope, and a token in the query string or two
+// Authorization headers 400; it hands the MCP server the verified principal
+// ([ProtectedResource.PrincipalFunc]) and not the token.
+// [ProtectedResource.Mount] serves the metadata. [NewOriginPolicy] refuses
+// requests from foreign web origins (DNS rebinding), as the streamable HTTP
+// transport requires:
+//
+//	res, err := guardmcp.NewProtectedResource(guardmcp.ResourceOptions{
+//		Resource: "https://mcp.example.com/mcp", AuthorizationServers: []string{issuer}, Verifier: v})
+//	origins, err := guardmcp.NewOriginPolicy(guardmcp.OriginOptions{Origins: []string{"https://app.example.com"}})
+//	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(res.PrincipalFunc())),
+//		server.WithSessionIdManagerResolver(res.SessionIDs()))
+//	mux.Handle("/mcp", origins.Require(res.Require(h)))
+//	res.Mount(mux)
+//
+// [ProtectedResource.SessionIDs] binds each MCP session to the principal
+// that opened it: another principal's token with its id gets 404, on any
+// method, so it can neither call in the session nor read its stream.
+//
 // # The proxy
 //
 // [DialProxy] fronts an upstream MCP server that it reaches over stdio (a

@@ -46,7 +46,16 @@ func (h *headerRecorder) wrap(next http.Handler) http.Handler {
 // never reaches the upstream server, on any request — initialize, list or
 // a call the policy allows — so the upstream cannot use it elsewhere
 // (MCP "token passthrough").
+//
+// It runs with both ways of authenticating clients over HTTP: the context
+// function alone, and ProtectedResource.Require (the MCP authorization
+// specification) in front of it.
 func TestProxyNeverForwardsTheClientToken(t *testing.T) {
+	t.Run("context function", func(t *testing.T) { tokenNotForwarded(t, false) })
+	t.Run("protected resource", func(t *testing.T) { tokenNotForwarded(t, true) })
+}
+
+func tokenNotForwarded(t *testing.T, protected bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -70,8 +79,17 @@ func TestProxyNeverForwardsTheClientToken(t *testing.T) {
 		ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()}}, g)
 	require.NoError(t, err)
 	defer px.Close()
-	pxTS := httptest.NewServer(server.NewStreamableHTTPServer(px.Server(),
-		server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(f.verifier.PrincipalFunc()))))
+	var pxTS *httptest.Server
+	if protected {
+		res, err := guardmcp.NewProtectedResource(guardmcp.ResourceOptions{Resource: "http://127.0.0.1/mcp",
+			AuthorizationServers: []string{"https://idp.test"}, Verifier: f.verifier})
+		require.NoError(t, err)
+		pxTS = httptest.NewServer(res.Require(server.NewStreamableHTTPServer(px.Server(),
+			server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(res.PrincipalFunc())))))
+	} else {
+		pxTS = httptest.NewServer(server.NewStreamableHTTPServer(px.Server(),
+			server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(f.verifier.PrincipalFunc()))))
+	}
 	defer pxTS.Close()
 
 	token := f.sign(t, validClaims(), nil)

@@ -267,6 +267,10 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		if errors.As(err, &de) {
 			return deniedResult(ctx, de), nil
 		}
+		var we *toolguard.WithheldError
+		if errors.As(err, &we) {
+			return errorResult(we.ModelText()), nil
+		}
 		res, ok := out.(*mcp.CallToolResult)
 		if re := (*RPCError)(nil); errors.As(err, &re) {
 			// The upstream's JSON-RPC error, passed on as it came.

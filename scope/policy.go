@@ -41,7 +41,10 @@ type Policy struct {
 	limits     map[string]*limit
 	principals map[string][]string
 	redact     []redactRule
-	noIndex    bool // evaluate every condition (for differential tests)
+	labels     []*labelRule
+	noIndex    bool                      // evaluate every condition (for differential tests)
+	fns        map[string]*boundFunction // application functions (functions.go)
+	results    *resultPolicy             // the results section (results.go)
 
 	ix    toolIndex
 	check checkCache // schema type-checking, see CheckTools
@@ -59,6 +62,10 @@ type rule struct {
 	tools   []string
 	when    *expr
 	message *expr
+	// remember is an ask rule's remember key; memID the identity its
+	// approvals are remembered under (see RememberID).
+	remember *expr
+	memID    string
 }
 
 type grant struct {
@@ -100,6 +107,12 @@ type expr struct {
 	// computedKey reports a lookup in args by a key computed at run time.
 	refs        []ArgRef
 	computedKey bool
+	// session reports that the expression reads the session; sessLabels
+	// that it reads session.labels, and literals are its string constants
+	// (the labels a flow rule names).
+	session    bool
+	sessLabels bool
+	literals   []string
 }
 
 // LimitKind says what a limit counts.
@@ -183,6 +196,7 @@ type options struct {
 	pos       map[string]pos
 	src       []byte
 	schemas   map[string]json.RawMessage
+	functions []Function // application functions (functions.go)
 }
 
 func newOptions(opts []Option) options {
@@ -280,6 +294,7 @@ type compiler struct {
 	done map[string]*expr
 	// fields interns the argument names conditions test.
 	fields map[string]string
+	fns    map[string]*boundFunction // application functions (functions.go)
 }
 
 func (c *compiler) errorf(path, src string, format string, args ...any) {
@@ -308,6 +323,8 @@ func (c *compiler) compile(def Def) *Policy {
 		return nil
 	}
 	c.done, c.fields = map[string]*expr{}, map[string]string{}
+	var fnDecls []cel.EnvOption
+	c.env, c.fns, fnDecls = c.withFunctions(c.env)
 	if def.Version != 1 {
 		c.errorf("/version", "", "unsupported policy version %d (want 1)", def.Version)
 	}
@@ -317,7 +334,9 @@ func (c *compiler) compile(def Def) *Policy {
 		scopes:     map[string]*ScopeDef{},
 		limits:     map[string]*limit{},
 		principals: map[string][]string{},
+		fns:        c.fns,
 	}
+	p.check.fnDecls = fnDecls
 	norm := Def{Version: def.Version}
 	// Limits first: grants refer to them.
 	norm.Limits = c.limits(p, def.Limits)
@@ -325,6 +344,8 @@ func (c *compiler) compile(def Def) *Policy {
 	norm.Rules = c.rules(p, def.Rules)
 	norm.Principals = c.principals(p, def)
 	norm.Redact = c.redacts(p, def.Redact)
+	norm.Results = c.results(p, def.Results)
+	norm.Labels = c.labels(p, def.Labels)
 	if len(c.errs) > 0 {
 		return nil
 	}
@@ -507,6 +528,7 @@ func (c *compiler) rules(p *Policy, defs []RuleDef) []RuleDef {
 		if rd.Message != "" {
 			r.message = c.expr(path+"/message", rd.Message, cel.StringType)
 		}
+		c.rememberExpr(path, rd, r)
 		p.rules = append(p.rules, r)
 		rd.Tools = slices.Clone(rd.Tools)
 		norm = append(norm, rd)
@@ -636,6 +658,9 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 		return nil
 	}
 	loops := len(celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.ComprehensionKind))) > 0
+	if !loops && !c.checkFunctionCost(path, src, ast.NativeRep()) {
+		return nil
+	}
 	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	// Only comprehensions can run long: an expression without one costs
 	// time linear in its inputs, which the argument limits bound. So only
@@ -656,6 +681,9 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 		has: presenceTests(ast.NativeRep()), refs: refs, computedKey: computed}
 	if !loops && want == cel.BoolType {
 		e.clauses, e.complete = clausesOf(ast.NativeRep().Expr(), c.fields)
+	}
+	if e.session = readsSession(ast.NativeRep()); e.session {
+		e.sessLabels, e.literals = readsSessionLabels(ast.NativeRep()), stringLiterals(ast.NativeRep())
 	}
 	return e
 }

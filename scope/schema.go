@@ -49,6 +49,8 @@ type checkCache struct {
 	mu     sync.Mutex
 	envs   map[string]*checker // by schema text
 	passed map[checkKey]struct{}
+	// fnDecls declare the application functions (functions.go).
+	fnDecls []cel.EnvOption
 }
 
 type checker struct {
@@ -122,6 +124,9 @@ func (cc *checkCache) envFor(schema string) *checker {
 		cc.envs = map[string]*checker{}
 	}
 	e, sp, err := schemaEnv(json.RawMessage(schema))
+	if err == nil && len(cc.fnDecls) > 0 {
+		e, err = e.Extend(cc.fnDecls...)
+	}
 	ch := &checker{env: e, sp: sp, err: err}
 	cc.envs[schema] = ch
 	return ch

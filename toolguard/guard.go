@@ -62,9 +62,11 @@ type Guard struct {
 	limiter  Limiter
 	redactor *audit.Redactor
 	timeout  time.Duration
+	maxRes   int // WithMaxResultBytes (results.go)
 	argLim   ArgumentLimits
 	logger   *slog.Logger
 
+	sessions        SessionStore
 	approvalTimeout time.Duration
 	candidate       atomic.Pointer[scope.Policy]
 	telemetry       *telemetry
@@ -184,6 +186,9 @@ func New(p *scope.Policy, opts ...Option) (*Guard, error) {
 	}
 	if g.limiter == nil {
 		g.limiter = &MemoryLimiter{}
+	}
+	if g.sessions == nil {
+		g.sessions = NewMemorySessions(MemorySessionOptions{})
 	}
 	if g.logger == nil {
 		g.logger = slog.Default()

@@ -22,6 +22,27 @@
 // -jwt-key is given (checked against -audience and -issuer), else the static
 // one. The token is never forwarded upstream.
 //
+// With bearer tokens, mcpguard follows the MCP authorization specification
+// (guardmcp.ProtectedResource): every request without a valid token, of
+// any method, is answered 401 before any session exists, with a challenge
+// naming the Protected Resource Metadata that mcpguard serves at
+// /.well-known/oauth-protected-resource/mcp (and at the root form), which
+// names -issuer as the authorization server. -resource-url is the URL
+// clients reach /mcp at (by default http://<-listen>/mcp on a specific
+// address); its canonical form is the audience tokens must carry, unless
+// -audience says otherwise. A token without every -require-scopes scope is
+// answered 403 insufficient_scope. Tokens in the query string are refused.
+// A session belongs to the principal whose token opened it: another
+// principal's requests with its id get 404.
+//
+// Over HTTP a request whose Origin header is not an -allow-origin origin
+// (or, on a loopback address, a loopback page) is refused with 403, and so
+// is one that reached a loopback address under a Host name that is neither
+// loopback, the -resource-url host nor an -allow-host (DNS rebinding).
+// mcpguard refuses to serve the static -principal over HTTP on an address
+// that is not loopback, since anyone who can reach it would act as that
+// principal, unless -insecure-static-principal is given.
+//
 // Instead of a key file, -discover-keys finds the authorization server's
 // JWKS URL in the metadata of -issuer (RFC 8414, then OpenID Connect
 // discovery), and -jwks-url names it directly: the keys are fetched at
@@ -218,6 +239,13 @@ Examples:
       -discover-keys -issuer https://id.example.com/realms/r1 -audience mcpguard \
       -upstream http://127.0.0.1:3001/mcp
 
+  # Behind a TLS reverse proxy: tokens for https://mcp.example.com/mcp
+  # (their audience), OAuth clients sent to the issuer by the 401.
+  mcpguard -policy policy.yaml -audit decisions.jsonl -listen 127.0.0.1:8080 \
+      -discover-keys -issuer https://id.example.com/realms/r1 \
+      -resource-url https://mcp.example.com/mcp -require-scopes mcp:tools \
+      -allow-origin https://app.example.com -upstream http://127.0.0.1:3001/mcp
+
 Flags:
 `
 
@@ -246,6 +274,7 @@ type config struct {
 	bom                                   string
 	poison                                poisonConfig
 	auth                                  authConfig
+	httpAuth                              httpAuthConfig
 	sync                                  audit.SyncMode
 	syncInterval                          time.Duration
 	syncOutcomes                          bool
@@ -279,6 +308,7 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.bom, "bom", "", "write a CycloneDX 1.6 AI-BOM of the upstream, its tools and the policy to this file once connected")
 	c.poison.register(fs)
 	c.auth.register(fs)
+	c.httpAuth.register(fs)
 	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
 	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
 	fs.BoolVar(&c.syncOutcomes, "sync-outcomes", false, "with -sync each, also wait for each outcome record's own fsync before answering (off: an outcome joins the next fsync, at most -sync-interval later, and exit)")
@@ -363,6 +393,9 @@ func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardm
 		if (c.jwks != "" || c.jwtKey != "") && c.auth.remote() {
 			return nil, usageErrorf("give a key file (-jwks, -jwt-key) or fetched keys (-jwks-url, -discover-keys), not both")
 		}
+		if err := c.resolveResource(logger); err != nil {
+			return nil, err
+		}
 		opts, err := c.auth.options(c.audience, c.issuer)
 		if err != nil {
 			return nil, err
@@ -379,6 +412,7 @@ func (c *config) principalFunc(ctx context.Context, logger *slog.Logger) (guardm
 		if err != nil {
 			return nil, err
 		}
+		c.httpAuth.verifier = v
 		return v.PrincipalFunc(), nil
 	}
 	if c.principal == "" {
@@ -413,6 +447,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	p, err := scope.Load(c.policy)
+	if err != nil {
+		return err
+	}
+	front, err := c.newHTTPFront(p)
 	if err != nil {
 		return err
 	}
@@ -474,7 +512,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if c.listen == "" {
 		return serveStdio(ctx, px.Server(), pf, stdin, stdout)
 	}
-	return serveHTTP(ctx, px.Server(), pf, c.listen, c.maxRequest, stderr)
+	return serveHTTP(ctx, px.Server(), front, pf, c.listen, c.maxRequest, stderr)
 }
 
 // reloadOnSignal reloads the policy from disk on every signal on hup until
@@ -551,10 +589,11 @@ func serveStdio(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalF
 	return err
 }
 
-func serveHTTP(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalFunc, addr string, maxRequest int64, stderr io.Writer) error {
-	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(pf)))
+func serveHTTP(ctx context.Context, s *server.MCPServer, front *httpFront, pf guardmcp.PrincipalFunc, addr string, maxRequest int64, stderr io.Writer) error {
+	h := server.NewStreamableHTTPServer(s, front.serverOptions(pf)...)
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", limitBody(h, maxRequest))
+	mux.Handle("/mcp", front.handler(limitBody(h, maxRequest)))
+	front.mount(mux)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -65,12 +66,14 @@ type Result struct {
 
 // Evaluated is one CEL expression evaluated for a decision.
 type Evaluated struct {
-	Kind    string // "rule" or "grant"
+	Kind    string // "rule", "grant", or "function" (an application function's call)
 	ID      string
-	Expr    string
+	Expr    string // for a function: its name and the shape of its arguments
 	Result  string
 	Err     error
 	Decided bool
+	// Duration is how long a function call took.
+	Duration time.Duration
 }
 
 // Decide decides one call against a policy or a guard, recording the
@@ -99,7 +102,7 @@ func Decide[T Target](ctx context.Context, target T, c Call) (Result, error) {
 		res = Result{Effect: d.Effect, Rule: d.Rule, GrantID: d.GrantID, Reason: d.Reason, Stage: string(d.Stage)}
 	}
 	for _, e := range rec.Events() {
-		res.Evaluated = append(res.Evaluated, Evaluated{Kind: e.Kind, ID: e.ID, Expr: e.Expr, Result: e.Result, Err: e.Err, Decided: e.Decided})
+		res.Evaluated = append(res.Evaluated, Evaluated{Kind: e.Kind, ID: e.ID, Expr: e.Expr, Result: e.Result, Err: e.Err, Decided: e.Decided, Duration: e.Duration})
 	}
 	return res, nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Active is set once any recorder exists; until then deciding pays one
@@ -14,13 +15,15 @@ var Active atomic.Bool
 
 // Event is one evaluated expression.
 type Event struct {
-	Kind    string // "rule", "grant", "limit" or "message"
+	Kind    string // "rule", "grant", "limit", "message" or "function"
 	ID      string // rule name, or grant id "scope#i"
 	Path    string // JSON pointer of the expression in the policy
 	Expr    string
 	Result  string // "true", "false", a string value, or "error"
 	Err     error
 	Decided bool // this element decided the call
+	// Duration is how long a call of an application function took.
+	Duration time.Duration
 }
 
 // Recorder collects events. Safe for concurrent use.
