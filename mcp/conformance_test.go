@@ -1,8 +1,8 @@
 package guardmcp_test
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -71,79 +70,188 @@ func startProcess(t testing.TB, cmd *exec.Cmd) *syncBuffer {
 	return out
 }
 
-var scenarioRE = regexp.MustCompile(`^[✓✗] (\S+): (\d+) passed, (\d+) failed`)
-
-// conformance runs the conformance suite against url and returns the
-// scenarios that passed, and the total checks passed and failed.
-func conformance(t *testing.T, mods, url string) (passed []string, checksOK, checksFailed int) {
+// conformanceChecks runs the conformance suite (--suite all) against url
+// and returns the status of every check, keyed by scenario, check id and
+// the check's ordinal among the scenario's checks of that id.
+func conformanceChecks(t *testing.T, mods, url string) map[string]string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(mods, "@modelcontextprotocol", "conformance", "dist", "index.js"), "server", "--url", url)
-	cmd.Dir = t.TempDir()          // it writes results/ into the working directory
-	out, _ := cmd.CombinedOutput() // non-zero when any scenario fails
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	found := false
-	for sc.Scan() {
-		m := scenarioRE.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		if m == nil {
-			continue
+	dir := t.TempDir() // it writes results/ into the working directory
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(mods, "@modelcontextprotocol", "conformance", "dist", "index.js"),
+		"server", "--url", url, "--suite", "all")
+	cmd.Dir = dir
+	out, _ := cmd.CombinedOutput() // non-zero when any check fails
+	files, err := filepath.Glob(filepath.Join(dir, "results", "*", "checks.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "no results from the conformance suite:\n%s", out)
+	checks := map[string]string{}
+	for _, f := range files {
+		scenario := resultDirRE.ReplaceAllString(filepath.Base(filepath.Dir(f)), "")
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var list []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
 		}
-		found = true
-		ok, _ := strconv.Atoi(m[2])
-		bad, _ := strconv.Atoi(m[3])
-		checksOK += ok
-		checksFailed += bad
-		if bad == 0 && ok > 0 {
-			passed = append(passed, m[1])
+		require.NoError(t, json.Unmarshal(b, &list), "%s", f)
+		seen := map[string]int{}
+		for _, c := range list {
+			seen[c.ID]++
+			checks[fmt.Sprintf("%s/%s#%d", scenario, c.ID, seen[c.ID])] = c.Status
 		}
 	}
-	require.True(t, found, "no scenario results in the conformance output:\n%s", out)
-	sort.Strings(passed)
-	return passed, checksOK, checksFailed
+	return checks
 }
 
-func TestConformanceThroughMCPGuard(t *testing.T) {
-	mods := requireExternal(t)
-	if _, err := os.Stat(filepath.Join(mods, "@modelcontextprotocol", "conformance", "dist", "index.js")); err != nil {
-		t.Fatalf("conformance package layout changed: %v", err)
-	}
-	guard := buildBin(t, "mcpguard")
-	dir := t.TempDir()
-	policy := filepath.Join(dir, "policy.yaml")
-	require.NoError(t, os.WriteFile(policy, []byte(allowAllPolicy), 0o644))
+// resultDirRE matches the time stamp the suite appends to a result folder.
+var resultDirRE = regexp.MustCompile(`-\d{4}-\d{2}-\d{2}T[\d-]+Z$`)
 
-	upPort := freePort(t)
-	ev := exec.Command("node", filepath.Join(mods, "@modelcontextprotocol", "server-everything", "dist", "index.js"), "streamableHttp")
-	ev.Env = append(os.Environ(), "PORT="+strconv.Itoa(upPort))
-	evOut := startProcess(t, ev)
-	upAddr := fmt.Sprintf("127.0.0.1:%d", upPort)
-	waitListening(t, upAddr, 20*time.Second)
-	upURL := "http://" + upAddr + "/mcp"
-
-	pxPort := freePort(t)
-	pxAddr := fmt.Sprintf("127.0.0.1:%d", pxPort)
-	px := exec.Command(guard, "-policy", policy, "-audit", filepath.Join(dir, "decisions.jsonl"),
-		"-listen", pxAddr, "-principal", "conformance", "-scopes", "all", "-call-timeout", "30s", "-upstream", upURL)
-	pxOut := startProcess(t, px)
-	waitListening(t, pxAddr, 20*time.Second)
-
-	direct, dOK, dBad := conformance(t, mods, upURL)
-	proxied, pOK, pBad := conformance(t, mods, "http://"+pxAddr+"/mcp")
-	t.Logf("conformance directly against server-everything: %d scenarios passed (%d checks passed, %d failed): %v", len(direct), dOK, dBad, direct)
-	t.Logf("conformance through mcpguard:                   %d scenarios passed (%d checks passed, %d failed): %v", len(proxied), pOK, pBad, proxied)
-	require.NotEmpty(t, direct, "server-everything output: %s", evOut.String())
-	// Scenarios that call tools server-everything does not have pass
-	// directly because it answers with an isError result; through mcpguard
-	// the guard denies such a call, records it and answers the same way.
-	assert.Equal(t, direct, proxied, "the scenarios passing through mcpguard must be those passing directly; mcpguard output: %s", pxOut.String())
-	// The calls of tools server-everything lacks were decided and recorded.
-	denied := map[string]bool{}
-	for _, r := range verifyLog(t, filepath.Join(dir, "decisions.jsonl")) {
-		if r.Effect == "deny" {
-			denied[r.Tool] = true
+// conformanceServer copies the conformance suite's reference server (from
+// ../shared, read-only in CI) to a temporary directory, installs its
+// dependencies and starts it; it returns the server's URL.
+func conformanceServer(t *testing.T) string {
+	t.Helper()
+	src := ""
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	for dir := root; ; dir = filepath.Dir(dir) {
+		cand := filepath.Join(filepath.Dir(dir), "shared", "mcp-conformance-server")
+		if _, err := os.Stat(filepath.Join(cand, "everything-server.ts")); err == nil {
+			src = cand
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			break
 		}
 	}
-	assert.True(t, denied["test_simple_text"], "a denial record for the unknown tool test_simple_text")
-	assert.True(t, denied["test_error_handling"], "a denial record for the unknown tool test_error_handling")
+	if src == "" {
+		msg := "the conformance suite's reference server is not in ../shared/mcp-conformance-server"
+		if os.Getenv("AGENTGUARD_REQUIRE_EXTERNAL") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dst := t.TempDir()
+	require.NoError(t, os.CopyFS(dst, os.DirFS(src)))
+	npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	npm.Dir = dst
+	out, err := npm.CombinedOutput()
+	require.NoError(t, err, "npm ci of the conformance server: %s", out)
+	port := freePort(t)
+	srv := exec.Command("npx", "--no-install", "tsx", "everything-server.ts")
+	srv.Dir = dst
+	srv.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // npx starts node in a child
+	startProcessGroup(t, srv)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, 60*time.Second)
+	return "http://" + addr + "/mcp"
+}
+
+// startProcessGroup starts cmd in a process group of its own and ends the
+// group at cleanup.
+func startProcessGroup(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+}
+
+// conformanceGaps are the checks that pass directly but not through
+// mcpguard, and why. Each is a property of the streamable HTTP transport
+// mcpguard serves its clients with (mcp-go v1.6.0's), not of what it
+// forwards: that server answers a call with plain JSON unless a message is
+// sent during the call, writes no SSE priming event or retry field, and
+// cannot close a response stream in the middle of a call for the client to
+// resume it. The suite reports such checks as INFO ("not applicable").
+var conformanceGaps = map[string]string{
+	"server-server-sse-polling/server-sse-priming-event#1":               "no SSE priming event on POST streams",
+	"server-server-sse-polling/server-sse-retry-field#1":                 "no SSE retry field",
+	"server-server-sse-polling/server-sse-disconnect-resume#1":           "no closing of a stream mid-call and resuming with Last-Event-ID",
+	"server-server-sse-multiple-streams/server-sse-streams-functional#1": "calls are answered with JSON, not SSE streams",
+}
+
+// TestConformanceThroughMCPGuard runs the MCP conformance suite (0.1.9,
+// --suite all) against its own reference server directly, through mcpguard
+// with the server as HTTP upstream, and through mcpguard with the server
+// behind a stdio upstream (testdata/node/stdio-bridge.mjs relays one
+// process's stdio to one HTTP session, message for message). Every check
+// that passes directly must pass through mcpguard both ways, except the
+// named transport gaps above; every tool call went through the guard.
+func TestConformanceThroughMCPGuard(t *testing.T) {
+	mods := requireExternal(t)
+	upURL := conformanceServer(t)
+	direct := conformanceChecks(t, mods, upURL)
+	passed := 0
+	for _, st := range direct {
+		if st == "SUCCESS" {
+			passed++
+		}
+	}
+	t.Logf("conformance directly against the reference server: %d checks, %d SUCCESS", len(direct), passed)
+	require.Greater(t, passed, 40, "the reference server passes the suite directly")
+
+	upstreams := map[string][]string{
+		"HTTP upstream":  {"-upstream", upURL},
+		"stdio upstream": {"--", "node", filepath.Join(mods, "..", "stdio-bridge.mjs"), upURL},
+	}
+	for _, name := range []string{"HTTP upstream", "stdio upstream"} {
+		t.Run(name, func(t *testing.T) {
+			guard := buildBin(t, "mcpguard")
+			dir := t.TempDir()
+			policy := filepath.Join(dir, "policy.yaml")
+			require.NoError(t, os.WriteFile(policy, []byte(allowAllPolicy), 0o644))
+			pxAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			args := append([]string{"-policy", policy, "-audit", filepath.Join(dir, "decisions.jsonl"),
+				"-listen", pxAddr, "-principal", "conformance", "-scopes", "all", "-call-timeout", "60s"}, upstreams[name]...)
+			pxOut := startProcess(t, exec.Command(guard, args...))
+			waitListening(t, pxAddr, 60*time.Second)
+
+			proxied := conformanceChecks(t, mods, "http://"+pxAddr+"/mcp")
+			var lost, gaps []string
+			ok := 0
+			for key, st := range direct {
+				if st != "SUCCESS" {
+					continue
+				}
+				switch {
+				case proxied[key] == "SUCCESS":
+					ok++
+				case conformanceGaps[key] != "":
+					gaps = append(gaps, fmt.Sprintf("%s: %s (%s)", key, proxied[key], conformanceGaps[key]))
+				default:
+					lost = append(lost, fmt.Sprintf("%s: %s directly, %q through mcpguard", key, st, proxied[key]))
+				}
+			}
+			sort.Strings(lost)
+			sort.Strings(gaps)
+			t.Logf("conformance through mcpguard (%s): %d of %d directly passing checks pass; known transport gaps: %d %v",
+				name, ok, passed, len(gaps), gaps)
+			assert.Empty(t, lost, "checks that pass directly must pass through mcpguard; mcpguard output: %s", pxOut.String())
+			for key := range conformanceGaps {
+				assert.NotEqual(t, "SUCCESS", proxied[key], "%s passes through mcpguard now: take it off conformanceGaps", key)
+			}
+
+			// Every tool call of the suite was decided and recorded.
+			allowed := map[string]bool{}
+			for _, r := range verifyLog(t, filepath.Join(dir, "decisions.jsonl")) {
+				if r.Effect == "allow" {
+					allowed[r.Tool] = true
+				}
+			}
+			for _, tool := range []string{"test_simple_text", "test_sampling", "test_elicitation", "test_tool_with_progress"} {
+				assert.True(t, allowed[tool], "an allow record for %s", tool)
+			}
+		})
+	}
 }

@@ -163,35 +163,38 @@
 // model can read), and the guard's outcome record for the call carries the
 // Go error ([ErrUpstream]). The proxy does not restart a dead upstream.
 //
-// Requests the upstream sends to its client — sampling/createMessage,
-// elicitation/create and roots/list — are forwarded only by a proxy built
-// with [DialProxy], which builds the upstream client itself (mcp-go fixes
-// a client's handlers for them when the client is constructed) and
-// declares those capabilities upstream: sampling and elicitation unless
-// turned off in [Upstream], roots only when asked for
-// (Upstream.ForwardRoots: a server asks for roots as soon as it is
-// initialized, when no client of the proxy can answer). [NewProxy] takes a client that is already built: the
-// client's own handlers answer such requests, and without any the upstream
-// gets an error. A request is forwarded to the client session whose tool
-// call is in flight: when the calls in flight all belong to one session —
-// always so over stdio — it goes to that session. When calls of several
-// sessions are in flight, or none, the request does not say which call it
-// belongs to, so the upstream gets an error ([ErrNotRouted]) rather than a
-// guess that could ask another principal's client. A request the upstream
-// sends of its own accord, outside any call, cannot be told apart: if it
-// arrives while one session's calls are in flight, it goes to that session.
-// A client that did not declare the capability, or that speaks protocol
-// version 2026-07-28 (where a server cannot send requests in the middle of a
-// call), is not asked; the upstream gets an error that says why, and its
-// tool usually reports it in an isError result. Each forwarded request is
-// bounded by the call timeout.
-// The proxy declares roots without listChanged: clients' roots/list_changed
-// notifications are not passed on.
+// A proxy built with [DialProxy] gives each client session an upstream
+// session of its own (for a command upstream, a process of its own), opened
+// on the client's first request and declaring upstream only the
+// capabilities — sampling, elicitation, and with Upstream.ForwardRoots
+// roots — that the client declared. logging/setLevel, resources/subscribe
+// and resources/unsubscribe are forwarded on it; the log messages, resource
+// updates and progress the upstream sends on it, and its sampling,
+// elicitation and roots requests, go to that client only: to the stream of
+// its call in flight, else to its session. A client is shown only the tools
+// its own upstream session lists (an upstream may offer a tool only to
+// clients that can sample, say). A client's notifications/cancelled reaches
+// the upstream, over stdio and HTTP alike; so does a call that runs out of
+// the call timeout. The upstream's JSON-RPC errors reach the client with
+// their own code, message and data. resources/read of a URI the upstream
+// does not list is forwarded too. The number of upstream sessions is
+// bounded ([WithMaxSessions], [ErrTooManySessions]); one is closed when it
+// has been idle ([WithSessionIdle]) or its client has left, and it belongs
+// to the principal that opened it ([ErrSessionPrincipal]): a request that
+// carries another principal's session id is refused, so a stolen session
+// id does not reach the victim's roots, subscriptions or requests.
 //
-// Subscriptions to resource updates are answered by the proxy itself, and
-// logging and resource-update notifications go to every connected client,
-// not only to the session that caused them: over HTTP with several
-// principals, put one proxy in front of each.
+// [NewProxy] takes one client that is already built and shares it: the
+// client's own handlers answer the upstream's requests, notifications other
+// than progress go to every connected client, and over HTTP with several
+// principals one proxy should be put in front of each.
+//
+// Not forwarded: task-augmented execution (tools are listed with their
+// execution settings, calls are forwarded synchronously; the tasks
+// capability is not announced), a client's roots/list_changed, and the
+// code of an upstream's error to resources/subscribe or logging/setLevel
+// (the client gets -32600 with the upstream's message: mcp-go answers those
+// methods itself).
 //
 // # Tool pinning
 //

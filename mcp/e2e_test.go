@@ -71,6 +71,8 @@ func TestMain(m *testing.M) {
 		os.Exit(testUpstream())
 	case "poisoned":
 		os.Exit(poisonedUpstream())
+	case "cancel":
+		os.Exit(cancelUpstream())
 	}
 	code := m.Run()
 	if binDir != "" {

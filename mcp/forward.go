@@ -20,12 +20,12 @@ import (
 
 // Upstream says how [DialProxy] reaches the upstream MCP server: a command
 // run over stdio, or a streamable HTTP URL. Exactly one of Command and URL
-// must be set.
+// must be set. DialProxy connects once to list, and once more for each
+// client session (a process per client for a command).
 //
-// The zero values of NoSampling and NoElicitation forward those kinds of
-// server→client request; set one to refuse that kind upstream (the proxy
-// then does not declare the capability to the upstream server). Roots are
-// forwarded only with ForwardRoots.
+// Sampling and elicitation are declared upstream for a client that
+// declared them, unless NoSampling or NoElicitation turns that kind off;
+// roots only with ForwardRoots.
 type Upstream struct {
 	// Command is the upstream's argv, run over stdio.
 	Command []string
@@ -47,100 +47,163 @@ type Upstream struct {
 	// sampling/createMessage and elicitation/create.
 	NoSampling, NoElicitation bool
 
-	// ForwardRoots declares the roots capability upstream and forwards
-	// roots/list to the client whose tool call is in flight. Off by
-	// default: a server asks for roots when it is initialized, before any
-	// client of the proxy is there to answer (the MCP filesystem server
-	// then logs a failure on every start), and the roots of one client
-	// would reconfigure an upstream that every client of the proxy shares.
-	// Without it the upstream keeps its own configuration (for a command,
-	// its arguments).
+	// ForwardRoots declares the roots capability on the upstream session
+	// of each client that declared it, and forwards that session's
+	// roots/list to that client. Off by default: a client's roots may
+	// widen what the upstream serves (the MCP filesystem server replaces
+	// the directories of its command line with them). Without it the
+	// upstream keeps its own configuration (for a command, its arguments).
 	ForwardRoots bool
 }
 
 // DialProxy connects to the upstream server described by up and fronts it
-// with the guard g, like [NewProxy]. Unlike NewProxy, it builds the
-// upstream client itself, with handlers for the requests the upstream
-// sends to its client — sampling/createMessage, elicitation/create and
-// roots/list — which forward each one to the downstream client whose tool
-// call it belongs to (see the package documentation, "The proxy"). It
-// declares those capabilities upstream only for the kinds it forwards.
+// with the guard g, like [NewProxy]. Unlike NewProxy, it gives each client
+// session an upstream session of its own, opened on the client's first
+// request and declaring upstream only the capabilities that client
+// declared: its logging level, subscriptions and roots stay its own, and
+// what the upstream sends that session — log messages, resource updates,
+// progress, sampling/createMessage, elicitation/create and roots/list —
+// goes to that client only. The upstream sessions are bounded
+// ([WithMaxSessions]), closed when idle ([WithSessionIdle]) or when their
+// client leaves, and bound to the principal that opened them
+// ([ErrSessionPrincipal]). A separate listing session reads the tools,
+// resources and prompts; each client is shown the tools its own session
+// lists.
 //
-// The proxy owns the client: [Proxy.Close] closes it.
+// The proxy owns the clients: [Proxy.Close] closes them.
 func DialProxy(ctx context.Context, up Upstream, g *toolguard.Guard, opts ...Option) (*Proxy, error) {
 	if g == nil {
 		return nil, errors.New("guardmcp: DialProxy needs a guard")
 	}
-	var tr transport.Interface
 	switch {
 	case len(up.Command) > 0 && up.URL != "":
 		return nil, errors.New("guardmcp: DialProxy needs an upstream command or URL, not both")
-	case len(up.Command) > 0:
-		var sopts []transport.StdioOption
-		if up.Stderr != nil {
-			sopts = append(sopts, transport.WithCommandStderrWriter(up.Stderr))
-		}
-		tr = transport.NewStdioWithOptions(up.Command[0], up.Env, up.Command[1:], sopts...)
-	case up.URL != "":
-		hopts := up.HTTPOptions
-		if !up.NoSampling || !up.NoElicitation || up.ForwardRoots {
-			// Servers may send their requests on the listening (GET)
-			// stream rather than in the response to a call; mcp-go's
-			// server sends sampling requests there.
-			//lint:ignore SA1019 the legacy protocol versions the proxy speaks upstream have the GET stream
-			hopts = append([]transport.StreamableHTTPCOption{transport.WithContinuousListening()}, hopts...)
-		}
-		h, err := transport.NewStreamableHTTP(up.URL, hopts...)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
-		}
-		tr = h
-	default:
+	case len(up.Command) == 0 && up.URL == "":
 		return nil, errors.New("guardmcp: DialProxy needs an upstream command or URL")
 	}
-
 	o := buildOptions(opts)
-	r := &router{timeout: o.callTimeout, calls: map[uint64]context.Context{}}
-	var copts []client.ClientOption
-	var caps mcp.ClientCapabilities
-	if !up.NoSampling {
-		copts = append(copts, client.WithSamplingHandler(samplingForwarder{r}))
+	dial := func(ctx context.Context, caps mcp.ClientCapabilities, r *router, s func() *server.MCPServer) (*client.Client, error) {
+		tr, err := up.transport(caps)
+		if err != nil {
+			return nil, err
+		}
+		copts := []client.ClientOption{client.WithClientCapabilities(mcp.ClientCapabilities{})}
+		if caps.Sampling != nil {
+			copts = append(copts, client.WithSamplingHandler(samplingForwarder{r, s}))
+		}
+		if caps.Elicitation != nil {
+			copts = append(copts, client.WithElicitationHandler(elicitationForwarder{r, s}))
+		}
+		if caps.Roots != nil && s == nil {
+			copts = append(copts, client.WithRootsHandler(noRoots{}))
+		} else if caps.Roots != nil {
+			copts = append(copts, client.WithRootsHandler(rootsForwarder{r, s}))
+		}
+		copts = append(copts, client.WithClientCapabilities(caps))
+		copts = append(copts, up.ClientOptions...)
+		c := client.NewClient(tr, copts...)
+		if err := c.Start(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: start: %w", ErrUpstream, err)
+		}
+		return c, nil
 	}
-	if !up.NoElicitation {
-		copts = append(copts, client.WithElicitationHandler(elicitationForwarder{r}))
-	}
-	if up.ForwardRoots {
-		// Roots without listChanged: the proxy does not pass the
-		// clients' roots/list_changed notifications on.
-		caps.Roots = &struct {
+	// The listing session lists the upstream's tools, resources and
+	// prompts, and follows their changes. It declares sampling and elicitation where they are forwarded, so
+	// that it sees the tools an upstream offers only to clients that have
+	// them (each client is then shown those its own session lists), and
+	// refuses such requests: it makes no call for any client. With
+	// ForwardRoots it declares roots too, and has none.
+	c, err := dial(ctx, up.allowed(mcp.ClientCapabilities{Sampling: &mcp.SamplingCapability{}, Elicitation: &mcp.ElicitationCapability{},
+		Roots: &struct {
 			ListChanged bool `json:"listChanged,omitempty"`
-		}{}
-		copts = append(copts, client.WithRootsHandler(rootsForwarder{r}))
+		}{}}),
+		&router{timeout: o.callTimeout, calls: map[uint64]context.Context{}}, nil)
+	if err != nil {
+		return nil, err
 	}
-	copts = append(copts, client.WithClientCapabilities(caps))
-	copts = append(copts, up.ClientOptions...)
-	c := client.NewClient(tr, copts...)
-	if err := c.Start(ctx); err != nil {
-		return nil, fmt.Errorf("%w: start: %w", ErrUpstream, err)
-	}
-	p, err := newProxy(ctx, c, g, r, opts)
+	p, err := newProxy(ctx, c, g, nil, opts)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	p.info.command, p.info.url = slices.Clone(up.Command), up.URL
+	srv := func() *server.MCPServer { return p.s }
+	p.pool = newPool(p, func(ctx context.Context, caps mcp.ClientCapabilities, info mcp.Implementation, u *upSession) (*client.Client, error) {
+		c, err := dial(ctx, up.allowed(caps), u.r, srv)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, p.o.listTimeout)
+		defer cancel()
+		if info.Name == "" {
+			info = mcp.Implementation{Name: "agentguard-proxy", Version: "1"}
+		}
+		req := mcp.InitializeRequest{}
+		req.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+		req.Params.ClientInfo = info
+		if _, err := c.Initialize(ctx, req); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("initialize: %w", err)
+		}
+		return c, nil
+	})
 	return p, nil
 }
 
+// allowed returns the capabilities of a client that the proxy declares
+// upstream for it: those it declared, less the kinds up turns off.
+func (up Upstream) allowed(caps mcp.ClientCapabilities) mcp.ClientCapabilities {
+	var out mcp.ClientCapabilities
+	if !up.NoSampling {
+		out.Sampling = caps.Sampling
+	}
+	if !up.NoElicitation {
+		out.Elicitation = caps.Elicitation
+	}
+	if up.ForwardRoots && caps.Roots != nil {
+		// Without listChanged: the proxy does not pass the client's
+		// roots/list_changed notifications on.
+		out.Roots = &struct {
+			ListChanged bool `json:"listChanged,omitempty"`
+		}{}
+	}
+	return out
+}
+
+// transport builds a new connection to the upstream: a process of its own
+// for a command, a new HTTP session for a URL.
+func (up Upstream) transport(caps mcp.ClientCapabilities) (transport.Interface, error) {
+	if len(up.Command) > 0 {
+		var sopts []transport.StdioOption
+		if up.Stderr != nil {
+			sopts = append(sopts, transport.WithCommandStderrWriter(up.Stderr))
+		}
+		return transport.NewStdioWithOptions(up.Command[0], up.Env, up.Command[1:], sopts...), nil
+	}
+	// Servers send requests, log messages and resource updates outside a
+	// call on the listening (GET) stream.
+	//lint:ignore SA1019 the legacy protocol versions the proxy speaks upstream have the GET stream
+	hopts := append([]transport.StreamableHTTPCOption{transport.WithContinuousListening()}, up.HTTPOptions...)
+	h, err := transport.NewStreamableHTTP(up.URL, hopts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUpstream, err)
+	}
+	return h, nil
+}
+
 // ErrNotRouted is returned to the upstream for a request the proxy cannot
-// pass to a client: no tool call is in flight, or calls of several client
-// sessions are and the request does not say which one it belongs to.
+// pass to a client: it came on the listing session, which serves no
+// client, or the client session it belongs to is gone.
 var ErrNotRouted = errors.New("guardmcp: the request cannot be routed to a client")
 
 // router tracks the tool calls in flight, to find the client session a
 // server→client request from the upstream belongs to.
 type router struct {
 	timeout time.Duration
+	// base, if set, gives the context of the one client session the
+	// router serves, for requests that arrive with no call in flight.
+	base func() (context.Context, bool)
 
 	mu    sync.Mutex
 	seq   uint64
@@ -206,10 +269,34 @@ func (r *router) pick(method string) (context.Context, error) {
 			target, key, last = ctx, k, id
 		}
 	}
+	if target == nil && r.base != nil {
+		if ctx, ok := r.base(); ok {
+			return ctx, nil
+		}
+	}
 	if target == nil {
 		return nil, fmt.Errorf("%w: %s arrived while no tool call of a client is in flight", ErrNotRouted, method)
 	}
 	return target, nil
+}
+
+// latest returns the context of the newest call in flight.
+func (r *router) latest() (context.Context, bool) {
+	if r == nil {
+		return nil, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var (
+		target context.Context
+		last   uint64
+	)
+	for id, ctx := range r.calls {
+		if id > last {
+			target, last = ctx, id
+		}
+	}
+	return target, target != nil
 }
 
 // sessionKey identifies a client session.
@@ -239,8 +326,11 @@ func noCapability(method, capability string) error {
 	return fmt.Errorf("guardmcp: cannot forward %s: the client did not declare the %s capability", method, capability)
 }
 
-func serverOf(ctx context.Context, method string) (*server.MCPServer, error) {
+func serverOf(ctx context.Context, method string, fallback func() *server.MCPServer) (*server.MCPServer, error) {
 	s := server.ServerFromContext(ctx)
+	if s == nil && fallback != nil {
+		s = fallback()
+	}
 	if s == nil {
 		return nil, fmt.Errorf("%w: %s: the client session has no server", ErrNotRouted, method)
 	}
@@ -254,7 +344,10 @@ func forwardErr(method string, err error) error {
 	return fmt.Errorf("guardmcp: forwarding %s to the client: %w", method, err)
 }
 
-type samplingForwarder struct{ r *router }
+type samplingForwarder struct {
+	r *router
+	s func() *server.MCPServer
+}
 
 // CreateMessage forwards sampling/createMessage to the client of the call
 // in flight.
@@ -268,7 +361,7 @@ func (f samplingForwarder) CreateMessage(ctx context.Context, req mcp.CreateMess
 	if caps, ok := clientCaps(ctx); ok && caps.Sampling == nil {
 		return nil, noCapability(method, "sampling")
 	}
-	s, err := serverOf(ctx, method)
+	s, err := serverOf(ctx, method, f.s)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +373,10 @@ func (f samplingForwarder) CreateMessage(ctx context.Context, req mcp.CreateMess
 	return res, nil
 }
 
-type elicitationForwarder struct{ r *router }
+type elicitationForwarder struct {
+	r *router
+	s func() *server.MCPServer
+}
 
 // Elicit forwards elicitation/create to the client of the call in flight.
 func (f elicitationForwarder) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
@@ -293,7 +389,7 @@ func (f elicitationForwarder) Elicit(ctx context.Context, req mcp.ElicitationReq
 	if caps, ok := clientCaps(ctx); ok && caps.Elicitation == nil {
 		return nil, noCapability(method, "elicitation")
 	}
-	s, err := serverOf(ctx, method)
+	s, err := serverOf(ctx, method, f.s)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +400,10 @@ func (f elicitationForwarder) Elicit(ctx context.Context, req mcp.ElicitationReq
 	return res, nil
 }
 
-type rootsForwarder struct{ r *router }
+type rootsForwarder struct {
+	r *router
+	s func() *server.MCPServer
+}
 
 // ListRoots forwards roots/list to the client of the call in flight.
 func (f rootsForwarder) ListRoots(ctx context.Context, req mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
@@ -317,7 +416,7 @@ func (f rootsForwarder) ListRoots(ctx context.Context, req mcp.ListRootsRequest)
 	if caps, ok := clientCaps(ctx); ok && caps.Roots == nil {
 		return nil, noCapability(method, "roots")
 	}
-	s, err := serverOf(ctx, method)
+	s, err := serverOf(ctx, method, f.s)
 	if err != nil {
 		return nil, err
 	}
@@ -326,4 +425,13 @@ func (f rootsForwarder) ListRoots(ctx context.Context, req mcp.ListRootsRequest)
 		return nil, forwardErr(method, err)
 	}
 	return res, nil
+}
+
+// noRoots answers the listing session's roots/list: it serves no client,
+// so it has no roots.
+type noRoots struct{}
+
+// ListRoots returns no roots.
+func (noRoots) ListRoots(context.Context, mcp.ListRootsRequest) (*mcp.ListRootsResult, error) {
+	return &mcp.ListRootsResult{Roots: []mcp.Root{}}, nil
 }

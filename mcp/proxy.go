@@ -90,12 +90,16 @@ type Proxy struct {
 
 	router *router // nil: server→client requests are not forwarded
 	info   upstreamInfo
+	shared *upSession // the session of c, which lists, and serves clients without a pool
+	pool   *pool      // one upstream session per client session (DialProxy)
+
+	listedMu sync.Mutex
+	listed   map[string]listedTool // the upstream's order and execution settings
 
 	mu    sync.Mutex
 	tools map[string]*proxyTool // by name, as served or disabled
 
-	progSeq  atomic.Uint64
-	progress sync.Map // upstream token → progressRoute
+	progSeq atomic.Uint64
 
 	refreshMu sync.Mutex
 	closed    atomic.Bool
@@ -143,6 +147,7 @@ func NewProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, opts ..
 func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *router, opts []Option) (*Proxy, error) {
 	o := buildOptions(opts)
 	p := &Proxy{c: c, g: g, o: o, tools: map[string]*proxyTool{}, router: r}
+	p.shared = &upSession{p: p, c: c, r: r}
 
 	if o.lockPath != "" {
 		if o.sink == nil {
@@ -200,6 +205,7 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 	if initRes != nil && initRes.Instructions != "" {
 		sopts = append(sopts, server.WithInstructions(initRes.Instructions))
 	}
+	sopts = append(sopts, infoOptions(initRes)...)
 	sopts = append(sopts, o.serverOpts...)
 	// The guard's options come last, so that hooks or a tracer among the
 	// caller's options cannot replace the guard's.
@@ -228,6 +234,7 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 		}
 	}
 	c.OnNotification(p.onNotification)
+	p.installHooks(caps)
 	return p, nil
 }
 
@@ -239,6 +246,9 @@ func (p *Proxy) Server() *server.MCPServer { return p.s }
 func (p *Proxy) Close() error {
 	if p.closed.Swap(true) {
 		return nil
+	}
+	if p.pool != nil {
+		p.pool.close()
 	}
 	return p.c.Close()
 }
@@ -330,6 +340,7 @@ func upstreamTool(rt rawTool) (mcp.Tool, error) {
 
 // applyTools brings the served tools in line with the upstream's list.
 func (p *Proxy) applyTools(list []rawTool) {
+	p.noteListed(list)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	findings := p.scan(list)
@@ -489,25 +500,12 @@ func (p *Proxy) denyDisabled(ctx context.Context, name string, args json.RawMess
 // forward runs an allowed call upstream with the validated arguments. The
 // caller's HTTP headers (and so any bearer token) are not forwarded.
 func (p *Proxy) forward(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	// While the call is in flight, requests the upstream sends to its
-	// client go to this call's client (see router).
-	defer p.router.enter(ctx)()
-	up := mcp.CallToolRequest{}
-	up.Params.Name = req.Params.Name
-	up.Params.Arguments = json.RawMessage(req.Params.RawArguments)
-	if m := req.Params.Meta; m != nil && m.ProgressToken != nil {
-		tok := "guardmcp-" + strconv.FormatUint(p.progSeq.Add(1), 10)
-		p.progress.Store(tok, progressRoute{ctx: ctx, token: m.ProgressToken})
-		defer p.progress.Delete(tok)
-		up.Params.Meta = &mcp.Meta{ProgressToken: tok}
-	}
-	ctx, cancel := context.WithTimeout(ctx, p.o.callTimeout)
-	defer cancel()
-	res, err := p.c.CallTool(ctx, up)
+	u, done, err := p.upstream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tools/call %q: %w", ErrUpstream, req.Params.Name, err)
+		return nil, err
 	}
-	return res, nil
+	defer done()
+	return u.callTool(ctx, req)
 }
 
 func (p *Proxy) onNotification(n mcp.JSONRPCNotification) {
@@ -528,17 +526,15 @@ func (p *Proxy) onNotification(n mcp.JSONRPCNotification) {
 	case string(mcp.MethodNotificationPromptsListChanged):
 		go p.refresh(p.refreshPrompts)
 	case string(mcp.MethodNotificationProgress):
-		tok := fmt.Sprint(n.Params.AdditionalFields["progressToken"])
-		if v, ok := p.progress.Load(tok); ok {
-			r := v.(progressRoute)
-			params := cloneParams(n.Params.AdditionalFields)
-			params["progressToken"] = r.token
-			_ = p.s.SendNotificationToClient(r.ctx, n.Method, params)
-		}
+		p.shared.onNotification(n)
 	default:
+		if p.pool != nil {
+			// The listing session's own log messages: no client asked.
+			return
+		}
 		// Logging messages, resource updates and anything else the
-		// upstream announces go to every connected client.
-		p.s.SendNotificationToAllClients(n.Method, cloneParams(n.Params.AdditionalFields))
+		// shared upstream session announces go to every connected client.
+		p.s.SendNotificationToAllClients(n.Method, notificationParams(n))
 	}
 }
 
@@ -585,16 +581,12 @@ func (p *Proxy) refreshResources(ctx context.Context) error {
 }
 
 func (p *Proxy) readResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	up := mcp.ReadResourceRequest{}
-	up.Params.URI = req.Params.URI
-	up.Params.Arguments = req.Params.Arguments
-	ctx, cancel := context.WithTimeout(ctx, p.o.callTimeout)
-	defer cancel()
-	res, err := p.c.ReadResource(ctx, up)
+	u, done, err := p.upstream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: resources/read: %w", ErrUpstream, err)
+		return nil, err
 	}
-	return res.Contents, nil
+	defer done()
+	return u.readResource(ctx, req.Params.URI)
 }
 
 func (p *Proxy) refreshPrompts(ctx context.Context) error {
@@ -613,33 +605,24 @@ func (p *Proxy) refreshPrompts(ctx context.Context) error {
 }
 
 func (p *Proxy) getPrompt(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-	up := mcp.GetPromptRequest{}
-	up.Params.Name = req.Params.Name
-	up.Params.Arguments = req.Params.Arguments
-	ctx, cancel := context.WithTimeout(ctx, p.o.callTimeout)
-	defer cancel()
-	res, err := p.c.GetPrompt(ctx, up)
+	u, done, err := p.upstream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: prompts/get: %w", ErrUpstream, err)
+		return nil, err
 	}
-	return res, nil
+	defer done()
+	return u.getPrompt(ctx, req.Params.Name, req.Params.Arguments)
 }
 
 // completer forwards completion/complete upstream.
 type completer struct{ p *Proxy }
 
 func (c completer) complete(ctx context.Context, ref any, arg mcp.CompleteArgument, cc mcp.CompleteContext) (*mcp.Completion, error) {
-	req := mcp.CompleteRequest{}
-	req.Params.Ref = ref
-	req.Params.Argument = arg
-	req.Params.Context = cc
-	ctx, cancel := context.WithTimeout(ctx, c.p.o.callTimeout)
-	defer cancel()
-	res, err := c.p.c.Complete(ctx, req)
+	u, done, err := c.p.upstream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: completion/complete: %w", ErrUpstream, err)
+		return nil, err
 	}
-	return &res.Completion, nil
+	defer done()
+	return u.complete(ctx, ref, arg, cc)
 }
 
 func (c completer) CompletePromptArgument(ctx context.Context, name string, arg mcp.CompleteArgument, cc mcp.CompleteContext) (*mcp.Completion, error) {

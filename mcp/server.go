@@ -34,6 +34,8 @@ type options struct {
 	name        string
 	version     string
 	hideFlagged Severity
+	maxSessions int
+	sessionIdle time.Duration
 }
 
 func buildOptions(opts []Option) options {
@@ -42,6 +44,8 @@ func buildOptions(opts []Option) options {
 		callTimeout: 2 * time.Minute,
 		listTimeout: 30 * time.Second,
 		hideFlagged: SeverityHigh,
+		maxSessions: 32,
+		sessionIdle: 10 * time.Minute,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -276,7 +280,11 @@ func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 			return errorResult(withheldText(req.Params.Name, err)), nil
 		}
 		res, ok := callToolResult(out)
-		if errors.Is(err, ErrUpstream) {
+		if re := (*RPCError)(nil); errors.As(err, &re) {
+			// The upstream's JSON-RPC error, passed on as it came.
+			return nil, server.NewHandlerError(re)
+		}
+		if errors.Is(err, ErrUpstream) || errors.Is(err, ErrTooManySessions) || errors.Is(err, ErrSessionPrincipal) {
 			// The upstream server failed: an error of the tool's
 			// execution, which the model reads in the result.
 			return errorResult(modelText(err)), nil

@@ -52,12 +52,20 @@
 // -claim-attr say which claims become the principal's ID, scopes and
 // attributes (guardmcp.ClaimMapping).
 //
-// Requests the upstream sends to its client in the middle of a tool call —
-// sampling, elicitation, and with -forward-roots roots — are forwarded to
-// the client that made the call (guardmcp.DialProxy). A client that did not declare the capability
-// is not asked, and the upstream gets an error. With -listen, a request
-// that arrives while calls of several clients are in flight is refused
-// rather than sent to a client it may not belong to.
+// Each client session gets an upstream session of its own
+// (guardmcp.DialProxy): for a command, a process of its own; for a URL, an
+// MCP session of its own. Its logging level, resource subscriptions and
+// roots are its own, and the upstream's log messages, resource updates,
+// progress and requests (sampling, elicitation, and with -forward-roots
+// roots) reach that client only. Upstream, mcpguard declares only the
+// capabilities the client declared, so a client is offered only the tools
+// its own session lists. Cancellations are passed on; the upstream's
+// JSON-RPC errors reach the client with their own code and message. At
+// most -max-sessions clients are served at once (a client beyond the bound
+// gets an error saying so); an upstream session without requests for
+// -session-idle is closed, and so is one whose client has left. An upstream
+// session belongs to the principal that opened it: a request that names
+// another principal's session id is refused.
 //
 // Over HTTP a request body may be at most -max-request bytes (4 MiB by
 // default, room for the guard's 1 MiB of arguments and the JSON-RPC
@@ -266,6 +274,8 @@ type config struct {
 	approvalTimeout, watch                time.Duration
 	maxRequest                            int64
 	forwardRoots                          bool
+	maxSessions                           int
+	sessionIdle                           time.Duration
 	command                               []string
 	bom                                   string
 	poison                                poisonConfig
@@ -308,7 +318,9 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
 	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
 	fs.BoolVar(&c.syncOutcomes, "sync-outcomes", false, "with -sync each, also wait for each outcome record's own fsync before answering (off: an outcome joins the next fsync, at most -sync-interval later, and exit)")
-	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "forward the upstream's roots/list requests to the client whose tool call is in flight (off: the upstream keeps its own configuration)")
+	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "declare roots upstream for each client that declared them, and forward the upstream's roots/list to that client (off: the upstream keeps its own configuration)")
+	fs.IntVar(&c.maxSessions, "max-sessions", 32, "most client sessions served at once, each with its own upstream session (for a command upstream, its own process)")
+	fs.DurationVar(&c.sessionIdle, "session-idle", 10*time.Minute, "close a client's upstream session after this long without a request")
 	if len(args) == 0 {
 		printUsage(stderr, fs)
 		return nil, errUsageShown
@@ -348,6 +360,10 @@ func (c *config) check() error {
 		return errors.New("-approve is elicit or none")
 	case c.watch < 0:
 		return errors.New("-watch must not be negative")
+	case c.maxSessions <= 0:
+		return errors.New("-max-sessions must be positive")
+	case c.sessionIdle <= 0:
+		return errors.New("-session-idle must be positive")
 	case c.syncInterval <= 0:
 		return errors.New("-sync-interval must be positive")
 	}
@@ -476,6 +492,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		guardmcp.WithAuditSink(log),
 		guardmcp.WithLock(c.lock, false),
 		guardmcp.WithCallTimeout(c.callTimeout),
+		guardmcp.WithMaxSessions(c.maxSessions),
+		guardmcp.WithSessionIdle(c.sessionIdle),
 	)
 	if err != nil {
 		return err
