@@ -41,7 +41,8 @@ type Policy struct {
 	limits     map[string]*limit
 	principals map[string][]string
 	redact     []redactRule
-	noIndex    bool // evaluate every condition (for differential tests)
+	noIndex    bool       // evaluate every condition (for differential tests)
+	data       dataPolicy // resource and prompt grants and rules (resources.go)
 
 	ix    toolIndex
 	check checkCache // schema type-checking, see CheckTools
@@ -441,6 +442,10 @@ func (c *compiler) scopes(p *Policy, def Def) map[string]ScopeDef {
 		}
 		ns := ScopeDef{Description: sd.Description}
 		for i, gd := range sd.Grants {
+			if c.dataGrant(p, name, i, gd) {
+				ns.Grants = append(ns.Grants, normDataGrant(gd))
+				continue
+			}
 			p.grants = append(p.grants, c.grant(p, def, name, i, gd))
 			ns.Grants = append(ns.Grants, GrantDef{Tools: slices.Clone(gd.Tools), When: gd.When, Limit: slices.Clone(gd.Limit)})
 		}
@@ -499,6 +504,10 @@ func (c *compiler) rules(p *Policy, defs []RuleDef) []RuleDef {
 			r.shadow = true
 		default:
 			c.errorf(path+"/mode", "", "rule %q: mode must be \"enforce\" or \"shadow\", not %q", rd.Name, rd.Mode)
+		}
+		if c.dataRule(p, path, r, rd) {
+			norm = append(norm, normDataRule(rd))
+			continue
 		}
 		c.checkTools(path+"/tools", rd.Tools)
 		if rd.When != "" {
