@@ -26,6 +26,8 @@ scopes:
   all:
     grants:
       - tools: ["*"]
+      - resources: ["**"]
+      - prompts: ["**"]
 `
 
 func freePort(t testing.TB) int {

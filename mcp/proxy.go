@@ -194,8 +194,8 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 	}
 	if caps.Completions != nil {
 		sopts = append(sopts, server.WithCompletions(),
-			server.WithPromptCompletionProvider(completer{p}),
-			server.WithResourceCompletionProvider(completer{p}))
+			server.WithPromptCompletionProvider(guardedCompleter{g, completer{p}}),
+			server.WithResourceCompletionProvider(guardedCompleter{g, completer{p}}))
 	}
 	if initRes != nil && initRes.Instructions != "" {
 		sopts = append(sopts, server.WithInstructions(initRes.Instructions))
