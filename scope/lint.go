@@ -16,6 +16,9 @@ type LintOptions struct {
 	// Tools are the tools the policy will guard, with their annotations.
 	// Without them, findings about tools are not reported.
 	Tools []Tool
+	// ServesData says the guarded server offers resources or prompts: a
+	// policy that grants none of them is then reported (no-data-grants).
+	ServesData bool
 }
 
 // Finding is one problem Lint found.
@@ -24,7 +27,8 @@ type Finding struct {
 	// never-matches, always-true-destructive, destructive-unguarded,
 	// unheld-scope, shadowed-rule, costly-expression, non-canonical-host,
 	// glob-uncleaned-path, glob-lexical-grant, glob-literal-bracket,
-	// lexical-path-rule, computed-arg-key.
+	// lexical-path-rule, computed-arg-key, wide-resource-grant,
+	// no-data-grants.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -74,6 +78,7 @@ func Lint(p *Policy, opts LintOptions) []Finding {
 	l.hosts()
 	l.paths()
 	l.computedKeys()
+	l.data()
 	return l.out
 }
 

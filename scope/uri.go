@@ -308,7 +308,7 @@ func checkResourcePattern(pat string) error {
 		return fmt.Errorf("not a URI pattern such as \"file:///w/**\" (or \"**\" for every resource): %w", err)
 	}
 	if u.Canonical != sample {
-		return fmt.Errorf("not in canonical form: write it as resources are matched, like %q", u.Canonical)
+		return fmt.Errorf("not in canonical form: write the scheme and host in lower case, without dot segments, default port or needless escapes, as the canonical URIs it is matched against (%q is read as %q)", sample, u.Canonical)
 	}
 	return nil
 }
