@@ -62,6 +62,7 @@ func (g *Guard) decideData(ctx context.Context, t *tool, args map[string]any, de
 	st.d.CallID = g.newID()
 	st.d.Tool = t.Name
 	st.d.Grant = -1
+	st.d.Revision = g.policy.Load().Revision()
 	st.tool = t
 	st.args = args
 	canon, err := canonjson.Append(st.canon[:0], args)
@@ -75,9 +76,10 @@ func (g *Guard) decideData(ctx context.Context, t *tool, args map[string]any, de
 		st.deny(StagePrincipal, ErrNoPrincipal, nil, "the caller is not identified (no principal), so nothing may be read")
 	default:
 		st.d.Principal = pr.ID
+		rev := st.d.Revision
 		st.d.Decision = decide(scope.Call{ID: st.d.CallID, Time: st.start}, *pr)
 		if st.d.Revision == "" {
-			st.d.Revision = g.policy.Load().Revision()
+			st.d.Revision = rev
 		}
 		st.d.Stage = StagePolicy
 		if st.d.Effect != scope.Allow {
