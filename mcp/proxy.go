@@ -172,6 +172,7 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 		p.info.server, p.info.protocol = res.ServerInfo, res.ProtocolVersion
 	}
 	caps := c.GetServerCapabilities()
+	warnUngrantedData(o.logger, g, caps)
 
 	name, version := o.name, o.version
 	if name == "" && initRes != nil {

@@ -3,6 +3,7 @@ package guardmcp
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -188,4 +189,14 @@ func (c guardedCompleter) CompleteResourceArgument(ctx context.Context, uri stri
 		return &mcp.Completion{Values: []string{}}, nil
 	}
 	return c.inner.CompleteResourceArgument(ctx, uri, arg, cc)
+}
+
+// warnUngrantedData logs, when the proxy starts, that the upstream offers
+// resources or prompts which the policy grants to no one: they are then
+// hidden from every client, which an operator upgrading from a version
+// that passed them through should hear about.
+func warnUngrantedData(l *slog.Logger, g *toolguard.Guard, caps mcp.ServerCapabilities) {
+	if (caps.Resources != nil || caps.Prompts != nil) && !g.Policy().GrantsData() {
+		l.Warn("guardmcp: the upstream offers resources or prompts, but no grant of the policy names any: they are hidden and every read or get is denied (grant them with resources: and prompts:)")
+	}
 }

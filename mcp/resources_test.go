@@ -2,7 +2,9 @@ package guardmcp_test
 
 import (
 	"context"
+	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -203,4 +205,29 @@ func TestGuardMCPOldPolicyHidesResources(t *testing.T) {
 	require.Len(t, sink.decisions(), 1)
 	assert.Equal(t, "deny", sink.decisions()[0].Effect)
 	assert.Equal(t, audit.KindDecision, sink.decisions()[0].Kind)
+}
+
+// TestProxyWarnsOfUngrantedResources: a proxy in front of a server that
+// offers resources, under a policy that grants none, says so when it
+// starts; under a policy that grants some, it does not.
+func TestProxyWarnsOfUngrantedResources(t *testing.T) {
+	up := server.NewMCPServer("up", "1", server.WithToolCapabilities(true), server.WithResourceCapabilities(false, true))
+	up.AddResource(mcp.NewResource("file:///w/a.txt", "a"), func(context.Context, mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: "file:///w/a.txt", Text: "a"}}, nil
+	})
+	for _, c := range []struct {
+		policy string
+		warns  bool
+	}{{testPolicy, true}, {dataPolicy, false}} {
+		p, err := scope.Parse([]byte(c.policy))
+		require.NoError(t, err)
+		g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
+		require.NoError(t, err)
+		var buf syncBuffer
+		px := newTestProxy(t, up, g, guardmcp.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+		assert.Equal(t, c.warns, strings.Contains(buf.String(), "no grant of the policy names any"), buf.String())
+		ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"docs"}})
+		res, _ := rpcResult(t, ctx, px.Server(), `{"jsonrpc":"2.0","id":1,"method":"resources/list"}`)
+		assert.Equal(t, !c.warns, len(fieldList(res, "resources", "uri")) == 1)
+	}
 }
