@@ -231,3 +231,66 @@ func TestProxyWarnsOfUngrantedResources(t *testing.T) {
 		assert.Equal(t, !c.warns, len(fieldList(res, "resources", "uri")) == 1)
 	}
 }
+
+// TestProxyAsksUpstreamOnlyForGranted: through the proxy, completions of
+// a prompt or template the principal is not granted are empty and the
+// upstream is never asked for them; reads and gets of ungranted ones never
+// reach the upstream.
+func TestProxyAsksUpstreamOnlyForGranted(t *testing.T) {
+	cp := &completions{}
+	up := server.NewMCPServer("up", "1", server.WithToolCapabilities(true), server.WithResourceCapabilities(false, true),
+		server.WithPromptCapabilities(true), server.WithCompletions(),
+		server.WithPromptCompletionProvider(cp), server.WithResourceCompletionProvider(cp))
+	var mu sync.Mutex
+	var served []string
+	read := func(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		mu.Lock()
+		served = append(served, req.Params.URI)
+		mu.Unlock()
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, Text: "x"}}, nil
+	}
+	up.AddResource(mcp.NewResource("file:///w/a.txt", "a"), read)
+	up.AddResource(mcp.NewResource("file:///etc/passwd", "passwd"), read)
+	up.AddResourceTemplate(mcp.NewResourceTemplate("file:///w/{name}", "w"), read)
+	up.AddResourceTemplate(mcp.NewResourceTemplate("file:///etc/{name}", "etc"), read)
+	prompt := func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		mu.Lock()
+		served = append(served, "prompt "+req.Params.Name)
+		mu.Unlock()
+		return mcp.NewGetPromptResult("p", []mcp.PromptMessage{mcp.NewPromptMessage(mcp.RoleUser, mcp.NewTextContent("x"))}), nil
+	}
+	up.AddPrompt(mcp.NewPrompt("summarize"), prompt)
+	up.AddPrompt(mcp.NewPrompt("admin-report"), prompt)
+
+	p, err := scope.Parse([]byte(dataPolicy))
+	require.NoError(t, err)
+	sink := &memSink{}
+	g, err := toolguard.New(p, toolguard.WithSink(sink))
+	require.NoError(t, err)
+	px := newTestProxy(t, up, g)
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"docs"}})
+
+	for _, ref := range []string{`{"type":"ref/prompt","name":"summarize"}`, `{"type":"ref/prompt","name":"admin-report"}`,
+		`{"type":"ref/resource","uri":"file:///w/{name}"}`, `{"type":"ref/resource","uri":"file:///etc/{name}"}`} {
+		_, msg := rpcResult(t, ctx, px.Server(), `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":`+ref+`,"argument":{"name":"x","value":""}}}`)
+		require.Empty(t, msg)
+	}
+	cp.mu.Lock()
+	assert.Equal(t, []string{"prompt summarize", "resource file:///w/{name}"}, cp.asked)
+	cp.mu.Unlock()
+
+	res, _ := rpcResult(t, ctx, px.Server(), `{"jsonrpc":"2.0","id":1,"method":"resources/list"}`)
+	assert.Equal(t, []string{"file:///w/a.txt"}, fieldList(res, "resources", "uri"))
+	res, _ = rpcResult(t, ctx, px.Server(), `{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}`)
+	assert.Equal(t, []string{"file:///w/{name}"}, fieldList(res, "resourceTemplates", "uriTemplate"))
+	for _, uri := range []string{"file:///w/a.txt", "file:///etc/passwd", "file:///w/..%2F..%2Fetc%2Fpasswd", "file:///etc/shadow"} {
+		rpcResult(t, ctx, px.Server(), `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":`+mustJSON(uri)+`}}`)
+	}
+	for _, name := range []string{"summarize", "admin-report"} {
+		rpcResult(t, ctx, px.Server(), `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":`+mustJSON(name)+`}}`)
+	}
+	mu.Lock()
+	assert.Equal(t, []string{"file:///w/a.txt", "prompt summarize"}, served)
+	mu.Unlock()
+	assert.Len(t, sink.decisions(), 6, "every read and get that reached the proxy's handlers is recorded")
+}
