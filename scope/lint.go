@@ -107,10 +107,10 @@ func (l *linter) tools() {
 	if len(l.opts.Tools) == 0 {
 		return
 	}
-	for i, r := range l.p.rules {
+	for _, r := range l.p.rules {
 		for j, t := range r.tools {
 			if !l.matchesAny(t) {
-				l.add("unknown-tool", "warning", fmt.Sprintf("/rules/%d/tools/%d", i, j), "rule %q names %q, which matches no registered tool", r.name, t)
+				l.add("unknown-tool", "warning", fmt.Sprintf("/rules/%d/tools/%d", r.index, j), "rule %q names %q, which matches no registered tool", r.name, t)
 			}
 		}
 	}
@@ -257,7 +257,7 @@ func (l *linter) shadowed() {
 				return !slices.ContainsFunc(prev.tools, func(pt string) bool { return covers(pt, t) })
 			})
 			if all {
-				l.add("shadowed-rule", "warning", fmt.Sprintf("/rules/%d", i), "rule %q can never decide: rule %q before it already denies every call it applies to", r.name, prev.name)
+				l.add("shadowed-rule", "warning", fmt.Sprintf("/rules/%d", r.index), "rule %q can never decide: rule %q before it already denies every call it applies to", r.name, prev.name)
 				break
 			}
 		}

@@ -54,6 +54,7 @@ type redactRule struct {
 }
 
 type rule struct {
+	index   int // in the policy's rules, which also hold rules over resources and prompts
 	name    string
 	effect  Effect
 	shadow  bool
@@ -481,7 +482,7 @@ func (c *compiler) rules(p *Policy, defs []RuleDef) []RuleDef {
 	seen := map[string]bool{}
 	for i, rd := range defs {
 		path := "/rules/" + strconv.Itoa(i)
-		r := &rule{name: rd.Name, tools: slices.Clone(rd.Tools)}
+		r := &rule{index: i, name: rd.Name, tools: slices.Clone(rd.Tools)}
 		switch {
 		case rd.Name == "":
 			c.errorf(path+"/name", "", "rule %d has no name", i)

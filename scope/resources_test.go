@@ -292,3 +292,27 @@ scopes:
 	}
 	assert.True(t, strings.HasPrefix(scope.Lint(p, scope.LintOptions{})[0].Message, "grant s#0 lets its holders read every resource"))
 }
+
+// TestRulePathsWithDataRules: rules over resources and prompts do not shift
+// the paths of tool rules in lint findings and elements.
+func TestRulePathsWithDataRules(t *testing.T) {
+	p, err := scope.Parse([]byte(`
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [x]
+rules:
+  - {name: d, effect: deny, resources: ["file:///x/**"]}
+  - {name: a, effect: deny, tools: ["*"]}
+  - {name: b, effect: deny, tools: [x]}
+`))
+	require.NoError(t, err)
+	var paths []string
+	for _, f := range scope.Lint(p, scope.LintOptions{}) {
+		if f.Code == "shadowed-rule" {
+			paths = append(paths, f.Path)
+		}
+	}
+	assert.Equal(t, []string{"/rules/2"}, paths)
+}
