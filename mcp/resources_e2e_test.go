@@ -1,8 +1,11 @@
 package guardmcp_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -152,4 +155,86 @@ func TestMCPGuardEverythingResourcesE2E(t *testing.T) {
 	} {
 		assert.Contains(t, got, want)
 	}
+}
+
+type nodeAttempt struct {
+	OK   bool   `json:"ok"`
+	Text string `json:"text"`
+}
+
+type nodeDataResult struct {
+	Resources []string      `json:"resources"`
+	Templates []string      `json:"templates"`
+	Prompts   []string      `json:"prompts"`
+	Reads     []nodeAttempt `json:"reads"`
+	Gets      []nodeAttempt `json:"gets"`
+}
+
+// TestMCPGuardEverythingResourcesTypeScriptClient: the official
+// TypeScript SDK client sees the same through mcpguard in front of
+// server-everything: granted resources, templates and prompts only, and
+// reads and gets allowed exactly as the policy says, each recorded.
+func TestMCPGuardEverythingResourcesTypeScriptClient(t *testing.T) {
+	mods := requireExternal(t)
+	guard := buildBin(t, "mcpguard")
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policy, []byte(everythingPolicy), 0o600))
+	auditPath := filepath.Join(dir, "decisions.jsonl")
+	plan := map[string]any{
+		"read": []string{
+			"demo://resource/static/document/features.md",
+			"demo://resource/static/document/architecture.md",
+			"demo://resource/static/document/%61rchitecture.md",
+			"demo://resource/dynamic/text/2",
+			"demo://resource/dynamic/blob/2",
+		},
+		"get": []map[string]any{
+			{"name": "simple-prompt", "arguments": map[string]string{}},
+			{"name": "args-prompt", "arguments": map[string]string{"city": "Atlantis"}},
+			{"name": "resource-prompt", "arguments": map[string]string{"resourceType": "Text", "resourceId": "1"}},
+		},
+	}
+	planPath := filepath.Join(dir, "plan.json")
+	b, err := json.Marshal(plan)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(planPath, b, 0o600))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	argv := []string{guard, "-policy", policy, "-audit", auditPath, "-principal", "reader", "-scopes", "docs", "--",
+		"node", filepath.Join(mods, "@modelcontextprotocol", "server-everything", "dist", "index.js"), "stdio"}
+	cmd := exec.CommandContext(ctx, "node", append([]string{"resources.mjs", planPath, "--"}, argv...)...)
+	cmd.Dir = filepath.Join("testdata", "node")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "node client: %s", stderr.String())
+	var res nodeDataResult
+	require.NoError(t, json.Unmarshal(out, &res), "output: %s", out)
+
+	assert.Len(t, res.Resources, 6)
+	assert.NotContains(t, res.Resources, "demo://resource/static/document/architecture.md")
+	assert.Equal(t, []string{"demo://resource/dynamic/text/{resourceId}"}, res.Templates)
+	assert.Equal(t, []string{"args-prompt", "completable-prompt", "simple-prompt"}, res.Prompts)
+	var reads, gets []bool
+	for _, r := range res.Reads {
+		reads = append(reads, r.OK)
+	}
+	for _, g := range res.Gets {
+		gets = append(gets, g.OK)
+	}
+	assert.Equal(t, []bool{true, false, false, true, false}, reads, "%+v", res.Reads)
+	assert.Equal(t, []bool{true, false, false}, gets, "%+v", res.Gets)
+	assert.Contains(t, res.Reads[1].Text, `denied by rule "no-architecture"`)
+
+	recs := verifyLog(t, auditPath)
+	var effects []string
+	for _, r := range recs {
+		effects = append(effects, r.Tool+" "+r.Effect)
+	}
+	assert.Equal(t, []string{
+		"resources/read allow", "resources/read deny", "resources/read allow", "resources/read deny",
+		"prompts/get allow", "prompts/get deny", "prompts/get deny",
+	}, effects, "one record per read and get that reached the guard (%61rchitecture.md is not a resource mcp-go serves)")
 }
