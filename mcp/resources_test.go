@@ -142,6 +142,10 @@ func TestGuardMCPResourcesAndPrompts(t *testing.T) {
 		assert.NotContains(t, msg, "guardmcp")
 	}
 	assert.Contains(t, read("file:///w/secret/key"), `denied by rule "no-secrets"`)
+	resp := rpc(t, ctx, ds.s, `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///w/secret/key"}}`)
+	assert.EqualValues(t, mcp.INVALID_PARAMS, resp["error"].(map[string]any)["code"], "a denied read is invalid params, as an unknown resource")
+	resp = rpc(t, ctx, ds.s, `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"admin-report"}}`)
+	assert.EqualValues(t, mcp.INVALID_PARAMS, resp["error"].(map[string]any)["code"])
 	ds.mu.Lock()
 	assert.Equal(t, []string{"file:///w/a.txt", "file:///w/b.txt"}, ds.reads, "only granted resources were read")
 	ds.mu.Unlock()
