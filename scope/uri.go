@@ -19,7 +19,9 @@ const MaxURIBytes = 8 << 10
 // [ParseURI]; grants' and rules' resource patterns are matched against
 // Canonical.
 type URI struct {
-	// Raw is the URI as the client sent it.
+	// Raw is the URI as the client sent it. Other spellings of the same
+	// resource have other raw forms: test canonical, path or host in
+	// conditions, never raw.
 	Raw string `cel:"raw"`
 	// Canonical is the one spelling every equivalent spelling of the URI
 	// maps to (see ParseURI).
