@@ -97,6 +97,7 @@ func (r *Record) appendBody(dst []byte) []byte {
 	dst = append(dst, ',')
 	dst = appendStringField(dst, `"principal":`, r.Principal)
 	dst = appendStringField(dst, `"session":`, r.Session)
+	dst = appendStringField(dst, `"task":`, r.Task)
 	if c := r.Correlation; !c.isZero() {
 		dst = append(dst, `"correlation":{`...)
 		n := len(dst)
@@ -193,9 +194,39 @@ func (r *Record) appendDetail(dst []byte) []byte {
 			dst = append(dst, `,"binding":`...)
 			dst = appendString(dst, a.Binding)
 		}
+		if a.ForSession {
+			dst = append(dst, `,"for_session":true`...)
+		}
 		dst = append(dst, "},"...)
 	}
-	return dst
+	return r.appendFlow(dst)
+}
+
+// appendFlow appends the labels, flow and remembered members.
+func (r *Record) appendFlow(dst []byte) []byte {
+	if len(r.Labels) > 0 {
+		dst = append(dst, `"labels":`...)
+		dst = appendStrings(dst, r.Labels)
+		dst = append(dst, ',')
+	}
+	if len(r.Flow) > 0 {
+		dst = append(dst, `"flow":[`...)
+		for i := range r.Flow {
+			f := &r.Flow[i]
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"tool":`...)
+			dst = appendString(dst, f.Tool)
+			dst = append(dst, `,"call_id":`...)
+			dst = appendString(dst, f.CallID)
+			dst = append(dst, `,"seq":`...)
+			dst = strconv.AppendUint(dst, f.Seq, 10)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, "],"...)
+	}
+	return appendStringField(dst, `"remembered":`, r.Remembered)
 }
 
 // appendShadow appends the shadow and candidate members.
@@ -264,6 +295,11 @@ func (r *Record) appendResult(dst []byte) []byte {
 	dst = appendStringField(dst, `"error_class":`, r.ErrorClass)
 	dst = appendIntField(dst, `"result_bytes":`, r.ResultBytes)
 	dst = appendStringField(dst, `"result_sha256":`, r.ResultSHA256)
+	if len(r.LabelsAdded) > 0 {
+		dst = append(dst, `"labels_added":`...)
+		dst = appendStrings(dst, r.LabelsAdded)
+		dst = append(dst, ',')
+	}
 	if c := r.Checkpoint; c != nil {
 		dst = append(dst, `"checkpoint":{"seq":`...)
 		dst = strconv.AppendUint(dst, c.Seq, 10)

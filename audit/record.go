@@ -75,6 +75,8 @@ type Record struct {
 	Principal string `json:"principal,omitempty"`
 	// Session is the caller's session id, if it has one.
 	Session string `json:"session,omitempty"`
+	// Task is the id of the task the call was narrowed to, if any.
+	Task string `json:"task,omitempty"`
 	// Correlation links the call to the caller's trace and conversation. It
 	// is left out of the encoding when nil or when all its fields are empty.
 	Correlation *Correlation `json:"correlation,omitempty"`
@@ -109,6 +111,14 @@ type Record struct {
 	Limits []LimitState `json:"limits,omitempty"`
 	// Approval is the human approval asked for, if any.
 	Approval *Approval `json:"approval,omitempty"`
+	// Labels are the labels the call's session held when it was decided.
+	Labels []string `json:"labels,omitempty"`
+	// Flow names the earlier calls of the session a flow rule read to
+	// decide: the evidence behind a flow decision.
+	Flow []FlowOrigin `json:"flow,omitempty"`
+	// Remembered is the id of the earlier call whose approval, given for
+	// the rest of the session, allowed this call without asking.
+	Remembered string `json:"remembered,omitempty"`
 	// Shadow holds the results of rules evaluated in shadow mode.
 	Shadow []Shadow `json:"shadow,omitempty"`
 	// Candidate is what a candidate policy, evaluated beside the enforced
@@ -131,6 +141,9 @@ type Record struct {
 	ResultBytes int64 `json:"result_bytes,omitempty"`
 	// ResultSHA256 is the hex SHA-256 of the result (outcome records).
 	ResultSHA256 string `json:"result_sha256,omitempty"`
+	// LabelsAdded are the labels the result brought into the session
+	// (outcome records).
+	LabelsAdded []string `json:"labels_added,omitempty"`
 
 	// Checkpoint is set in checkpoint records and only there.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
@@ -235,6 +248,17 @@ type LimitState struct {
 	FailedOpen bool `json:"failed_open,omitempty"`
 }
 
+// FlowOrigin names an earlier call of the session that a flow decision
+// read.
+type FlowOrigin struct {
+	// Tool is the earlier call's tool.
+	Tool string `json:"tool"`
+	// CallID is the earlier call's id: the id of its records.
+	CallID string `json:"call_id"`
+	// Seq is the earlier call's position in its session, from 1.
+	Seq uint64 `json:"seq"`
+}
+
 // Approval is the outcome of asking a human to approve a call.
 type Approval struct {
 	// Rule is the rule that asked for approval.
@@ -248,6 +272,10 @@ type Approval struct {
 	// Binding is the hash of the exact call the approval was for
 	// (principal, tool, arguments, policy revision).
 	Binding string `json:"binding,omitempty"`
+	// ForSession reports that the approval also covers, for the rest of
+	// the session, later calls the same rule asks about with the same
+	// remember key.
+	ForSession bool `json:"for_session,omitempty"`
 }
 
 // Candidate is a candidate policy's decision on a call, recorded beside the

@@ -81,6 +81,7 @@ func slogAttrs(r *Record) []slog.Attr {
 	as = append(as, slog.Int("v", r.Version), slog.Uint64("seq", r.Seq), slog.String("id", r.ID), slog.String("kind", string(r.Kind)))
 	str("principal", r.Principal)
 	str("session", r.Session)
+	str("task", r.Task)
 	if c := r.Correlation; !c.isZero() {
 		var g []any
 		for _, kv := range [...][2]string{{"trace_id", c.TraceID}, {"span_id", c.SpanID}, {"conversation", c.Conversation}, {"turn", c.Turn}, {"message", c.Message}} {
@@ -120,6 +121,13 @@ func slogAttrs(r *Record) []slog.Attr {
 		a := *r.Approval
 		as = append(as, slog.Any("approval", &a))
 	}
+	if len(r.Labels) > 0 {
+		as = append(as, slog.Any("labels", slices.Clone(r.Labels)))
+	}
+	if len(r.Flow) > 0 {
+		as = append(as, slog.Any("flow", slices.Clone(r.Flow)))
+	}
+	str("remembered", r.Remembered)
 	if len(r.Shadow) > 0 {
 		as = append(as, slog.Any("shadow", slices.Clone(r.Shadow)))
 	}
@@ -137,6 +145,9 @@ func slogAttrs(r *Record) []slog.Attr {
 	str("error_class", r.ErrorClass)
 	i64("result_bytes", r.ResultBytes)
 	str("result_sha256", r.ResultSHA256)
+	if len(r.LabelsAdded) > 0 {
+		as = append(as, slog.Any("labels_added", slices.Clone(r.LabelsAdded)))
+	}
 	if r.Checkpoint != nil {
 		c := *r.Checkpoint
 		as = append(as, slog.Any("checkpoint", &c))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -51,75 +50,18 @@ func WithElicitationMessage(f func(toolguard.ApprovalRequest) string) Elicitatio
 	}
 }
 
-// maxShownArgs bounds the arguments shown in the default message.
-const maxShownArgs = 4 << 10
-
 // maxComment bounds the user's comment kept in the approval.
 const maxComment = 500
 
-// ElicitationMessage is the default text of an approval question: the tool,
-// the principal, the arguments as the guard gives them (canonical, with
-// sensitive values and secrets redacted; long ones cut), what of them is
-// hidden and why ([toolguard.ApprovalRequest.Hidden]), and the reason of the
-// rule that asks.
+// ElicitationMessage is the default text of an approval question:
+// [toolguard.ApprovalMessage], which names the tool, the principal, the
+// arguments as the guard gives them (sensitive values redacted), what of
+// them is hidden and why, and the reason of the rule that asks.
 func ElicitationMessage(req toolguard.ApprovalRequest) string {
-	args := string(req.Args)
-	if args == "" {
-		args = "{}"
-	}
-	if len(args) > maxShownArgs {
-		args = truncate(args, maxShownArgs) + fmt.Sprintf("… (%d bytes in all; SHA-256 %s)", len(req.Args), req.ArgsSHA256)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Approve this tool call?\n\nTool: %s\nCalled by: %s\nArguments: %s\n", req.Tool, req.Principal.ID, args)
-	writeHidden(&b, req)
-	if req.Reason != "" || req.Rule != "" {
-		fmt.Fprintf(&b, "Why you are asked: %s", req.Reason)
-		if req.Rule != "" {
-			fmt.Fprintf(&b, " (rule %q)", req.Rule)
-		}
-		b.WriteString("\n")
-	}
-	b.WriteString("\nYour answer covers this call only.")
-	return b.String()
+	return toolguard.ApprovalMessage(req)
 }
 
-// maxShownHidden bounds the hidden values listed in the default message.
-const maxShownHidden = 20
-
-// writeHidden lists what of the arguments is hidden from the user, and why.
-func writeHidden(b *strings.Builder, req toolguard.ApprovalRequest) {
-	if len(req.Hidden) == 0 {
-		return
-	}
-	b.WriteString("Hidden from you (each shown as redacted:hmac-sha256:…, a digest):\n")
-	for i, h := range req.Hidden {
-		if i == maxShownHidden {
-			fmt.Fprintf(b, "- and %d more\n", len(req.Hidden)-i)
-			break
-		}
-		at := h.Pointer
-		if at == "" {
-			at = "(all arguments)" // the empty pointer
-		}
-		what := "the whole value"
-		if !h.Whole {
-			what = "part of the text; the rest is shown"
-		}
-		fmt.Fprintf(b, "- %q: %s, because %s\n", truncate(at, 200), what, h.Why)
-	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
+func truncate(s string, n int) string { return toolguard.TruncateUTF8(s, n) }
 
 // approvalSchema is the form the user fills in.
 var approvalSchema = map[string]any{

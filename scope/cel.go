@@ -50,14 +50,9 @@ func env() (*cel.Env, error) {
 // only; programs always run in the untyped environment).
 func envOptions(sp *schemaProvider) []cel.EnvOption {
 	argsType := cel.MapType(cel.StringType, cel.DynType)
-	opts := []cel.EnvOption{
-		ext.NativeTypes(
-			reflect.TypeFor[Principal](),
-			reflect.TypeFor[Tool](),
-			reflect.TypeFor[Call](),
-			ext.ParseStructTags(true),
-		),
-	}
+	native := []any{reflect.TypeFor[Principal](), reflect.TypeFor[Tool](), reflect.TypeFor[Call]()}
+	native = append(native, nativeSessionTypes()...)
+	opts := []cel.EnvOption{ext.NativeTypes(append(native, ext.ParseStructTags(true))...)}
 	if sp != nil {
 		argsType = sp.root
 	}
@@ -66,6 +61,9 @@ func envOptions(sp *schemaProvider) []cel.EnvOption {
 		cel.Variable("tool", cel.ObjectType("scope.Tool")),
 		cel.Variable("call", cel.ObjectType("scope.Call")),
 		cel.Variable("args", argsType),
+	)
+	opts = append(opts, sessionOptions()...)
+	opts = append(opts,
 		ext.Strings(),
 		ext.Lists(),
 		ext.Sets(),
@@ -265,6 +263,8 @@ type activation struct {
 	tool      Tool
 	call      Call
 	args      argsView
+	sess      sessionVars
+	task      Task
 	trace     *trace.Recorder
 	// frame is cel-go's evaluation frame over this activation, made on
 	// first use and shared by every loop-free program of the decision.
@@ -406,6 +406,10 @@ func getActivation(in *Input) *activation {
 	if a.args.m == nil {
 		a.args.m = emptyArgs
 	}
+	a.sess.reset(in.Session)
+	if in.Task != nil {
+		a.task = *in.Task
+	}
 	return a
 }
 
@@ -414,7 +418,8 @@ func putActivation(a *activation) {
 		a.frame.Close()
 	}
 	clear(a.args.cache) // keep no argument values alive in the pool
-	*a = activation{args: argsView{cache: a.args.cache[:0]}}
+	a.sess.reset(nil)
+	*a = activation{args: argsView{cache: a.args.cache[:0]}, sess: a.sess}
 	activations.Put(a)
 }
 
@@ -428,6 +433,11 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return &a.call, true
 	case "args":
 		return &a.args, true
+	case "session":
+		a.sess.fill()
+		return &a.sess, true
+	case "task":
+		return &a.task, true
 	}
 	return nil, false
 }

@@ -53,7 +53,9 @@ type Input struct {
 	Args map[string]any
 	Call Call
 	// Session is what earlier calls of the caller's session did; nil when
-	// the call belongs to no session (session rules then see an empty one).
+	// the call belongs to no session. A call without a session to a tool
+	// whose enforced rules, grants or limit keys read the session is
+	// denied: flow rules never see an empty history by omission.
 	Session Session
 	// Task narrows the principal's privilege for one task; nil for none.
 	Task *Task
@@ -178,6 +180,10 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 		return d
 	}
 	pl := p.planFor(in.Tool.Name)
+	if in.Session == nil && pl.needsSession {
+		d.Reason = needsSessionReason
+		return d
+	}
 	act := getActivation(&in)
 	act.trace = trace.From(ctx)
 	defer putActivation(act)
@@ -195,7 +201,7 @@ func (p *Policy) Decide(ctx context.Context, in Input) (d Decision) {
 	if p.askRules(ctx, pl, act, &d) || !p.limitKeys(ctx, g, act, &d) {
 		return d
 	}
-	if d.Effect == Allow {
+	if d.Effect == Allow && d.Remembered == nil {
 		d.Reason = g.allowReason
 	}
 	return d
@@ -217,7 +223,7 @@ func (p *Policy) admit(ctx context.Context, in *Input, d *Decision) bool {
 		d.Reason = "no principal: the caller is not identified"
 		return false
 	}
-	return true
+	return taskAdmits(in, d)
 }
 
 // denyRules evaluates the enforced deny rules; it reports whether one
@@ -234,7 +240,8 @@ func (p *Policy) denyRules(ctx context.Context, pl *plan, act *activation, d *De
 		return true
 	}
 	d.Rule = r.name
-	d.Reason = fmt.Sprintf("denied by rule %q: %s", r.name, r.reason(ctx, act, d))
+	d.Flow = act.flowFor(r)
+	d.Reason = flowReason(fmt.Sprintf("denied by rule %q: %s", r.name, r.reason(ctx, act, d)), d.Flow)
 	return true
 }
 
@@ -248,6 +255,7 @@ func firstRule(ctx context.Context, ph *phase[*rule], act *activation) (*rule, e
 			return nil, nil
 		}
 		r := ph.items[i]
+		act.markFlow()
 		matched, err := ph.eval(ctx, i, act, &last)
 		act.record("rule", r.name, r.when, matched, err)
 		if err != nil || matched {
@@ -268,7 +276,7 @@ func (p *Policy) grantFor(ctx context.Context, pl *plan, act *activation, in *In
 			break
 		}
 		cand := ph.items[i]
-		if !p.holds(&in.Principal, cand.scope) {
+		if !p.holdsIn(in, cand.scope) {
 			continue
 		}
 		ok, err := ph.eval(ctx, i, act, &last)
@@ -291,21 +299,50 @@ func (p *Policy) grantFor(ctx context.Context, pl *plan, act *activation, in *In
 }
 
 // askRules evaluates the enforced ask rules of an allowed call; it reports
-// whether one failed to evaluate, which denies.
+// whether one failed to evaluate, which denies. The first rule that matches
+// asks, unless a human approved it for the rest of the session with the
+// same remember key: then the next rules are evaluated, and the call is
+// allowed only if none of them asks.
 func (p *Policy) askRules(ctx context.Context, pl *plan, act *activation, d *Decision) bool {
-	r, err := firstRule(ctx, &pl.ask, act)
-	switch {
-	case r == nil:
-		return false
-	case err != nil:
-		d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
-		d.Effect, d.Rule = Deny, r.name
-		d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
-		return true
+	ph := &pl.ask
+	var last lastArg
+	for c := ph.cursor(act); ; {
+		i, ok := c.next()
+		if !ok {
+			return false
+		}
+		r := ph.items[i]
+		act.markFlow()
+		matched, err := ph.eval(ctx, i, act, &last)
+		act.record("rule", r.name, r.when, matched, err)
+		if err != nil {
+			act.decided("rule", r.name)
+			d.Errors = append(d.Errors, EvalError{Path: r.when.path, Expr: r.when.src, Err: err})
+			d.Effect, d.Rule, d.Remembered = Deny, r.name, nil
+			d.Reason = fmt.Sprintf("rule %q could not be evaluated, so the call is denied to be safe: %v", r.name, err)
+			return true
+		}
+		if !matched {
+			continue
+		}
+		act.decided("rule", r.name)
+		prev := *d
+		d.Effect, d.Rule, d.Remembered, d.RememberKey = Ask, r.name, nil, ""
+		d.Flow = act.flowFor(r)
+		d.Reason = flowReason(fmt.Sprintf("rule %q requires human approval: %s", r.name, r.reason(ctx, act, d)), d.Flow)
+		if !p.remembered(ctx, r, act, d) {
+			return true
+		}
+		if d.Effect == Ask {
+			return false
+		}
+		if prev.Remembered != nil {
+			// An earlier rule's remembered approval is the one recorded.
+			errs := d.Errors
+			*d = prev
+			d.Errors = errs
+		}
 	}
-	d.Effect, d.Rule = Ask, r.name
-	d.Reason = fmt.Sprintf("rule %q requires human approval: %s", r.name, r.reason(ctx, act, d))
-	return false
 }
 
 // limitKeys evaluates the keys and costs of the allowing grant's limits;
@@ -396,7 +433,7 @@ func (p *Policy) noGrantReason(pl *plan, in *Input) string {
 	}
 	var held uint64
 	for i, g := range pl.grants {
-		if p.holds(&in.Principal, g.scope) {
+		if p.holdsIn(in, g.scope) {
 			held |= 1 << i
 		}
 	}
@@ -419,7 +456,7 @@ func (p *Policy) noGrantTail(b []byte, pl *plan, in *Input) []byte {
 	others := buf[:0]
 	conds := 0
 	for _, g := range pl.grants {
-		if !p.holds(&in.Principal, g.scope) {
+		if !p.holdsIn(in, g.scope) {
 			if !slices.Contains(others, g.scope) {
 				others = append(others, g.scope)
 			}

@@ -27,6 +27,9 @@ type Def struct {
 	// addition to what the tools' schemas mark writeOnly or x-sensitive.
 	// "*" in a pointer stands for any array item or property.
 	Redact map[string][]string `json:"redact,omitempty" yaml:"redact,omitempty"`
+	// Labels say which labels a tool's result brings into the caller's
+	// session, for flow rules to read (see [LabelDef]).
+	Labels []LabelDef `json:"labels,omitempty" yaml:"labels,omitempty"`
 }
 
 // ScopeDef is one scope: a named bundle of grants.
@@ -73,6 +76,11 @@ type RuleDef struct {
 	// Mode is "enforce" (the default) or "shadow": a shadow rule is evaluated
 	// and recorded but never changes a decision.
 	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
+	// Remember is an optional CEL string expression, on ask rules only:
+	// the key under which a human may approve the call for the rest of
+	// the session. Later calls the same rule asks about with the same key,
+	// in the same session, are then allowed without asking.
+	Remember string `json:"remember,omitempty" yaml:"remember,omitempty"`
 }
 
 // LimitDef is a named limit: exactly one of a token-bucket rate, a

@@ -285,6 +285,9 @@ type plan struct {
 
 	deny, ask, shadow phase[*rule]
 	grantPh           phase[*grant]
+	// needsSession reports that an enforced rule or grant of the plan
+	// reads the session: a call without one is denied.
+	needsSession bool
 
 	// reasons caches the tail of the no-grant reason by which of the
 	// plan's grants the principal holds (a bit per grant; plans with more
@@ -336,4 +339,5 @@ func (pl *plan) build(noIndex bool, tool string, known bool) {
 	pl.ask = newPhase(ask, noIndex)
 	pl.shadow = newPhase(shadow, noIndex)
 	pl.grantPh = newPhase(grants, noIndex)
+	pl.needsSession = pl.computeNeedsSession()
 }

@@ -41,6 +41,7 @@ type Policy struct {
 	limits     map[string]*limit
 	principals map[string][]string
 	redact     []redactRule
+	labels     []*labelRule
 	noIndex    bool       // evaluate every condition (for differential tests)
 	data       dataPolicy // resource and prompt grants and rules (resources.go)
 
@@ -61,6 +62,10 @@ type rule struct {
 	tools   []string
 	when    *expr
 	message *expr
+	// remember is an ask rule's remember key; memID the identity its
+	// approvals are remembered under (see RememberID).
+	remember *expr
+	memID    string
 }
 
 type grant struct {
@@ -102,6 +107,12 @@ type expr struct {
 	// computedKey reports a lookup in args by a key computed at run time.
 	refs        []ArgRef
 	computedKey bool
+	// session reports that the expression reads the session; sessLabels
+	// that it reads session.labels, and literals are its string constants
+	// (the labels a flow rule names).
+	session    bool
+	sessLabels bool
+	literals   []string
 }
 
 // LimitKind says what a limit counts.
@@ -327,6 +338,7 @@ func (c *compiler) compile(def Def) *Policy {
 	norm.Rules = c.rules(p, def.Rules)
 	norm.Principals = c.principals(p, def)
 	norm.Redact = c.redacts(p, def.Redact)
+	norm.Labels = c.labels(p, def.Labels)
 	if len(c.errs) > 0 {
 		return nil
 	}
@@ -517,6 +529,7 @@ func (c *compiler) rules(p *Policy, defs []RuleDef) []RuleDef {
 		if rd.Message != "" {
 			r.message = c.expr(path+"/message", rd.Message, cel.StringType)
 		}
+		c.rememberExpr(path, rd, r)
 		p.rules = append(p.rules, r)
 		rd.Tools = slices.Clone(rd.Tools)
 		norm = append(norm, rd)
@@ -666,6 +679,9 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 		has: presenceTests(ast.NativeRep()), refs: refs, computedKey: computed}
 	if !loops && want == cel.BoolType {
 		e.clauses, e.complete = clausesOf(ast.NativeRep().Expr(), c.fields)
+	}
+	if e.session = readsSession(ast.NativeRep()); e.session {
+		e.sessLabels, e.literals = readsSessionLabels(ast.NativeRep()), stringLiterals(ast.NativeRep())
 	}
 	return e
 }

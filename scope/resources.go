@@ -29,6 +29,9 @@ type ResourceInput struct {
 	// URI is the resource's URI as the client sent it.
 	URI  string
 	Call Call
+	// Task, when not nil, narrows the principal's scopes to those it names
+	// (its tool list does not apply to resources).
+	Task *Task
 }
 
 // PromptInput is everything a prompt decision depends on.
@@ -38,6 +41,9 @@ type PromptInput struct {
 	Name string
 	Args map[string]string
 	Call Call
+	// Task, when not nil, narrows the principal's scopes to those it names
+	// (its tool list does not apply to prompts).
+	Task *Task
 }
 
 // dataKind is what a data grant or rule governs.
@@ -238,6 +244,7 @@ type dataActivation struct {
 	uri       URI
 	prompt    Prompt
 	args      map[string]string
+	task      *Task // narrows the scopes; not a CEL variable
 }
 
 func (a *dataActivation) ResolveName(name string) (any, bool) {
@@ -310,7 +317,7 @@ func (p *Policy) DecideResource(ctx context.Context, in ResourceInput) Decision 
 		d.Reason = "the resource URI is refused: " + err.Error()
 		return d
 	}
-	act := &dataActivation{principal: in.Principal, call: in.Call, uri: u}
+	act := &dataActivation{principal: in.Principal, call: in.Call, uri: u, task: in.Task}
 	p.decideData(ctx, kindResource, u.Canonical, quoteShort(in.URI), act, &d)
 	return d
 }
@@ -323,7 +330,7 @@ func (p *Policy) DecidePrompt(ctx context.Context, in PromptInput) Decision {
 	if !p.admitData(ctx, in.Principal, &d) {
 		return d
 	}
-	act := &dataActivation{principal: in.Principal, call: in.Call, prompt: Prompt{Name: in.Name}, args: in.Args}
+	act := &dataActivation{principal: in.Principal, call: in.Call, prompt: Prompt{Name: in.Name}, args: in.Args, task: in.Task}
 	p.decideData(ctx, kindPrompt, in.Name, quoteShort(in.Name), act, &d)
 	return d
 }
@@ -369,7 +376,7 @@ func (p *Policy) decideData(ctx context.Context, k dataKind, subject, quoted str
 		}
 	}
 	for _, g := range p.data.grants[k] {
-		if !p.holds(&act.principal, g.scope) || !slices.ContainsFunc(g.patterns, func(pat string) bool { return match(pat, subject) }) {
+		if !p.holdsData(&act.principal, act.task, g.scope) || !slices.ContainsFunc(g.patterns, func(pat string) bool { return match(pat, subject) }) {
 			continue
 		}
 		ok, err := evalDataBool(ctx, g.when, act)
@@ -411,8 +418,17 @@ func matcher(k dataKind) func(pattern, subject string) bool {
 // ResourceVisible reports whether a resource belongs in the principal's
 // resource list: [Policy.DecideResource] allows reading it. Listing and
 // reading never disagree about a resource.
-func (p *Policy) ResourceVisible(ctx context.Context, pr Principal, uri string) bool {
-	return p.DecideResource(ctx, ResourceInput{Principal: pr, URI: uri}).Effect == Allow
+func (p *Policy) ResourceVisible(ctx context.Context, pr Principal, task *Task, uri string) bool {
+	return p.DecideResource(ctx, ResourceInput{Principal: pr, URI: uri, Task: task}).Effect == Allow
+}
+
+// holdsData reports whether the principal holds scope s and the task, if
+// any, keeps it.
+func (p *Policy) holdsData(pr *Principal, task *Task, s string) bool {
+	if task != nil && task.Scopes != nil && !slices.Contains(task.Scopes, s) {
+		return false
+	}
+	return p.holds(pr, s)
 }
 
 // ResourceTemplateVisible reports whether a resource template (an RFC 6570
@@ -424,7 +440,7 @@ func (p *Policy) ResourceVisible(ctx context.Context, pr Principal, uri string) 
 // template agree (one begins with the other) — and no enforced deny rule
 // without a condition covers the whole template. Conditions are not
 // evaluated: each read is still decided by URI.
-func (p *Policy) ResourceTemplateVisible(pr Principal, template string) bool {
+func (p *Policy) ResourceTemplateVisible(pr Principal, task *Task, template string) bool {
 	if p == nil || pr.ID == "" {
 		return false
 	}
@@ -442,7 +458,7 @@ func (p *Policy) ResourceTemplateVisible(pr Principal, template string) bool {
 		}
 	}
 	for _, g := range p.data.grants[kindResource] {
-		if !p.holds(&pr, g.scope) {
+		if !p.holdsData(&pr, task, g.scope) {
 			continue
 		}
 		for _, pat := range g.patterns {
@@ -470,7 +486,7 @@ func prefixCovered(pattern, prefix string) bool {
 // list: a prompt grant of a scope the principal holds names it, and no
 // enforced deny rule without a condition covers it. Conditions, which may
 // read the prompt's arguments, are not evaluated.
-func (p *Policy) PromptVisible(pr Principal, name string) bool {
+func (p *Policy) PromptVisible(pr Principal, task *Task, name string) bool {
 	if p == nil || pr.ID == "" {
 		return false
 	}
@@ -480,7 +496,7 @@ func (p *Policy) PromptVisible(pr Principal, name string) bool {
 		}
 	}
 	for _, g := range p.data.grants[kindPrompt] {
-		if p.holds(&pr, g.scope) && slices.ContainsFunc(g.patterns, func(pat string) bool { return glob.Match(pat, name) }) {
+		if p.holdsData(&pr, task, g.scope) && slices.ContainsFunc(g.patterns, func(pat string) bool { return glob.Match(pat, name) }) {
 			return true
 		}
 	}

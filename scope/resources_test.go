@@ -93,7 +93,7 @@ func TestDecideResource(t *testing.T) {
 		assert.Equal(t, c.grant, d.GrantID, "%q", c.uri)
 		assert.NotEmpty(t, d.Reason)
 		assert.NotContains(t, d.Reason, "scope.")
-		assert.Equal(t, c.allow, p.ResourceVisible(ctx, c.pr, c.uri), "listing and reading agree on %q", c.uri)
+		assert.Equal(t, c.allow, p.ResourceVisible(ctx, c.pr, nil, c.uri), "listing and reading agree on %q", c.uri)
 	}
 	d := p.DecideResource(ctx, scope.ResourceInput{Principal: alice, URI: "file:///w/secret/key"})
 	assert.Equal(t, "secrets are off limits: /w/secret/key", d.Reason)
@@ -154,9 +154,9 @@ func TestDecidePrompt(t *testing.T) {
 		d := p.DecidePrompt(ctx, scope.PromptInput{Principal: alice, Name: c.name, Args: c.args})
 		assert.Equal(t, c.allow, d.Effect == scope.Allow, "%q %v: %s", c.name, c.args, d.Reason)
 	}
-	assert.True(t, p.PromptVisible(alice, "args-prompt"), "a condition over arguments is not evaluated for the list")
-	assert.False(t, p.PromptVisible(alice, "completable-prompt"))
-	assert.False(t, p.PromptVisible(scope.Principal{ID: "bob"}, "simple-prompt"))
+	assert.True(t, p.PromptVisible(alice, nil, "args-prompt"), "a condition over arguments is not evaluated for the list")
+	assert.False(t, p.PromptVisible(alice, nil, "completable-prompt"))
+	assert.False(t, p.PromptVisible(scope.Principal{ID: "bob"}, nil, "simple-prompt"))
 }
 
 func TestResourceTemplateVisible(t *testing.T) {
@@ -172,10 +172,10 @@ func TestResourceTemplateVisible(t *testing.T) {
 		"file:///w/a.txt":                        true,
 		"file:///w/a#x":                          false,
 	} {
-		assert.Equal(t, want, p.ResourceTemplateVisible(alice, tmpl), tmpl)
+		assert.Equal(t, want, p.ResourceTemplateVisible(alice, nil, tmpl), tmpl)
 	}
-	assert.False(t, p.ResourceTemplateVisible(scope.Principal{ID: "bob"}, "file:///{+path}"))
-	assert.False(t, p.ResourceTemplateVisible(scope.Principal{}, "file:///{+path}"))
+	assert.False(t, p.ResourceTemplateVisible(scope.Principal{ID: "bob"}, nil, "file:///{+path}"))
+	assert.False(t, p.ResourceTemplateVisible(scope.Principal{}, nil, "file:///{+path}"))
 }
 
 // TestOldPoliciesLoadAndGrantNoData: a policy written before resources and
@@ -205,8 +205,8 @@ principals:
 	assert.Equal(t, scope.Deny, d.Effect)
 	assert.Contains(t, d.Reason, "no scope held by")
 	assert.Equal(t, scope.Deny, p.DecidePrompt(context.Background(), scope.PromptInput{Principal: pr, Name: "x"}).Effect)
-	assert.False(t, p.PromptVisible(pr, "x"))
-	assert.False(t, p.ResourceTemplateVisible(pr, "file:///{+p}"))
+	assert.False(t, p.PromptVisible(pr, nil, "x"))
+	assert.False(t, p.ResourceTemplateVisible(pr, nil, "file:///{+p}"))
 }
 
 // TestDataPolicyRevision: resource and prompt patterns are part of the

@@ -58,6 +58,11 @@ type ApprovalRequest struct {
 	// Binding is the hash of principal, tool, arguments and policy
 	// revision ([Binding]): an answer is valid for this call only.
 	Binding string
+	// RememberKey is, when the ask rule names a remember key and the call
+	// belongs to a session, the key an approval [Approval.ForSession]
+	// covers: later calls the same rule asks about with this key are
+	// allowed for the rest of the session. Empty otherwise.
+	RememberKey string
 	// Expires is when the request stops waiting, if the guard sets a limit
 	// ([WithApprovalTimeout]).
 	Expires time.Time
@@ -74,4 +79,9 @@ type Approval struct {
 	// Binding must equal the request's binding ([ApprovalRequest.Binding]):
 	// an approval that names another call, or none, does not approve.
 	Binding string
+	// ForSession, with Approved, also approves for the rest of the
+	// session the later calls that the same rule asks about with the same
+	// remember key ([ApprovalRequest.RememberKey]). It has no effect when
+	// the request has no remember key.
+	ForSession bool
 }

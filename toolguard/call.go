@@ -117,6 +117,7 @@ type callState struct {
 	rec     audit.Record
 	out     audit.Record
 	limBuf  [2]audit.LimitState
+	view    sessionView // the call's session, when it has one
 	// release frees the concurrency slots the call holds, if any.
 	release func()
 	span    trace.Span // when telemetry is on
@@ -202,6 +203,9 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		Tool:      t.info,
 		Args:      obj,
 		Call:      scope.Call{ID: st.d.CallID, Time: st.start},
+	}
+	if !g.sessionInput(ctx, st, pr, &in) {
+		return
 	}
 	st.d.Decision = pol.Decide(ctx, in)
 	if !dryRun {
@@ -324,6 +328,9 @@ func (g *Guard) approve(ctx context.Context, st *callState, in *scope.Input, raw
 		Args: bytes.Clone(redacted), ArgsSHA256: st.d.ArgsSHA256, Hidden: hidden,
 		Rule: rule, Reason: st.d.Reason, PolicyRevision: st.d.Revision,
 		Binding: st.d.Binding,
+	}
+	if st.d.Session != "" {
+		req.RememberKey = st.d.RememberKey
 	}
 	if g.approvalTimeout > 0 {
 		req.Expires = st.start.Add(g.approvalTimeout)
@@ -470,6 +477,7 @@ func (g *Guard) record(ctx context.Context, corr *audit.Correlation, st *callSta
 	r.Kind = audit.KindDecision
 	r.Time = st.start
 	r.Principal = st.d.Principal
+	recordSession(r, &st.d)
 	r.Correlation = corr
 	if st.span != nil {
 		r.Correlation = withSpanIDs(r.Correlation, st.span)
@@ -503,7 +511,8 @@ func (g *Guard) record(ctx context.Context, corr *audit.Correlation, st *callSta
 		}
 	}
 	if a := st.d.Approval; a != nil {
-		r.Approval = &audit.Approval{Rule: st.d.Rule, Approved: a.Approved, By: a.By, Reason: a.Reason, Binding: st.d.Binding}
+		r.Approval = &audit.Approval{Rule: st.d.Rule, Approved: a.Approved, By: a.By, Reason: a.Reason, Binding: st.d.Binding,
+			ForSession: a.Approved && a.ForSession && st.d.RememberKey != "" && st.d.Session != ""}
 	}
 	for _, s := range st.d.Shadow {
 		sh := audit.Shadow{Rule: s.Rule, Effect: s.Effect.String(), Matched: s.Matched, Message: s.Message}
@@ -548,6 +557,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 	start := st.end // the handler starts as the decision is made
 	ctx = context.WithValue(ctx, callIDKey{}, st.d.CallID)
 	out, class, err := g.invoke(ctx, st.tool, args, st.release)
+	out, err = g.sessionResult(rctx, st, out, err)
 	dur := g.now().Sub(start)
 
 	o := &st.out
@@ -556,6 +566,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 	o.Kind = audit.KindOutcome
 	o.Time = start.Add(dur)
 	o.Principal = st.d.Principal
+	o.Session, o.Task = st.d.Session, st.d.Task
 	o.Correlation = st.rec.Correlation
 	o.Tool = st.d.Tool
 	o.DurationNS = int64(dur)

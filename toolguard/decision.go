@@ -30,6 +30,12 @@ type Decision struct {
 	// Tool and Principal are the tool name and principal ID as called.
 	Tool      string
 	Principal string
+	// Session and Task are the ids of the call's session and task, if
+	// any ([WithSession], [WithTask]); Labels are the labels the session
+	// held when the call was decided.
+	Session string
+	Task    string
+	Labels  []string
 	// Stage is the step that decided.
 	Stage Stage
 	// Violations lists what is wrong with the arguments.

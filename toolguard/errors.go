@@ -141,7 +141,7 @@ func sanitize(s string) string {
 // goPackagePrefix matches the "package: " prefixes Go error strings of this
 // module start with, where they begin the text or follow another error's
 // colon, semicolon or parenthesis.
-var goPackagePrefix = regexp.MustCompile(`(^|[:;(] ?)(toolguard|guardmcp|audit|scope|redislimit|safejson|canonjson|fastschema|fsroot|netguard|aibom|hostname|glob): `)
+var goPackagePrefix = regexp.MustCompile(`(^|[:;(] ?)(toolguard|guardmcp|guardsdk|audit|scope|redislimit|safejson|canonjson|fastschema|fsroot|netguard|aibom|hostname|glob): `)
 
 // plainError is err's text for a reason the model reads: without the Go
 // package names that start this module's error strings.

@@ -66,6 +66,7 @@ type Guard struct {
 	argLim   ArgumentLimits
 	logger   *slog.Logger
 
+	sessions        SessionStore
 	approvalTimeout time.Duration
 	candidate       atomic.Pointer[scope.Policy]
 	telemetry       *telemetry
@@ -185,6 +186,9 @@ func New(p *scope.Policy, opts ...Option) (*Guard, error) {
 	}
 	if g.limiter == nil {
 		g.limiter = &MemoryLimiter{}
+	}
+	if g.sessions == nil {
+		g.sessions = NewMemorySessions(MemorySessionOptions{})
 	}
 	if g.logger == nil {
 		g.logger = slog.Default()

@@ -37,7 +37,7 @@ var (
 func (g *Guard) ReadResource(ctx context.Context, uri string, read func(context.Context) (any, error)) (any, error) {
 	args := map[string]any{"uri": uri}
 	return g.decideData(ctx, resourceTool, args, func(in scope.Call, pr scope.Principal) scope.Decision {
-		return g.policy.Load().DecideResource(ctx, scope.ResourceInput{Principal: pr, URI: uri, Call: in})
+		return g.policy.Load().DecideResource(ctx, scope.ResourceInput{Principal: pr, URI: uri, Call: in, Task: taskOf(ctx)})
 	}, read)
 }
 
@@ -51,7 +51,7 @@ func (g *Guard) GetPrompt(ctx context.Context, name string, args map[string]stri
 	}
 	rec := map[string]any{"name": name, "arguments": a}
 	return g.decideData(ctx, promptTool, rec, func(in scope.Call, pr scope.Principal) scope.Decision {
-		return g.policy.Load().DecidePrompt(ctx, scope.PromptInput{Principal: pr, Name: name, Args: args, Call: in})
+		return g.policy.Load().DecidePrompt(ctx, scope.PromptInput{Principal: pr, Name: name, Args: args, Call: in, Task: taskOf(ctx)})
 	}, get)
 }
 
@@ -69,6 +69,10 @@ func (g *Guard) decideData(ctx context.Context, t *tool, args map[string]any, de
 	st.canon = canon
 	st.d.ArgsSHA256 = digest(canon)
 	pr := principalFrom(ctx)
+	st.d.Session, _ = SessionFrom(ctx)
+	if t := taskOf(ctx); t != nil {
+		st.d.Task = t.ID
+	}
 	switch {
 	case err != nil:
 		st.deny(StageArguments, ErrInvalidArguments, err, "the request cannot be recorded: "+plainError(err))
@@ -130,6 +134,7 @@ func (g *Guard) runData(ctx, rctx context.Context, st *callState, run func(conte
 	o.Principal = st.d.Principal
 	o.Correlation = st.rec.Correlation
 	o.Tool = st.d.Tool
+	o.Session, o.Task = st.d.Session, st.d.Task
 	o.DurationNS = int64(dur)
 	if err != nil {
 		o.Error = err.Error()
@@ -150,7 +155,7 @@ func (g *Guard) runData(ctx, rctx context.Context, st *callState, run func(conte
 // Without a principal nothing is visible.
 func (g *Guard) ResourceVisible(ctx context.Context, uri string) bool {
 	pr := principalFrom(ctx)
-	return pr != nil && g.policy.Load().ResourceVisible(ctx, *pr, uri)
+	return pr != nil && g.policy.Load().ResourceVisible(ctx, *pr, taskOf(ctx), uri)
 }
 
 // ResourceTemplateVisible reports whether the principal in ctx may see a
@@ -158,7 +163,7 @@ func (g *Guard) ResourceVisible(ctx context.Context, uri string) bool {
 // ([scope.Policy.ResourceTemplateVisible]).
 func (g *Guard) ResourceTemplateVisible(ctx context.Context, template string) bool {
 	pr := principalFrom(ctx)
-	return pr != nil && g.policy.Load().ResourceTemplateVisible(*pr, template)
+	return pr != nil && g.policy.Load().ResourceTemplateVisible(*pr, taskOf(ctx), template)
 }
 
 // PromptVisible reports whether the principal in ctx may see the prompt
@@ -166,5 +171,13 @@ func (g *Guard) ResourceTemplateVisible(ctx context.Context, template string) bo
 // ([scope.Policy.PromptVisible]).
 func (g *Guard) PromptVisible(ctx context.Context, name string) bool {
 	pr := principalFrom(ctx)
-	return pr != nil && g.policy.Load().PromptVisible(*pr, name)
+	return pr != nil && g.policy.Load().PromptVisible(*pr, taskOf(ctx), name)
+}
+
+// taskOf returns the task of ctx ([WithTask]), nil for none.
+func taskOf(ctx context.Context) *scope.Task {
+	if t, ok := TaskFrom(ctx); ok {
+		return &t
+	}
+	return nil
 }

@@ -177,3 +177,39 @@ func TestResourceNamesAreReserved(t *testing.T) {
 	assert.True(t, g.ResourceTemplateVisible(ctx, "file:///w/{name}"))
 	assert.False(t, g.ResourceTemplateVisible(ctx, "file:///etc/{name}"))
 }
+
+// TestReadResourceTaskAndSession: a task narrows the scopes resources and
+// prompts are granted by, as it does for tools; records carry the session
+// and task.
+func TestReadResourceTaskAndSession(t *testing.T) {
+	p, err := scope.Parse([]byte(resourcePolicy))
+	require.NoError(t, err)
+	sink := audit.SinkFunc(func(context.Context, *audit.Record) error { return nil })
+	var recs []audit.Record
+	g, err := toolguard.New(p, toolguard.WithSink(audit.SinkFunc(func(ctx context.Context, r *audit.Record) error {
+		recs = append(recs, audit.Record{Kind: r.Kind, Tool: r.Tool, Effect: r.Effect, Session: r.Session, Task: r.Task})
+		return sink.Write(ctx, r)
+	})))
+	require.NoError(t, err)
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"docs"}})
+	ctx = toolguard.WithSession(ctx, "s1")
+	read := func(context.Context) (any, error) { return "x", nil }
+
+	_, err = g.ReadResource(toolguard.WithTask(ctx, scope.Task{ID: "t1", Scopes: []string{"docs"}}), "file:///w/a", read)
+	require.NoError(t, err)
+	narrowed := toolguard.WithTask(ctx, scope.Task{ID: "t2", Scopes: []string{"mail"}})
+	_, err = g.ReadResource(narrowed, "file:///w/a", read)
+	assert.ErrorIs(t, err, toolguard.ErrPolicy, "the task keeps no scope that grants the resource")
+	_, err = g.GetPrompt(narrowed, "summarize", nil, read)
+	assert.ErrorIs(t, err, toolguard.ErrPolicy)
+	assert.False(t, g.ResourceVisible(narrowed, "file:///w/a"))
+	assert.False(t, g.PromptVisible(narrowed, "summarize"))
+	assert.False(t, g.ResourceTemplateVisible(narrowed, "file:///w/{x}"))
+	assert.True(t, g.ResourceVisible(ctx, "file:///w/a"))
+
+	require.Len(t, recs, 4)
+	assert.Equal(t, audit.Record{Kind: audit.KindDecision, Tool: "resources/read", Effect: "allow", Session: "s1", Task: "t1"}, recs[0])
+	assert.Equal(t, audit.Record{Kind: audit.KindOutcome, Tool: "resources/read", Session: "s1", Task: "t1"}, recs[1])
+	assert.Equal(t, audit.Record{Kind: audit.KindDecision, Tool: "resources/read", Effect: "deny", Session: "s1", Task: "t2"}, recs[2])
+	assert.Equal(t, audit.Record{Kind: audit.KindDecision, Tool: "prompts/get", Effect: "deny", Session: "s1", Task: "t2"}, recs[3])
+}

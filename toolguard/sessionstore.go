@@ -16,7 +16,8 @@ type SessionKey struct {
 
 // SessionState is the summary of a session a decision reads in full: small,
 // and bounded by the number of distinct labels and tools, not by the number
-// of calls.
+// of calls. A store may hand out the same state to several callers: they
+// must not modify it.
 type SessionState struct {
 	// Calls is the number of calls that ran in the session.
 	Calls uint64
@@ -25,7 +26,9 @@ type SessionState struct {
 	Labels []scope.LabelOrigin
 	// Tools counts the calls that ran, by tool.
 	Tools map[string]int
-	// Tokens is the number of distinct provenance tokens held.
+	// Tokens is the size of the session's provenance index: the distinct
+	// (label, token) pairs held, so a token indexed under two labels
+	// counts twice. It is what a store's token bound limits.
 	Tokens int
 }
 
@@ -33,10 +36,10 @@ type SessionState struct {
 type SessionEvent struct {
 	// Origin names the call; its Seq is assigned by the store.
 	Origin scope.Origin
-	// Labels are the labels the call's result brought.
+	// Labels are the labels the call's result brought, each once.
 	Labels []string
 	// Tokens are the provenance tokens of the call's result (already
-	// normalised), indexed under each of Labels.
+	// normalised), each once, indexed under each of Labels.
 	Tokens []string
 }
 
@@ -46,13 +49,18 @@ type SessionEvent struct {
 // denies the call it was asked for.
 type SessionStore interface {
 	// Load returns the session's summary; a session never seen is empty.
+	// For a session over the store's bounds it returns an error matching
+	// [ErrSessionFull], so that the guard denies the call before it runs.
 	Load(ctx context.Context, k SessionKey) (SessionState, error)
 	// Lookup returns, for each of tokens that an earlier result carrying
 	// label held, the earliest such call. Tokens not found are absent.
+	// Labels and tokens match byte for byte: the caller normalises.
 	Lookup(ctx context.Context, k SessionKey, label string, tokens []string) (map[string]scope.Origin, error)
 	// Append adds a call that ran and returns its origin with Seq set. It
 	// returns an error matching [ErrSessionFull] when the session would
-	// exceed the store's bounds; the session then refuses new calls.
+	// exceed the store's bounds; the session then refuses new calls: Load
+	// and Append keep returning ErrSessionFull (until the store forgets
+	// the session, e.g. when its time to live ends).
 	Append(ctx context.Context, k SessionKey, ev SessionEvent) (scope.Origin, error)
 	// Remember stores a human's approval of rule for key, for the rest of
 	// the session.

@@ -5,8 +5,9 @@
 // the tool runs. A denial is a tool result with isError set and the reason
 // as text, which the model reads.
 //
-// The adapter is guard.go: [Middleware] and [AddTool]. This program serves
-// the support bot of the demo over stdio, recording to decisions.jsonl:
+// The adapter is the package github.com/agentguard/agentguard/mcp/guardsdk:
+// guardsdk.Middleware and guardsdk.AddTool. This program serves the support
+// bot of the demo over stdio, recording to decisions.jsonl:
 //
 //	go run ./mcpsdk
 package main
@@ -20,6 +21,7 @@ import (
 
 	"github.com/agentguard/agentguard/audit"
 	"github.com/agentguard/agentguard/examples/adapters/internal/demo"
+	"github.com/agentguard/agentguard/mcp/guardsdk"
 )
 
 func main() {
@@ -40,7 +42,7 @@ func main() {
 
 // run serves the guarded server on t until the client disconnects.
 func run(ctx context.Context, t mcp.Transport, sink audit.Sink) error {
-	s, err := newServer(sink, Static(demo.Principal()))
+	s, err := newServer(sink, guardsdk.Static(demo.Principal()))
 	if err != nil {
 		return err
 	}
@@ -48,15 +50,15 @@ func run(ctx context.Context, t mcp.Transport, sink audit.Sink) error {
 }
 
 // newServer returns the MCP server with the demo's tools behind a guard.
-func newServer(sink audit.Sink, pf PrincipalFunc) (*mcp.Server, error) {
+func newServer(sink audit.Sink, pf guardsdk.PrincipalFunc) (*mcp.Server, error) {
 	g, err := demo.NewPolicyGuard(sink)
 	if err != nil {
 		return nil, err
 	}
 	s := mcp.NewServer(&mcp.Implementation{Name: "files", Version: "1.0.0"}, nil)
-	s.AddReceivingMiddleware(Middleware(g, pf))
+	s.AddReceivingMiddleware(guardsdk.Middleware(g, pf))
 
-	err = AddTool(s, g, &mcp.Tool{Name: "read_file", Description: "Read a text file in the workspace."},
+	err = guardsdk.AddTool(s, g, &mcp.Tool{Name: "read_file", Description: "Read a text file in the workspace."},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in demo.ReadArgs) (*mcp.CallToolResult, any, error) {
 			text, err := demo.ReadFile(ctx, in)
 			if err != nil {
@@ -67,7 +69,7 @@ func newServer(sink audit.Sink, pf PrincipalFunc) (*mcp.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = AddTool(s, g, &mcp.Tool{Name: "delete_file", Description: "Delete a file.", Annotations: &mcp.ToolAnnotations{DestructiveHint: ptr(true)}},
+	err = guardsdk.AddTool(s, g, &mcp.Tool{Name: "delete_file", Description: "Delete a file.", Annotations: &mcp.ToolAnnotations{DestructiveHint: ptr(true)}},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in demo.DeleteArgs) (*mcp.CallToolResult, any, error) {
 			_, err := demo.DeleteFile(ctx, in)
 			return nil, nil, err

@@ -1,4 +1,4 @@
-package main
+package guardsdk
 
 import (
 	"context"
@@ -12,10 +12,6 @@ import (
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
 )
-
-// This file is the adapter: copy it into a server built on
-// github.com/modelcontextprotocol/go-sdk. It behaves like the guardmcp
-// package does for mark3labs/mcp-go.
 
 // PrincipalFunc establishes who is calling from an incoming request. An
 // error, or a principal without an ID, means nobody: nothing is listed and
@@ -45,69 +41,78 @@ func TokenPrincipal(_ context.Context, req mcp.Request) (scope.Principal, error)
 }
 
 // Middleware returns receiving middleware that puts g in front of every
-// tool of the server:
-//
-//   - tools/list shows the principal only the tools g.Visible grants them,
-//     and marks the list private, since it differs between principals;
-//   - tools/call runs through g.Call — strict argument decoding, the input
-//     schema, the policy, limits and the decision record — before the tool's
-//     handler runs. A denial becomes a CallToolResult with IsError set and
-//     the reason as text, for the model to read. Calls to tools the guard
-//     does not know, hidden or not, are decided, recorded and denied.
-//
-// Register tools with [AddTool], so that the guard knows them.
+// tool of the server (see the package documentation). Install it with
+// mcp.Server.AddReceivingMiddleware and register tools with [AddTool], so
+// that the guard knows them. Calls to tools the guard does not know, hidden
+// or not, are decided, recorded and denied.
 func Middleware(g *toolguard.Guard, pf PrincipalFunc) mcp.Middleware {
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			switch method {
 			case "tools/list":
 				ctx, _ = withPrincipal(ctx, pf, req)
-				res, err := next(ctx, method, req)
-				if err != nil {
-					return nil, err
-				}
-				list, ok := res.(*mcp.ListToolsResult)
-				if !ok {
-					return nil, fmt.Errorf("guard: tools/list returned %T", res)
-				}
-				out := *list
-				out.Tools = make([]*mcp.Tool, 0, len(list.Tools))
-				for _, t := range list.Tools {
-					if t != nil && g.Visible(ctx, t.Name) {
-						out.Tools = append(out.Tools, t)
-					}
-				}
-				out.CacheScope = "private"
-				return &out, nil
+				return listTools(ctx, g, next, method, req)
 			case "tools/call":
-				call, ok := req.(*mcp.CallToolRequest)
-				if !ok || call.Params == nil {
-					return nil, fmt.Errorf("guard: tools/call request of type %T", req)
-				}
-				ctx, perr := withPrincipal(ctx, pf, req)
-				p := &pending{method: method, req: call, next: next}
-				out, err := g.Call(context.WithValue(ctx, pendingKey{}, p), call.Params.Name, call.Params.Arguments)
-				var de *toolguard.DeniedError
-				if errors.As(err, &de) {
-					text := de.ModelText()
-					if perr != nil && errors.Is(err, toolguard.ErrNoPrincipal) {
-						text += " (" + perr.Error() + ")"
-					}
-					return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil
-				}
-				if err != nil {
-					// The tool's own failure: not a denial.
-					return nil, err
-				}
-				res, ok := out.(*mcp.CallToolResult)
-				if !ok {
-					return nil, fmt.Errorf("guard: tool %q returned %T, not a *mcp.CallToolResult; register it with AddTool", call.Params.Name, out)
-				}
-				return res, nil
+				return callTool(ctx, g, pf, next, method, req)
 			}
 			return next(ctx, method, req)
 		}
 	}
+}
+
+// listTools keeps of the server's list only what g shows the principal.
+func listTools(ctx context.Context, g *toolguard.Guard, next mcp.MethodHandler, method string, req mcp.Request) (mcp.Result, error) {
+	res, err := next(ctx, method, req)
+	if err != nil {
+		return nil, err
+	}
+	list, ok := res.(*mcp.ListToolsResult)
+	if !ok {
+		return nil, fmt.Errorf("guardsdk: tools/list returned %T", res)
+	}
+	out := *list
+	out.Tools = make([]*mcp.Tool, 0, len(list.Tools))
+	for _, t := range list.Tools {
+		if t != nil && g.Visible(ctx, t.Name) {
+			out.Tools = append(out.Tools, t)
+		}
+	}
+	out.CacheScope = "private"
+	return &out, nil
+}
+
+// callTool decides a tools/call with g and, when allowed, runs the rest of
+// the server's chain through the guard's handler of the tool.
+func callTool(ctx context.Context, g *toolguard.Guard, pf PrincipalFunc, next mcp.MethodHandler, method string, req mcp.Request) (mcp.Result, error) {
+	call, ok := req.(*mcp.CallToolRequest)
+	if !ok || call.Params == nil {
+		return nil, fmt.Errorf("guardsdk: tools/call request of type %T", req)
+	}
+	ctx, perr := withPrincipal(ctx, pf, req)
+	ctx = withSession(ctx, call.Session)
+	p := &pending{method: method, req: call, next: next}
+	out, err := g.Call(context.WithValue(ctx, pendingKey{}, p), call.Params.Name, call.Params.Arguments)
+	var de *toolguard.DeniedError
+	if errors.As(err, &de) {
+		text := de.ModelText()
+		if perr != nil && errors.Is(err, toolguard.ErrNoPrincipal) {
+			text += " (" + perr.Error() + ")"
+		}
+		return errorResult(text), nil
+	}
+	if err != nil {
+		// The tool's own failure: not a denial.
+		return nil, err
+	}
+	res, ok := out.(*mcp.CallToolResult)
+	if !ok {
+		return nil, fmt.Errorf("guardsdk: tool %q returned %T, not a *mcp.CallToolResult; register it with AddTool", call.Params.Name, out)
+	}
+	return res, nil
+}
+
+func errorResult(text string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: text}}}
 }
 
 // withPrincipal puts the principal of req into ctx, or returns why there is
@@ -141,41 +146,19 @@ type pending struct {
 // mcp.AddTool), so that its calls run through [Middleware]. The input schema
 // is t.InputSchema, or else inferred from In exactly as the SDK does; the
 // guard validates the arguments against it and the SDK then decodes them
-// (applying any schema defaults) into In.
+// (applying any schema defaults) into In. The tool's annotations (such as
+// readOnlyHint and openWorldHint) are visible to policy as
+// tool.annotations.
 func AddTool[In, Out any](s *mcp.Server, g *toolguard.Guard, t *mcp.Tool, h mcp.ToolHandlerFor[In, Out]) (err error) {
 	if s == nil || g == nil || t == nil || h == nil {
-		return errors.New("guard: AddTool needs a server, a guard, a tool and a handler")
+		return errors.New("guardsdk: AddTool needs a server, a guard, a tool and a handler")
 	}
 	tt := *t
-	if tt.InputSchema == nil {
-		in, err := jsonschema.For[In](nil)
-		if err != nil {
-			return fmt.Errorf("guard: tool %q: %w", t.Name, err)
-		}
-		tt.InputSchema = in
-	}
-	schema, err := json.Marshal(tt.InputSchema)
+	gt, err := guardTool[In](&tt)
 	if err != nil {
-		return fmt.Errorf("guard: tool %q: input schema: %w", t.Name, err)
+		return err
 	}
-	var annotations map[string]any
-	if tt.Annotations != nil {
-		b, err := json.Marshal(tt.Annotations)
-		if err == nil {
-			err = json.Unmarshal(b, &annotations)
-		}
-		if err != nil {
-			return fmt.Errorf("guard: tool %q: annotations: %w", t.Name, err)
-		}
-	}
-	if err := g.Register(toolguard.Tool{
-		Name:        tt.Name,
-		Title:       tt.Title,
-		Description: tt.Description,
-		InputSchema: schema,
-		Annotations: annotations,
-		Handler:     guardHandler(tt.Name),
-	}); err != nil {
+	if err := g.Register(gt); err != nil {
 		return err
 	}
 	// mcp.AddTool panics on a tool it cannot serve; report that as an error
@@ -183,11 +166,45 @@ func AddTool[In, Out any](s *mcp.Server, g *toolguard.Guard, t *mcp.Tool, h mcp.
 	defer func() {
 		if r := recover(); r != nil {
 			g.Unregister(tt.Name)
-			err = fmt.Errorf("guard: tool %q: %v", tt.Name, r)
+			err = fmt.Errorf("guardsdk: tool %q: %v", tt.Name, r)
 		}
 	}()
 	mcp.AddTool(s, &tt, h)
 	return nil
+}
+
+// guardTool is the guard's view of t, whose input schema it fills in from
+// In when t has none.
+func guardTool[In any](t *mcp.Tool) (toolguard.Tool, error) {
+	if t.InputSchema == nil {
+		in, err := jsonschema.For[In](nil)
+		if err != nil {
+			return toolguard.Tool{}, fmt.Errorf("guardsdk: tool %q: %w", t.Name, err)
+		}
+		t.InputSchema = in
+	}
+	schema, err := json.Marshal(t.InputSchema)
+	if err != nil {
+		return toolguard.Tool{}, fmt.Errorf("guardsdk: tool %q: input schema: %w", t.Name, err)
+	}
+	var annotations map[string]any
+	if t.Annotations != nil {
+		b, err := json.Marshal(t.Annotations)
+		if err == nil {
+			err = json.Unmarshal(b, &annotations)
+		}
+		if err != nil {
+			return toolguard.Tool{}, fmt.Errorf("guardsdk: tool %q: annotations: %w", t.Name, err)
+		}
+	}
+	return toolguard.Tool{
+		Name:        t.Name,
+		Title:       t.Title,
+		Description: t.Description,
+		InputSchema: schema,
+		Annotations: annotations,
+		Handler:     guardHandler(t.Name),
+	}, nil
 }
 
 // guardHandler is the guard's handler of an MCP tool: it runs the server's
@@ -197,7 +214,7 @@ func guardHandler(name string) toolguard.Handler {
 	return func(ctx context.Context, args json.RawMessage) (any, error) {
 		p, ok := ctx.Value(pendingKey{}).(*pending)
 		if !ok || p.req.Params.Name != name {
-			return nil, fmt.Errorf("guard: tool %q runs only through the MCP server's middleware", name)
+			return nil, fmt.Errorf("guardsdk: tool %q runs only through the MCP server's middleware", name)
 		}
 		params := *p.req.Params
 		params.Arguments = args

@@ -1,0 +1,477 @@
+package provenance
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Minimum lengths of a plain word token, in runes: one with a letter,
+// and one of digits only (shorter numbers — years, amounts, counts — are
+// too common to say where a value came from).
+const (
+	MinWord   = 4
+	MinNumber = 6
+)
+
+// MaxTokenBytes is the longest token kept as it is; a longer one is
+// replaced by a digest of itself, so equal tokens still compare equal.
+const MaxTokenBytes = 64
+
+// Normalize returns s as tokens are made from it: invalid UTF-8 replaced,
+// NFKC (so fullwidth and other compatibility forms become their plain
+// letters and digits), common Cyrillic and Greek look-alikes of Latin
+// letters mapped to those letters, then case-folded.
+func Normalize(s string) string {
+	if isASCII(s) {
+		// NFKC and the look-alikes change no ASCII; folding is lowering.
+		return strings.ToLower(s)
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	s = norm.NFKC.String(s)
+	s = strings.Map(skeleton, s)
+	return cases.Fold().String(s)
+}
+
+// Tokens returns the distinct tokens of s, in order of first appearance.
+// See the package documentation for what a token is.
+func Tokens(s string) []string {
+	var t tokenizer
+	t.add(s)
+	return t.out
+}
+
+// Set collects the distinct tokens of many strings.
+type Set struct {
+	t tokenizer
+}
+
+// Add adds the tokens of s.
+func (s *Set) Add(str string) { s.t.add(str) }
+
+// AddValue adds the tokens of every string, number and object key in v, a
+// value decoded from JSON (map[string]any, []any, string, json.Number,
+// float64, bool, nil).
+func (s *Set) AddValue(v any) {
+	switch x := v.(type) {
+	case string:
+		s.t.add(x)
+	case json.Number:
+		s.t.add(string(x))
+	case float64:
+		s.t.add(strconv.FormatFloat(x, 'f', -1, 64))
+	case map[string]any:
+		for k, e := range x {
+			s.t.add(k)
+			s.AddValue(e)
+		}
+	case []any:
+		for _, e := range x {
+			s.AddValue(e)
+		}
+	}
+}
+
+// Tokens returns the tokens added so far.
+func (s *Set) Tokens() []string { return s.t.out }
+
+// Len returns the number of distinct tokens added so far.
+func (s *Set) Len() int { return len(s.t.out) }
+
+type tokenizer struct {
+	out  []string
+	seen map[string]struct{}
+}
+
+func (t *tokenizer) emit(tok string) {
+	if tok == "" {
+		return
+	}
+	if len(tok) > MaxTokenBytes {
+		sum := sha256.Sum256([]byte(tok))
+		tok = "#" + hex.EncodeToString(sum[:16])
+	}
+	if t.seen == nil {
+		t.seen = map[string]struct{}{}
+	}
+	if _, ok := t.seen[tok]; ok {
+		return
+	}
+	t.seen[tok] = struct{}{}
+	t.out = append(t.out, tok)
+}
+
+func (t *tokenizer) add(s string) {
+	if s == "" {
+		return
+	}
+	r := []rune(Normalize(s))
+	for i := 0; i < len(r); {
+		if !isWordRune(r[i]) && r[i] != '+' && r[i] != '(' {
+			i++
+			continue
+		}
+		if j := t.composite(r, i); j > i {
+			i = j
+			continue
+		}
+		if !isWordRune(r[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(r) && isWordRune(r[j]) {
+			j++
+		}
+		t.word(r[i:j])
+		i = j
+	}
+}
+
+// word emits a plain word if it is long enough.
+func (t *tokenizer) word(w []rune) {
+	letter := false
+	for _, c := range w {
+		if !unicode.IsDigit(c) {
+			letter = true
+			break
+		}
+	}
+	if letter && len(w) >= MinWord || !letter && len(w) >= MinNumber {
+		t.emit(string(w))
+	}
+}
+
+// composite recognises, at a word start i, a URL, an e-mail address, an
+// IBAN, a host name or IP address, or a phone number; it emits its tokens
+// and returns the index after it, or i when there is none.
+func (t *tokenizer) composite(r []rune, i int) int {
+	if i > 0 && (isWordRune(r[i-1]) || strings.ContainsRune(".@-+%_", r[i-1])) {
+		return i // inside something already passed: tried at its start
+	}
+	if j := t.url(r, i); j > i {
+		return j
+	}
+	if j := t.email(r, i); j > i {
+		return j
+	}
+	if j := t.iban(r, i); j > i {
+		return j
+	}
+	if j := t.host(r, i); j > i {
+		return j
+	}
+	return t.phone(r, i)
+}
+
+// Bounds of the scans at each word start, so that tokenising takes time
+// linear in the text: the longest scheme, e-mail local part (RFC 5321)
+// and host name (RFC 1035) recognised.
+const (
+	maxScheme = 32
+	maxLocal  = 64
+	maxHost   = 253
+)
+
+func isWordRune(c rune) bool {
+	return unicode.IsLetter(c) || unicode.IsDigit(c) || unicode.IsMark(c)
+}
+
+func isASCIILetter(c rune) bool { return 'a' <= c && c <= 'z' }
+func isDigit(c rune) bool       { return '0' <= c && c <= '9' }
+
+// url recognises scheme://... and www.... up to a space or a delimiter.
+func (t *tokenizer) url(r []rune, i int) int {
+	j := i
+	for j < len(r) && j-i <= maxScheme && (isASCIILetter(r[j]) || isDigit(r[j]) || r[j] == '+' || r[j] == '-' || r[j] == '.') {
+		j++
+	}
+	start := i
+	switch {
+	case j > i && isASCIILetter(r[i]) && j+2 < len(r) && r[j] == ':' && r[j+1] == '/' && r[j+2] == '/':
+		start = j + 3
+	case hasPrefix(r[i:], "www."):
+		start = i
+	default:
+		return i
+	}
+	end := start
+	for end < len(r) && !unicode.IsSpace(r[end]) && !strings.ContainsRune("\"'<>()[]{}|\\^`", r[end]) {
+		end++
+	}
+	for end > start && strings.ContainsRune(".,;:!?", r[end-1]) {
+		end--
+	}
+	rest := string(r[start:end])
+	authority, path, _ := strings.Cut(rest, "/")
+	path, _, _ = strings.Cut(path, "?")
+	path, _, _ = strings.Cut(path, "#")
+	if k := strings.LastIndexByte(authority, '@'); k >= 0 {
+		authority = authority[k+1:]
+	}
+	host := authority
+	if strings.HasPrefix(host, "[") {
+		if k := strings.IndexByte(host, ']'); k > 0 {
+			host = host[1:k]
+		}
+	} else if k := strings.LastIndexByte(host, ':'); k >= 0 {
+		host = host[:k]
+	}
+	host = canonHost(host)
+	if host == "" {
+		return i
+	}
+	t.emit(host)
+	if path = strings.TrimRight(path, "/"); path != "" {
+		t.emit(host + "/" + path)
+	}
+	return end
+}
+
+// canonHost lower-cases a host, drops a trailing dot and a leading www.,
+// and writes an internationalised name in its ASCII (punycode) form.
+func canonHost(h string) string {
+	h = strings.TrimSuffix(h, ".")
+	if !isASCII(h) {
+		if a, err := idna.Lookup.ToASCII(h); err == nil {
+			h = a
+		}
+	}
+	h = strings.ToLower(h)
+	if strings.HasPrefix(h, "www.") && strings.Count(h, ".") >= 2 {
+		h = h[len("www."):]
+	}
+	return h
+}
+
+// email recognises local@domain.tld.
+func (t *tokenizer) email(r []rune, i int) int {
+	j := i
+	for j < len(r) && j-i <= maxLocal && (isWordRune(r[j]) || strings.ContainsRune("._%+-", r[j])) {
+		j++
+	}
+	if j == i || j >= len(r) || r[j] != '@' {
+		return i
+	}
+	end, ok := hostEnd(r, j+1)
+	if !ok {
+		return i
+	}
+	local := strings.Trim(string(r[i:j]), ".")
+	if local == "" {
+		return i
+	}
+	t.emit(local + "@" + canonHost(string(r[j+1:end])))
+	return end
+}
+
+// hostEnd returns the end of a dotted host name starting at i: at least
+// two labels, the last of letters (two or more), or four numbers (IPv4).
+func hostEnd(r []rune, i int) (int, bool) {
+	j := i
+	for j < len(r) && (isWordRune(r[j]) || r[j] == '-' || r[j] == '.') {
+		if j-i > maxHost {
+			return i, false
+		}
+		j++
+	}
+	for j > i && (r[j-1] == '.' || r[j-1] == '-') {
+		j--
+	}
+	labels := strings.Split(string(r[i:j]), ".")
+	if len(labels) < 2 {
+		return i, false
+	}
+	for _, l := range labels {
+		if l == "" {
+			return i, false
+		}
+	}
+	last := labels[len(labels)-1]
+	if allDigits(last) {
+		if len(labels) != 4 {
+			return i, false
+		}
+		for _, l := range labels {
+			if !allDigits(l) || len(l) > 3 {
+				return i, false
+			}
+		}
+		return j, true
+	}
+	if utf8.RuneCountInString(last) < 2 {
+		return i, false
+	}
+	for _, c := range last {
+		if !unicode.IsLetter(c) && c != '-' && !isDigit(c) {
+			return i, false
+		}
+	}
+	return j, true
+}
+
+// host recognises a bare host name or IPv4 address.
+func (t *tokenizer) host(r []rune, i int) int {
+	end, ok := hostEnd(r, i)
+	if !ok {
+		return i
+	}
+	t.emit(canonHost(string(r[i:end])))
+	return end
+}
+
+// iban recognises an IBAN, written whole or in groups separated by
+// single spaces, whose check digits are right (ISO 13616 mod 97).
+func (t *tokenizer) iban(r []rune, i int) int {
+	if i+4 > len(r) || !isASCIILetter(r[i]) || !isASCIILetter(r[i+1]) || !isDigit(r[i+2]) || !isDigit(r[i+3]) {
+		return i
+	}
+	var compact []byte
+	var ends []int // index after each character taken
+	for j := i; j < len(r) && len(compact) < 34; j++ {
+		c := r[j]
+		switch {
+		case isASCIILetter(c) || isDigit(c):
+			compact = append(compact, byte(c))
+			ends = append(ends, j+1)
+		case c == ' ' && j+1 < len(r) && (isASCIILetter(r[j+1]) || isDigit(r[j+1])) && j > i:
+			continue
+		default:
+			j = len(r)
+		}
+	}
+	// The longest prefix that ends at a group boundary and checks out.
+	for n := len(compact); n >= 15; n-- {
+		end := ends[n-1]
+		if end < len(r) && isWordRune(r[end]) {
+			continue // ends inside a word
+		}
+		if ibanValid(compact[:n]) {
+			t.emit(string(compact[:n]))
+			return end
+		}
+	}
+	return i
+}
+
+func ibanValid(b []byte) bool {
+	rem := 0
+	for k := range b {
+		c := b[(k+4)%len(b)] // the first four characters go last
+		switch {
+		case '0' <= c && c <= '9':
+			rem = (rem*10 + int(c-'0')) % 97
+		case 'a' <= c && c <= 'z':
+			rem = (rem*100 + int(c-'a'+10)) % 97
+		default:
+			return false
+		}
+	}
+	return rem == 1
+}
+
+// phone recognises 7 to 15 digits, optionally after +, in groups separated
+// by single hyphens, dots, parentheses or (after +, a parenthesis or a
+// leading 0) spaces. Its tokens are the
+// digits and "tel:" with the last nine digits, so that the same number
+// written with and without its country code (or trunk 0) matches.
+func (t *tokenizer) phone(r []rune, i int) int {
+	j := i
+	if j < len(r) && r[j] == '+' {
+		j++
+	}
+	// Spaces separate groups only in a number that starts like a phone
+	// number (+, a parenthesis or a trunk 0): "2024 100" is two numbers.
+	spaces := r[i] == '+' || r[i] == '(' || r[i] == '0'
+	var digits []byte
+	end := i
+	sep := false
+	for ; j < len(r); j++ {
+		c := r[j]
+		switch {
+		case isDigit(c):
+			digits = append(digits, byte(c))
+			end, sep = j+1, false
+		case (c == ' ' && spaces || c == '-' || c == '.' || c == '(' || c == ')') && !sep:
+			sep = c == ' ' || c == '-' || c == '.'
+		default:
+			j = len(r)
+		}
+		if len(digits) > 15 {
+			return i
+		}
+	}
+	if len(digits) < 7 || end < len(r) && isWordRune(r[end]) {
+		return i
+	}
+	t.emit(string(digits))
+	t.emit("tel:" + string(digits[max(0, len(digits)-9):]))
+	return end
+}
+
+func hasPrefix(r []rune, p string) bool {
+	if len(r) < len(p) {
+		return false
+	}
+	for k, c := range p {
+		if r[k] != c {
+			return false
+		}
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// skeleton maps common Cyrillic and Greek look-alikes of Latin letters to
+// those letters (a subset of Unicode's confusables, UTS #39).
+func skeleton(c rune) rune {
+	if c < 0x370 {
+		return c
+	}
+	if m, ok := confusables[c]; ok {
+		return m
+	}
+	return c
+}
+
+var confusables = map[rune]rune{
+	// Cyrillic
+	'А': 'A', 'В': 'B', 'Е': 'E', 'К': 'K', 'М': 'M', 'Н': 'H', 'О': 'O', 'Р': 'P', 'С': 'C', 'Т': 'T', 'Х': 'X', 'У': 'Y',
+	'Ѕ': 'S', 'І': 'I', 'Ј': 'J', 'Ԁ': 'D', 'Ԛ': 'Q', 'Ԝ': 'W',
+	'а': 'a', 'е': 'e', 'о': 'o', 'р': 'p', 'с': 'c', 'у': 'y', 'х': 'x', 'ѕ': 's', 'і': 'i', 'ј': 'j',
+	'ԁ': 'd', 'һ': 'h', 'ԛ': 'q', 'ԝ': 'w', 'ӏ': 'l',
+	// Greek
+	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O', 'Ρ': 'P',
+	'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
+	'ο': 'o', 'α': 'a', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ρ': 'p', 'υ': 'u', 'χ': 'x',
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

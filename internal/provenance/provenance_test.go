@@ -1,0 +1,149 @@
+package provenance_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/agentguard/agentguard/internal/provenance"
+)
+
+// shares reports whether a and b have a token in common: what from() asks.
+func shares(a, b string) bool {
+	tb := provenance.Tokens(b)
+	for _, t := range provenance.Tokens(a) {
+		if slices.Contains(tb, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMatches(t *testing.T) {
+	for _, c := range []struct{ value, text string }{
+		{"DE89370400440532013000", "IBAN: DE89 3704 0044 0532 0130 00."},
+		{"de89 3704 0044 0532 0130 00", "DE89370400440532013000"},
+		{"ＤＥ８９３７０４００４４０５３２０１３０００", "DE89370400440532013000"},
+		{"DЕ89370400440532013000", "DE89370400440532013000"}, // Cyrillic Е
+		{"GB82 WEST 1234 5698 7654 32", "gb82west12345698765432"},
+		{"attacker@evil.test", "mail ATTACKER@Evil.Test now"},
+		{"https://evil.test/x", "see http://EVIL.test:8080/other?q=1"},
+		{"evil.test", "https://www.evil.test/"},
+		{"bücher.example", "http://xn--bcher-kva.example/"},
+		{"+44 20 7946 0958", "call 020 7946 0958"},
+		{"(555) 123-4567", "+1 555 123 4567"},
+		{"555.123.4567", "5551234567"},
+		{"Confidential", "CONFIDENTIAL report"},
+		{"straße", "STRASSE"},
+		{"1.2.3.4", "connect to 1.2.3.4:22"},
+		{"payload-2931-zulu", "the payload-2931-zulu marker"},
+	} {
+		assert.True(t, shares(c.value, c.text), "%q should match %q (tokens %q / %q)", c.value, c.text, provenance.Tokens(c.value), provenance.Tokens(c.text))
+	}
+}
+
+func TestDoesNotMatch(t *testing.T) {
+	for _, c := range []struct{ value, text string }{
+		{"DE8937040044053201300", "DE89370400440532013000"}, // a substring
+		{"evil", "evil.test"},
+		{"evil.test", "notevil.test"},
+		{"evil.te", "evil.test"},
+		{"attacker@evil.test", "attacker@evil.test.example"},
+		{"a", "a b c a"},
+		{"the", "the the"},
+		{"2024", "in 2024 we"},
+		{"100", "100 dollars"},
+		{"abc", "abc"},
+		{"0044", "DE89 3704 0044 0532 0130 00"},
+		{"3704", "DE89 3704 0044 0532 0130 00"},
+		{"2024 100", "2024100"},
+		{"", "anything"},
+		{"smith", "alice.smith@evil.test"},
+		{"collect", "https://evil.test/collect"},
+	} {
+		assert.False(t, shares(c.value, c.text), "%q must not match %q (tokens %q / %q)", c.value, c.text, provenance.Tokens(c.value), provenance.Tokens(c.text))
+	}
+}
+
+func TestInvalidIBANIsWords(t *testing.T) {
+	// Check digits wrong: not one IBAN token, and its four-digit groups
+	// are not tokens of their own.
+	toks := provenance.Tokens("DE00 3704 0044 0532 0130 00")
+	assert.NotContains(t, toks, "de00370400440532013000")
+	assert.NotContains(t, toks, "3704")
+	assert.Equal(t, []string{"de00370400440532013000"}, provenance.Tokens("DE00370400440532013000"))
+}
+
+func TestLongTokensAreDigested(t *testing.T) {
+	long := strings.Repeat("x", 200)
+	toks := provenance.Tokens(long)
+	assert.Len(t, toks, 1)
+	assert.LessOrEqual(t, len(toks[0]), provenance.MaxTokenBytes)
+	assert.Equal(t, toks, provenance.Tokens(strings.ToUpper(long)))
+	assert.NotEqual(t, toks, provenance.Tokens(long[:199]))
+}
+
+func TestSetAddValue(t *testing.T) {
+	var s provenance.Set
+	s.AddValue(map[string]any{"accounts": []any{"DE89 3704 0044 0532 0130 00", 12345678.0}, "note": nil, "ok": true})
+	assert.ElementsMatch(t, []string{"accounts", "note", "de89370400440532013000", "12345678", "tel:12345678"}, s.Tokens())
+}
+
+func FuzzTokens(f *testing.F) {
+	for _, s := range []string{"DE89 3704 0044 0532 0130 00", "a@b.cd", "https://x.y/z", "+1 (555) 123-4567", "ＡＢＣＤ", "\xff\xfe", "www.", "@@..", "(((", "+", "1.2.3.4.5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		toks := provenance.Tokens(s)
+		seen := map[string]bool{}
+		for _, tok := range toks {
+			if tok == "" || len(tok) > provenance.MaxTokenBytes+8 || !utf8.ValidString(tok) {
+				t.Fatalf("bad token %q from %q", tok, s)
+			}
+			if seen[tok] {
+				t.Fatalf("duplicate token %q from %q", tok, s)
+			}
+			seen[tok] = true
+		}
+		// Tokenising is a function of the normalised text.
+		again := provenance.Tokens(provenance.Normalize(s))
+		if !slices.Equal(toks, again) {
+			t.Fatalf("tokens of %q (%q) differ from those of its normal form (%q)", s, toks, again)
+		}
+		// A value's tokens are tokens of any text that quotes it between
+		// spaces: it matches the result it came from.
+		quoted := map[string]bool{}
+		for _, tok := range provenance.Tokens("zz. " + s + " .zz") {
+			quoted[tok] = true
+		}
+		for _, tok := range toks {
+			if !quoted[tok] {
+				t.Fatalf("token %q of %q is not a token of a text quoting it", tok, s)
+			}
+		}
+	})
+}
+
+// Tokenising takes time linear in the text, whatever its shape.
+func TestLinearTime(t *testing.T) {
+	fastest := func(s string) time.Duration {
+		best := time.Duration(1 << 62)
+		for range 5 {
+			start := time.Now()
+			provenance.Tokens(s)
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	for _, unit := range []string{"a-", "a.", "a@", "1-", "de89 ", "http://", "a+", "0 ", "(1)", "a%"} {
+		small := fastest(strings.Repeat(unit, 500))
+		big := fastest(strings.Repeat(unit, 32000))
+		ratio := float64(big) / float64(small)
+		// Quadratic work would take 4096×; allow for caches and the collector.
+		assert.Less(t, ratio, 64*12.0, "unit %q: 64× the text took %.0f× the time", unit, ratio)
+	}
+}

@@ -1,0 +1,313 @@
+package toolguard
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/agentguard/agentguard/scope"
+)
+
+// MemorySessionOptions bound a [MemorySessions] store. Zero fields mean
+// the defaults.
+type MemorySessionOptions struct {
+	// MaxSessions is the most sessions held at once (default 10,000).
+	// Beyond it the least recently used session is dropped, and later
+	// calls in it are denied as expired.
+	MaxSessions int
+	// TTL is how long an idle session is kept (default 24h). A call in a
+	// session idle for longer is denied as expired rather than given an
+	// empty history.
+	TTL time.Duration
+	// MaxCalls is the most calls one session may run (default 100,000).
+	MaxCalls int
+	// MaxLabels is the most distinct labels one session may hold
+	// (default 64).
+	MaxLabels int
+	// MaxTokens is the most provenance tokens one session may hold
+	// (default 100,000; see BenchmarkSessionMemory for the bytes a token
+	// costs).
+	MaxTokens int
+}
+
+func (o *MemorySessionOptions) defaults() {
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 10_000
+	}
+	if o.TTL <= 0 {
+		o.TTL = 24 * time.Hour
+	}
+	if o.MaxCalls <= 0 {
+		o.MaxCalls = 100_000
+	}
+	if o.MaxLabels <= 0 {
+		o.MaxLabels = 64
+	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = 100_000
+	}
+}
+
+// MemorySessions is the in-memory [SessionStore], the default of a
+// [Guard]. It holds sessions of one process, bounded in number (least
+// recently used first out), idle time and size; a session over a bound is
+// never silently forgotten: its calls are denied with [ErrSessionFull]
+// saying which bound, and the caller starts a new session. A session
+// dropped (for idleness or room) is remembered as dropped, by a digest of
+// its key, for 4×MaxSessions more sessions.
+//
+// Every method takes time independent of how long a session has run.
+// A MemorySessions is safe for concurrent use; create one with
+// [NewMemorySessions].
+type MemorySessions struct {
+	opts MemorySessionOptions
+	seed maphash.Seed
+	now  func() time.Time
+
+	mu       sync.Mutex
+	sessions map[SessionKey]*list.Element // of *memSession
+	lru      list.List                    // front: most recently used
+	gone     map[uint64]string            // dropped sessions: why
+	goneQ    []uint64
+}
+
+type memSession struct {
+	key  SessionKey
+	last time.Time
+	// state is replaced, never modified, on each Append: a Load hands it
+	// out without copying.
+	state   SessionState
+	origins []scope.Origin // of calls whose results carried a label
+	tokens  map[uint64]uint32
+	memo    map[string]scope.Origin // remembered approvals: rule \0 key
+	full    error
+}
+
+// NewMemorySessions returns an empty in-memory session store.
+func NewMemorySessions(o MemorySessionOptions) *MemorySessions {
+	o.defaults()
+	return &MemorySessions{opts: o, seed: maphash.MakeSeed(), now: time.Now,
+		sessions: map[SessionKey]*list.Element{}, gone: map[uint64]string{}}
+}
+
+// get returns the live session of k, or nil for one never seen; an error
+// for a session dropped or over its bounds. Called with mu held.
+func (m *MemorySessions) get(k SessionKey, now time.Time) (*memSession, error) {
+	el, ok := m.sessions[k]
+	if !ok {
+		if why, dropped := m.gone[m.keyHash(k)]; dropped {
+			return nil, fmt.Errorf("%w: the session %s", ErrSessionFull, why)
+		}
+		return nil, nil
+	}
+	s := el.Value.(*memSession)
+	if now.Sub(s.last) > m.opts.TTL {
+		m.drop(el, fmt.Sprintf("expired after %s without calls", m.opts.TTL))
+		return nil, fmt.Errorf("%w: the session expired after %s without calls", ErrSessionFull, m.opts.TTL)
+	}
+	if s.full != nil {
+		return nil, s.full
+	}
+	s.last = now
+	m.lru.MoveToFront(el)
+	return s, nil
+}
+
+func (m *MemorySessions) keyHash(k SessionKey) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	h.WriteString(k.Principal)
+	h.WriteByte(0)
+	h.WriteString(k.Session)
+	return h.Sum64()
+}
+
+// drop forgets a session, remembering that it was dropped and why.
+func (m *MemorySessions) drop(el *list.Element, why string) {
+	s := el.Value.(*memSession)
+	m.lru.Remove(el)
+	delete(m.sessions, s.key)
+	h := m.keyHash(s.key)
+	if _, ok := m.gone[h]; !ok {
+		m.goneQ = append(m.goneQ, h)
+	}
+	m.gone[h] = why
+	if len(m.goneQ) > 4*m.opts.MaxSessions {
+		delete(m.gone, m.goneQ[0])
+		m.goneQ = m.goneQ[1:]
+	}
+}
+
+// Load implements [SessionStore].
+func (m *MemorySessions) Load(_ context.Context, k SessionKey) (SessionState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.get(k, m.now())
+	if err != nil || s == nil {
+		return SessionState{}, err
+	}
+	return s.state, nil
+}
+
+// Lookup implements [SessionStore].
+func (m *MemorySessions) Lookup(_ context.Context, k SessionKey, label string, tokens []string) (map[string]scope.Origin, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.get(k, m.now())
+	if err != nil || s == nil {
+		return nil, err
+	}
+	var out map[string]scope.Origin
+	for _, t := range tokens {
+		if i, ok := s.tokens[m.tokenHash(label, t)]; ok {
+			if out == nil {
+				out = map[string]scope.Origin{}
+			}
+			out[t] = s.origins[i]
+		}
+	}
+	return out, nil
+}
+
+func (m *MemorySessions) tokenHash(label, token string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	h.WriteString(label)
+	h.WriteByte(0)
+	h.WriteString(token)
+	return h.Sum64()
+}
+
+// Append implements [SessionStore].
+func (m *MemorySessions) Append(_ context.Context, k SessionKey, ev SessionEvent) (scope.Origin, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	s, err := m.get(k, now)
+	if err != nil {
+		return scope.Origin{}, err
+	}
+	if s == nil {
+		s = m.create(k, now)
+	}
+	o := ev.Origin
+	o.Seq = s.state.Calls + 1
+	labels := newLabels(s.state.Labels, ev.Labels, o)
+	newTokens := 0
+	if len(ev.Labels) > 0 {
+		for _, t := range ev.Tokens {
+			for _, l := range ev.Labels {
+				if _, ok := s.tokens[m.tokenHash(l, t)]; !ok {
+					newTokens++
+				}
+			}
+		}
+	}
+	switch {
+	case o.Seq > uint64(m.opts.MaxCalls):
+		s.full = fmt.Errorf("%w: the session has run its limit of %d calls", ErrSessionFull, m.opts.MaxCalls)
+	case len(labels) > m.opts.MaxLabels:
+		s.full = fmt.Errorf("%w: the session holds its limit of %d labels", ErrSessionFull, m.opts.MaxLabels)
+	case s.state.Tokens+newTokens > m.opts.MaxTokens:
+		s.full = fmt.Errorf("%w: the session holds its limit of %d values from earlier results", ErrSessionFull, m.opts.MaxTokens)
+	}
+	if s.full != nil {
+		return scope.Origin{}, s.full
+	}
+	st := SessionState{Calls: o.Seq, Labels: labels, Tools: make(map[string]int, len(s.state.Tools)+1), Tokens: s.state.Tokens + newTokens}
+	for t, n := range s.state.Tools {
+		st.Tools[t] = n
+	}
+	st.Tools[o.Tool]++
+	if len(ev.Labels) > 0 && len(ev.Tokens) > 0 {
+		idx := uint32(len(s.origins))
+		s.origins = append(s.origins, o)
+		for _, t := range ev.Tokens {
+			for _, l := range ev.Labels {
+				h := m.tokenHash(l, t)
+				if _, ok := s.tokens[h]; !ok {
+					s.tokens[h] = idx
+				}
+			}
+		}
+	}
+	s.state = st
+	return o, nil
+}
+
+// newLabels returns labels with those of ev added (by o, if not held
+// yet), sorted; it returns labels itself when nothing is new.
+func newLabels(held []scope.LabelOrigin, add []string, o scope.Origin) []scope.LabelOrigin {
+	out := held
+	for _, l := range add {
+		if slices.ContainsFunc(out, func(x scope.LabelOrigin) bool { return x.Label == l }) {
+			continue
+		}
+		if len(out) == len(held) {
+			out = slices.Clone(held)
+		}
+		out = append(out, scope.LabelOrigin{Label: l, Origin: o})
+	}
+	if len(out) != len(held) {
+		slices.SortFunc(out, func(a, b scope.LabelOrigin) int {
+			switch {
+			case a.Label < b.Label:
+				return -1
+			case a.Label > b.Label:
+				return 1
+			}
+			return 0
+		})
+	}
+	return out
+}
+
+func (m *MemorySessions) create(k SessionKey, now time.Time) *memSession {
+	for len(m.sessions) >= m.opts.MaxSessions {
+		m.drop(m.lru.Back(), fmt.Sprintf("was dropped to make room for newer sessions (at most %d are kept)", m.opts.MaxSessions))
+	}
+	s := &memSession{key: k, last: now, tokens: map[uint64]uint32{}}
+	m.sessions[k] = m.lru.PushFront(s)
+	return s
+}
+
+// Remember implements [SessionStore].
+func (m *MemorySessions) Remember(_ context.Context, k SessionKey, rule, key string, o scope.Origin) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	s, err := m.get(k, now)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		s = m.create(k, now)
+	}
+	if s.memo == nil {
+		s.memo = map[string]scope.Origin{}
+	}
+	mk := rule + "\x00" + key
+	if _, ok := s.memo[mk]; !ok {
+		if len(s.memo) >= m.opts.MaxLabels*16 {
+			return fmt.Errorf("%w: the session holds its limit of %d remembered approvals", ErrSessionFull, m.opts.MaxLabels*16)
+		}
+		s.memo[mk] = o
+	}
+	return nil
+}
+
+// Remembered implements [SessionStore].
+func (m *MemorySessions) Remembered(_ context.Context, k SessionKey, rule, key string) (scope.Origin, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.get(k, m.now())
+	if err != nil || s == nil {
+		return scope.Origin{}, false, err
+	}
+	o, ok := s.memo[rule+"\x00"+key]
+	return o, ok, nil
+}
