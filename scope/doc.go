@@ -121,7 +121,8 @@
 // and args (the prompt's arguments, a map of strings); tool and the tool
 // args are not there, so a condition written for the wrong kind fails to
 // load. A rule naming tools, "*" included, never applies to resources or
-// prompts. [Policy.DecideResource] and [Policy.DecidePrompt] decide as
+// prompts. A task narrows the scopes that grant them (its tool list does not
+// apply). [Policy.DecideResource] and [Policy.DecidePrompt] decide as
 // Decide does (deny rules, then grants, else deny); a URI ParseURI refuses
 // is denied. A resource pattern must be written in canonical form (lower
 // case scheme and host, no dot segments): one that is not fails to load.
