@@ -25,6 +25,8 @@ scopes:
   all:
     grants:
       - tools: ["*"]
+      - resources: ["**"]
+      - prompts: ["**"]
 `
 
 func freePort(t testing.TB) int {

@@ -177,6 +177,7 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 		p.info.server, p.info.protocol = res.ServerInfo, res.ProtocolVersion
 	}
 	caps := c.GetServerCapabilities()
+	warnUngrantedData(o.logger, g, caps)
 
 	name, version := o.name, o.version
 	if name == "" && initRes != nil {
@@ -199,8 +200,8 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 	}
 	if caps.Completions != nil {
 		sopts = append(sopts, server.WithCompletions(),
-			server.WithPromptCompletionProvider(completer{p}),
-			server.WithResourceCompletionProvider(completer{p}))
+			server.WithPromptCompletionProvider(guardedCompleter{g, completer{p}}),
+			server.WithResourceCompletionProvider(guardedCompleter{g, completer{p}}))
 	}
 	if initRes != nil && initRes.Instructions != "" {
 		sopts = append(sopts, server.WithInstructions(initRes.Instructions))

@@ -85,8 +85,11 @@ type callMarkKey struct{}
 const callSpanName = "mcp." + string(mcp.MethodToolsCall)
 
 func (t guardTracer) Start(ctx context.Context, name string, kind tracing.SpanKind, attrs ...tracing.Attribute) (context.Context, tracing.Span) {
-	if name == callSpanName {
+	switch name {
+	case callSpanName:
 		ctx = context.WithValue(ctx, callMarkKey{}, true)
+	case promptGetSpanName:
+		ctx = context.WithValue(ctx, promptGetKey{}, true)
 	}
 	return t.inner.Start(ctx, name, kind, attrs...)
 }
@@ -131,6 +134,11 @@ func serverOptions(g *toolguard.Guard, o options, blocked blockFunc) []server.Se
 		server.WithToolFilter(m.filter),
 		server.WithToolHandlerMiddleware(m.wrap),
 		m.routeUnknown,
+		// Resources and prompts: see resources.go.
+		server.WithResourceHandlerMiddleware(m.wrapResource),
+		server.WithPromptFilter(m.filterPrompts),
+		server.WithPromptHandlerMiddleware(m.wrapPrompt),
+		m.dataHooks,
 	}
 }
 

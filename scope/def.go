@@ -45,6 +45,13 @@ type ScopeDef struct {
 type GrantDef struct {
 	// Tools are tool names or globs ("fs_*").
 	Tools []string `json:"tools" yaml:"tools"`
+	// Resources are globs over canonical resource URIs ("file:///w/**"):
+	// the resources the grant lets a principal list and read (see
+	// ParseURI). A grant names tools, resources or prompts: one kind.
+	Resources []string `json:"resources,omitempty" yaml:"resources,omitempty"`
+	// Prompts are prompt names or globs the grant lets a principal list
+	// and get.
+	Prompts []string `json:"prompts,omitempty" yaml:"prompts,omitempty"`
 	// When is an optional CEL condition; empty means always.
 	When string `json:"when,omitempty" yaml:"when,omitempty"`
 	// Limit names the limits (from Def.Limits) that calls allowed by this
@@ -60,6 +67,10 @@ type RuleDef struct {
 	Effect string `json:"effect" yaml:"effect"`
 	// Tools are tool names or globs the rule applies to.
 	Tools []string `json:"tools" yaml:"tools"`
+	// Resources and Prompts, instead of Tools, make the rule apply to
+	// resource reads (URI globs) or prompt gets (names or globs).
+	Resources []string `json:"resources,omitempty" yaml:"resources,omitempty"`
+	Prompts   []string `json:"prompts,omitempty" yaml:"prompts,omitempty"`
 	// When is an optional CEL condition; empty means the rule always matches.
 	When string `json:"when,omitempty" yaml:"when,omitempty"`
 	// Message is an optional CEL string expression giving the reason shown to

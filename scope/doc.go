@@ -112,6 +112,44 @@
 // [Session] view to Decide, and a call without one to a tool whose rules
 // read the session is denied.
 //
+// # Resources and prompts
+//
+// Grants and rules govern MCP resources and prompts as they govern tools.
+// A grant or rule names one kind: tools, resources (globs over canonical
+// URIs, see [ParseURI]) or prompts (names or globs):
+//
+//	scopes:
+//	  docs:
+//	    grants:
+//	      - resources: ["file:///srv/docs/**"]
+//	        when: uri.path.isUnder("/srv/docs/" + principal.attrs.team)
+//	      - prompts: [summarize, "review-*"]
+//	        when: '!has(args.style) || args.style in ["short", "long"]'
+//	rules:
+//	  - name: no-keys
+//	    effect: deny            # rules over resources and prompts only deny
+//	    resources: ["**"]
+//	    when: uri.path.glob("**/*.pem")
+//
+// Their conditions see principal, call and, for resources, uri (raw,
+// canonical, scheme, host, port, path, query), for prompts, prompt (name)
+// and args (the prompt's arguments, a map of strings); tool and the tool
+// args are not there, so a condition written for the wrong kind fails to
+// load. A rule naming tools, "*" included, never applies to resources or
+// prompts. A task narrows the scopes that grant them (its tool list does not
+// apply). [Policy.DecideResource] and [Policy.DecidePrompt] decide as
+// Decide does (deny rules, then grants, else deny); a URI ParseURI refuses
+// is denied. A resource pattern must be written in canonical form (lower
+// case scheme and host, no dot segments): one that is not fails to load.
+//
+// Resources and prompts are denied by default: a policy without a grant
+// naming them — every policy written before they were governed — lets no
+// one list or read a resource or get a prompt, while its tools are decided
+// as before (its revision is unchanged). Serving them to everyone again
+// takes an explicit grant (resources: ["**"]), which [Lint] reports as
+// too wide (wide-resource-grant); for a server that offers resources or
+// prompts, Lint reports a policy that grants none (no-data-grants).
+//
 // # Revisions
 //
 // [Policy.Revision] is the SHA-256 of the policy's canonical JSON form.

@@ -52,8 +52,8 @@ func (p *Policy) Elements() []Element {
 		}
 		return 0, 0
 	}
-	for i, r := range p.rules {
-		e := Element{Kind: "rule", ID: r.name, Path: pathf("/rules/%d", i), Tools: slices.Clone(r.tools), Effect: r.effect, Shadow: r.shadow}
+	for _, r := range p.rules {
+		e := Element{Kind: "rule", ID: r.name, Path: pathf("/rules/%d", r.index), Tools: slices.Clone(r.tools), Effect: r.effect, Shadow: r.shadow}
 		e.Line, e.Column = at(e.Path)
 		if r.when != nil {
 			e.When, e.Cost = r.when.src, r.when.cost.Max

@@ -16,6 +16,9 @@ type LintOptions struct {
 	// Tools are the tools the policy will guard, with their annotations.
 	// Without them, findings about tools are not reported.
 	Tools []Tool
+	// ServesData says the guarded server offers resources or prompts: a
+	// policy that grants none of them is then reported (no-data-grants).
+	ServesData bool
 }
 
 // Finding is one problem Lint found.
@@ -24,7 +27,8 @@ type Finding struct {
 	// never-matches, always-true-destructive, destructive-unguarded,
 	// unheld-scope, shadowed-rule, costly-expression, non-canonical-host,
 	// glob-uncleaned-path, glob-lexical-grant, glob-literal-bracket,
-	// lexical-path-rule, computed-arg-key.
+	// lexical-path-rule, computed-arg-key, wide-resource-grant,
+	// no-data-grants.
 	Code string
 	// Severity is "warning" or "info".
 	Severity string
@@ -74,6 +78,7 @@ func Lint(p *Policy, opts LintOptions) []Finding {
 	l.hosts()
 	l.paths()
 	l.computedKeys()
+	l.data()
 	return l.out
 }
 
@@ -102,10 +107,10 @@ func (l *linter) tools() {
 	if len(l.opts.Tools) == 0 {
 		return
 	}
-	for i, r := range l.p.rules {
+	for _, r := range l.p.rules {
 		for j, t := range r.tools {
 			if !l.matchesAny(t) {
-				l.add("unknown-tool", "warning", fmt.Sprintf("/rules/%d/tools/%d", i, j), "rule %q names %q, which matches no registered tool", r.name, t)
+				l.add("unknown-tool", "warning", fmt.Sprintf("/rules/%d/tools/%d", r.index, j), "rule %q names %q, which matches no registered tool", r.name, t)
 			}
 		}
 	}
@@ -252,7 +257,7 @@ func (l *linter) shadowed() {
 				return !slices.ContainsFunc(prev.tools, func(pt string) bool { return covers(pt, t) })
 			})
 			if all {
-				l.add("shadowed-rule", "warning", fmt.Sprintf("/rules/%d", i), "rule %q can never decide: rule %q before it already denies every call it applies to", r.name, prev.name)
+				l.add("shadowed-rule", "warning", fmt.Sprintf("/rules/%d", r.index), "rule %q can never decide: rule %q before it already denies every call it applies to", r.name, prev.name)
 				break
 			}
 		}

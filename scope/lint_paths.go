@@ -110,11 +110,11 @@ func overlap(a, b string) bool {
 // paths reports globs on path arguments that a different spelling of the
 // path, or a symbolic link, walks around.
 func (l *linter) paths() {
-	for i, r := range l.p.rules {
+	for _, r := range l.p.rules {
 		if r.shadow || r.when == nil {
 			continue
 		}
-		path := fmt.Sprintf("/rules/%d/when", i)
+		path := fmt.Sprintf("/rules/%d/when", r.index)
 		for _, c := range pathCalls(r.when.src) {
 			if c.fn == "isUnder" {
 				l.add("lexical-path-rule", "warning", path,

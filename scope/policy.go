@@ -45,6 +45,7 @@ type Policy struct {
 	noIndex    bool                      // evaluate every condition (for differential tests)
 	fns        map[string]*boundFunction // application functions (functions.go)
 	results    *resultPolicy             // the results section (results.go)
+	data       dataPolicy                // resource and prompt grants and rules (resources.go)
 
 	ix    toolIndex
 	check checkCache // schema type-checking, see CheckTools
@@ -56,6 +57,7 @@ type redactRule struct {
 }
 
 type rule struct {
+	index   int // in the policy's rules, which also hold rules over resources and prompts
 	name    string
 	effect  Effect
 	shadow  bool
@@ -462,6 +464,10 @@ func (c *compiler) scopes(p *Policy, def Def) map[string]ScopeDef {
 		}
 		ns := ScopeDef{Description: sd.Description}
 		for i, gd := range sd.Grants {
+			if c.dataGrant(p, name, i, gd) {
+				ns.Grants = append(ns.Grants, normDataGrant(gd))
+				continue
+			}
 			p.grants = append(p.grants, c.grant(p, def, name, i, gd))
 			ns.Grants = append(ns.Grants, GrantDef{Tools: slices.Clone(gd.Tools), When: gd.When, Limit: slices.Clone(gd.Limit)})
 		}
@@ -497,7 +503,7 @@ func (c *compiler) rules(p *Policy, defs []RuleDef) []RuleDef {
 	seen := map[string]bool{}
 	for i, rd := range defs {
 		path := "/rules/" + strconv.Itoa(i)
-		r := &rule{name: rd.Name, tools: slices.Clone(rd.Tools)}
+		r := &rule{index: i, name: rd.Name, tools: slices.Clone(rd.Tools)}
 		switch {
 		case rd.Name == "":
 			c.errorf(path+"/name", "", "rule %d has no name", i)
@@ -520,6 +526,10 @@ func (c *compiler) rules(p *Policy, defs []RuleDef) []RuleDef {
 			r.shadow = true
 		default:
 			c.errorf(path+"/mode", "", "rule %q: mode must be \"enforce\" or \"shadow\", not %q", rd.Name, rd.Mode)
+		}
+		if c.dataRule(p, path, r, rd) {
+			norm = append(norm, normDataRule(rd))
+			continue
 		}
 		c.checkTools(path+"/tools", rd.Tools)
 		if rd.When != "" {
