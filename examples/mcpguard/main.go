@@ -239,6 +239,7 @@ type config struct {
 	sync                                  audit.SyncMode
 	syncInterval                          time.Duration
 	syncOutcomes                          bool
+	maxPolicy                             int
 }
 
 func parse(args []string, stdout, stderr io.Writer) (*config, error) {
@@ -271,6 +272,7 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	c.auth.register(fs)
 	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
 	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
+	fs.IntVar(&c.maxPolicy, "max-policy-bytes", scope.MaxPolicyBytes, "largest policy accepted, in bytes of its file and of its canonical form")
 	fs.BoolVar(&c.syncOutcomes, "sync-outcomes", false, "with -sync each, also wait for each outcome record's own fsync before answering (off: an outcome joins the next fsync, at most -sync-interval later, and exit)")
 	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "forward the upstream's roots/list requests to the client whose tool call is in flight (off: the upstream keeps its own configuration)")
 	if len(args) == 0 {
@@ -396,9 +398,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	p, err := scope.Load(c.policy)
+	p, err := scope.Load(c.policy, c.policyOptions()...)
 	if err != nil {
-		return err
+		return policyLoadError(err)
 	}
 	// The lock is checked before the audit log is opened, so that a first
 	// run leaves no empty log behind.
@@ -446,11 +448,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
-	go reloadOnSignal(reloadCtx, hup, g, px.Server(), c.policy, logger)
+	go reloadOnSignal(reloadCtx, hup, g, px.Server(), c.policy, logger, c.policyOptions()...)
 	if c.watch > 0 {
 		go g.WatchPolicy(reloadCtx, c.policy, c.watch, func(p *scope.Policy, err error) {
 			reported(px.Server(), logger, "watch", p, err)
-		})
+		}, c.policyOptions()...)
 	}
 
 	if c.listen == "" {
@@ -461,13 +463,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // reloadOnSignal reloads the policy from disk on every signal on hup until
 // ctx is done.
-func reloadOnSignal(ctx context.Context, hup <-chan os.Signal, g *toolguard.Guard, s *server.MCPServer, path string, logger *slog.Logger) {
+func reloadOnSignal(ctx context.Context, hup <-chan os.Signal, g *toolguard.Guard, s *server.MCPServer, path string, logger *slog.Logger, opts ...scope.Option) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			p, err := g.ReloadPolicy(path)
+			p, err := g.ReloadPolicy(path, opts...)
 			reported(s, logger, "SIGHUP", p, err)
 		}
 	}
