@@ -73,8 +73,8 @@ func registerAll(tb testing.TB, p *scope.Policy, n int, distinct ...bool) (*tool
 // the allocator and collector working over a heap ten times larger (a
 // profile at 10,000 tools shows no part of Register growing with n).
 func TestRegisterScalesLinearly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("registers 11,000 tools")
+	if testing.Short() || raceOn {
+		t.Skip("registers 11,000 tools, and times them (not under -short or -race)")
 	}
 	// Each tool has a schema of its own, so each registration compiles
 	// one. Collections are made rarer, so that the CPU time measures the
