@@ -25,8 +25,9 @@ func KeyID(pub ed25519.PublicKey) string {
 // chainHash computes the links of a chain: hex SHA-256 of a line, or hex
 // HMAC-SHA256 under a key. It is not safe for concurrent use.
 type chainHash struct {
-	mac hash.Hash // nil: plain SHA-256
-	sum [sha256.Size]byte
+	mac  hash.Hash // nil: plain SHA-256
+	sum  [sha256.Size]byte
+	strs slab // the links' strings
 }
 
 func newChainHash(key []byte) *chainHash {
@@ -50,7 +51,7 @@ func (c *chainHash) link(line []byte) string {
 	}
 	var hx [2 * sha256.Size]byte
 	hex.Encode(hx[:], sum)
-	return string(hx[:])
+	return c.strs.string(hx[:])
 }
 
 // authBytes returns the bytes of line that its mac and sig members

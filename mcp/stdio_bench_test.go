@@ -45,7 +45,8 @@ const tmpfsMagic = 0x01021994
 // directory; set TMPDIR to choose the disk). The calls alternate between
 // the two clients, so a busy machine slows both alike; it reports the p50
 // and p99 of each and the overheads: the differences of the p50s and of
-// the p99s. The sub-benchmarks are mcpguard's -sync modes:
+// the p99s, and p50-fsync-ms, the median fsync of a line appended to a
+// file in the same directory, measured after the calls. The sub-benchmarks are mcpguard's -sync modes:
 // "each" (the default: the decision's fsync on the call's path, the
 // outcome joining the next), "each-sync-outcomes" (an fsync for the
 // outcome too) and "none" (fsync only at exit).
@@ -78,8 +79,31 @@ func BenchmarkStdioOverhead(b *testing.B) {
 			direct := stdioBenchClient(b, []string{self, "-test.run=^$"})
 			guarded := stdioBenchClient(b, argv)
 			benchAlternate(b, direct, guarded)
+			b.ReportMetric(fsyncP50(b, dir), "p50-fsync-ms")
 		})
 	}
+}
+
+// fsyncP50 is the median time of an fsync after appending a record-sized
+// line to a file in dir: the floor that a durable decision record puts
+// under every guarded call on this disk.
+func fsyncP50(b *testing.B, dir string) float64 {
+	b.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "fsync-probe"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	require.NoError(b, err)
+	defer f.Close()
+	line := make([]byte, 600)
+	line[len(line)-1] = '\n'
+	ds := make([]time.Duration, 200)
+	for i := range ds {
+		_, err := f.Write(line)
+		require.NoError(b, err)
+		start := time.Now()
+		require.NoError(b, f.Sync())
+		ds[i] = time.Since(start)
+	}
+	slices.Sort(ds)
+	return float64(ds[len(ds)/2].Nanoseconds()) / 1e6
 }
 
 // benchAlternate calls the echo tool b.N times on each client, in turn,

@@ -35,7 +35,7 @@ func scaledName(i int) string { return fmt.Sprintf("svc_%05d_read", i) }
 // BenchmarkDecideTools times an allowed decision on policies of n tools
 // after every tool has been decided once (so that plan caches are as full
 // as they get): "last" calls the last tool — past any bound on cached
-// plans — and "cycle" calls each tool in turn. heap-MB is the heap the
+// plans — and "cycle" calls each tool in turn. heap-B is the heap the
 // compiled policy and its plans for all n tools take (not counting the
 // definition it was compiled from, nor the calls).
 func BenchmarkDecideTools(b *testing.B) {
@@ -65,7 +65,7 @@ func BenchmarkDecideTools(b *testing.B) {
 			}
 			runtime.GC()
 			runtime.ReadMemStats(&after)
-			heap := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+			heap := float64(after.HeapAlloc - before.HeapAlloc)
 			b.Run(fmt.Sprintf("names=%s/tools=%d/call=last", names, n), func(b *testing.B) {
 				in := ins[n-1]
 				b.ReportAllocs()
@@ -74,7 +74,7 @@ func BenchmarkDecideTools(b *testing.B) {
 						b.Fatal(d.Reason)
 					}
 				}
-				b.ReportMetric(heap, "heap-MB")
+				b.ReportMetric(heap, "heap-B")
 			})
 			b.Run(fmt.Sprintf("names=%s/tools=%d/call=cycle", names, n), func(b *testing.B) {
 				b.ReportAllocs()

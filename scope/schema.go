@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -43,11 +44,14 @@ func (p *Policy) CheckTools(schemas map[string]json.RawMessage) error {
 	return joinErrs(c.errs)
 }
 
-// checkCache keeps, per policy, the type-checking environments of recent
-// schemas and the checks that passed.
+// checkCache keeps, per policy, the type-checking environments and the
+// checks that passed, by the CEL types a schema gives args (its
+// signature), not by its text: schemas that differ only in descriptions,
+// titles, formats or bounds type-check alike.
 type checkCache struct {
 	mu     sync.Mutex
-	envs   map[string]*checker // by schema text
+	obj    *checker            // the environment for schemas whose args is an object type
+	envs   map[string]*checker // by signature, for the other schemas
 	passed map[checkKey]struct{}
 	// fnDecls declare the application functions (functions.go).
 	fnDecls []cel.EnvOption
@@ -56,10 +60,11 @@ type checkCache struct {
 type checker struct {
 	env *cel.Env
 	sp  *schemaProvider
+	sig string // the signature of the schema checked now
 	err error
 }
 
-type checkKey struct{ schema, src, guard string }
+type checkKey struct{ sig, src, guard string }
 
 // Bounds of the check cache: a guard registering many tools with distinct
 // schemas keeps only this many environments and passed checks.
@@ -86,14 +91,14 @@ func (c *compiler) checkSchemas(p *Policy, schemas map[string]json.RawMessage) {
 			continue
 		}
 		for _, r := range pl.rules {
-			c.checkExpr(cc, schema, ch, tool, r.when, nil)
-			c.checkExpr(cc, schema, ch, tool, r.message, r.when)
+			c.checkExpr(cc, ch, tool, r.when, nil)
+			c.checkExpr(cc, ch, tool, r.message, r.when)
 		}
 		for _, g := range pl.grants {
-			c.checkExpr(cc, schema, ch, tool, g.when, nil)
+			c.checkExpr(cc, ch, tool, g.when, nil)
 			for _, l := range g.limits {
-				c.checkExpr(cc, schema, ch, tool, l.key, g.when)
-				c.checkExpr(cc, schema, ch, tool, l.cost, g.when)
+				c.checkExpr(cc, ch, tool, l.key, g.when)
+				c.checkExpr(cc, ch, tool, l.cost, g.when)
 			}
 		}
 	}
@@ -114,33 +119,73 @@ func plHasExprs(pl *plan) bool {
 	return false
 }
 
-// envFor returns the checking environment of a schema, building it when it
-// is not cached. cc.mu is held.
+// envFor returns the checking environment of a schema. Every schema whose
+// args is an object type shares one environment, built on first use: its
+// args is declared as the same type name, and the object types behind that
+// name — which the checker looks up in the provider on every check — are
+// set to this schema's before it returns. Other schemas (args a map) get an
+// environment each, cached by signature. cc.mu is held, and must stay held
+// while the returned checker is used.
 func (cc *checkCache) envFor(schema string) *checker {
-	if ch, ok := cc.envs[schema]; ok {
+	sp, err := schemaTypes(json.RawMessage(schema))
+	if err != nil {
+		return &checker{err: err}
+	}
+	sig := sp.signature()
+	if sp.root.Kind() == types.StructKind {
+		if cc.obj == nil {
+			e, err := cel.NewEnv(cc.envOptions(sp)...)
+			cc.obj = &checker{env: e, sp: sp, err: err}
+		}
+		cc.obj.sp.types, cc.obj.sig = sp.types, sig
+		return cc.obj
+	}
+	if ch, ok := cc.envs[sig]; ok {
 		return ch
 	}
 	if cc.envs == nil || len(cc.envs) >= maxCheckEnvs {
 		cc.envs = map[string]*checker{}
 	}
-	e, sp, err := schemaEnv(json.RawMessage(schema))
-	if err == nil && len(cc.fnDecls) > 0 {
-		e, err = e.Extend(cc.fnDecls...)
-	}
-	ch := &checker{env: e, sp: sp, err: err}
-	cc.envs[schema] = ch
+	e, err := cel.NewEnv(cc.envOptions(sp)...)
+	ch := &checker{env: e, sp: sp, sig: sig, err: err}
+	cc.envs[sig] = ch
 	return ch
+}
+
+// envOptions are the options of a checking environment: the policy's
+// variables and the application functions it declares.
+func (cc *checkCache) envOptions(sp *schemaProvider) []cel.EnvOption {
+	return append(envOptions(sp), cc.fnDecls...)
+}
+
+// signature describes the types the provider declares: equal signatures
+// type-check every expression alike.
+func (sp *schemaProvider) signature() string {
+	var b strings.Builder
+	b.WriteString(sp.root.String())
+	for _, name := range sortedKeys(sp.types) {
+		st := sp.types[name]
+		b.WriteString("\n")
+		b.WriteString(strconv.Quote(name))
+		for _, f := range st.names {
+			b.WriteByte(' ')
+			b.WriteString(strconv.Quote(f))
+			b.WriteByte(':')
+			b.WriteString(strconv.Quote(st.fields[f].String()))
+		}
+	}
+	return b.String()
 }
 
 // checkExpr type-checks e for one tool. Fields that e, or the condition
 // guarding it, tests with has() may be missing from the schema:
 // has(args.path) is how a rule over "*" skips tools without a path. cc.mu
 // is held.
-func (c *compiler) checkExpr(cc *checkCache, schema string, ch *checker, tool string, e, guard *expr) {
+func (c *compiler) checkExpr(cc *checkCache, ch *checker, tool string, e, guard *expr) {
 	if e == nil {
 		return
 	}
-	key := checkKey{schema: schema, src: e.src}
+	key := checkKey{sig: ch.sig, src: e.src}
 	if guard != nil {
 		key.guard = guard.src
 	}
@@ -183,26 +228,22 @@ func presenceTests(a *celast.AST) map[string]bool {
 	return out
 }
 
-// schemaEnv builds a type-checking environment for one tool's schema.
-func schemaEnv(schema json.RawMessage) (*cel.Env, *schemaProvider, error) {
+// schemaTypes derives the CEL types of args from one tool's schema.
+func schemaTypes(schema json.RawMessage) (*schemaProvider, error) {
 	doc, err := safejson.Decode(schema, safejson.Limits{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("input schema: %w", err)
+		return nil, fmt.Errorf("input schema: %w", err)
 	}
 	obj, ok := doc.(map[string]any)
 	if !ok {
-		return nil, nil, fmt.Errorf("input schema is not an object")
+		return nil, fmt.Errorf("input schema is not an object")
 	}
 	sp := &schemaProvider{types: map[string]*schemaType{}}
 	sp.root = sp.typeOf(obj, "args", 0)
 	if sp.root.Kind() != types.StructKind {
 		sp.root = cel.MapType(cel.StringType, cel.DynType)
 	}
-	e, err := cel.NewEnv(envOptions(sp)...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return e, sp, nil
+	return sp, nil
 }
 
 // schemaProvider declares an object type for every JSON Schema object with

@@ -58,6 +58,7 @@ type Guard struct {
 	policy   atomic.Pointer[scope.Policy]
 	tools    sync.Map   // name → *tool; a map copied on each Register would make registering n tools cost n²
 	regMu    sync.Mutex // serialises Register, Unregister and SetPolicy
+	schemas  schemaCache
 	sink     audit.Sink
 	approver Approver
 	limiter  Limiter
@@ -254,16 +255,16 @@ func (g *Guard) Register(t Tool) error {
 	if t.Handler == nil {
 		return fmt.Errorf("toolguard: tool %q has no handler", t.Name)
 	}
-	compiled, fast, doc, sensitive, err := compileSchema(t.Name, t.InputSchema)
-	if err != nil {
-		return err
-	}
 	if len(t.InputSchema) == 0 {
 		t.InputSchema = json.RawMessage(`{"type":"object"}`)
 	} else {
 		t.InputSchema = slices.Clone(t.InputSchema)
 	}
-	nt := &tool{Tool: t, schema: compiled, fast: fast, keys: fastschema.CompileKeys(doc), doc: doc, sensitive: sensitive,
+	cs, err := g.schemas.compile(t.Name, t.InputSchema)
+	if err != nil {
+		return err
+	}
+	nt := &tool{Tool: t, schema: cs.schema, fast: cs.fast, keys: cs.keys, doc: cs.doc, sensitive: cs.sensitive,
 		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}
 
 	g.regMu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
@@ -41,15 +42,24 @@ func scaledToolName(i int) string { return fmt.Sprintf("svc_%05d_read", i) }
 const scaledSchema = `{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}`
 
 // registerAll registers n tools on a fresh guard and returns the CPU time
-// the registrations took.
-func registerAll(tb testing.TB, p *scope.Policy, n int) (*toolguard.Guard, time.Duration) {
+// the registrations took. With distinct, each tool's schema differs from
+// the others' (a description naming the tool), so none is compiled once
+// for several tools.
+func registerAll(tb testing.TB, p *scope.Policy, n int, distinct ...bool) (*toolguard.Guard, time.Duration) {
 	tb.Helper()
 	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
 	require.NoError(tb, err)
 	h := func(context.Context, json.RawMessage) (any, error) { return "ok", nil }
+	schemas := make([]json.RawMessage, n)
+	for i := range schemas {
+		schemas[i] = json.RawMessage(scaledSchema)
+		if len(distinct) > 0 && distinct[0] {
+			schemas[i] = fmt.Appendf(nil, `{"type":"object","description":"reads for %s","properties":{"path":{"type":"string"}},"required":["path"]}`, scaledToolName(i))
+		}
+	}
 	start := cpuTime()
 	for i := range n {
-		if err := g.Register(toolguard.Tool{Name: scaledToolName(i), InputSchema: json.RawMessage(scaledSchema), Handler: h}); err != nil {
+		if err := g.Register(toolguard.Tool{Name: scaledToolName(i), InputSchema: schemas[i], Handler: h}); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -57,13 +67,19 @@ func registerAll(tb testing.TB, p *scope.Policy, n int) (*toolguard.Guard, time.
 }
 
 // TestRegisterScalesLinearly registers 1,000 and 10,000 tools, each
-// granted by its own scope, in the same run: ten times the tools must take
-// less than 15 times the CPU time (when every Register re-matched every
-// grant and copied the tool map, it took about 20 times as long).
+// granted by its own scope and with a schema of its own, in the same run:
+// ten times the tools must take less than 20 times the CPU time. Work
+// quadratic in the tools would take about 100 times; what exceeds 10 is
+// the allocator and collector working over a heap ten times larger (a
+// profile at 10,000 tools shows no part of Register growing with n).
 func TestRegisterScalesLinearly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("registers 11,000 tools")
+	if testing.Short() || raceOn {
+		t.Skip("registers 11,000 tools, and times them (not under -short or -race)")
 	}
+	// Each tool has a schema of its own, so each registration compiles
+	// one. Collections are made rarer, so that the CPU time measures the
+	// registrations more than when the collector happens to run.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	for _, globs := range []bool{false, true} {
 		t.Run(fmt.Sprintf("globs=%v", globs), func(t *testing.T) {
 			var took [2]time.Duration
@@ -76,7 +92,7 @@ func TestRegisterScalesLinearly(t *testing.T) {
 				for range 1 + 2*(1-i) {
 					runtime.GC()
 					var d time.Duration
-					g, d = registerAll(t, p, n)
+					g, d = registerAll(t, p, n, true)
 					runs = append(runs, d)
 				}
 				slices.Sort(runs)
@@ -93,7 +109,7 @@ func TestRegisterScalesLinearly(t *testing.T) {
 			}
 			ratio := float64(took[1]) / float64(took[0])
 			t.Logf("register 1,000: %v CPU; 10,000: %v CPU; ratio %.1f", took[0], took[1], ratio)
-			require.Less(t, ratio, 15.0, "registering 10x the tools took %.1fx as long", ratio)
+			require.Less(t, ratio, 20.0, "registering 10x the tools took %.1fx as long", ratio)
 		})
 	}
 }
@@ -117,18 +133,44 @@ func TestRegisterStillChecksSchemas(t *testing.T) {
 // BenchmarkRegister times registering n tools on a fresh guard whose
 // policy grants each of them by name: ns/op is the wall time of all n,
 // cpu-ns/op the CPU time they took (on a busy machine the steadier
-// figure).
+// figure). schemas=shared gives every tool the same schema bytes (compiled
+// once); schemas=distinct gives each its own. compile-ns is the time
+// scope.Compile took for the policy of n tools, once, before the
+// registrations.
 func BenchmarkRegister(b *testing.B) {
 	for _, n := range []int{1000, 10000, 100000} {
+		start := time.Now()
 		p, err := scope.Compile(scaledDef(n, false), scope.WithMaxPolicyBytes(64<<20))
+		compile := time.Since(start)
 		require.NoError(b, err)
-		b.Run(fmt.Sprintf("tools=%d", n), func(b *testing.B) {
-			var cpu time.Duration
-			for b.Loop() {
-				_, d := registerAll(b, p, n)
-				cpu += d
-			}
-			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-		})
+		for _, schemas := range []string{"shared", "distinct"} {
+			b.Run(fmt.Sprintf("schemas=%s/tools=%d", schemas, n), func(b *testing.B) {
+				var cpu time.Duration
+				for b.Loop() {
+					_, d := registerAll(b, p, n, schemas == "distinct")
+					cpu += d
+				}
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(compile.Nanoseconds()), "compile-ns")
+			})
+		}
+	}
+}
+
+// TestSharedSchemaToolsStayApart: tools registered with the same schema
+// bytes each validate their own calls, and a refusal names the tool
+// called.
+func TestSharedSchemaToolsStayApart(t *testing.T) {
+	p, err := scope.Compile(scaledDef(2, false))
+	require.NoError(t, err)
+	g, _ := registerAll(t, p, 2)
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{"scope_00000", "scope_00001"}})
+	for i := range 2 {
+		_, err = g.Call(ctx, scaledToolName(i), json.RawMessage(`{"path":"/workspace/a"}`))
+		require.NoError(t, err)
+		_, err = g.Call(ctx, scaledToolName(i), json.RawMessage(`{"path":7}`))
+		require.ErrorIs(t, err, toolguard.ErrDenied)
+		require.ErrorContains(t, err, scaledToolName(i))
+		require.NotContains(t, err.Error(), scaledToolName(1-i))
 	}
 }

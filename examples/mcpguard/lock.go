@@ -53,7 +53,7 @@ func updateLock(ctx context.Context, c *config, stdout, stderr io.Writer, logger
 	var p *scope.Policy
 	guardLogger := logger
 	if c.policy != "" {
-		p, err = scope.Load(c.policy)
+		p, err = scope.Load(c.policy, c.policyOptions()...)
 	} else {
 		// Without a policy there is nothing to check the tools against.
 		p, err = scope.Parse([]byte("version: 1\n"))

@@ -284,6 +284,7 @@ type config struct {
 	sync                                  audit.SyncMode
 	syncInterval                          time.Duration
 	syncOutcomes                          bool
+	maxPolicy                             int
 }
 
 func parse(args []string, stdout, stderr io.Writer) (*config, error) {
@@ -317,6 +318,7 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	c.httpAuth.register(fs)
 	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
 	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
+	fs.IntVar(&c.maxPolicy, "max-policy-bytes", scope.MaxPolicyBytes, "largest policy accepted, in bytes of its file and of its canonical form")
 	fs.BoolVar(&c.syncOutcomes, "sync-outcomes", false, "with -sync each, also wait for each outcome record's own fsync before answering (off: an outcome joins the next fsync, at most -sync-interval later, and exit)")
 	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "declare roots upstream for each client that declared them, and forward the upstream's roots/list to that client (off: the upstream keeps its own configuration)")
 	fs.IntVar(&c.maxSessions, "max-sessions", 32, "most client sessions served at once, each with its own upstream session (for a command upstream, its own process)")
@@ -452,9 +454,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	p, err := scope.Load(c.policy)
+	p, err := scope.Load(c.policy, c.policyOptions()...)
 	if err != nil {
-		return err
+		return policyLoadError(err)
 	}
 	front, err := c.newHTTPFront(p)
 	if err != nil {
@@ -508,11 +510,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
-	go reloadOnSignal(reloadCtx, hup, g, px.Server(), c.policy, logger)
+	go reloadOnSignal(reloadCtx, hup, g, px.Server(), c.policy, logger, c.policyOptions()...)
 	if c.watch > 0 {
 		go g.WatchPolicy(reloadCtx, c.policy, c.watch, func(p *scope.Policy, err error) {
 			reported(px.Server(), logger, "watch", p, err)
-		})
+		}, c.policyOptions()...)
 	}
 
 	if c.listen == "" {
@@ -523,13 +525,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // reloadOnSignal reloads the policy from disk on every signal on hup until
 // ctx is done.
-func reloadOnSignal(ctx context.Context, hup <-chan os.Signal, g *toolguard.Guard, s *server.MCPServer, path string, logger *slog.Logger) {
+func reloadOnSignal(ctx context.Context, hup <-chan os.Signal, g *toolguard.Guard, s *server.MCPServer, path string, logger *slog.Logger, opts ...scope.Option) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			p, err := g.ReloadPolicy(path)
+			p, err := g.ReloadPolicy(path, opts...)
 			reported(s, logger, "SIGHUP", p, err)
 		}
 	}

@@ -44,13 +44,22 @@ var runs = []struct {
 	name  string
 	args  []string
 	about string
+	dir   string // the package, relative to internal/bench; "" for internal/bench
 }{
 	{"key", []string{"-bench", "^Benchmark(Decision|DecisionJSON|Pipeline|PipelineVariants|Part)$", "-count", "10", "-benchtime", "300ms"},
-		"decision, pipeline and parts: -count 10, -benchtime 300ms, GOMAXPROCS 2"},
+		"decision, pipeline and parts: -count 10, -benchtime 300ms, GOMAXPROCS 2", ""},
 	{"parallel", []string{"-bench", "^Benchmark(DecisionParallel|Pipeline)$/^(call=read-allowed|sink=discard)$/^(engine=.*|run=par)$", "-count", "6", "-benchtime", "300ms", "-cpu", "1,2"},
-		"parallel runs: -count 6, -benchtime 300ms, -cpu 1,2"},
-	{"scale", []string{"-bench", "^BenchmarkScale(Tools|Rules)$", "-count", "5", "-benchtime", "200ms"},
-		"scaling: -count 5, -benchtime 200ms (fewer runs: the 10,000-policy cases are slow for cedar-go)"},
+		"parallel runs: -count 6, -benchtime 300ms, -cpu 1,2", ""},
+	{"scale", []string{"-bench", "^BenchmarkScale(Tools|Rules|RulesKeyed)$", "-count", "5", "-benchtime", "200ms"},
+		"scaling: -count 5, -benchtime 200ms (fewer runs: the 10,000-policy cases are slow for cedar-go)", ""},
+	{"tools", []string{"-bench", "^BenchmarkDecideTools$", "-count", "3", "-benchtime", "200ms"},
+		"10 to 100,000 tools (scope): -count 3, -benchtime 200ms", "../../scope"},
+	{"register", []string{"-bench", "^BenchmarkRegister$", "-count", "1", "-benchtime", "1x"},
+		"registration (toolguard): one run of each size", "../../toolguard"},
+	{"stdio", []string{"-bench", "^BenchmarkStdioOverhead$", "-count", "1", "-benchtime", "2000x"},
+		"mcpguard over stdio (mcp): 2,000 calls each way per mode", "../../mcp"},
+	{"session", []string{"-bench", "^BenchmarkSession", "-count", "10", "-benchtime", "300ms"},
+		"session-aware decisions (toolguard): -count 10, -benchtime 300ms", "../../toolguard"},
 }
 
 func main() {
@@ -93,7 +102,7 @@ func run(reuse bool, dir, out, chart string) error {
 		start := time.Now()
 		for _, r := range runs {
 			log.Printf("go test %s", strings.Join(r.args, " "))
-			if err := goTest(filepath.Join(dir, r.name+".txt"), r.args); err != nil {
+			if err := goTest(filepath.Join(dir, r.name+".txt"), r.dir, r.args); err != nil {
 				return err
 			}
 		}
@@ -144,13 +153,14 @@ func quickArgs(args []string) []string {
 	return out
 }
 
-func goTest(file string, args []string) error {
+func goTest(file, dir string, args []string) error {
 	f, err := os.Create(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	cmd := exec.Command("go", append([]string{"test", "-run", "^$"}, append(args, ".")...)...)
+	cmd := exec.Command("go", append([]string{"test", "-run", "^$", "-timeout", "60m"}, append(args, ".")...)...)
+	cmd.Dir = dir
 	cmd.Stdout = io.MultiWriter(f, os.Stdout)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -363,11 +373,17 @@ func render(dir string, m meta, res map[string]*results, chart string) ([]byte, 
 		{"Decision vs cedar-go (allowed read)", "≥ 2×", ratio(cedarAllow, agAllow), cedarAllow/agAllow >= 2},
 		{"Decision vs cedar-go (every call of the table in turn)", "≥ 2×", ratio(cedarTable, agTable), cedarTable/agTable >= 2},
 		{"Full pipeline to io.Discard vs OPA's decision alone", "faster", fmt.Sprintf("%s vs %s", dur(pipe), dur(opaAllow)), pipe < opaAllow},
-		{"Full pipeline to io.Discard, time", "≤ 5 µs", dur(pipe), pipe <= 5000},
-		{"Full pipeline to io.Discard, allocations", "≤ 40", fmt.Sprintf("%.0f allocs/op", pipeAllocs), pipeAllocs <= 40},
+		{"Full pipeline to io.Discard, time", "≤ 3 µs", dur(pipe), pipe <= 3000},
+		{"Full pipeline to io.Discard, allocations", "≤ 12", fmt.Sprintf("%.0f allocs/op", pipeAllocs), pipeAllocs <= 12},
 		{"Decision at 10,000 tools vs 10 tools", "≤ 1.2×", ratio(ag10k, ag10), ag10k/ag10 <= 1.2},
 		{"Full pipeline vs the sum of agentguard's own parts", "≤ 1.3×", fmt.Sprintf("%s (%s vs %s)", ratio(pipe, ownSum), dur(pipe), dur(ownSum)), pipe/ownSum <= 1.3},
 	}
+
+	more, err := scaleTargets(res)
+	if err != nil {
+		return nil, err
+	}
+	targets = append(targets, more...)
 
 	var scaleRows []map[string]string
 	for _, n := range scaleSizes {
@@ -389,6 +405,9 @@ func render(dir string, m meta, res map[string]*results, chart string) ([]byte, 
 		"parts":    {"-filter", ".name:Part", "-col", ".name", "-row", "/part", filepath.Join(dir, "key.txt")},
 		"tools":    {"-filter", ".name:ScaleTools", "-col", "/engine", "-row", "/tools", filepath.Join(dir, "scale.txt")},
 		"rules":    {"-filter", ".name:ScaleRules", "-col", "/engine", "-row", "/rules", filepath.Join(dir, "scale.txt")},
+		"keyed":    {"-filter", ".name:ScaleRulesKeyed", "-col", "/engine", "-row", "/rules", filepath.Join(dir, "scale.txt")},
+		"many":     {"-filter", ".name:DecideTools", "-col", "/names", "-row", "/tools,/call", filepath.Join(dir, "tools.txt")},
+		"register": {"-filter", ".name:Register", "-col", "/schemas", "-row", "/tools", filepath.Join(dir, "register.txt")},
 	} {
 		t, err := benchstat(args...)
 		if err != nil {
@@ -401,8 +420,16 @@ func render(dir string, m meta, res map[string]*results, chart string) ([]byte, 
 	for _, r := range runs {
 		about = append(about, r.about)
 	}
+	if hasSession(res["session"]) {
+		t, err := benchstat("-filter", ".name:/^Session/", filepath.Join(dir, "session.txt"))
+		if err != nil {
+			return nil, err
+		}
+		tables["session"] = t
+	}
 	var buf bytes.Buffer
-	err := reportTmpl.Execute(&buf, map[string]any{
+	err = reportTmpl.Execute(&buf, map[string]any{
+		"Stdio": stdioRows(res["stdio"]), "Session": tables["session"] != "",
 		"Meta": m, "Targets": targets, "Tables": tables, "Chart": "internal/bench/" + filepath.Base(chart),
 		"Runs": about, "ScaleRows": scaleRows, "Engines": scaleEngines,
 		"OwnSum": dur(ownSum), "LibSum": dur(libSum), "Pipe": dur(pipe), "LibRatio": ratio(pipe, libSum), "LibCheaper": pipe < libSum,
