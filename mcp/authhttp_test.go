@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	guardmcp "github.com/agentguard/agentguard/mcp"
+	"github.com/agentguard/agentguard/scope"
+	"github.com/agentguard/agentguard/toolguard"
 )
 
 func TestCanonicalResourceURI(t *testing.T) {
@@ -75,10 +77,20 @@ type authFixture struct {
 	reached  atomic.Int32 // requests that got past Require
 }
 
+// authPolicy is testPolicy with the fixture's resource and prompt granted
+// to fs.read, so a valid token reads and gets them.
+var authPolicy = strings.Replace(testPolicy, "  fs.write:\n", `      - resources: ["file:///w/**"]
+      - prompts: [p]
+  fs.write:
+`, 1)
+
 func newAuthFixture(t *testing.T, required ...string) *authFixture {
 	t.Helper()
 	f := &authFixture{jf: newJWTFixture(t), sink: &memSink{}}
-	g := testGuard(t, f.sink)
+	p, err := scope.Parse([]byte(authPolicy))
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(f.sink))
+	require.NoError(t, err)
 	hooks := &server.Hooks{}
 	hooks.AddOnRegisterSession(func(context.Context, server.ClientSession) { f.sessions.Add(1) })
 	s := server.NewMCPServer("files", "1", append(guardmcp.ServerOptions(g),
@@ -217,6 +229,9 @@ func TestProtectedResourceRefusesEveryMethod(t *testing.T) {
 	body, _ := io.ReadAll(f.send(t, "POST", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///w/secret.txt"}}`, session, bearer(valid)).Body)
 	require.Contains(t, string(body), "the secret", "with a valid token the resource is read: the refusals below are the token's doing")
 	require.EqualValues(t, 1, f.sessions.Load())
+	require.Len(t, f.sink.decisions(), 1, "the read was decided")
+	assert.Equal(t, "resources/read", f.sink.decisions()[0].Tool)
+	assert.NotEmpty(t, f.sink.decisions()[0].Session, "a read belongs to the client's session, as a tool call does")
 	reached := f.reached.Load()
 
 	for _, b := range bad {
@@ -249,13 +264,14 @@ func TestProtectedResourceRefusesEveryMethod(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, f.sessions.Load(), "no refused request created a session")
 	assert.Equal(t, reached, f.reached.Load(), "no refused request reached the MCP server")
-	assert.Empty(t, f.sink.decisions(), "nothing was decided: nothing was recorded")
+	assert.Len(t, f.sink.decisions(), 1, "no refused request was decided: nothing more was recorded")
 
 	// The valid token still works in the session the refusals named.
 	body, _ = io.ReadAll(f.send(t, "POST", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_text_file","arguments":{"path":"/w/a"}}}`, session, bearer(valid)).Body)
 	assert.Contains(t, string(body), "read_text_file /w/a")
-	require.Len(t, f.sink.decisions(), 1)
-	assert.Equal(t, "reader", f.sink.decisions()[0].Principal, "the token's subject is the principal the guard decided for")
+	require.Len(t, f.sink.decisions(), 2)
+	assert.Equal(t, "reader", f.sink.decisions()[1].Principal, "the token's subject is the principal the guard decided for")
+	assert.Equal(t, f.sink.decisions()[0].Session, f.sink.decisions()[1].Session, "the read and the call share the client's session")
 }
 
 // TestProtectedResourceInsufficientScope: a valid token without a

@@ -382,10 +382,12 @@ func TestMCPGuardOAuth(t *testing.T) {
 		}
 		assert.Equal(t, http.StatusOK, post("DELETE", "", session, bearer(valid)).StatusCode)
 		after := readDecisions(t, logPath)
+		var decided []string
 		for _, r := range after[before:] {
 			assert.Equal(t, "agent", r.Principal, "only the valid token's calls were decided")
+			decided = append(decided, r.Tool)
 		}
-		assert.Len(t, after, before+1, "one decision: the valid token's tools/call")
+		assert.Equal(t, []string{"read_text_file", "resources/read"}, decided, "the valid token's tools/call and resources/read, nothing else")
 	})
 
 	t.Run("insufficient scope", func(t *testing.T) {

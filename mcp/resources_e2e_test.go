@@ -234,7 +234,7 @@ func TestMCPGuardEverythingResourcesTypeScriptClient(t *testing.T) {
 		effects = append(effects, r.Tool+" "+r.Effect)
 	}
 	assert.Equal(t, []string{
-		"resources/read allow", "resources/read deny", "resources/read allow", "resources/read deny",
+		"resources/read allow", "resources/read deny", "resources/read deny", "resources/read allow", "resources/read deny",
 		"prompts/get allow", "prompts/get deny", "prompts/get deny",
-	}, effects, "one record per read and get that reached the guard (%61rchitecture.md is not a resource mcp-go serves)")
+	}, effects, "one record per read and get: %61rchitecture.md, unlisted, is decided before the upstream is asked")
 }
