@@ -270,6 +270,8 @@ type activation struct {
 	// frame is cel-go's evaluation frame over this activation, made on
 	// first use and shared by every loop-free program of the decision.
 	frame *interpreter.ExecutionFrame
+	// hits is scratch space for a phase's cursor (prefilter.go).
+	hits []int32
 }
 
 // argsView is the args variable: the decoded arguments, read field by
@@ -420,7 +422,7 @@ func putActivation(a *activation) {
 	}
 	clear(a.args.cache) // keep no argument values alive in the pool
 	a.sess.reset(nil)
-	*a = activation{args: argsView{cache: a.args.cache[:0]}, sess: a.sess}
+	*a = activation{args: argsView{cache: a.args.cache[:0]}, sess: a.sess, hits: a.hits[:0]}
 	activations.Put(a)
 }
 

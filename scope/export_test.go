@@ -15,3 +15,7 @@ func CachedNames(p *Policy) int {
 	}
 	return n
 }
+
+// SubstringIndexes returns how many substring indexes the policy's plans
+// share.
+func SubstringIndexes(p *Policy) int { return int(p.subs.n.Load()) }

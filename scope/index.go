@@ -267,7 +267,7 @@ func (p *Policy) buildPlan(tool string, lit int, globs []int) *plan {
 	if lit >= 0 {
 		name, known = tool, true
 	}
-	pl.build(p.noIndex, name, known)
+	pl.build(p.noIndex, name, known, &p.subs)
 	return pl
 }
 
@@ -305,7 +305,7 @@ const maxCachedReasons = 64
 // build makes the plan's phases. When the tool's name is known (the plan
 // is not shared by several names), conditions whose tool.name tests reject
 // it are left out: they are false without error for every call.
-func (pl *plan) build(noIndex bool, tool string, known bool) {
+func (pl *plan) build(noIndex bool, tool string, known bool, subs *subCache) {
 	keep := func(e *expr) bool {
 		if noIndex || !known || e == nil {
 			return true
@@ -335,9 +335,9 @@ func (pl *plan) build(noIndex bool, tool string, known bool) {
 			grants = append(grants, g)
 		}
 	}
-	pl.deny = newPhase(deny, noIndex)
-	pl.ask = newPhase(ask, noIndex)
-	pl.shadow = newPhase(shadow, noIndex)
-	pl.grantPh = newPhase(grants, noIndex)
+	pl.deny = newPhase(deny, noIndex, subs)
+	pl.ask = newPhase(ask, noIndex, subs)
+	pl.shadow = newPhase(shadow, noIndex, subs)
+	pl.grantPh = newPhase(grants, noIndex, subs)
 	pl.needsSession = pl.computeNeedsSession()
 }

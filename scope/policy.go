@@ -46,6 +46,7 @@ type Policy struct {
 	fns        map[string]*boundFunction // application functions (functions.go)
 	results    *resultPolicy             // the results section (results.go)
 	data       dataPolicy                // resource and prompt grants and rules (resources.go)
+	subs       subCache                  // substring indexes shared by plans (prefilter.go)
 
 	ix    toolIndex
 	check checkCache // schema type-checking, see CheckTools

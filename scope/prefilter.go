@@ -2,10 +2,16 @@ package scope
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
+
+	"github.com/agentguard/agentguard/internal/substr"
 )
 
 // A condition is decided without running its CEL program only when the
@@ -345,13 +351,69 @@ func containsStr(s []string, v string) bool {
 // the argument that most of them compare with constants: a call whose
 // argument is a string looks only at the conditions that do not test it
 // and those whose constants include its value.
+//
+// A second index serves rules that look for substrings (a blocklist of
+// path fragments): the items not keyed on field whose condition has a
+// clause args[sfield].contains("k") are found by running one matcher of
+// all their constants over the argument, so that a call looks only at
+// those whose constant occurs in it (the others are false, certainly).
 type phase[T conditional] struct {
 	items   []T
 	noIndex bool
 	field   string  // the indexed argument; "" for none
-	rest    []int32 // items without an equality test on field
+	rest    []int32 // items on neither index
 	keyed   map[string][]int32
+
+	sfield string    // the argument of the substring index; "" for none
+	sub    *subIndex // the substring index; nil for none
 }
+
+// subIndex finds the items of a phase whose substring occurs in a value.
+type subIndex struct {
+	m     *substr.Matcher // the constants
+	subOf [][]int32       // per constant, its items
+}
+
+// subCache shares substring indexes between the plans of a policy: a rule
+// naming every tool is in every tool's plan, and one index serves them all.
+type subCache struct {
+	m sync.Map // string (the index's constants and items) → *subIndex
+	n atomic.Int32
+}
+
+// maxSubIndexes bounds the substring indexes a policy shares; beyond it a
+// plan builds its own.
+const maxSubIndexes = 1024
+
+// get returns the index of patterns and subOf, shared if one like it was
+// built before.
+func (c *subCache) get(patterns []string, subOf [][]int32) *subIndex {
+	var b strings.Builder
+	for k, pat := range patterns {
+		b.WriteString(strconv.Quote(pat))
+		for _, i := range subOf[k] {
+			b.WriteByte(' ')
+			b.WriteString(strconv.Itoa(int(i)))
+		}
+		b.WriteByte('\n')
+	}
+	key := b.String()
+	if v, ok := c.m.Load(key); ok {
+		return v.(*subIndex)
+	}
+	si := &subIndex{m: substr.New(patterns), subOf: subOf}
+	if c.n.Load() < maxSubIndexes {
+		if v, loaded := c.m.LoadOrStore(key, si); loaded {
+			return v.(*subIndex)
+		}
+		c.n.Add(1)
+	}
+	return si
+}
+
+// minSubstringIndex is the number of substring tests on one argument from
+// which a phase indexes them: below it, testing each is as fast.
+const minSubstringIndex = 8
 
 // conditional is a rule or a grant.
 type conditional interface{ condition() *expr }
@@ -376,7 +438,7 @@ func eqTestOf[T conditional](it T, field string) *argTest {
 
 // newPhase builds a phase over items. With noIndex every item is
 // evaluated.
-func newPhase[T conditional](items []T, noIndex bool) phase[T] {
+func newPhase[T conditional](items []T, noIndex bool, subs *subCache) phase[T] {
 	ph := phase[T]{items: items, noIndex: noIndex}
 	if noIndex || len(items) < 2 {
 		return ph
@@ -408,36 +470,132 @@ func newPhase[T conditional](items []T, noIndex bool) phase[T] {
 	}
 	if best < 2 {
 		ph.field = ""
-		return ph
+	} else {
+		ph.keyed = map[string][]int32{}
 	}
-	ph.keyed = map[string][]int32{}
+	var rest []int32
 	for i, it := range items {
 		t := eqTestOf(it, ph.field)
-		if t == nil {
-			ph.rest = append(ph.rest, int32(i))
+		if t == nil || ph.field == "" {
+			rest = append(rest, int32(i))
 			continue
 		}
 		for _, v := range t.vals {
 			ph.keyed[v] = append(ph.keyed[v], int32(i))
 		}
 	}
+	ph.rest = ph.indexSubstrings(rest, subs)
 	return ph
+}
+
+// containsTestOf returns the substring test on an argument that is a
+// clause of an item's condition: on field, or on any argument when field
+// is "". A test for the empty string (always true) is not one.
+func containsTestOf[T conditional](it T, field string) *argTest {
+	e := it.condition()
+	if e == nil {
+		return nil
+	}
+	for _, c := range e.clauses {
+		if t := &c[0]; len(c) == 1 && !t.tool && t.op == testContains && t.vals[0] != "" && (field == "" || t.field == field) {
+			return t
+		}
+	}
+	return nil
+}
+
+// indexSubstrings builds the substring index over the items of rest, if
+// enough of them test one argument for substrings, and returns the items
+// left on neither index.
+func (ph *phase[T]) indexSubstrings(rest []int32, subs *subCache) []int32 {
+	counts := map[string]int{}
+	for _, i := range rest {
+		if t := containsTestOf(ph.items[i], ""); t != nil {
+			counts[t.field]++
+		}
+	}
+	best := 0
+	for f, n := range counts {
+		if n > best || n == best && f < ph.sfield {
+			ph.sfield, best = f, n
+		}
+	}
+	if best < minSubstringIndex {
+		ph.sfield = ""
+		return rest
+	}
+	var left []int32
+	var patterns []string
+	var subOf [][]int32
+	at := map[string]int{}
+	for _, i := range rest {
+		t := containsTestOf(ph.items[i], ph.sfield)
+		if t == nil {
+			left = append(left, i)
+			continue
+		}
+		k, ok := at[t.vals[0]]
+		if !ok {
+			k = len(patterns)
+			at[t.vals[0]] = k
+			patterns = append(patterns, t.vals[0])
+			subOf = append(subOf, nil)
+		}
+		subOf[k] = append(subOf[k], i)
+	}
+	ph.sub = subs.get(patterns, subOf)
+	return left
 }
 
 // cursor walks the items that can apply to a call, in order.
 type cursor struct {
-	a, b []int32 // two ascending lists to merge
-	i, n int32   // or every item, i up to n
-	all  bool
+	a, b, c []int32 // three ascending lists to merge
+	i, n    int32   // or every item, i up to n
+	all     bool
 }
 
+// cursor returns a cursor over the items that can apply to the call. It
+// may use act's scratch list, so a phase's cursor must be done with before
+// the next is made.
 func (ph *phase[T]) cursor(act *activation) cursor {
-	if ph.keyed != nil {
-		if v, ok := act.args.m[ph.field].(string); ok {
-			return cursor{a: ph.rest, b: ph.keyed[v]}
-		}
+	if ph.keyed == nil && ph.sub == nil {
+		return cursor{n: int32(len(ph.items)), all: true}
 	}
-	return cursor{n: int32(len(ph.items)), all: true}
+	cur := cursor{a: ph.rest}
+	if ph.keyed != nil {
+		v, ok := act.args.m[ph.field].(string)
+		if !ok {
+			return cursor{n: int32(len(ph.items)), all: true}
+		}
+		cur.b = ph.keyed[v]
+	}
+	if ph.sub != nil {
+		v, ok := act.args.m[ph.sfield].(string)
+		if !ok {
+			return cursor{n: int32(len(ph.items)), all: true}
+		}
+		cur.c = ph.substringItems(act, v)
+	}
+	return cur
+}
+
+// substringItems returns, in order, the items of the substring index whose
+// constant occurs in v, in act's scratch list.
+func (ph *phase[T]) substringItems(act *activation, v string) []int32 {
+	hits := ph.sub.m.AppendMatches(act.hits[:0], v)
+	if len(hits) == 0 {
+		act.hits = hits
+		return nil
+	}
+	n := len(hits)
+	for _, k := range hits[:n] {
+		hits = append(hits, ph.sub.subOf[k]...)
+	}
+	items := hits[n:]
+	slices.Sort(items)
+	items = slices.Compact(items)
+	act.hits = hits
+	return items
 }
 
 // next returns the next item's index, or false at the end.
@@ -449,15 +607,18 @@ func (c *cursor) next() (int, bool) {
 		c.i++
 		return int(c.i - 1), true
 	}
-	var i int32
-	switch {
-	case len(c.a) == 0 && len(c.b) == 0:
-		return 0, false
-	case len(c.b) == 0 || len(c.a) > 0 && c.a[0] < c.b[0]:
-		i, c.a = c.a[0], c.a[1:]
-	default:
-		i, c.b = c.b[0], c.b[1:]
+	l := &c.a
+	if len(c.b) > 0 && (len(*l) == 0 || c.b[0] < (*l)[0]) {
+		l = &c.b
 	}
+	if len(c.c) > 0 && (len(*l) == 0 || c.c[0] < (*l)[0]) {
+		l = &c.c
+	}
+	if len(*l) == 0 {
+		return 0, false
+	}
+	i := (*l)[0]
+	*l = (*l)[1:]
 	return int(i), true
 }
 
