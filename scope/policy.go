@@ -10,11 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
+	exprpb "google.golang.org/genproto/googleapis/api/expr/v1alpha1"
 
 	"github.com/agentguard/agentguard/internal/canonjson"
 	"github.com/agentguard/agentguard/internal/glob"
@@ -92,7 +94,10 @@ type expr struct {
 	src  string
 	path string
 	prg  cel.Program
-	cost cost.Estimate
+	// parsed is the expression parsed, kept to type-check it against each
+	// schema without parsing it again (schema.go).
+	parsed *parsedExpr
+	cost   cost.Estimate
 	// loops reports a comprehension (all, exists, map, filter...): only
 	// those can run long enough to need interrupting, so only they are
 	// evaluated with the context.
@@ -647,6 +652,12 @@ func (c *compiler) expr(path, src string, want *cel.Type) *expr {
 	return e
 }
 
+// parsedExpr holds an expression's parse once it is made; copies of an
+// expr share it.
+type parsedExpr struct {
+	atomic.Pointer[exprpb.ParsedExpr]
+}
+
 func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 	ast, iss := c.env.Compile(src)
 	if iss != nil && iss.Err() != nil {
@@ -688,7 +699,7 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 		return nil
 	}
 	refs, computed := exprRefs(ast.NativeRep())
-	e := &expr{src: src, path: path, prg: prg, cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
+	e := &expr{src: src, path: path, prg: prg, parsed: new(parsedExpr), cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
 		has: presenceTests(ast.NativeRep()), refs: refs, computedKey: computed}
 	if !loops && want == cel.BoolType {
 		e.clauses, e.complete = clausesOf(ast.NativeRep().Expr(), c.fields)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -201,7 +202,7 @@ func (c *compiler) checkExpr(cc *checkCache, ch *checker, tool string, e, guard 
 		maps.Copy(ch.sp.extra, e.has)
 	}
 	defer func() { ch.sp.extra = nil }()
-	if _, iss := ch.env.Compile(e.src); iss != nil && iss.Err() != nil {
+	if iss := ch.check(e); iss != nil && iss.Err() != nil {
 		for _, ce := range iss.Errors() {
 			c.celError(e.path, e.src, ce.Location.Line(), ce.Location.Column(),
 				fmt.Sprintf("for tool %q: %s", tool, ce.Message))
@@ -212,6 +213,31 @@ func (c *compiler) checkExpr(cc *checkCache, ch *checker, tool string, e, guard 
 		cc.passed = map[checkKey]struct{}{}
 	}
 	cc.passed[key] = struct{}{}
+}
+
+// check type-checks e in the checker's environment. The expression is
+// parsed once and its parse kept: a fresh copy of it (checking rewrites
+// the tree it is given) is checked against each schema.
+func (ch *checker) check(e *expr) *cel.Issues {
+	if e.parsed == nil {
+		_, iss := ch.env.Compile(e.src)
+		return iss
+	}
+	pe := e.parsed.Load()
+	if pe == nil {
+		a, iss := ch.env.Parse(e.src)
+		if iss != nil && iss.Err() != nil {
+			return iss
+		}
+		pe, _ = cel.AstToParsedExpr(a)
+		if pe == nil {
+			_, iss := ch.env.Check(a)
+			return iss
+		}
+		e.parsed.Store(pe)
+	}
+	_, iss := ch.env.Check(cel.ParsedExprToAstWithSource(pe, common.NewTextSource(e.src)))
+	return iss
 }
 
 // presenceTests returns the field names an expression tests with has().

@@ -42,10 +42,12 @@ func scaledToolName(i int) string { return fmt.Sprintf("svc_%05d_read", i) }
 const scaledSchema = `{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}`
 
 // registerAll registers n tools on a fresh guard and returns the CPU time
-// the registrations took. With distinct, each tool's schema differs from
-// the others' (a description naming the tool), so none is compiled once
-// for several tools.
-func registerAll(tb testing.TB, p *scope.Policy, n int, distinct ...bool) (*toolguard.Guard, time.Duration) {
+// the registrations took. The schemas are, by mode: "shared" (or none
+// given), the same bytes for every tool; "distinct", the same shape with a
+// description naming the tool (compiled once, as descriptions do not
+// change what a schema accepts); "shapes", a property of its own for each
+// tool, so that every schema is compiled.
+func registerAll(tb testing.TB, p *scope.Policy, n int, mode ...string) (*toolguard.Guard, time.Duration) {
 	tb.Helper()
 	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
 	require.NoError(tb, err)
@@ -53,8 +55,12 @@ func registerAll(tb testing.TB, p *scope.Policy, n int, distinct ...bool) (*tool
 	schemas := make([]json.RawMessage, n)
 	for i := range schemas {
 		schemas[i] = json.RawMessage(scaledSchema)
-		if len(distinct) > 0 && distinct[0] {
+		switch {
+		case len(mode) == 0:
+		case mode[0] == "distinct":
 			schemas[i] = fmt.Appendf(nil, `{"type":"object","description":"reads for %s","properties":{"path":{"type":"string"}},"required":["path"]}`, scaledToolName(i))
+		case mode[0] == "shapes":
+			schemas[i] = fmt.Appendf(nil, `{"type":"object","properties":{"path":{"type":"string"},"opt_%d":{"type":"integer"}},"required":["path"]}`, i)
 		}
 	}
 	start := cpuTime()
@@ -76,23 +82,25 @@ func TestRegisterScalesLinearly(t *testing.T) {
 	if testing.Short() || raceOn {
 		t.Skip("registers 11,000 tools, and times them (not under -short or -race)")
 	}
-	// Each tool has a schema of its own, so each registration compiles
-	// one. Collections are made rarer, so that the CPU time measures the
+	// Each tool has a schema of its own shape, so each registration
+	// compiles one. Collections are made rarer, so that the CPU time measures the
 	// registrations more than when the collector happens to run.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	for _, globs := range []bool{false, true} {
 		t.Run(fmt.Sprintf("globs=%v", globs), func(t *testing.T) {
 			var took [2]time.Duration
 			for i, n := range []int{1000, 10000} {
-				p, err := scope.Compile(scaledDef(n, globs))
-				require.NoError(t, err)
-				// The smaller run is short: take the median of three.
+				// The smaller run is short: take the median of three, each
+				// under a policy of its own (a policy remembers the checks
+				// that passed).
 				var runs []time.Duration
 				var g *toolguard.Guard
 				for range 1 + 2*(1-i) {
+					p, err := scope.Compile(scaledDef(n, globs))
+					require.NoError(t, err)
 					runtime.GC()
 					var d time.Duration
-					g, d = registerAll(t, p, n, true)
+					g, d = registerAll(t, p, n, "shapes")
 					runs = append(runs, d)
 				}
 				slices.Sort(runs)
@@ -101,7 +109,7 @@ func TestRegisterScalesLinearly(t *testing.T) {
 				// is allowed for its scope and denied without it.
 				last := scaledToolName(n - 1)
 				ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{fmt.Sprintf("scope_%05d", n-1)}})
-				_, err = g.Call(ctx, last, json.RawMessage(`{"path":"/workspace/a"}`))
+				_, err := g.Call(ctx, last, json.RawMessage(`{"path":"/workspace/a"}`))
 				require.NoError(t, err)
 				ctx = toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{"scope_00000"}})
 				_, err = g.Call(ctx, last, json.RawMessage(`{"path":"/workspace/a"}`))
@@ -133,8 +141,9 @@ func TestRegisterStillChecksSchemas(t *testing.T) {
 // BenchmarkRegister times registering n tools on a fresh guard whose
 // policy grants each of them by name: ns/op is the wall time of all n,
 // cpu-ns/op the CPU time they took (on a busy machine the steadier
-// figure). schemas=shared gives every tool the same schema bytes (compiled
-// once); schemas=distinct gives each its own. compile-ns is the time
+// figure). schemas=shared gives every tool the same schema bytes;
+// schemas=distinct gives each its own description (both compiled once);
+// schemas=shapes gives each a property of its own (each compiled). compile-ns is the time
 // scope.Compile took for the policy of n tools, once, before the
 // registrations.
 func BenchmarkRegister(b *testing.B) {
@@ -143,11 +152,11 @@ func BenchmarkRegister(b *testing.B) {
 		p, err := scope.Compile(scaledDef(n, false), scope.WithMaxPolicyBytes(64<<20))
 		compile := time.Since(start)
 		require.NoError(b, err)
-		for _, schemas := range []string{"shared", "distinct"} {
+		for _, schemas := range []string{"shared", "distinct", "shapes"} {
 			b.Run(fmt.Sprintf("schemas=%s/tools=%d", schemas, n), func(b *testing.B) {
 				var cpu time.Duration
 				for b.Loop() {
-					_, d := registerAll(b, p, n, schemas == "distinct")
+					_, d := registerAll(b, p, n, schemas)
 					cpu += d
 				}
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")

@@ -25,9 +25,11 @@ type compiledSchema struct {
 }
 
 // schemaCache holds the compiled input schemas of registered tools by
-// their exact bytes: servers that expose many tools often give many of
-// them the same schema, and compiling one (a check against the JSON Schema
-// meta-schema, then the compile) is most of what registering a tool costs.
+// their bytes without annotations ([schemaKey]): servers that expose many
+// tools often give many of them the same schema, or schemas that differ
+// only in their descriptions, and compiling one (a check against the JSON
+// Schema meta-schema, then the compile) is most of what registering a tool
+// costs.
 // Only schemas that compiled are kept; a schema that fails is compiled, and
 // fails, again for each tool that brings it.
 type schemaCache struct {
@@ -38,8 +40,9 @@ type schemaCache struct {
 // compile returns the compiled schema of raw for the tool name, from the
 // cache when a tool registered before had the same bytes.
 func (c *schemaCache) compile(name string, raw json.RawMessage) (*compiledSchema, error) {
+	key := schemaKey(raw)
 	c.mu.Lock()
-	cs, ok := c.m[string(raw)]
+	cs, ok := c.m[key]
 	c.mu.Unlock()
 	if ok {
 		return cs, nil
@@ -51,14 +54,14 @@ func (c *schemaCache) compile(name string, raw json.RawMessage) (*compiledSchema
 	cs = &compiledSchema{schema: s, fast: fast, keys: fastschema.CompileKeys(doc), doc: doc, sensitive: sensitive}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.m[string(raw)]; ok {
+	if old, ok := c.m[key]; ok {
 		return old, nil
 	}
 	if len(c.m) < maxCachedSchemas {
 		if c.m == nil {
 			c.m = map[string]*compiledSchema{}
 		}
-		c.m[string(raw)] = cs
+		c.m[key] = cs
 	}
 	return cs, nil
 }

@@ -8,11 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestSchemaCacheSharesOnlyIdenticalBytes: tools with byte-identical
-// schemas share one compiled schema; a schema differing in any byte (even
-// only in spacing) is compiled on its own; a schema that does not compile
-// is refused every time, not remembered.
-func TestSchemaCacheSharesOnlyIdenticalBytes(t *testing.T) {
+// TestSchemaCacheSharesOnlyEqualSchemas: tools with byte-identical
+// schemas, or schemas that differ only in spacing, share one compiled
+// schema; a schema that differs in what it accepts is compiled on its own;
+// a schema that does not compile is refused every time, not remembered.
+func TestSchemaCacheSharesOnlyEqualSchemas(t *testing.T) {
 	var c schemaCache
 	a := json.RawMessage(`{"type":"object","properties":{"path":{"type":"string"}}}`)
 	a1, err := c.compile("a", a)
@@ -20,7 +20,10 @@ func TestSchemaCacheSharesOnlyIdenticalBytes(t *testing.T) {
 	a2, err := c.compile("b", append(json.RawMessage(nil), a...))
 	require.NoError(t, err)
 	require.Same(t, a1, a2)
-	b, err := c.compile("c", json.RawMessage(`{"type":"object", "properties":{"path":{"type":"string"}}}`))
+	a3, err := c.compile("c", json.RawMessage(`{"type":"object", "properties":{"path":{"type":"string"}}}`))
+	require.NoError(t, err)
+	require.Same(t, a1, a3)
+	b, err := c.compile("c", json.RawMessage(`{"type":"object","properties":{"path":{"type":"string","minLength":1}}}`))
 	require.NoError(t, err)
 	require.NotSame(t, a1, b)
 	bad := json.RawMessage(`{"type":"object","properties":{"path":{"type":7}}}`)
@@ -39,7 +42,7 @@ func TestSchemaCacheBounded(t *testing.T) {
 	}
 	var c schemaCache
 	for i := range maxCachedSchemas + 10 {
-		_, err := c.compile("t", json.RawMessage(fmt.Sprintf(`{"type":"object","description":"%d"}`, i)))
+		_, err := c.compile("t", json.RawMessage(fmt.Sprintf(`{"type":"object","maxProperties":%d}`, i)))
 		require.NoError(t, err)
 	}
 	require.Len(t, c.m, maxCachedSchemas)

@@ -46,7 +46,7 @@ func scaleTargets(res map[string]*results) ([]target, error) {
 		n     int
 		limit float64
 	}{{10000, 1}, {100000, 10}} {
-		for _, schemas := range []string{"shared", "distinct"} {
+		for _, schemas := range []string{"shared", "distinct", "shapes"} {
 			name := fmt.Sprintf("Register/schemas=%s/tools=%d", schemas, c.n)
 			wall := reg.median(name, "sec/op")
 			cpu := reg.median(name, "cpu-sec/op")

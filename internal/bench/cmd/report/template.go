@@ -230,13 +230,15 @@ of the compiled policy with all its plans.
 ` + "`toolguard`" + `'s ` + "`BenchmarkRegister`" + ` (` + "`go test ./toolguard -run '^$' -bench BenchmarkRegister -benchtime 1x`" + `):
 registering *n* tools on a new guard under a policy granting each by name.
 ` + "`shared`" + ` gives every tool the same schema bytes, ` + "`distinct`" + ` gives each
-its own (a description naming the tool). sec/op is the wall time of all *n*,
-cpu-ns/op their CPU time (steadier on a busy machine), compile-ns the
-` + "`scope.Compile`" + ` of the *n*-tool policy, once. A tool's schema is compiled
-once per distinct byte string (most of a registration is the JSON Schema
+its own description (a description naming the tool), ` + "`shapes`" + ` gives each a
+property of its own (every schema differs in what it accepts). sec/op is the
+wall time of all *n*, cpu-ns/op their CPU time (steadier on a busy machine),
+compile-ns the ` + "`scope.Compile`" + ` of the *n*-tool policy, once. A tool's schema
+is compiled once per distinct schema without its annotations (title,
+description, examples, $comment; most of a registration is the JSON Schema
 library checking the schema against its meta-schema), and the policy's
-expressions are type-checked once per distinct set of argument types, in one
-CEL environment shared by all object schemas. A policy is limited to 4 MiB in
+expressions are parsed once and type-checked once per distinct set of
+argument types, in one CEL environment shared by all object schemas. A policy is limited to 4 MiB in
 canonical form by default; ` + "`scope.WithMaxPolicyBytes`" + ` raises it, and the
 error says so.
 
