@@ -54,7 +54,7 @@ func (e deniedRPC) JSONRPCError() mcp.JSONRPCError {
 func dataErr(err error) error {
 	var de *toolguard.DeniedError
 	if errors.As(err, &de) {
-		return server.NewHandlerError(deniedRPC{reason: modelText(de)})
+		return server.NewHandlerError(deniedRPC{reason: de.ModelText()})
 	}
 	return err
 }
