@@ -294,11 +294,32 @@ func TestSubscribe(t *testing.T) {
 	assert.Equal(t, []string{"file:///w/a.txt"}, ds.seen(&ds.subscribed))
 
 	// Protocol 2026-07-28 subscribes through subscriptions/listen, which the
-	// SDK's client sends without waiting for its answer: the denied
-	// subscription must not reach the server, the granted one after it must.
+	// SDK's client sends without waiting for its answer: an outer
+	// middleware sees the answer instead.
+	listened := make(chan error, 10)
+	ds.server.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method != "subscriptions/listen" {
+				return next(ctx, method, req)
+			}
+			ps, _ := req.GetParams().(*mcp.SubscriptionsListenParams)
+			if ps == nil || ps.Notifications == nil || len(ps.Notifications.ResourceSubscriptions) == 0 {
+				return next(ctx, method, req)
+			}
+			res, err := next(ctx, method, req)
+			listened <- err
+			return res, err
+		}
+	})
 	<-ds.subscribe // a.txt, from the first client
 	cs2, _ := ds.connectVersion(t, nil, "2026-07-28")
 	require.NoError(t, cs2.Subscribe(ctx, &mcp.SubscribeParams{URI: "file:///w/notes/../secret/key"}))
+	select {
+	case err := <-listened:
+		requireDenied(t, err, `rule "no-secrets"`)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the denied subscriptions/listen was not answered")
+	}
 	require.NoError(t, cs2.Subscribe(ctx, &mcp.SubscribeParams{URI: "file:///w/b.txt"}))
 	select {
 	case uri := <-ds.subscribe:
