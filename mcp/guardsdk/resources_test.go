@@ -67,11 +67,20 @@ func (ds *dataServer) seen(l *[]string) []string {
 }
 
 func newDataServer(t *testing.T, policy string, pf guardsdk.PrincipalFunc, opts ...guardsdk.Option) *dataServer {
+	return newDataServerSink(t, policy, pf, nil, opts...)
+}
+
+// newDataServerSink is newDataServer whose guard writes to sink, if not
+// nil, instead of the records.
+func newDataServerSink(t *testing.T, policy string, pf guardsdk.PrincipalFunc, sink audit.Sink, opts ...guardsdk.Option) *dataServer {
 	t.Helper()
 	p, err := scope.Parse([]byte(policy))
 	require.NoError(t, err)
 	ds := &dataServer{fixture: &fixture{records: &bytes.Buffer{}}, subscribe: make(chan string, 10)}
-	ds.guard, err = toolguard.New(p, toolguard.WithSink(audit.NewLog(ds.records)))
+	if sink == nil {
+		sink = audit.NewLog(ds.records)
+	}
+	ds.guard, err = toolguard.New(p, toolguard.WithSink(sink))
 	require.NoError(t, err)
 	ds.server = mcp.NewServer(&mcp.Implementation{Name: "docs", Version: "1.0.0"}, &mcp.ServerOptions{
 		CompletionHandler: func(_ context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
@@ -480,6 +489,43 @@ func TestResourcesOverHTTP(t *testing.T) {
 	assert.Equal(t, []string{"file:///w/a.txt"}, ds.seen(&ds.reads))
 	for _, r := range decisions(t, ds.records) {
 		assert.Equal(t, "mcp:"+cs.ID(), r.Session)
+	}
+}
+
+// TestDataRecordFailure: a read or get whose decision cannot be recorded
+// is denied and its handler does not run; a read whose outcome cannot be
+// recorded is withheld, with an error that names no Go package.
+func TestDataRecordFailure(t *testing.T) {
+	for _, kind := range []audit.Kind{audit.KindDecision, audit.KindOutcome} {
+		t.Run(string(kind), func(t *testing.T) {
+			sink := audit.SinkFunc(func(_ context.Context, r *audit.Record) error {
+				if r.Kind == kind {
+					return errors.New("disk full")
+				}
+				return nil
+			})
+			ds := newDataServerSink(t, dataPolicy, guardsdk.Static(alice), sink)
+			cs, _ := ds.connect(t, nil)
+			ctx := context.Background()
+			res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "file:///w/a.txt"})
+			assert.Nil(t, res)
+			we := rpcError(t, err)
+			assert.Contains(t, we.Message, "disk full")
+			for _, pkg := range []string{"toolguard", "guardsdk", "audit:"} {
+				assert.NotContains(t, we.Message, pkg)
+			}
+			_, err = cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "summarize"})
+			rpcError(t, err)
+			if kind == audit.KindDecision {
+				assert.EqualValues(t, jsonrpc.CodeInvalidParams, we.Code)
+				assert.Empty(t, ds.seen(&ds.reads), "nothing ran unrecorded")
+				assert.Empty(t, ds.seen(&ds.gets))
+			} else {
+				assert.EqualValues(t, jsonrpc.CodeInternalError, we.Code)
+				assert.Contains(t, we.Message, "outcome could not be recorded")
+				assert.Len(t, ds.seen(&ds.reads), 1)
+			}
+		})
 	}
 }
 
