@@ -20,7 +20,7 @@ import (
 type middleware struct {
 	g       *toolguard.Guard
 	pf      PrincipalFunc
-	logger  *slog.Logger
+	logger  *slog.Logger // nil: slog.Default()
 	allowed map[string]bool // custom methods let through (AllowMethods)
 	warned  atomic.Bool
 }
@@ -286,7 +286,11 @@ func (m *middleware) warnUngranted(res mcp.Result) {
 		return
 	}
 	if m.warned.CompareAndSwap(false, true) {
-		m.logger.Warn("guardsdk: the server offers resources or prompts, but no grant of the policy names any: they are hidden and every read or get is denied (grant them with resources: and prompts:)")
+		l := m.logger
+		if l == nil {
+			l = slog.Default()
+		}
+		l.Warn("guardsdk: the server offers resources or prompts, but no grant of the policy names any: they are hidden and every read or get is denied (grant them with resources: and prompts:)")
 	}
 }
 

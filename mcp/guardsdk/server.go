@@ -47,9 +47,10 @@ func TokenPrincipal(_ context.Context, req mcp.Request) (scope.Principal, error)
 // [AddTool], so that the guard knows them. Calls to tools the guard does not
 // know, hidden or not, are decided, recorded and denied. Methods it does not
 // know (custom methods of the server, methods of a later SDK) are refused
-// unless named with [AllowMethods].
+// unless named with [AllowMethods]. The middleware may serve every session
+// of the server at once.
 func Middleware(g *toolguard.Guard, pf PrincipalFunc, opts ...Option) mcp.Middleware {
-	m := &middleware{g: g, pf: pf, logger: slog.Default()}
+	m := &middleware{g: g, pf: pf}
 	for _, o := range opts {
 		o(m)
 	}
@@ -73,12 +74,10 @@ type Option func(*middleware)
 // WithLogger sets where the middleware logs warnings: a server that offers
 // resources or prompts under a policy that grants none of them (see
 // [scope.Policy.GrantsData]), which then hides and denies them all. The
-// default is [slog.Default]; a nil logger keeps it.
+// default, and a nil logger, is [slog.Default] at the time of the warning.
 func WithLogger(l *slog.Logger) Option {
 	return func(m *middleware) {
-		if l != nil {
-			m.logger = l
-		}
+		m.logger = l
 	}
 }
 
@@ -87,6 +86,8 @@ func WithLogger(l *slog.Logger) Option {
 // server must guard what they do itself (for example with
 // [toolguard.Guard.Call]). Without it a method the middleware does not know
 // is refused, so that a method carrying data is never served ungoverned.
+// Naming a method the middleware governs (resources/read, say) changes
+// nothing.
 func AllowMethods(methods ...string) Option {
 	return func(m *middleware) {
 		if m.allowed == nil {
