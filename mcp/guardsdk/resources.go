@@ -20,7 +20,7 @@ import (
 type middleware struct {
 	g       *toolguard.Guard
 	pf      PrincipalFunc
-	logger  *slog.Logger // nil: slog.Default()
+	logger  *slog.Logger    // nil: slog.Default()
 	allowed map[string]bool // custom methods let through (AllowMethods)
 	warned  atomic.Bool
 }
