@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -41,11 +42,18 @@ func TokenPrincipal(_ context.Context, req mcp.Request) (scope.Principal, error)
 }
 
 // Middleware returns receiving middleware that puts g in front of every
-// tool of the server (see the package documentation). Install it with
-// mcp.Server.AddReceivingMiddleware and register tools with [AddTool], so
-// that the guard knows them. Calls to tools the guard does not know, hidden
-// or not, are decided, recorded and denied.
-func Middleware(g *toolguard.Guard, pf PrincipalFunc) mcp.Middleware {
+// tool, resource and prompt of the server (see the package documentation).
+// Install it with mcp.Server.AddReceivingMiddleware and register tools with
+// [AddTool], so that the guard knows them. Calls to tools the guard does not
+// know, hidden or not, are decided, recorded and denied. Methods it does not
+// know (custom methods of the server, methods of a later SDK) are refused
+// unless named with [AllowMethods]. The middleware may serve every session
+// of the server at once.
+func Middleware(g *toolguard.Guard, pf PrincipalFunc, opts ...Option) mcp.Middleware {
+	m := &middleware{g: g, pf: pf}
+	for _, o := range opts {
+		o(m)
+	}
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			switch method {
@@ -55,7 +63,38 @@ func Middleware(g *toolguard.Guard, pf PrincipalFunc) mcp.Middleware {
 			case "tools/call":
 				return callTool(ctx, g, pf, next, method, req)
 			}
-			return next(ctx, method, req)
+			return m.handle(ctx, next, method, req)
+		}
+	}
+}
+
+// Option configures [Middleware].
+type Option func(*middleware)
+
+// WithLogger sets where the middleware logs warnings: a server that offers
+// resources or prompts under a policy that grants none of them (see
+// [scope.Policy.GrantsData]), which then hides and denies them all. The
+// default, and a nil logger, is [slog.Default] at the time of the warning.
+func WithLogger(l *slog.Logger) Option {
+	return func(m *middleware) {
+		m.logger = l
+	}
+}
+
+// AllowMethods lets custom methods of the server (mcp.AddReceivingCustomMethod)
+// through the middleware, which neither decides nor records them: the
+// server must guard what they do itself (for example with
+// [toolguard.Guard.Call]). Without it a method the middleware does not know
+// is refused, so that a method carrying data is never served ungoverned.
+// Naming a method the middleware governs (resources/read, say) changes
+// nothing.
+func AllowMethods(methods ...string) Option {
+	return func(m *middleware) {
+		if m.allowed == nil {
+			m.allowed = map[string]bool{}
+		}
+		for _, name := range methods {
+			m.allowed[name] = true
 		}
 	}
 }
