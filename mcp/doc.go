@@ -168,7 +168,10 @@
 // on the client's first request and declaring upstream only the
 // capabilities — sampling, elicitation, and with Upstream.ForwardRoots
 // roots — that the client declared. logging/setLevel, resources/subscribe
-// and resources/unsubscribe are forwarded on it; the log messages, resource
+// and resources/unsubscribe are forwarded on it; a subscription, and its
+// end, is first decided by the rules that decide a read of the URI and
+// recorded ([toolguard.Guard.SubscribeResource]), so a principal that may
+// not read a resource cannot learn when it changes; the log messages, resource
 // updates and progress the upstream sends on it, and its sampling,
 // elicitation and roots requests, go to that client only: to the stream of
 // its call in flight, else to its session. A client is shown only the tools

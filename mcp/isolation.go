@@ -200,9 +200,11 @@ func validLevel(l mcp.LoggingLevel) bool {
 	return false
 }
 
-// subscription forwards resources/subscribe or resources/unsubscribe to
-// the client's upstream session, whose resources/updated notifications go
-// to that client only.
+// subscription decides resources/subscribe or resources/unsubscribe of a
+// URI as the guard decides a read of it, records it, and forwards it only
+// if allowed, to the client's upstream session, whose
+// notifications/resources/updated go to that client only. mcp-go answers
+// the error this returns with -32600 and its text.
 func (p *Proxy) subscription(ctx context.Context, method string, params json.RawMessage) error {
 	var req struct {
 		URI string `json:"uri"`
@@ -210,16 +212,23 @@ func (p *Proxy) subscription(ctx context.Context, method string, params json.Raw
 	if json.Unmarshal(params, &req) != nil || req.URI == "" {
 		return nil // mcp-go refuses it with -32602
 	}
-	u, done, err := p.upstream(ctx)
+	on := method == string(mcp.MethodResourcesSubscribe)
+	_, err := p.g.SubscribeResource(p.mw.withSession(ctx), req.URI, on, func(ctx context.Context) (any, error) {
+		u, done, err := p.upstream(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		if _, err := u.call(ctx, method, map[string]any{"uri": req.URI}); err != nil {
+			return nil, err
+		}
+		if p.pool != nil {
+			p.pool.subscribed(u, req.URI, on)
+		}
+		return nil, nil
+	})
 	if err != nil {
 		return modelError(err)
-	}
-	defer done()
-	if _, err := u.call(ctx, method, map[string]any{"uri": req.URI}); err != nil {
-		return modelError(err)
-	}
-	if p.pool != nil {
-		p.pool.subscribed(u, req.URI, method == string(mcp.MethodResourcesSubscribe))
 	}
 	return nil
 }

@@ -85,6 +85,7 @@ type Proxy struct {
 	c    *client.Client
 	g    *toolguard.Guard
 	s    *server.MCPServer
+	mw   *middleware // the guard on s
 	o    options
 	lock *Lock
 
@@ -210,7 +211,8 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 	sopts = append(sopts, o.serverOpts...)
 	// The guard's options come last, so that hooks or a tracer among the
 	// caller's options cannot replace the guard's.
-	sopts = append(sopts, serverOptions(g, o, p.blocked)...)
+	p.mw = newMiddleware(g, o, p.blocked)
+	sopts = append(sopts, p.mw.serverOptions(o)...)
 	p.s = server.NewMCPServer(name, version, sopts...)
 
 	rawTools, err := p.listRawTools(ctx)
