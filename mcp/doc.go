@@ -147,7 +147,10 @@
 // with their exact input schemas (read raw from tools/list), titles and
 // annotations, guarded as above, and forwards calls with the validated
 // arguments — never the caller's headers or token. Resources, resource
-// templates, prompts and completions are forwarded; logging, resource
+// templates, prompts and completions are forwarded. Every list keeps the
+// upstream's order (less what the policy hides), and the server's title,
+// description, website, icons and instructions are announced as the
+// upstream's. Logging, resource
 // update and other notifications are sent on to every connected client,
 // progress notifications to the client whose call they belong to, and
 // list-changed notifications make the proxy re-read the lists. A tool that

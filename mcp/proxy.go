@@ -96,6 +96,7 @@ type Proxy struct {
 
 	listedMu sync.Mutex
 	listed   map[string]listedTool // the upstream's order and execution settings
+	order    listOrder             // the upstream's order of its other lists
 
 	mu    sync.Mutex
 	tools map[string]*proxyTool // by name, as served or disabled
@@ -570,6 +571,7 @@ func (p *Proxy) refreshResources(ctx context.Context) error {
 	for _, r := range res.Resources {
 		rs = append(rs, server.ServerResource{Resource: r, Handler: p.readResource})
 	}
+	p.noteOrder(func(o *listOrder) { o.resources = indexBy(res.Resources, func(r mcp.Resource) string { return r.URI }) })
 	p.s.SetResources(rs...)
 	tres, err := p.c.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
 	if err != nil {
@@ -579,6 +581,7 @@ func (p *Proxy) refreshResources(ctx context.Context) error {
 	for _, t := range tres.ResourceTemplates {
 		ts = append(ts, server.ServerResourceTemplate{Template: t, Handler: p.readResource})
 	}
+	p.noteOrder(func(o *listOrder) { o.templates = indexBy(tres.ResourceTemplates, templateKey) })
 	p.s.SetResourceTemplates(ts...)
 	return nil
 }
@@ -603,6 +606,7 @@ func (p *Proxy) refreshPrompts(ctx context.Context) error {
 	for _, pr := range res.Prompts {
 		ps = append(ps, server.ServerPrompt{Prompt: pr, Handler: p.getPrompt})
 	}
+	p.noteOrder(func(o *listOrder) { o.prompts = indexBy(res.Prompts, func(pr mcp.Prompt) string { return pr.Name }) })
 	p.s.SetPrompts(ps...)
 	return nil
 }

@@ -4,7 +4,8 @@
 // relatedRequestId), so that the SDK sends them on the session's GET stream.
 //   PORT=NNNN node session-requests.mjs
 // Tools: ask (elicitation/create) and sample (sampling/createMessage); each
-// returns the client's answer as text. One McpServer per session.
+// returns the client's answer as text. Two resources, listed out of the order
+// of their names, for the test of list order. One McpServer per session.
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -27,6 +28,9 @@ function newServer() {
     });
     return { content: [{ type: "text", text: `sampled: ${r.content?.text ?? ""}` }] };
   });
+  for (const [name, uri] of [["zeta", "test://z"], ["alpha", "test://a"]]) {
+    s.registerResource(name, uri, { mimeType: "text/plain" }, async () => ({ contents: [{ uri, text: name }] }));
+  }
   return s;
 }
 
