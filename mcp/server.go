@@ -374,6 +374,10 @@ func deniedResult(ctx context.Context, de *toolguard.DeniedError) *mcp.CallToolR
 // modelText is the text of an error of this package as a model reads it:
 // without the Go package name that starts the error string.
 func modelText(err error) string {
+	var de *toolguard.DeniedError
+	if errors.As(err, &de) {
+		return de.ModelText()
+	}
 	s := err.Error()
 	if rest, ok := strings.CutPrefix(s, ErrUpstream.Error()+": "); ok {
 		return "the upstream server failed: " + rest

@@ -66,6 +66,7 @@ func TestDialProxySubscriptionsAreDecided(t *testing.T) {
 	require.NotNil(t, denied, "a URI alice may not read")
 	assert.Contains(t, denied.Message, "test://secret")
 	assert.NotContains(t, denied.Message, "guardmcp:")
+	assert.NotContains(t, denied.Message, "toolguard:", "no Go package names in what the client reads")
 	assert.Nil(t, send(3, "resources/unsubscribe", "test://listed"))
 
 	log.mu.Lock()
