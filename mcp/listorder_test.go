@@ -4,6 +4,7 @@ package guardmcp_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -143,4 +144,49 @@ func TestProxyKeepsUpstreamListOrder(t *testing.T) {
 	res, err := r.c.ListResources(ctx, mcp.ListResourcesRequest{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"zeta", "alpha"}, names(res.Resources, func(r mcp.Resource) string { return r.Name }))
+}
+
+// TestProxyTaskParamsAreGuarded: the proxy does not announce the tasks
+// capability that server-everything announces, and a tools/call that asks
+// for task-augmented execution anyway is decided and recorded by the guard
+// like any other and forwarded synchronously: the client gets the tool's
+// result, or for a tool that requires a task the upstream's refusal.
+func TestProxyTaskParamsAreGuarded(t *testing.T) {
+	mods := requireExternal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := newFronted(t, ctx, everythingStdio(mods))
+	require.NotNil(t, f.directInit.Capabilities.Tasks, "server-everything announces tasks")
+	assert.Nil(t, f.init.Capabilities.Tasks, "the proxy does not")
+
+	call := func(id int64, name string, args map[string]any) *transport.JSONRPCResponse {
+		t.Helper()
+		resp, err := f.c.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcp.NewRequestId(id),
+			Method: "tools/call", Params: map[string]any{"name": name, "arguments": args, "task": map[string]any{"ttl": 60000}}})
+		require.NoError(t, err)
+		return resp
+	}
+	resp := call(1, "echo", map[string]any{"message": "t-41"})
+	require.Nil(t, resp.Error)
+	var res struct {
+		Content []mcp.TextContent `json:"content"`
+		Task    any               `json:"task"`
+	}
+	require.NoError(t, json.Unmarshal(resp.Result, &res), "%s", resp.Result)
+	assert.Nil(t, res.Task, "a tool result, not a task: %s", resp.Result)
+	require.Len(t, res.Content, 1)
+	assert.Equal(t, "Echo: t-41", res.Content[0].Text)
+
+	resp = call(2, "simulate-research-query", map[string]any{"topic": "t-42"})
+	refused := string(resp.Result)
+	if resp.Error != nil {
+		refused = resp.Error.Message
+	}
+	assert.Contains(t, refused, "requires task augmentation", "the upstream was called without a task")
+
+	var decided []string
+	for _, r := range f.sink.decisions() {
+		decided = append(decided, r.Tool+" "+r.Effect)
+	}
+	assert.Equal(t, []string{"echo allow", "simulate-research-query allow"}, decided, "both calls were decided and recorded")
 }
