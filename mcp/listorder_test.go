@@ -184,6 +184,12 @@ func TestProxyTaskParamsAreGuarded(t *testing.T) {
 	}
 	assert.Contains(t, refused, "requires task augmentation", "the upstream was called without a task")
 
+	// tasks/list is not forwarded: mcp-go refuses it.
+	resp, err := f.c.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcp.NewRequestId(int64(3)),
+		Method: "tasks/list", Params: map[string]any{}})
+	require.NoError(t, err)
+	assert.NotNil(t, resp.Error, "tasks/list: %s", resp.Result)
+
 	var decided []string
 	for _, r := range f.sink.decisions() {
 		decided = append(decided, r.Tool+" "+r.Effect)
