@@ -196,3 +196,34 @@ func TestProxyTaskParamsAreGuarded(t *testing.T) {
 	}
 	assert.Equal(t, []string{"echo allow", "simulate-research-query allow"}, decided, "both calls were decided and recorded")
 }
+
+// completionsFunc adapts a function to server.PromptCompletionProvider.
+type completionsFunc func(ctx context.Context, prompt string, arg mcp.CompleteArgument, cc mcp.CompleteContext) (*mcp.Completion, error)
+
+func (f completionsFunc) CompletePromptArgument(ctx context.Context, prompt string, arg mcp.CompleteArgument, cc mcp.CompleteContext) (*mcp.Completion, error) {
+	return f(ctx, prompt, arg, cc)
+}
+
+// TestProxyCompletionKeepsHasMore: a completion's values, total and
+// hasMore come through the proxy as the upstream sent them.
+func TestProxyCompletionKeepsHasMore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	up := server.NewMCPServer("completer", "1", server.WithToolCapabilities(false), server.WithPromptCapabilities(true), server.WithCompletions(),
+		server.WithPromptCompletionProvider(completionsFunc(func(context.Context, string, mcp.CompleteArgument, mcp.CompleteContext) (*mcp.Completion, error) {
+			return &mcp.Completion{Values: []string{"c-1", "c-2"}, Total: 57, HasMore: true}, nil
+		})))
+	up.AddPrompt(mcp.NewPrompt("pick", mcp.WithArgument("which")), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		return mcp.NewGetPromptResult("pick", nil), nil
+	})
+	upTS := httptest.NewServer(server.NewStreamableHTTPServer(up))
+	t.Cleanup(upTS.Close)
+	f := newFronted(t, ctx, guardmcp.Upstream{URL: upTS.URL})
+
+	resp, err := f.c.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcp.NewRequestId(int64(1)),
+		Method: "completion/complete", Params: map[string]any{
+			"ref": map[string]any{"type": "ref/prompt", "name": "pick"}, "argument": map[string]any{"name": "which", "value": "c"}}})
+	require.NoError(t, err)
+	require.Nil(t, resp.Error)
+	assert.JSONEq(t, `{"completion":{"values":["c-1","c-2"],"total":57,"hasMore":true}}`, string(resp.Result))
+}
