@@ -147,12 +147,15 @@
 // with their exact input schemas (read raw from tools/list), titles and
 // annotations, guarded as above, and forwards calls with the validated
 // arguments — never the caller's headers or token. Resources, resource
-// templates, prompts and completions are forwarded; logging, resource
-// update and other notifications are sent on to every connected client,
-// progress notifications to the client whose call they belong to, and
-// list-changed notifications make the proxy re-read the lists. A tool that
-// disappears upstream is removed from the guard too; a call of it, or of any
-// tool the upstream does not have, is denied and recorded.
+// templates, prompts and completions are forwarded. Every list keeps the
+// upstream's order (less what the policy hides), and the server's title,
+// description, website, icons and instructions are announced as the
+// upstream's. Logging, resource update and other notifications are sent
+// on to every connected client, progress notifications to the client
+// whose call they belong to, and list-changed notifications make the
+// proxy re-read the lists. A tool that disappears upstream is removed from
+// the guard too; a call of it, or of any tool the upstream does not have,
+// is denied and recorded.
 //
 // Every request upstream is bounded by a timeout ([WithCallTimeout]). A call
 // to an upstream that hangs fails when it runs out; a call to one that dies
@@ -168,7 +171,10 @@
 // on the client's first request and declaring upstream only the
 // capabilities — sampling, elicitation, and with Upstream.ForwardRoots
 // roots — that the client declared. logging/setLevel, resources/subscribe
-// and resources/unsubscribe are forwarded on it; the log messages, resource
+// and resources/unsubscribe are forwarded on it; a subscription, and its
+// end, is first decided by the rules that decide a read of the URI and
+// recorded ([toolguard.Guard.SubscribeResource]), so a principal that may
+// not read a resource cannot learn when it changes; the log messages, resource
 // updates and progress the upstream sends on it, and its sampling,
 // elicitation and roots requests, go to that client only: to the stream of
 // its call in flight, else to its session. A client is shown only the tools
@@ -189,12 +195,27 @@
 // than progress go to every connected client, and over HTTP with several
 // principals one proxy should be put in front of each.
 //
-// Not forwarded: task-augmented execution (tools are listed with their
-// execution settings, calls are forwarded synchronously; the tasks
-// capability is not announced), a client's roots/list_changed, and the
-// code of an upstream's error to resources/subscribe or logging/setLevel
-// (the client gets -32600 with the upstream's message: mcp-go answers those
-// methods itself).
+// Not forwarded, or not exactly as the upstream sent it:
+//
+//   - Task-augmented execution. The tasks capability is not announced, and
+//     tasks/* requests are not forwarded. Tools are listed with the
+//     upstream's execution settings but served without them, so a
+//     tools/call that carries a task parameter is decided and recorded
+//     like any other and forwarded synchronously, without the parameter:
+//     the client gets the tool's result, or, from a tool whose taskSupport
+//     is "required", the upstream's refusal.
+//   - A client's roots/list_changed.
+//   - The code of an upstream's error to resources/subscribe,
+//     resources/unsubscribe or logging/setLevel, and of a denied
+//     subscription. mcp-go answers these methods itself; the proxy acts
+//     in the one hook that runs before and can refuse a request, and
+//     mcp-go answers such a refusal with -32600. The client gets -32600
+//     with the upstream's message or the denial's reason.
+//   - A member whose value is false where mcp-go's types omit false: a
+//     prompt argument's "required": false and a completion's "hasMore":
+//     false are sent without the member, which means the same (false is
+//     the default). The proxy decodes these results into mcp-go's types
+//     to serve them, and mcp-go encodes what it sends from those types.
 //
 // # Tool pinning
 //

@@ -82,6 +82,57 @@ func (p *Proxy) noteListed(list []rawTool) {
 	p.listedMu.Unlock()
 }
 
+// listOrder is the place of each resource (by URI), resource template (by
+// URI template) and prompt (by name) in the upstream's lists: mcp-go sorts
+// what it lists, and the proxy gives the lists back in the upstream's order.
+type listOrder struct {
+	resources, templates, prompts map[string]int
+}
+
+// noteOrder updates the recorded order under the proxy's lock.
+func (p *Proxy) noteOrder(f func(*listOrder)) {
+	p.listedMu.Lock()
+	defer p.listedMu.Unlock()
+	f(&p.order)
+}
+
+// listOrderNow returns the recorded order.
+func (p *Proxy) listOrderNow() listOrder {
+	p.listedMu.Lock()
+	defer p.listedMu.Unlock()
+	return p.order
+}
+
+// indexBy maps the key of each item to its first place in list.
+func indexBy[T any](list []T, key func(T) string) map[string]int {
+	m := make(map[string]int, len(list))
+	for i, v := range list {
+		if _, dup := m[key(v)]; !dup {
+			m[key(v)] = i
+		}
+	}
+	return m
+}
+
+// asOrdered sorts list stably into the order index records; items it does
+// not know keep their place after the known ones.
+func asOrdered[T any](list []T, index map[string]int, key func(T) string) {
+	place := func(v T) int {
+		if i, ok := index[key(v)]; ok {
+			return i
+		}
+		return len(index)
+	}
+	slices.SortStableFunc(list, func(a, b T) int { return place(a) - place(b) })
+}
+
+func templateKey(t mcp.ResourceTemplate) string {
+	if t.URITemplate == nil || t.URITemplate.Template == nil {
+		return ""
+	}
+	return t.URITemplate.Raw()
+}
+
 // installHooks forwards what mcp-go would otherwise answer itself:
 // logging/setLevel and resource subscriptions go to the client's upstream
 // session; lists keep the upstream's order and metadata; reads of unlisted
@@ -146,6 +197,17 @@ func (p *Proxy) installHooks(caps mcp.ServerCapabilities) {
 	h.AddAfterListResourceTemplates(func(_ context.Context, _ any, _ *mcp.ListResourceTemplatesRequest, res *mcp.ListResourceTemplatesResult) {
 		if res != nil {
 			res.ResourceTemplates = slices.DeleteFunc(res.ResourceTemplates, func(t mcp.ResourceTemplate) bool { return t.Name == unlistedName })
+			asOrdered(res.ResourceTemplates, p.listOrderNow().templates, templateKey)
+		}
+	})
+	h.AddAfterListResources(func(_ context.Context, _ any, _ *mcp.ListResourcesRequest, res *mcp.ListResourcesResult) {
+		if res != nil {
+			asOrdered(res.Resources, p.listOrderNow().resources, func(r mcp.Resource) string { return r.URI })
+		}
+	})
+	h.AddAfterListPrompts(func(_ context.Context, _ any, _ *mcp.ListPromptsRequest, res *mcp.ListPromptsResult) {
+		if res != nil {
+			asOrdered(res.Prompts, p.listOrderNow().prompts, func(pr mcp.Prompt) string { return pr.Name })
 		}
 	})
 	if caps.Resources != nil {
@@ -200,9 +262,11 @@ func validLevel(l mcp.LoggingLevel) bool {
 	return false
 }
 
-// subscription forwards resources/subscribe or resources/unsubscribe to
-// the client's upstream session, whose resources/updated notifications go
-// to that client only.
+// subscription decides resources/subscribe or resources/unsubscribe of a
+// URI as the guard decides a read of it, records it, and forwards it only
+// if allowed, to the client's upstream session, whose
+// notifications/resources/updated go to that client only. mcp-go answers
+// the error this returns with -32600 and its text.
 func (p *Proxy) subscription(ctx context.Context, method string, params json.RawMessage) error {
 	var req struct {
 		URI string `json:"uri"`
@@ -210,16 +274,23 @@ func (p *Proxy) subscription(ctx context.Context, method string, params json.Raw
 	if json.Unmarshal(params, &req) != nil || req.URI == "" {
 		return nil // mcp-go refuses it with -32602
 	}
-	u, done, err := p.upstream(ctx)
+	on := method == string(mcp.MethodResourcesSubscribe)
+	_, err := p.g.SubscribeResource(p.mw.withSession(ctx), req.URI, on, func(ctx context.Context) (any, error) {
+		u, done, err := p.upstream(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		if _, err := u.call(ctx, method, map[string]any{"uri": req.URI}); err != nil {
+			return nil, err
+		}
+		if p.pool != nil {
+			p.pool.subscribed(u, req.URI, on)
+		}
+		return nil, nil
+	})
 	if err != nil {
 		return modelError(err)
-	}
-	defer done()
-	if _, err := u.call(ctx, method, map[string]any{"uri": req.URI}); err != nil {
-		return modelError(err)
-	}
-	if p.pool != nil {
-		p.pool.subscribed(u, req.URI, method == string(mcp.MethodResourcesSubscribe))
 	}
 	return nil
 }

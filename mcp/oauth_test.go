@@ -387,7 +387,8 @@ func TestMCPGuardOAuth(t *testing.T) {
 			assert.Equal(t, "agent", r.Principal, "only the valid token's calls were decided")
 			decided = append(decided, r.Tool)
 		}
-		assert.Equal(t, []string{"read_text_file", "resources/read"}, decided, "the valid token's tools/call and resources/read, nothing else")
+		assert.Equal(t, []string{"read_text_file", "resources/read", "resources/subscribe"}, decided,
+			"the valid token's tools/call, resources/read and resources/subscribe, nothing else")
 	})
 
 	t.Run("insufficient scope", func(t *testing.T) {

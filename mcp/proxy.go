@@ -85,6 +85,7 @@ type Proxy struct {
 	c    *client.Client
 	g    *toolguard.Guard
 	s    *server.MCPServer
+	mw   *middleware // the guard on s
 	o    options
 	lock *Lock
 
@@ -95,6 +96,7 @@ type Proxy struct {
 
 	listedMu sync.Mutex
 	listed   map[string]listedTool // the upstream's order and execution settings
+	order    listOrder             // the upstream's order of its other lists
 
 	mu    sync.Mutex
 	tools map[string]*proxyTool // by name, as served or disabled
@@ -210,7 +212,8 @@ func newProxy(ctx context.Context, c *client.Client, g *toolguard.Guard, r *rout
 	sopts = append(sopts, o.serverOpts...)
 	// The guard's options come last, so that hooks or a tracer among the
 	// caller's options cannot replace the guard's.
-	sopts = append(sopts, serverOptions(g, o, p.blocked)...)
+	p.mw = newMiddleware(g, o, p.blocked)
+	sopts = append(sopts, p.mw.serverOptions(o)...)
 	p.s = server.NewMCPServer(name, version, sopts...)
 
 	rawTools, err := p.listRawTools(ctx)
@@ -568,6 +571,7 @@ func (p *Proxy) refreshResources(ctx context.Context) error {
 	for _, r := range res.Resources {
 		rs = append(rs, server.ServerResource{Resource: r, Handler: p.readResource})
 	}
+	p.noteOrder(func(o *listOrder) { o.resources = indexBy(res.Resources, func(r mcp.Resource) string { return r.URI }) })
 	p.s.SetResources(rs...)
 	tres, err := p.c.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
 	if err != nil {
@@ -577,6 +581,7 @@ func (p *Proxy) refreshResources(ctx context.Context) error {
 	for _, t := range tres.ResourceTemplates {
 		ts = append(ts, server.ServerResourceTemplate{Template: t, Handler: p.readResource})
 	}
+	p.noteOrder(func(o *listOrder) { o.templates = indexBy(tres.ResourceTemplates, templateKey) })
 	p.s.SetResourceTemplates(ts...)
 	return nil
 }
@@ -601,6 +606,7 @@ func (p *Proxy) refreshPrompts(ctx context.Context) error {
 	for _, pr := range res.Prompts {
 		ps = append(ps, server.ServerPrompt{Prompt: pr, Handler: p.getPrompt})
 	}
+	p.noteOrder(func(o *listOrder) { o.prompts = indexBy(res.Prompts, func(pr mcp.Prompt) string { return pr.Name }) })
 	p.s.SetPrompts(ps...)
 	return nil
 }

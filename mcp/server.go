@@ -120,15 +120,20 @@ func isCall(ctx context.Context) bool {
 // middleware. The principal comes from the context (see [HTTPContextFunc]
 // and [StdioContextFunc]); without one every call is denied.
 func ServerOptions(g *toolguard.Guard, opts ...Option) []server.ServerOption {
-	return serverOptions(g, buildOptions(opts), nil)
+	o := buildOptions(opts)
+	return newMiddleware(g, o, nil).serverOptions(o)
 }
 
-func serverOptions(g *toolguard.Guard, o options, blocked blockFunc) []server.ServerOption {
+func newMiddleware(g *toolguard.Guard, o options, blocked blockFunc) *middleware {
+	return &middleware{g: g, logger: o.logger, blocked: blocked, run: randomID()}
+}
+
+// serverOptions install m on an mcp-go server.
+func (m *middleware) serverOptions(o options) []server.ServerOption {
 	inner := o.tracer
 	if inner == nil {
 		inner = tracing.NoopTracer()
 	}
-	m := &middleware{g: g, logger: o.logger, blocked: blocked, run: randomID()}
 	return []server.ServerOption{
 		server.WithTracer(guardTracer{inner: inner}),
 		server.WithToolFilter(m.filter),
@@ -369,6 +374,10 @@ func deniedResult(ctx context.Context, de *toolguard.DeniedError) *mcp.CallToolR
 // modelText is the text of an error of this package as a model reads it:
 // without the Go package name that starts the error string.
 func modelText(err error) string {
+	var de *toolguard.DeniedError
+	if errors.As(err, &de) {
+		return de.ModelText()
+	}
 	s := err.Error()
 	if rest, ok := strings.CutPrefix(s, ErrUpstream.Error()+": "); ok {
 		return "the upstream server failed: " + rest

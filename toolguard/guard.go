@@ -36,7 +36,8 @@ type Handler func(ctx context.Context, args json.RawMessage) (any, error)
 // Tool is a tool to register with a guard.
 type Tool struct {
 	// Name is 1 to 128 characters of A-Z a-z 0-9 _ - . / :, and not
-	// one of the reserved names ResourceReadName and PromptGetName.
+	// one of the reserved names ResourceReadName, ResourceSubscribeName,
+	// ResourceUnsubscribeName and PromptGetName.
 	Name        string
 	Title       string
 	Description string
@@ -348,8 +349,8 @@ func validName(name string) error {
 	if name == "" || len(name) > 128 {
 		return fmt.Errorf("toolguard: tool name %s must be 1 to 128 characters", quote(name))
 	}
-	if name == ResourceReadName || name == PromptGetName {
-		return fmt.Errorf("toolguard: tool name %s is reserved for the records of resource reads and prompt gets", quote(name))
+	if reservedName(name) {
+		return fmt.Errorf("toolguard: tool name %s is reserved for the records of resource reads, subscriptions and prompt gets", quote(name))
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]

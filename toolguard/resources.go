@@ -10,22 +10,35 @@ import (
 	"github.com/agentguard/agentguard/scope"
 )
 
-// The names under which resource reads and prompt gets are recorded: the
-// record's tool is the MCP method, its arguments {"uri": ...} or
-// {"name": ..., "arguments": {...}}. Both names are reserved: [Guard.Register]
-// refuses a tool so named, so a record of a tool call cannot be mistaken
-// for one of them.
+// The names under which resource reads, resource subscriptions and prompt
+// gets are recorded: the record's tool is the MCP method, its arguments
+// {"uri": ...} or {"name": ..., "arguments": {...}}. The names are
+// reserved: [Guard.Register] refuses a tool so named, so a record of a tool
+// call cannot be mistaken for one of them.
 const (
-	ResourceReadName = "resources/read"
-	PromptGetName    = "prompts/get"
+	ResourceReadName        = "resources/read"
+	ResourceSubscribeName   = "resources/subscribe"
+	ResourceUnsubscribeName = "resources/unsubscribe"
+	PromptGetName           = "prompts/get"
 )
+
+// reservedName reports whether name is one of the names above.
+func reservedName(name string) bool {
+	switch name {
+	case ResourceReadName, ResourceSubscribeName, ResourceUnsubscribeName, PromptGetName:
+		return true
+	}
+	return false
+}
 
 // pseudo-tools give resource and prompt records the guard's redaction
 // (the policy's redact section names them by these names) without a
 // schema of their own.
 var (
-	resourceTool = &tool{Tool: Tool{Name: ResourceReadName}}
-	promptTool   = &tool{Tool: Tool{Name: PromptGetName}}
+	resourceTool    = &tool{Tool: Tool{Name: ResourceReadName}}
+	subscribeTool   = &tool{Tool: Tool{Name: ResourceSubscribeName}}
+	unsubscribeTool = &tool{Tool: Tool{Name: ResourceUnsubscribeName}}
+	promptTool      = &tool{Tool: Tool{Name: PromptGetName}}
 )
 
 // ReadResource decides a read of the resource uri by the principal in ctx
@@ -39,6 +52,21 @@ func (g *Guard) ReadResource(ctx context.Context, uri string, read func(context.
 	return g.decideData(ctx, resourceTool, args, func(in scope.Call, pr scope.Principal) scope.Decision {
 		return g.policy.Load().DecideResource(ctx, scope.ResourceInput{Principal: pr, URI: uri, Call: in, Task: taskOf(ctx)})
 	}, read)
+}
+
+// SubscribeResource is ReadResource for a subscription to the resource uri
+// (on) or its end: it is decided by the rules that decide a read, since a
+// subscriber learns when the resource changes, and recorded under
+// [ResourceSubscribeName] or [ResourceUnsubscribeName]; run is called only
+// if it is allowed.
+func (g *Guard) SubscribeResource(ctx context.Context, uri string, on bool, run func(context.Context) (any, error)) (any, error) {
+	t := subscribeTool
+	if !on {
+		t = unsubscribeTool
+	}
+	return g.decideData(ctx, t, map[string]any{"uri": uri}, func(in scope.Call, pr scope.Principal) scope.Decision {
+		return g.policy.Load().DecideResource(ctx, scope.ResourceInput{Principal: pr, URI: uri, Call: in, Task: taskOf(ctx)})
+	}, run)
 }
 
 // GetPrompt is ReadResource for a prompt: it decides a get of the prompt

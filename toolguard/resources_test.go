@@ -165,7 +165,7 @@ func TestResourceNamesAreReserved(t *testing.T) {
 	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
 	require.NoError(t, err)
 	h := func(context.Context, json.RawMessage) (any, error) { return nil, nil }
-	for _, name := range []string{toolguard.ResourceReadName, toolguard.PromptGetName} {
+	for _, name := range []string{toolguard.ResourceReadName, toolguard.ResourceSubscribeName, toolguard.ResourceUnsubscribeName, toolguard.PromptGetName} {
 		assert.ErrorContains(t, g.Register(toolguard.Tool{Name: name, Handler: h}), "reserved")
 	}
 	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"docs"}})
