@@ -17,8 +17,21 @@ func (p *Proxy) upstream(ctx context.Context) (*upSession, func(), error) {
 	if p.pool == nil {
 		return p.shared, func() {}, nil
 	}
-	return p.pool.session(ctx)
+	u, done, err := p.pool.session(ctx)
+	if err != nil {
+		// The client reads the message: no Go package names in it.
+		return nil, nil, readableError{err}
+	}
+	return u, done, nil
 }
+
+// readableError is an error whose message a client reads: err's, without
+// the package prefix. It unwraps to err.
+type readableError struct{ err error }
+
+func (e readableError) Error() string { return modelText(e.err) }
+
+func (e readableError) Unwrap() error { return e.err }
 
 // UpstreamSessions returns the number of upstream sessions the proxy has
 // open (or is opening) for its clients, besides the one it lists with.
