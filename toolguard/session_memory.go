@@ -24,6 +24,9 @@ type MemorySessionOptions struct {
 	// empty history.
 	TTL time.Duration
 	// MaxCalls is the most calls one session may run (default 100,000).
+	// Calls running at once count too: each takes its place (Reserve)
+	// before its handler runs, so a call that would go over is denied
+	// before it runs.
 	MaxCalls int
 	// MaxLabels is the most distinct labels one session may hold
 	// (default 64).
@@ -84,7 +87,9 @@ type memSession struct {
 	origins []scope.Origin // of calls whose results carried a label
 	tokens  map[uint64]uint32
 	memo    map[string]scope.Origin // remembered approvals: rule \0 key
-	full    error
+	// reserved holds the calls reserved and not yet appended.
+	reserved map[string]struct{}
+	full     error
 }
 
 // NewMemorySessions returns an empty in-memory session store.
@@ -182,6 +187,48 @@ func (m *MemorySessions) tokenHash(label, token string) uint64 {
 	return h.Sum64()
 }
 
+// Reserve implements [SessionStore]: the calls that ran and those
+// reserved together stay within MaxCalls.
+func (m *MemorySessions) Reserve(_ context.Context, k SessionKey, callID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	s, err := m.get(k, now)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		if s, err = m.create(k, now); err != nil {
+			return err
+		}
+	}
+	if _, ok := s.reserved[callID]; ok {
+		return nil
+	}
+	if s.state.Calls >= uint64(m.opts.MaxCalls) {
+		s.full = fmt.Errorf("%w: the session has run its limit of %d calls", ErrSessionFull, m.opts.MaxCalls)
+		return s.full
+	}
+	if s.state.Calls+uint64(len(s.reserved)) >= uint64(m.opts.MaxCalls) {
+		return fmt.Errorf("%w: the session has run or is running its limit of %d calls", ErrSessionFull, m.opts.MaxCalls)
+	}
+	if s.reserved == nil {
+		s.reserved = map[string]struct{}{}
+	}
+	s.reserved[callID] = struct{}{}
+	return nil
+}
+
+// Release implements [SessionStore].
+func (m *MemorySessions) Release(_ context.Context, k SessionKey, callID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if el, ok := m.sessions[k]; ok {
+		delete(el.Value.(*memSession).reserved, callID)
+	}
+	return nil
+}
+
 // Append implements [SessionStore].
 func (m *MemorySessions) Append(_ context.Context, k SessionKey, ev SessionEvent) (scope.Origin, error) {
 	m.mu.Lock()
@@ -192,8 +239,11 @@ func (m *MemorySessions) Append(_ context.Context, k SessionKey, ev SessionEvent
 		return scope.Origin{}, err
 	}
 	if s == nil {
-		s = m.create(k, now)
+		if s, err = m.create(k, now); err != nil {
+			return scope.Origin{}, err
+		}
 	}
+	delete(s.reserved, ev.Origin.CallID)
 	o := ev.Origin
 	o.Seq = s.state.Calls + 1
 	labels := newLabels(s.state.Labels, ev.Labels, o)
@@ -266,13 +316,13 @@ func newLabels(held []scope.LabelOrigin, add []string, o scope.Origin) []scope.L
 	return out
 }
 
-func (m *MemorySessions) create(k SessionKey, now time.Time) *memSession {
+func (m *MemorySessions) create(k SessionKey, now time.Time) (*memSession, error) {
 	for len(m.sessions) >= m.opts.MaxSessions {
 		m.drop(m.lru.Back(), fmt.Sprintf("was dropped to make room for newer sessions (at most %d are kept)", m.opts.MaxSessions))
 	}
 	s := &memSession{key: k, last: now, tokens: map[uint64]uint32{}}
 	m.sessions[k] = m.lru.PushFront(s)
-	return s
+	return s, nil
 }
 
 // Remember implements [SessionStore].
@@ -285,7 +335,9 @@ func (m *MemorySessions) Remember(_ context.Context, k SessionKey, rule, key str
 		return err
 	}
 	if s == nil {
-		s = m.create(k, now)
+		if s, err = m.create(k, now); err != nil {
+			return err
+		}
 	}
 	if s.memo == nil {
 		s.memo = map[string]scope.Origin{}
