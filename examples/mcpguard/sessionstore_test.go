@@ -137,12 +137,14 @@ func TestSessionStoreRedis(t *testing.T) {
 	assert.Contains(t, text, "the session's history could not be read, so the call is denied")
 
 	require.NoError(t, c.Close())
-	out, err := exec.Command(bin, args("--", "true")...).CombinedOutput()
+	fresh := filepath.Join(dir, "fresh.jsonl")
+	out, err := exec.Command(bin, append(args("-audit", fresh), "--", "true")...).CombinedOutput()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, "%s", out)
 	assert.Equal(t, 1, ee.ExitCode())
 	assert.Contains(t, string(out), "session store redis://"+addr+"/3")
 	assert.Contains(t, string(out), "does not answer")
+	assert.NoFileExists(t, fresh, "a start that fails leaves no audit log")
 }
 
 func TestSessionStoreFlags(t *testing.T) {
