@@ -58,6 +58,7 @@ func (g *Guard) Call(ctx context.Context, name string, args json.RawMessage) (an
 		if st.release != nil {
 			st.release()
 		}
+		g.releaseSessionCall(rctx, st)
 		if err != nil {
 			return nil, err
 		}
@@ -67,6 +68,7 @@ func (g *Guard) Call(ctx context.Context, name string, args json.RawMessage) (an
 		args = st.private // what the approver approved, not the caller's buffer
 	}
 	out, err := g.run(ctx, rctx, st, args)
+	g.releaseSessionCall(rctx, st)
 	if st.span != nil {
 		g.telemetry.ended(st.span, err, time.Duration(st.out.DurationNS))
 	}
@@ -120,7 +122,10 @@ type callState struct {
 	view    sessionView // the call's session, when it has one
 	// release frees the concurrency slots the call holds, if any.
 	release func()
-	span    trace.Span // when telemetry is on
+	// reserved is set while the call holds one of its session's calls
+	// (SessionStore.Reserve) that no Append has used up.
+	reserved bool
+	span     trace.Span // when telemetry is on
 }
 
 var statePool = sync.Pool{New: func() any { return new(callState) }}
@@ -245,6 +250,9 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		if st.d.Effect == scope.Allow {
 			st.d.Stage = StageLimit
 		}
+	}
+	if !dryRun {
+		g.reserveSessionCall(ctx, st)
 	}
 }
 

@@ -101,7 +101,10 @@
 // [WithSession] puts a call in a session, kept per principal in a
 // [SessionStore] ([NewMemorySessions] by default). Before the policy
 // decides, the session's summary is loaded; a store error or a session over
-// its bounds denies ([StageSession]). When the tool returns, the policy's
+// its bounds denies ([StageSession]). Once the call is allowed, it reserves
+// its place in the session ([SessionStore.Reserve]), so that calls running
+// at once cannot together exceed the session's bound on calls; one that
+// does not fit is denied before it runs. When the tool returns, the policy's
 // labels for its result and the result's provenance tokens go into the
 // session before the result goes back; if that fails the result is withheld
 // ([ErrResultWithheld]). [WithTask] narrows one task. An approver may

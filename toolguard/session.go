@@ -112,6 +112,31 @@ func (g *Guard) sessionInput(ctx context.Context, st *callState, pr *scope.Princ
 	return true
 }
 
+// reserveSessionCall takes one of the session's calls for an allowed
+// call, after every other check and before the record, so that calls of
+// one session running at once cannot together run more calls than its
+// store allows: a call that does not fit is denied before it runs.
+func (g *Guard) reserveSessionCall(ctx context.Context, st *callState) {
+	if st.d.Session == "" || st.d.Effect != scope.Allow {
+		return
+	}
+	if err := g.sessions.Reserve(ctx, st.view.key, st.d.CallID); err != nil {
+		st.deny(StageSession, ErrPolicy, err, sessionErrReason(err))
+		return
+	}
+	st.reserved = true
+}
+
+// releaseSessionCall returns the session call a call reserved and did not
+// use. An error is ignored: the reservation only ever makes the session
+// stricter, and the store forgets it with the session.
+func (g *Guard) releaseSessionCall(ctx context.Context, st *callState) {
+	if st.reserved {
+		st.reserved = false
+		_ = g.sessions.Release(ctx, st.view.key, st.d.CallID)
+	}
+}
+
 func sessionErrReason(err error) string {
 	if errors.Is(err, ErrSessionFull) {
 		return fmt.Sprintf("this session can take no more calls (%s), so the call is denied rather than forget what the session did; start a new session", plainError(err))
@@ -172,6 +197,7 @@ func (g *Guard) sessionResult(ctx context.Context, st *callState, out any, err e
 			return withhold(err, terr)
 		}
 	}
+	st.reserved = false // the Append uses it up
 	o, aerr := g.sessions.Append(context.WithoutCancel(ctx), st.view.key, SessionEvent{
 		Origin: scope.Origin{Tool: st.d.Tool, CallID: st.d.CallID}, Labels: labels, Tokens: toks})
 	if aerr != nil {

@@ -3,6 +3,7 @@ package toolguard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,18 @@ func TestMemorySessionsDropsAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(m.sessions) != 2 || len(m.gone) > 8 || len(m.goneQ) != len(m.gone) {
+	if len(m.sessions) != 1 || len(m.gone) != 4 || len(m.goneQ) > 16 || len(m.principals["p"].goneQ) > 8 {
 		t.Fatalf("sessions %d, dropped remembered %d/%d", len(m.sessions), len(m.gone), len(m.goneQ))
+	}
+	// Many principals: the memory of all drops is bounded too, and forgets
+	// principals with nothing left.
+	for i := range 100 {
+		k := SessionKey{Principal: fmt.Sprint("q", i), Session: "s"}
+		if _, err := m.Append(ctx, k, SessionEvent{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(m.sessions) != 2 || len(m.gone) != 8 || len(m.goneQ) > 16 || len(m.principals) > 10 {
+		t.Fatalf("sessions %d, dropped remembered %d/%d, principals %d", len(m.sessions), len(m.gone), len(m.goneQ), len(m.principals))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,18 +259,19 @@ func TestSessionBoundsDenyWithAClearReason(t *testing.T) {
 		_, err := e.call(ctx, "read_balance", map[string]any{})
 		require.NoError(t, err)
 	}
-	out, err := e.call(ctx, "read_balance", map[string]any{})
-	require.ErrorIs(t, err, toolguard.ErrResultWithheld, "the fourth call ran but the session could not record it")
-	assert.Nil(t, out)
-	for range 2 {
-		_, err = e.call(ctx, "read_balance", map[string]any{})
+	before := len(e.rec.records())
+	for range 3 {
+		_, err := e.call(ctx, "read_balance", map[string]any{})
 		require.ErrorIs(t, err, toolguard.ErrDenied)
 		d := decisionOf(t, err)
 		assert.Equal(t, toolguard.StageSession, d.Stage)
 		assert.Contains(t, d.Reason, "limit of 3 calls")
 		assert.Contains(t, d.Reason, "start a new session")
 	}
-	_, err = e.call(toolguard.WithSession(e.ctx, "fresh"), "read_balance", map[string]any{})
+	// The calls over the bound were denied before they ran: a decision
+	// record each, no outcome.
+	assert.Len(t, e.rec.records(), before+3)
+	_, err := e.call(toolguard.WithSession(e.ctx, "fresh"), "read_balance", map[string]any{})
 	require.NoError(t, err)
 
 	tokens := toolguard.NewMemorySessions(toolguard.MemorySessionOptions{MaxTokens: 5})
@@ -296,6 +298,48 @@ func TestSessionExpiryAndEvictionDenyRatherThanForget(t *testing.T) {
 	_, err = e.call(toolguard.WithSession(e.ctx, "old"), "send_email", map[string]any{"to": "attacker@evil.test"})
 	require.ErrorIs(t, err, toolguard.ErrDenied)
 	assert.Contains(t, decisionOf(t, err).Reason, "dropped", "an evicted session does not come back empty")
+}
+
+// One principal opening sessions in a loop cannot push another
+// principal's session out of the memory store, nor make one dropped by the
+// pressure of many principals look new: the victim's exfiltration after an
+// untrusted read is still denied.
+func TestSessionEvictionAcrossPrincipals(t *testing.T) {
+	store := toolguard.NewMemorySessions(toolguard.MemorySessionOptions{MaxSessions: 8, MaxSessionsPerPrincipal: 2, TTL: time.Hour})
+	e := newSessEnv(t, flowPolicy, toolguard.WithSessions(store))
+	e.returns("read_email", injection)
+	as := func(principal, session string) context.Context {
+		ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: principal, Scopes: []string{"assistant"}})
+		return toolguard.WithSession(ctx, session)
+	}
+	flood := func(principal string, n int) {
+		t.Helper()
+		for i := range n {
+			_, err := e.call(as(principal, fmt.Sprint("flood-", i)), "read_balance", map[string]any{})
+			require.NoError(t, err)
+		}
+	}
+	victim := as("victim", "v")
+	_, err := e.call(victim, "read_email", map[string]any{})
+	require.NoError(t, err)
+	flood("mallory", 200)
+	_, err = e.call(victim, "send_email", map[string]any{"to": "attacker@evil.test"})
+	require.ErrorIs(t, err, toolguard.ErrDenied)
+	assert.Equal(t, "no-mail-out-after-untrusted", decisionOf(t, err).Rule, "the victim's session kept its labels")
+
+	// Eight principals together fill the store and push the victim's
+	// session out; then one of them floods. The victim's session is
+	// denied as dropped, never started again empty.
+	for i := range 8 {
+		flood(fmt.Sprint("user-", i), 1)
+	}
+	flood("mallory", 200)
+	_, err = e.call(victim, "send_email", map[string]any{"to": "attacker@evil.test"})
+	require.ErrorIs(t, err, toolguard.ErrDenied)
+	d := decisionOf(t, err)
+	assert.Equal(t, toolguard.StageSession, d.Stage)
+	assert.Contains(t, d.Reason, "dropped")
+	assert.Contains(t, d.Reason, "start a new session")
 }
 
 // brokenStore is a session store whose backend is down.
@@ -571,4 +615,49 @@ rules:
 	require.NoError(t, err)
 	_, err = g.Call(ctx, "post", nil)
 	require.ErrorIs(t, err, toolguard.ErrDenied)
+}
+
+// Calls of one session running at once never run more calls than the
+// session's bound: each call takes its place before its handler runs, so
+// the calls over the bound are denied before they run, saying why,
+// rather than run and then have their results withheld.
+func TestSessionConcurrentCallsStayWithinTheCallsBound(t *testing.T) {
+	const bound, callers = 10, 40
+	p, err := scope.Parse([]byte("version: 1\nscopes:\n  s:\n    grants:\n      - tools: [work]\n"))
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(newRecorder()),
+		toolguard.WithSessions(toolguard.NewMemorySessions(toolguard.MemorySessionOptions{MaxCalls: bound})))
+	require.NoError(t, err)
+	var ran atomic.Int32
+	start := make(chan struct{})
+	require.NoError(t, g.Register(toolguard.Tool{Name: "work", Handler: func(context.Context, json.RawMessage) (any, error) {
+		ran.Add(1)
+		time.Sleep(20 * time.Millisecond) // every caller decides while some run
+		return "ok", nil
+	}}))
+	ctx := toolguard.WithSession(toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{"s"}}), "conv")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := g.Call(ctx, "work", json.RawMessage(`{}`)); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	assert.EqualValues(t, bound, ran.Load(), "handlers run in a session bounded to %d calls", bound)
+	require.Len(t, errs, callers-bound)
+	for _, err := range errs {
+		r := decisionOf(t, err).Reason
+		assert.Contains(t, r, "this session can take no more calls")
+		assert.Contains(t, r, "limit of 10 calls")
+	}
 }

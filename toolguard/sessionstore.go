@@ -56,8 +56,21 @@ type SessionStore interface {
 	// label held, the earliest such call. Tokens not found are absent.
 	// Labels and tokens match byte for byte: the caller normalises.
 	Lookup(ctx context.Context, k SessionKey, label string, tokens []string) (map[string]scope.Origin, error)
-	// Append adds a call that ran and returns its origin with Seq set. It
-	// returns an error matching [ErrSessionFull] when the session would
+	// Reserve takes one of the session's calls for the call callID,
+	// before its handler runs, so that calls running at once cannot
+	// together exceed the store's bound on calls: it returns an error
+	// matching [ErrSessionFull] when the calls that ran and those
+	// reserved have reached the bound. The reservation is checked and
+	// taken atomically. The call's Append uses it up; Release returns it
+	// for a call that will not run. Reserving the same callID twice takes
+	// one call.
+	Reserve(ctx context.Context, k SessionKey, callID string) error
+	// Release returns the reservation of callID, if it is still held. It
+	// is idempotent and harmless after the call's Append.
+	Release(ctx context.Context, k SessionKey, callID string) error
+	// Append adds a call that ran and returns its origin with Seq set,
+	// using up the reservation of ev.Origin.CallID whatever the outcome.
+	// It returns an error matching [ErrSessionFull] when the session would
 	// exceed the store's bounds; the session then refuses new calls: Load
 	// and Append keep returning ErrSessionFull (until the store forgets
 	// the session, e.g. when its time to live ends).

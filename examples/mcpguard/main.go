@@ -105,6 +105,15 @@
 // one. A client without an MCP session (protocol 2026-07-28) is denied the
 // tools whose policy reads the session.
 //
+// Session state lives in this process by default (-session-store memory);
+// -session-store redis://host:port/db keeps it in Redis, so that replicas
+// behind one load balancer share it. While Redis is down, or slower than
+// -session-store-timeout, calls in sessions are denied: there is no
+// fail-open mode, and mcpguard does not start if Redis does not answer.
+// -session-ttl, -session-max-calls, -session-max-labels and
+// -session-max-values bound each session; a session over a bound, or
+// expired, is denied with the reason, never emptied.
+//
 // On SIGHUP mcpguard reloads the policy file; with -watch it also polls the
 // file for changes. A policy that fails to load is logged and the one in
 // force stays. After a reload, connected clients are told that the tool list
@@ -285,6 +294,7 @@ type config struct {
 	syncInterval                          time.Duration
 	syncOutcomes                          bool
 	maxPolicy                             int
+	sessionStore                          sessionStoreConfig
 }
 
 func parse(args []string, stdout, stderr io.Writer) (*config, error) {
@@ -323,6 +333,7 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "declare roots upstream for each client that declared them, and forward the upstream's roots/list to that client (off: the upstream keeps its own configuration)")
 	fs.IntVar(&c.maxSessions, "max-sessions", 32, "most client sessions served at once, each with its own upstream session (for a command upstream, its own process)")
 	fs.DurationVar(&c.sessionIdle, "session-idle", 10*time.Minute, "close a client's upstream session after this long without a request")
+	c.sessionStore.register(fs)
 	if len(args) == 0 {
 		printUsage(stderr, fs)
 		return nil, errUsageShown
@@ -369,7 +380,7 @@ func (c *config) check() error {
 	case c.syncInterval <= 0:
 		return errors.New("-sync-interval must be positive")
 	}
-	return nil
+	return c.sessionStore.check()
 }
 
 // setSync parses -sync.
@@ -462,8 +473,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	// The lock is checked before the audit log is opened, so that a first
-	// run leaves no empty log behind.
+	// The session store and the lock are checked before the audit log is
+	// opened, so that a first run leaves no empty log behind.
+	sessions, closeSessions, err := c.sessionStore.option(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeSessions()
 	if err := checkLock(c.lock); err != nil {
 		return err
 	}
@@ -476,7 +492,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			err = cerr
 		}
 	}()
-	gopts := []toolguard.Option{toolguard.WithSink(log), toolguard.WithLogger(logger)}
+	gopts := []toolguard.Option{toolguard.WithSink(log), toolguard.WithLogger(logger), sessions}
 	if c.approve == "elicit" {
 		// The approver asks the session of the call being decided, on the
 		// proxy's server (known only once NewProxy has built it).

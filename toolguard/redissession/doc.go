@@ -38,8 +38,13 @@
 // Append that would go over any of them changes nothing, returns an error
 // matching [toolguard.ErrSessionFull] and marks the session full: from then
 // on every operation on it returns that error, saying which bound, until it
-// expires. Load refuses a session that holds MaxCalls calls already, so
-// that the call that would not fit is denied before it runs.
+// expires. Load refuses a session that holds MaxCalls calls already, and
+// Reserve, which the guard calls once a call is allowed and before its
+// handler runs, counts the calls that ran and those reserved and still
+// running in one script: calls of a session running at once, on any
+// replicas, never run more than MaxCalls handlers. A reservation the
+// call's Append or Release does not end (its replica died) lapses after
+// Options.TTL.
 //
 // A session left unused for Options.TTL expires. Like the in-memory store,
 // the Store then refuses it (ErrSessionFull: the session expired) for
@@ -67,6 +72,9 @@
 //     approved it for the rest of the session.
 //   - g, a marker that the session existed, kept TTL + ExpiredFor: while
 //     it remains and m is gone, the session has expired.
+//   - v, a sorted set of the calls reserved and not yet appended, each
+//     scored with the time (Redis's clock, in milliseconds) its
+//     reservation lapses.
 //
 // A call is stored as seq ":" len(tool) ":" tool call-id. Every operation
 // extends all of the session's keys to Options.TTL (sliding expiry), in

@@ -213,3 +213,43 @@ func TestGuardRefusesFullAndExpiredSessions(t *testing.T) {
 	assert.Contains(t, de.ModelText(), "the session expired after 500ms without calls", "an expired session is not given an empty history")
 	assert.Equal(t, 0, r.ran["send_email"])
 }
+
+// Replicas calling in one session at once, from many goroutines, never
+// run more calls than MaxCalls: each call reserves its place in Redis,
+// atomically, before its handler runs.
+func TestConcurrentCallsStayWithinMaxCalls(t *testing.T) {
+	srv := startRedis(t)
+	const bound, callers = 10, 48
+	opts := redissession.Options{Timeout: 5 * time.Second, MaxCalls: bound}
+	replicas := []*replica{newReplica(t, srv.Client(), opts), newReplica(t, srv.Client(), opts)}
+	conv := session("alice", "conv")
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var denied atomic.Int32
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := replicas[i%2].call(conv, "send_email", map[string]any{"to": "bob@example.com"})
+			if err != nil {
+				assert.ErrorIs(t, err, toolguard.ErrDenied)
+				var de *toolguard.DeniedError
+				if assert.ErrorAs(t, err, &de) {
+					assert.Contains(t, de.ModelText(), "limit of 10 calls")
+				}
+				denied.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	ran := 0
+	for _, r := range replicas {
+		r.mu.Lock()
+		ran += r.ran["send_email"]
+		r.mu.Unlock()
+	}
+	assert.Equal(t, bound, ran, "handlers run in a session bounded to %d calls", bound)
+	assert.EqualValues(t, callers-bound, denied.Load())
+}

@@ -11,7 +11,7 @@ import (
 	"github.com/agentguard/agentguard/toolguard"
 )
 
-var keyPattern = regexp.MustCompile(`^\{p:[0-9a-f]{64}\}:[mltpag]$`)
+var keyPattern = regexp.MustCompile(`^\{p:[0-9a-f]{64}\}:[mltpagv]$`)
 
 // Distinct sessions never share a key; the keys of one session share one
 // hash tag and hold nothing of the ids.

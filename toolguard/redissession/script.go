@@ -25,10 +25,11 @@ const (
 	keyTokens          // hash: len(label) ":" label token -> earliest origin
 	keyApproved        // hash: len(rule) ":" rule key -> origin
 	keyGone            // string, outliving the others: the session existed
+	keyReserved        // sorted set: call id -> end of its reservation (ms)
 	numKeys
 )
 
-var keySuffixes = [numKeys]string{"}:m", "}:l", "}:t", "}:p", "}:a", "}:g"}
+var keySuffixes = [numKeys]string{"}:m", "}:l", "}:t", "}:p", "}:a", "}:g", "}:v"}
 
 // sessionHash returns the hex SHA-256 of the session's principal and id,
 // the principal length-prefixed, so that ("a:b", "c") and ("a", "b:c") stay
@@ -141,6 +142,7 @@ const prelude = `
 local ttl, gonettl = ARGV[1], ARGV[2]
 local function touch(wrote)
   for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  redis.call('PEXPIRE', KEYS[7], ttl)
   if wrote then
     redis.call('SET', KEYS[6], '1', 'PX', gonettl)
   else
@@ -184,14 +186,54 @@ touch(false)
 return out
 `)
 
+// reserveScript: ARGV[3] the most calls, ARGV[4] the call id. It
+// reserves one call for the call id, for the time to live, unless the
+// calls that ran and the live reservations have reached the most calls.
+// It replies {1}, {0, "calls"} when the session holds the most calls, or
+// {0, "running"} when the reservations fill the rest. The time is the
+// server's, so that replicas' clocks do not matter. The reservation is
+// written first (the write that may grow memory), and the meta hash is
+// created with it: a session whose meta is gone while g remains has
+// expired, and a session that reserved without appending has not.
+var reserveScript = redis.NewScript(prelude + `
+local maxcalls, callid = tonumber(ARGV[3]), ARGV[4]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZSCORE', KEYS[7], callid) then touch(false) return {1} end
+if calls >= maxcalls then touch(false) return {0, 'calls'} end
+if calls + redis.call('ZCOUNT', KEYS[7], '(' .. now, '+inf') >= maxcalls then
+  touch(false)
+  return {0, 'running'}
+end
+redis.call('ZADD', KEYS[7], now + tonumber(ttl), callid)
+redis.call('HINCRBY', KEYS[1], 'n', 0)
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now)
+touch(true)
+return {1}
+`)
+
+// releaseScript: ARGV[1] the call id. It drops the call's reservation, if
+// any, and replies {1}.
+var releaseScript = redis.NewScript(`
+redis.call('ZREM', KEYS[7], ARGV[1])
+return {1}
+`)
+
 // appendScript: ARGV[3..5] the most calls, labels and pairs, ARGV[6] the
 // tool, ARGV[7] the call id, ARGV[8] the number n of labels,
 // ARGV[9..8+n] the labels, the rest the tokens (both distinct). It checks
 // every bound first and then changes all or nothing; it replies {1, seq},
-// or {0, why} after marking the session full.
+// or {0, why} after marking the session full. Either way the call's
+// reservation is used up (after the first write, for the reason given in
+// the prelude).
 var appendScript = redis.NewScript(prelude + `
 local maxcalls, maxlabels, maxpairs = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local tool, callid, nl = ARGV[6], ARGV[7], tonumber(ARGV[8])
+local function full(why)
+  local r = refuse(why)
+  redis.call('ZREM', KEYS[7], callid)
+  return r
+end
 local newlabels, newpairs = 0, 0
 local prefixes = {}
 for i = 1, nl do
@@ -202,10 +244,11 @@ for i = 1, nl do
     if redis.call('HEXISTS', KEYS[4], prefixes[i] .. ARGV[j]) == 0 then newpairs = newpairs + 1 end
   end
 end
-if calls + 1 > maxcalls then return refuse('calls') end
-if redis.call('HLEN', KEYS[2]) + newlabels > maxlabels then return refuse('labels') end
-if npairs + newpairs > maxpairs then return refuse('tokens') end
+if calls + 1 > maxcalls then return full('calls') end
+if redis.call('HLEN', KEYS[2]) + newlabels > maxlabels then return full('labels') end
+if npairs + newpairs > maxpairs then return full('tokens') end
 local seq = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('ZREM', KEYS[7], callid)
 local origin = string.format('%d', seq) .. ':' .. fieldprefix(tool) .. callid
 redis.call('HINCRBY', KEYS[3], tool, 1)
 for i = 1, nl do

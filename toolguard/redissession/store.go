@@ -54,8 +54,9 @@ type Options struct {
 	// ErrUnavailable. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// MaxCalls is the most calls a session holds. Load refuses a session
-	// that holds MaxCalls calls, so the next call is denied before it
-	// runs. It also bounds the approvals a session remembers. Zero means
+	// that holds MaxCalls calls, and Reserve one whose calls that ran and
+	// calls running reach it, so the next call is denied before it runs.
+	// It also bounds the approvals a session remembers. Zero means
 	// DefaultMaxCalls.
 	MaxCalls int
 	// MaxLabels is the most distinct labels a session holds. Zero means
@@ -136,6 +137,8 @@ func (s *Store) errFull(why any) error {
 	switch why {
 	case "calls":
 		msg = fmt.Sprintf("the session has run its limit of %d calls", s.maxCalls)
+	case "running":
+		msg = fmt.Sprintf("the session has run or is running its limit of %d calls", s.maxCalls)
 	case "labels":
 		msg = fmt.Sprintf("the session holds its limit of %d labels", s.maxLabels)
 	case "tokens":
@@ -207,6 +210,32 @@ func (s *Store) Lookup(ctx context.Context, k toolguard.SessionKey, label string
 		found[t] = o
 	}
 	return found, nil
+}
+
+// Reserve implements [toolguard.SessionStore]: one script counts the
+// calls that ran and the live reservations and, if they are under
+// MaxCalls, reserves one for callID, so that replicas and goroutines
+// calling at once cannot together exceed MaxCalls. A reservation lasts
+// TTL unless the call's Append or Release ends it first, so that one left
+// by a replica that died does not hold the call forever.
+func (s *Store) Reserve(ctx context.Context, k toolguard.SessionKey, callID string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	v, err := s.run(ctx, reserveScript, k, s.ttl, s.gone, s.maxCalls, callID)
+	if err != nil {
+		return err
+	}
+	return s.refused(v)
+}
+
+// Release implements [toolguard.SessionStore].
+func (s *Store) Release(ctx context.Context, k toolguard.SessionKey, callID string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	_, err := s.run(ctx, releaseScript, k, callID)
+	return err
 }
 
 // Append implements [toolguard.SessionStore]: one script checks every

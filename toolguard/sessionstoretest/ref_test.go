@@ -31,6 +31,7 @@ type refSession struct {
 	tokens   map[[2]string]scope.Origin
 	approved map[[2]string]scope.Origin
 	pairs    int
+	reserved map[string]bool
 }
 
 // The bounds of refStore: inside the ranges the suite needs.
@@ -58,7 +59,7 @@ func (s *refStore) get(k toolguard.SessionKey, create bool) *refSession {
 	ss := s.sessions[s.key(k)]
 	if ss == nil && create {
 		ss = &refSession{labels: map[string]scope.Origin{}, tools: map[string]int{},
-			tokens: map[[2]string]scope.Origin{}, approved: map[[2]string]scope.Origin{}}
+			tokens: map[[2]string]scope.Origin{}, approved: map[[2]string]scope.Origin{}, reserved: map[string]bool{}}
 		s.sessions[s.key(k)] = ss
 	}
 	return ss
@@ -123,6 +124,36 @@ func (s *refStore) Lookup(_ context.Context, k toolguard.SessionKey, label strin
 	return out, nil
 }
 
+func (s *refStore) Reserve(_ context.Context, k toolguard.SessionKey, callID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.get(k, true)
+	if ss.full {
+		return toolguard.ErrSessionFull
+	}
+	if ss.reserved[callID] {
+		return nil
+	}
+	running := len(ss.reserved)
+	if s.bug == "reserve-ignores-running" {
+		running = 0
+	}
+	if s.bug != "unbounded" && ss.calls+uint64(running) >= refCalls {
+		return toolguard.ErrSessionFull
+	}
+	ss.reserved[callID] = true
+	return nil
+}
+
+func (s *refStore) Release(_ context.Context, k toolguard.SessionKey, callID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss := s.get(k, false); ss != nil && s.bug != "release-ignored" {
+		delete(ss.reserved, callID)
+	}
+	return nil
+}
+
 func (s *refStore) Append(_ context.Context, k toolguard.SessionKey, ev toolguard.SessionEvent) (scope.Origin, error) {
 	if s.bug == "racy-seq" {
 		s.mu.Lock()
@@ -144,6 +175,7 @@ func (s *refStore) Append(_ context.Context, k toolguard.SessionKey, ev toolguar
 	if ss.full {
 		return scope.Origin{}, toolguard.ErrSessionFull
 	}
+	delete(ss.reserved, ev.Origin.CallID)
 	newLabels, newPairs := 0, 0
 	seen := map[[2]string]bool{}
 	for i, l := range ev.Labels {

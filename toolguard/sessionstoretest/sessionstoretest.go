@@ -64,6 +64,8 @@ func Run(t *testing.T, newStore func(t *testing.T) toolguard.SessionStore) {
 		{"HostileIDs", testHostileIDs},
 		{"RememberScoped", testRemember},
 		{"CallsBound", testCallsBound},
+		{"ReserveBound", testReserveBound},
+		{"ConcurrentReserve", testConcurrentReserve},
 		{"LabelsBound", testLabelsBound},
 		{"TokensBound", testTokensBound},
 		{"OversizedEvent", testOversizedEvent},
@@ -602,5 +604,112 @@ func testOversizedEvent(t *testing.T, s toolguard.SessionStore, p string) {
 		_, err := s.Append(ctx, k, c.e)
 		wantFull(t, "Append of too many "+c.name+" at once", err)
 		wantStaysFull(t, s, k)
+	}
+}
+
+// Reservations count against the calls bound before the calls run: the
+// store refuses the reservation that would let the calls that ran and
+// those running exceed it, and every call reserved then fits when it is
+// appended. A released reservation frees its call; one used up by an
+// Append does not come back.
+func testReserveBound(t *testing.T, s toolguard.SessionStore, p string) {
+	k := toolguard.SessionKey{Principal: p, Session: "s"}
+	ctx := context.Background()
+	mustAppend(t, s, k, ev("t", "ran", nil))
+	n := 1
+	for ; ; n++ {
+		err := s.Reserve(ctx, k, fmt.Sprint("r", n))
+		if err != nil {
+			wantFull(t, fmt.Sprintf("Reserve %d", n), err)
+			break
+		}
+		if n > CallsMax {
+			t.Fatalf("the session reserved %d calls; the suite needs a store bounded to at most %d", n, CallsMax)
+		}
+	}
+	if n < CallsMin {
+		t.Fatalf("the session refused reservation %d; the suite needs a store that takes at least %d calls", n, CallsMin)
+	}
+	if err := s.Reserve(ctx, k, "r1"); err != nil {
+		t.Fatalf("reserving a call reserved already: %v", err)
+	}
+	// Releasing one frees one call, once.
+	if err := s.Release(ctx, k, "r1"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if err := s.Release(ctx, k, "r1"); err != nil {
+		t.Fatalf("Release twice: %v", err)
+	}
+	if err := s.Reserve(ctx, k, "again"); err != nil {
+		t.Fatalf("Reserve after a release: %v", err)
+	}
+	err := s.Reserve(ctx, k, "one-more")
+	wantFull(t, "Reserve after the released call was taken again", err)
+	// Every call reserved fits.
+	for i := 2; i < n; i++ {
+		mustAppend(t, s, k, ev("t", fmt.Sprint("r", i), nil))
+	}
+	if o := mustAppend(t, s, k, ev("t", "again", nil)); o.Seq != uint64(n) {
+		t.Fatalf("the last reserved call got Seq %d, want %d", o.Seq, n)
+	}
+	// A release after the Append does not give the call back.
+	if err := s.Release(ctx, k, "again"); err != nil {
+		t.Fatalf("Release after Append: %v", err)
+	}
+	err = s.Reserve(ctx, k, "over")
+	wantFull(t, "Reserve in a session that ran its limit", err)
+}
+
+// Many goroutines reserve calls in one session at once, as concurrent
+// calls of one agent do: no more are granted than the bound, and each
+// granted call fits when it is appended.
+func testConcurrentReserve(t *testing.T, s toolguard.SessionStore, p string) {
+	const workers = 16
+	k := toolguard.SessionKey{Principal: p, Session: "s"}
+	ctx := context.Background()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		granted int
+		errs    []error
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("w%d-%d", w, i)
+				if err := s.Reserve(ctx, k, id); err != nil {
+					if !errors.Is(err, toolguard.ErrSessionFull) {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+					return
+				}
+				_, err := s.Append(ctx, k, ev("t", id, nil))
+				mu.Lock()
+				switch {
+				case err != nil:
+					errs = append(errs, fmt.Errorf("a reserved call did not fit: %w", err))
+				case granted >= CallsMax:
+					err = fmt.Errorf("the session took over %d calls; the suite needs a store bounded to at most %d", CallsMax, CallsMax)
+					errs = append(errs, err)
+				default:
+					granted++
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d errors, first: %v", len(errs), errs[0])
+	}
+	if granted < CallsMin || granted > CallsMax {
+		t.Fatalf("%d calls granted; the bound must be in [%d, %d]", granted, CallsMin, CallsMax)
 	}
 }

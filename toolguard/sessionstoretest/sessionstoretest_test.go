@@ -38,18 +38,20 @@ func TestSuiteCatchesBugs(t *testing.T) {
 		t.Skip("runs the suite in child processes")
 	}
 	for bug, subtest := range map[string]string{
-		"ignore-principal":  "Isolation",
-		"joined-key":        "HostileIDs",
-		"forgets-full":      "CallsBound",
-		"unbounded":         "CallsBound",
-		"shared-state":      "AppendAssignsSeq",
-		"unsorted-labels":   "LabelsSorted",
-		"any-label":         "LookupByLabel",
-		"case-folded":       "LookupByLabel",
-		"racy-seq":          "ConcurrentAppendSeq",
-		"latest-origin":     "EarliestOrigin",
-		"count-repeats":     "TokensCount",
-		"remember-key-only": "RememberScoped",
+		"ignore-principal":        "Isolation",
+		"joined-key":              "HostileIDs",
+		"forgets-full":            "CallsBound",
+		"unbounded":               "CallsBound",
+		"shared-state":            "AppendAssignsSeq",
+		"unsorted-labels":         "LabelsSorted",
+		"any-label":               "LookupByLabel",
+		"case-folded":             "LookupByLabel",
+		"racy-seq":                "ConcurrentAppendSeq",
+		"latest-origin":           "EarliestOrigin",
+		"count-repeats":           "TokensCount",
+		"remember-key-only":       "RememberScoped",
+		"reserve-ignores-running": "ReserveBound",
+		"release-ignored":         "ReserveBound",
 	} {
 		t.Run(bug, func(t *testing.T) {
 			t.Parallel()
