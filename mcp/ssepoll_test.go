@@ -533,3 +533,78 @@ func TestSSEPollingElicitationDuringPolledCall(t *testing.T) {
 	assert.Equal(t, "hello Ada", res.Content[0].(mcp.TextContent).Text)
 	assert.GreaterOrEqual(t, ct.resumes.Load(), int32(2), "the call was polled before and after the elicitation")
 }
+
+// Behind ProtectedResource.Require, a token is checked before anything
+// is replayed, and a session (with its streams) is its principal's only.
+func TestSSEPollingBehindTokens(t *testing.T) {
+	jf := newJWTFixture(t)
+	release := make(chan struct{})
+	s := server.NewMCPServer("poll", "1.0")
+	s.AddTool(mcp.NewTool("slow"), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		select {
+		case <-release:
+			return mcp.NewToolResultText("slow done"), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	mux := http.NewServeMux()
+	ts := httptest.NewUnstartedServer(mux)
+	resource := "http://" + ts.Listener.Addr().String() + "/mcp"
+	keys, err := guardmcp.ParseJWKS(jf.jwks)
+	require.NoError(t, err)
+	v, err := guardmcp.NewJWTVerifier(keys, guardmcp.JWTOptions{Audience: resource, Issuer: "https://idp.test"})
+	require.NoError(t, err)
+	res, err := guardmcp.NewProtectedResource(guardmcp.ResourceOptions{Resource: resource, AuthorizationServers: []string{"https://idp.test"}, Verifier: v})
+	require.NoError(t, err)
+	h := server.NewStreamableHTTPServer(s, server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(res.PrincipalFunc())),
+		server.WithSessionIdManagerResolver(res.SessionIDs()))
+	poller, err := guardmcp.NewSSEPoller(h, guardmcp.SSEPollOptions{PollAfter: 100 * time.Millisecond})
+	require.NoError(t, err)
+	mux.Handle("/mcp", res.Require(poller))
+	ts.Start()
+	t.Cleanup(func() { ts.CloseClientConnections(); ts.Close(); poller.Close(); h.Shutdown(context.Background()) })
+
+	token := func(sub string) string {
+		c := validClaims()
+		c["aud"], c["sub"] = resource, sub
+		return jf.sign(t, c, nil)
+	}
+	alice, bob := token("alice"), token("bob")
+	do := func(method, tok, sid, lastID, body string) *http.Response {
+		req, err := http.NewRequest(method, resource, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream, application/json")
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if sid != "" {
+			req.Header.Set(server.HeaderKeySessionID, sid)
+			req.Header.Set(mcp.HeaderProtocolVersion, mcp.ProtocolVersion20251125)
+		}
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := ts.Client().Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	resp := do("POST", alice, "", "", `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	sid := resp.Header.Get(server.HeaderKeySessionID)
+	require.NotEmpty(t, sid)
+	require.Equal(t, http.StatusAccepted, do("POST", alice, sid, "", `{"jsonrpc":"2.0","method":"notifications/initialized"}`).StatusCode)
+	events := readEvents(t, do("POST", alice, sid, "", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{}}}`), 5*time.Second)
+	require.Len(t, events, 1)
+	close(release)
+	time.Sleep(50 * time.Millisecond)
+
+	assert.Equal(t, http.StatusUnauthorized, do("GET", "", sid, events[0].id, "").StatusCode, "no token")
+	assert.Equal(t, http.StatusUnauthorized, do("GET", alice+"x", sid, events[0].id, "").StatusCode, "a forged token")
+	assert.Equal(t, http.StatusNotFound, do("GET", bob, sid, events[0].id, "").StatusCode, "another principal with her session id")
+	got := readEvents(t, do("GET", alice, sid, events[0].id, ""), 5*time.Second)
+	require.Len(t, got, 1)
+	assert.Equal(t, "slow done", sseResultText(t, message(t, got[0])))
+}
