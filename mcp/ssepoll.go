@@ -91,10 +91,14 @@ type SSEPollOptions struct {
 // that negotiated protocol version 2025-11-25 or later before 2026-07-28,
 // whose Accept header includes text/event-stream, is answered with an SSE
 // stream: first a priming event (an id of this poller's, the retry field
-// and no data), then each message the inner handler writes for the call,
+// and no data; written once the inner handler has accepted the request, or
+// after 200 ms, so that a refusal such as 404 for an expired session is
+// relayed with its status), then each message the inner handler writes for the call,
 // as it comes — progress, server requests such as elicitation, and the
 // response — each with an id of its own. The call runs on until it is
-// answered, whether or not the client stays connected; after PollAfter
+// answered, whether or not the client stays connected (as the transport
+// specification asks, a disconnection is not a cancellation: a client
+// cancels with notifications/cancelled); after PollAfter
 // without the response the stream is ended, and the client resumes it
 // with a GET carrying Last-Event-ID and the same Mcp-Session-Id, which
 // replays what it missed and goes on until the response (or PollAfter
@@ -109,7 +113,8 @@ type SSEPollOptions struct {
 // principal (ProtectedResource.Require with SessionIDs), so that a token
 // is verified before anything is replayed.
 //
-// Everything it keeps is bounded (see SSEPollOptions). An SSEPoller is
+// Everything it keeps is bounded (see SSEPollOptions). Make one with
+// NewSSEPoller; the zero value is not usable. An SSEPoller is
 // safe for concurrent use; Close cancels the calls it still runs.
 type SSEPoller struct {
 	next http.Handler
