@@ -231,6 +231,7 @@ type pollEnvelope struct {
 }
 
 func (p *SSEPoller) servePost(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.Body == nil || modernRequest(r.Header) {
 		p.next.ServeHTTP(w, r)
 		return
@@ -331,7 +332,7 @@ func (p *SSEPoller) servePost(w http.ResponseWriter, r *http.Request) {
 		p.detach(st, att)
 		return
 	}
-	p.stream(w, r, st, att, 0)
+	p.stream(w, r, st, att, 0, start)
 }
 
 // runInner runs the inner handler for a polled call and ends the stream
@@ -384,19 +385,19 @@ func (p *SSEPoller) serveResume(w http.ResponseWriter, r *http.Request, st *poll
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	p.stream(w, r, st, p.attach(st), after)
+	p.stream(w, r, st, p.attach(st), after, time.Now())
 }
 
 // stream writes st's events after the after'th to w as they come, until
-// the last one, PollAfter, the client going away, or another connection
-// taking the stream over.
-func (p *SSEPoller) stream(w http.ResponseWriter, r *http.Request, st *pollStream, att *attachment, after int) {
+// the last one, PollAfter since start, the client going away, or another
+// connection taking the stream over.
+func (p *SSEPoller) stream(w http.ResponseWriter, r *http.Request, st *pollStream, att *attachment, after int, start time.Time) {
 	defer p.detach(st, att)
 	rc := http.NewResponseController(w)
 	defer rc.SetWriteDeadline(time.Time{})
 	var poll <-chan time.Time
 	if p.opts.PollAfter > 0 {
-		t := time.NewTimer(p.opts.PollAfter)
+		t := time.NewTimer(max(p.opts.PollAfter-time.Since(start), 0))
 		defer t.Stop()
 		poll = t.C
 	}

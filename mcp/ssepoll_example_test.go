@@ -21,7 +21,7 @@ import (
 func ExampleNewSSEPoller() {
 	s := server.NewMCPServer("slow", "1.0")
 	s.AddTool(mcp.NewTool("wait"), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 		return mcp.NewToolResultText("waited"), nil
 	})
 	h := server.NewStreamableHTTPServer(s)
@@ -74,7 +74,7 @@ func ExampleNewSSEPoller() {
 	ids, data := lines(resp)
 	fmt.Printf("before the response: %d event, data %q\n", len(ids), data)
 
-	time.Sleep(300 * time.Millisecond) // the client waits the retry field's time
+	time.Sleep(500 * time.Millisecond) // the client waits (at least the retry field's time)
 	_, data = lines(send("GET", session, ids[len(ids)-1], ""))
 	fmt.Println(data)
 	// Output:
