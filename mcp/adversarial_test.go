@@ -464,7 +464,7 @@ func (p *httpPeer) call(t *testing.T, id int, msg []byte, auth []string) []byte 
 		return out
 	}
 	for _, line := range strings.Split(string(body), "\n") {
-		if data, ok := strings.CutPrefix(line, "data:"); ok {
+		if data, ok := strings.CutPrefix(line, "data:"); ok && strings.TrimSpace(data) != "" { // not a priming event
 			if out, ok := responseTo(t, []byte(strings.TrimSpace(data)), id); ok {
 				return out
 			}

@@ -170,18 +170,10 @@ func startProcessGroup(t *testing.T, cmd *exec.Cmd) {
 }
 
 // conformanceGaps are the checks that pass directly but not through
-// mcpguard, and why. Each is a property of the streamable HTTP transport
-// mcpguard serves its clients with (mcp-go v1.6.0's), not of what it
-// forwards: that server answers a call with plain JSON unless a message is
-// sent during the call, writes no SSE priming event or retry field, and
-// cannot close a response stream in the middle of a call for the client to
-// resume it. The suite reports such checks as INFO ("not applicable").
-var conformanceGaps = map[string]string{
-	"server-server-sse-polling/server-sse-priming-event#1":               "no SSE priming event on POST streams",
-	"server-server-sse-polling/server-sse-retry-field#1":                 "no SSE retry field",
-	"server-server-sse-polling/server-sse-disconnect-resume#1":           "no closing of a stream mid-call and resuming with Last-Event-ID",
-	"server-server-sse-multiple-streams/server-sse-streams-functional#1": "calls are answered with JSON, not SSE streams",
-}
+// mcpguard, and why. There are none at present: the SSE polling checks
+// (SEP-1699), which mcp-go's streamable HTTP server alone does not pass,
+// pass through mcpguard's SSE poller.
+var conformanceGaps = map[string]string{}
 
 // TestConformanceThroughMCPGuard runs the MCP conformance suite (0.1.9,
 // --suite all) against its own reference server directly, through mcpguard

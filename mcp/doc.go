@@ -120,6 +120,15 @@
 // that opened it: another principal's token with its id gets 404, on any
 // method, so it can neither call in the session nor read its stream.
 //
+// [NewSSEPoller] adds resumable SSE polling (SEP-1699) to mcp-go's server:
+// a call gets an SSE stream with a priming event and a retry field, and a
+// call not answered within [SSEPollOptions].PollAfter has its stream ended
+// for the client to resume with Last-Event-ID. Put it inside the checks, so
+// that a stream is resumed only in its session, by its principal:
+//
+//	poller, err := guardmcp.NewSSEPoller(h, guardmcp.SSEPollOptions{})
+//	mux.Handle("/mcp", origins.Require(res.Require(poller)))
+//
 // # Sessions
 //
 // Each MCP client session is a guard session of its own

@@ -322,6 +322,11 @@ func TestMCPGuardOAuth(t *testing.T) {
 		}
 		resp, err := p.client.Do(req)
 		require.NoError(t, err)
+		if method == http.MethodPost {
+			// A call's stream ends with its response (or, polled, after
+			// a few seconds): read it, so the call is over when post is.
+			io.Copy(io.Discard, resp.Body)
+		}
 		resp.Body.Close() // the status and headers are what count (a GET is an endless stream)
 		return resp
 	}

@@ -290,6 +290,7 @@ type config struct {
 	poison                                poisonConfig
 	auth                                  authConfig
 	httpAuth                              httpAuthConfig
+	sse                                   sseConfig
 	sync                                  audit.SyncMode
 	syncInterval                          time.Duration
 	syncOutcomes                          bool
@@ -326,6 +327,7 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	c.poison.register(fs)
 	c.auth.register(fs)
 	c.httpAuth.register(fs)
+	c.sse.register(fs)
 	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
 	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
 	fs.IntVar(&c.maxPolicy, "max-policy-bytes", scope.MaxPolicyBytes, "largest policy accepted, in bytes of its file and of its canonical form")
@@ -536,7 +538,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if c.listen == "" {
 		return serveStdio(ctx, px.Server(), pf, stdin, stdout)
 	}
-	return serveHTTP(ctx, px.Server(), front, pf, c.listen, c.maxRequest, stderr)
+	return serveHTTP(ctx, px.Server(), front, pf, c.sse, c.listen, c.maxRequest, stderr)
 }
 
 // reloadOnSignal reloads the policy from disk on every signal on hup until
@@ -613,10 +615,17 @@ func serveStdio(ctx context.Context, s *server.MCPServer, pf guardmcp.PrincipalF
 	return err
 }
 
-func serveHTTP(ctx context.Context, s *server.MCPServer, front *httpFront, pf guardmcp.PrincipalFunc, addr string, maxRequest int64, stderr io.Writer) error {
+func serveHTTP(ctx context.Context, s *server.MCPServer, front *httpFront, pf guardmcp.PrincipalFunc, sse sseConfig, addr string, maxRequest int64, stderr io.Writer) error {
 	h := server.NewStreamableHTTPServer(s, front.serverOptions(pf)...)
+	// The poller sits behind the Origin, token and session checks: a
+	// stream is resumed only by its session, bound to its principal.
+	polled, closePoller, err := sse.wrap(h, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil {
+		return err
+	}
+	defer closePoller()
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", front.handler(limitBody(h, maxRequest)))
+	mux.Handle("/mcp", front.handler(limitBody(polled, maxRequest)))
 	front.mount(mux)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -633,6 +642,7 @@ func serveHTTP(ctx context.Context, s *server.MCPServer, front *httpFront, pf gu
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	closePoller()
 	_ = h.Shutdown(sctx)
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
