@@ -111,6 +111,12 @@ type expr struct {
 	clauses  []clause
 	complete bool
 	has      map[string]bool
+	// argFields are the fields of args the expression selects by name
+	// (args.f, has(args.f)), and fieldsOnly reports that it uses args in
+	// no other way, so that its type-check depends on the types of those
+	// fields alone (see argFields).
+	argFields  []string
+	fieldsOnly bool
 	// refs are the argument members the expression reads by name;
 	// computedKey reports a lookup in args by a key computed at run time.
 	refs        []ArgRef
@@ -701,6 +707,7 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 	refs, computed := exprRefs(ast.NativeRep())
 	e := &expr{src: src, path: path, prg: prg, parsed: new(parsedExpr), cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
 		has: presenceTests(ast.NativeRep()), refs: refs, computedKey: computed}
+	e.argFields, e.fieldsOnly = argFields(ast.NativeRep())
 	if !loops && want == cel.BoolType {
 		e.clauses, e.complete = clausesOf(ast.NativeRep().Expr(), c.fields)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,7 +49,10 @@ func (p *Policy) CheckTools(schemas map[string]json.RawMessage) error {
 // checkCache keeps, per policy, the type-checking environments and the
 // checks that passed, by the CEL types a schema gives args (its
 // signature), not by its text: schemas that differ only in descriptions,
-// titles, formats or bounds type-check alike.
+// titles, formats or bounds type-check alike. The check of an expression
+// that only selects fields of args is kept by the types of those fields
+// (see fieldsSignature), so that schemas that differ in properties it
+// does not read share it too.
 type checkCache struct {
 	mu     sync.Mutex
 	obj    *checker            // the environment for schemas whose args is an object type
@@ -178,6 +182,103 @@ func (sp *schemaProvider) signature() string {
 	return b.String()
 }
 
+// fieldsSignature describes the types of the named fields of args, and
+// of the object types they lead to: schemas with equal field signatures
+// type-check alike every expression that uses args only to select those
+// fields (see argFields), whatever their other properties are.
+func (sp *schemaProvider) fieldsSignature(fields []string) string {
+	var b strings.Builder
+	b.WriteString("fields\n") // never a signature's first line
+	b.WriteString(sp.root.String())
+	root, ok := sp.types[sp.root.TypeName()]
+	if sp.root.Kind() != types.StructKind || !ok {
+		// args is a map: its fields are all dyn.
+		return b.String()
+	}
+	reached := map[string]bool{}
+	var reach func(t *types.Type)
+	reach = func(t *types.Type) {
+		if t.Kind() == types.StructKind {
+			st, ok := sp.types[t.TypeName()]
+			if !ok || reached[t.TypeName()] {
+				return
+			}
+			reached[t.TypeName()] = true
+			for _, f := range st.names {
+				reach(st.fields[f])
+			}
+			return
+		}
+		for _, p := range t.Parameters() {
+			reach(p)
+		}
+	}
+	for _, f := range fields {
+		b.WriteString("\n")
+		b.WriteString(strconv.Quote(f))
+		t, ok := root.fields[f]
+		if !ok {
+			b.WriteString(" absent")
+			continue
+		}
+		b.WriteByte(':')
+		b.WriteString(strconv.Quote(t.String()))
+		reach(t)
+	}
+	for _, name := range sortedKeys(reached) {
+		st := sp.types[name]
+		b.WriteString("\n")
+		b.WriteString(strconv.Quote(name))
+		for _, f := range st.names {
+			b.WriteByte(' ')
+			b.WriteString(strconv.Quote(f))
+			b.WriteByte(':')
+			b.WriteString(strconv.Quote(st.fields[f].String()))
+		}
+	}
+	return b.String()
+}
+
+// argFields returns the fields of args that an expression selects by name
+// (args.f, has(args.f)), sorted, and whether that is the only way it uses
+// args. Then checking it against a schema looks up, of the types the
+// schema gives args, only those fields and the object types they lead to.
+// An expression that uses args whole (passes it to a function, indexes,
+// compares or iterates it, selects args.?f) or names a type of the schema
+// (agentguard.schema..., in an identifier or a struct literal, which name
+// lookups reach) reports false: its check may depend on every property.
+func argFields(a *celast.AST) (fields []string, ok bool) {
+	isArgs := func(e celast.Expr) bool {
+		return e.Kind() == celast.IdentKind && strings.TrimPrefix(e.AsIdent(), ".") == "args"
+	}
+	ok = true
+	idents, selects := 0, 0
+	celast.MatchDescendants(celast.NavigateAST(a), func(e celast.NavigableExpr) bool {
+		switch e.Kind() {
+		case celast.IdentKind:
+			if isArgs(e) {
+				idents++
+			}
+			if strings.Contains(e.AsIdent(), "agentguard") {
+				ok = false
+			}
+		case celast.SelectKind:
+			if isArgs(e.AsSelect().Operand()) {
+				selects++
+				fields = append(fields, e.AsSelect().FieldName())
+			}
+		case celast.StructKind:
+			ok = false
+		}
+		return false
+	})
+	if !ok || idents != selects {
+		return nil, false
+	}
+	slices.Sort(fields)
+	return slices.Compact(fields), true
+}
+
 // checkExpr type-checks e for one tool. Fields that e, or the condition
 // guarding it, tests with has() may be missing from the schema:
 // has(args.path) is how a rule over "*" skips tools without a path. cc.mu
@@ -187,6 +288,9 @@ func (c *compiler) checkExpr(cc *checkCache, ch *checker, tool string, e, guard 
 		return
 	}
 	key := checkKey{sig: ch.sig, src: e.src}
+	if e.fieldsOnly {
+		key.sig = ch.sp.fieldsSignature(e.argFields)
+	}
 	if guard != nil {
 		key.guard = guard.src
 	}
