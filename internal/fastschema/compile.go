@@ -24,6 +24,9 @@ const maxUniqueItems = 64
 // *Validator) reports every instance invalid.
 type Validator struct {
 	root *node
+	// hasID reports a $id, the one keyword of the subset whose value
+	// Compile does not check against the meta-schema in full.
+	hasID bool
 }
 
 // node is one compiled schema.
@@ -107,15 +110,30 @@ func (b *bound) holds(n *decimal) bool {
 // the supported subset, or a keyword with a value of the wrong kind; then
 // callers must use a full validator.
 //
-// Compile does not replace compiling the schema with the full validator:
-// it checks what it needs to validate soundly, not every rule of the
-// meta-schema.
+// Compile does not replace the full validator, which reports why an
+// instance is invalid; see [Validator.MetaValid] for when the full
+// validator's compile is sure to succeed.
 func Compile(doc any) (v *Validator, ok bool) {
 	n, ok := compileSchema(doc, 0)
 	if !ok {
 		return nil, false
 	}
-	return &Validator{root: n}, true
+	root, _ := doc.(map[string]any)
+	_, hasID := root["$id"]
+	return &Validator{root: n, hasID: hasID}, true
+}
+
+// MetaValid reports whether the schema v was compiled from is known to be
+// valid against the draft 2020-12 meta-schema, format assertions on, and
+// to compile: jsonschema/v6 then compiles the same document (decoded by
+// its UnmarshalJSON, with no references to load) without error, so a
+// caller may put that compile off until it needs it. It is true for every
+// schema Compile accepts except one with $id, whose URI syntax Compile
+// does not check; every other keyword of the subset is accepted only with
+// a value the meta-schema accepts (see TestMetaValidImpliesCompiles). A nil
+// Validator reports false.
+func (v *Validator) MetaValid() bool {
+	return v != nil && v.root != nil && !v.hasID
 }
 
 var (
