@@ -299,7 +299,13 @@ func (g *Guard) arguments(st *callState, t *tool, keys *fastschema.Keys, args js
 	// The fast validator never accepts what the full one rejects; anything
 	// it does not accept gets the full validator and its report.
 	if t.fast == nil || !t.fast.Valid(obj) {
-		if err := t.schema.Validate(obj); err != nil {
+		full, err := t.schema.get()
+		if err != nil {
+			// Not expected: a schema compiled on first use is one sure to compile.
+			st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the input schema of %s does not compile, so its arguments cannot be checked", quote(t.Name)))
+			return nil, false
+		}
+		if err := full.Validate(obj); err != nil {
 			st.d.Violations = violations(err)
 			st.deny(StageArguments, ErrInvalidArguments, nil, argumentsReason(t.Name, st.d.Violations))
 			return nil, false

@@ -10,14 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
-	sjs "github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/agentguard/agentguard/audit"
 	"github.com/agentguard/agentguard/internal/fastschema"
@@ -81,7 +79,7 @@ type Guard struct {
 
 type tool struct {
 	Tool
-	schema *sjs.Schema
+	schema *fullSchema
 	fast   *fastschema.Validator // nil when the schema is outside its subset
 	keys   *fastschema.Keys      // nil when no key needs checking for folding
 	doc    any                   // the input schema, decoded
@@ -244,10 +242,12 @@ func (g *Guard) warnUngranted(p *scope.Policy, name string) {
 	}
 }
 
-// Register adds a tool. The input schema is compiled now; a schema that
+// Register adds a tool. The input schema is checked now; a schema that
 // does not compile, a bad or duplicate name, or a missing handler is an
-// error. A tool that no scope of the policy can grant (a misspelt name, a
-// grant that was forgotten) is registered, and logged as a warning (see
+// error. (A schema that the fast validator holds to the meta-schema has
+// its full validator compiled by the first call that needs it.) A tool
+// that no scope of the policy can grant (a misspelt name, a grant that was
+// forgotten) is registered, and logged as a warning (see
 // [WithLogger]): every call to it will be denied until a policy grants it.
 func (g *Guard) Register(t Tool) error {
 	if err := validName(t.Name); err != nil {
@@ -265,7 +265,7 @@ func (g *Guard) Register(t Tool) error {
 	if err != nil {
 		return err
 	}
-	nt := &tool{Tool: t, schema: cs.schema, fast: cs.fast, keys: cs.keys, doc: cs.doc, sensitive: cs.sensitive,
+	nt := &tool{Tool: t, schema: cs.full, fast: cs.fast, keys: cs.keys, doc: cs.doc, sensitive: cs.sensitive,
 		info: scope.Tool{Name: t.Name, Annotations: t.Annotations}}
 
 	g.regMu.Lock()
@@ -363,41 +363,6 @@ func validName(name string) error {
 	return nil
 }
 
-// compileSchema compiles a tool's input schema, refusing external
-// references, and finds its sensitive locations. Schemas within
-// fastschema's subset also get a fast validator: it decides valid
-// arguments without allocating, and anything it does not accept goes to the
-// full validator. doc is the schema decoded.
-func compileSchema(name string, raw json.RawMessage) (s *sjs.Schema, fast *fastschema.Validator, doc any, sensitive []string, err error) {
-	if len(raw) == 0 {
-		raw = json.RawMessage(`{"type":"object"}`)
-	}
-	doc, err = sjs.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema is not JSON: %w", name, err)
-	}
-	obj, ok := doc.(map[string]any)
-	if !ok {
-		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema must be a JSON object", name)
-	}
-	if t, ok := obj["type"]; ok && t != "object" {
-		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema type must be \"object\", not %v", name, t)
-	}
-	c := sjs.NewCompiler()
-	c.UseLoader(noLoader{})
-	c.AssertFormat()
-	loc := "mem:///tools/" + url.PathEscape(name) + ".json"
-	if err := c.AddResource(loc, doc); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema: %w", name, err)
-	}
-	s, err = c.Compile(loc)
-	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("toolguard: tool %q: input schema does not compile: %w", name, err)
-	}
-	fast, _ = fastschema.Compile(doc)
-	return s, fast, doc, audit.SensitivePaths(obj), nil
-}
-
 // policyKeys is a tool's key check under one policy.
 type policyKeys struct {
 	pol  *scope.Policy
@@ -429,12 +394,6 @@ func (t *tool) keysFor(pol *scope.Policy) *fastschema.Keys {
 	}
 	t.pkeys.Store(&policyKeys{pol: pol, keys: keys})
 	return keys
-}
-
-type noLoader struct{}
-
-func (noLoader) Load(u string) (any, error) {
-	return nil, fmt.Errorf("toolguard: schema reference %q is outside the schema; external references are not loaded", u)
 }
 
 // newID returns a call id unique to this guard: a random per-guard prefix

@@ -3,13 +3,17 @@ package toolguard_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentguard/agentguard/audit"
@@ -182,4 +186,139 @@ func TestSharedSchemaToolsStayApart(t *testing.T) {
 		require.ErrorContains(t, err, scaledToolName(i))
 		require.NotContains(t, err.Error(), scaledToolName(1-i))
 	}
+}
+
+// TestShapesStayApart: tools whose schemas have different shapes — each
+// compiled on its own, on first use — judge the same arguments each by its
+// own schema: opt_00001 is an integer for svc_00001_read, and undeclared,
+// so anything, for svc_00002_read. Concurrent first calls share one
+// compile.
+func TestShapesStayApart(t *testing.T) {
+	p, err := scope.Compile(scaledDef(3, false))
+	require.NoError(t, err)
+	g, _ := registerAll(t, p, 3, "shapes")
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{"scope_00001", "scope_00002"}})
+	call := func(tool int, args string) error {
+		_, err := g.Call(ctx, scaledToolName(tool), json.RawMessage(args))
+		return err
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			err := call(1, `{"path":"/workspace/a","opt_1":"x"}`)
+			assert.ErrorIs(t, err, toolguard.ErrInvalidArguments)
+			assert.ErrorContains(t, err, "/opt_1")
+		})
+	}
+	wg.Wait()
+	require.NoError(t, call(2, `{"path":"/workspace/a","opt_1":"x"}`))
+	require.NoError(t, call(1, `{"path":"/workspace/a","opt_1":7}`))
+	err = call(2, `{"path":"/workspace/a","opt_2":"x"}`)
+	require.ErrorIs(t, err, toolguard.ErrInvalidArguments)
+	require.ErrorContains(t, err, scaledToolName(2))
+	require.NoError(t, call(2, `{"path":"/workspace/a","opt_2":7}`))
+	// Valid for the fast validator's subset but not the schema: a number
+	// that is not an integer.
+	require.ErrorIs(t, call(1, `{"path":"/workspace/a","opt_1":7.5}`), toolguard.ErrInvalidArguments)
+}
+
+// TestShapesCheckedByTypesRead: a rule reading args.n is checked against
+// the type each tool's schema gives n, however many tools with other
+// shapes and an integer n passed before: a tool whose n is a string is
+// refused, one without n too.
+func TestShapesCheckedByTypesRead(t *testing.T) {
+	p, err := scope.Compile(scope.Def{Version: 1, Scopes: map[string]scope.ScopeDef{"s": {Grants: []scope.GrantDef{
+		{Tools: []string{"*"}, When: `args.n > 5`},
+	}}}})
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
+	require.NoError(t, err)
+	h := func(context.Context, json.RawMessage) (any, error) { return "ok", nil }
+	register := func(name, schema string) error {
+		return g.Register(toolguard.Tool{Name: name, InputSchema: json.RawMessage(schema), Handler: h})
+	}
+	for i := range 50 {
+		require.NoError(t, register(fmt.Sprint("int_", i), fmt.Sprintf(`{"type":"object","properties":{"n":{"type":"integer"},"opt_%d":{"type":"string"}}}`, i)))
+	}
+	err = register("str", `{"type":"object","properties":{"n":{"type":"string"},"opt_1":{"type":"string"}}}`)
+	require.ErrorContains(t, err, "does not fit the policy")
+	require.ErrorContains(t, err, "_>_")
+	err = register("none", `{"type":"object","properties":{"m":{"type":"integer"},"opt_1":{"type":"string"}}}`)
+	require.ErrorContains(t, err, "undefined field 'n'")
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{"s"}})
+	_, err = g.Call(ctx, "int_7", json.RawMessage(`{"n":6}`))
+	require.NoError(t, err)
+	_, err = g.Call(ctx, "int_7", json.RawMessage(`{"n":5}`))
+	require.ErrorIs(t, err, toolguard.ErrDenied)
+}
+
+// TestRegisterRefusesBadSchemasNow: schemas close to those whose full
+// compile waits for the first call, but that do not compile, are refused
+// at registration, as they always were.
+func TestRegisterRefusesBadSchemasNow(t *testing.T) {
+	p, err := scope.Compile(scope.Def{Version: 1})
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard), toolguard.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	h := func(context.Context, json.RawMessage) (any, error) { return "ok", nil }
+	for _, schema := range []string{
+		`{"type":"object","$id":"%zz"}`,
+		`{"type":"object","properties":{"a":{"pattern":"("}}}`,
+		`{"type":"object","properties":{"a":{"type":"strng"}}}`,
+		`{"type":"object","required":["a","a"]}`,
+		`{"type":"object","properties":{"a":{"maxLength":1.5}}}`,
+		`{"type":"object","properties":{"a":{"minimum":"0"}}}`,
+		`{"type":"object","properties":{"a":{"items":{"minItems":-1}}}}`,
+		`{"type":"object","description":7}`,
+		`{"type":"object","properties":{"a":{"$schema":"https://json-schema.org/draft/2020-12/schema","format":"x"}},"$defs":{"b":{"type":[]}}}`,
+	} {
+		err := g.Register(toolguard.Tool{Name: "t", InputSchema: json.RawMessage(schema), Handler: h})
+		require.ErrorContains(t, err, `tool "t": input schema`, schema)
+	}
+	// Fit for a compile on first use; the first call that needs it
+	// compiles it.
+	require.NoError(t, g.Register(toolguard.Tool{Name: "t", InputSchema: json.RawMessage(`{"type":"object","$id":"https://example.com/t","properties":{"a":{"pattern":"^x"}}}`), Handler: h}))
+}
+
+// BenchmarkCallInvalidArgs times a call whose arguments the fast validator
+// does not accept, so that the full validator decides and reports: first,
+// the first such call to a tool just registered, which compiles the
+// schema; later, one after that.
+func BenchmarkCallInvalidArgs(b *testing.B) {
+	p, err := scope.Compile(scaledDef(1, false))
+	require.NoError(b, err)
+	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
+	require.NoError(b, err)
+	h := func(context.Context, json.RawMessage) (any, error) { return "ok", nil }
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "a", Scopes: []string{"scope_00000"}})
+	args := json.RawMessage(`{"path":7}`)
+	n := 0
+	register := func() string {
+		n++
+		name := fmt.Sprintf("t_%d", n)
+		schema := fmt.Appendf(nil, `{"type":"object","properties":{"path":{"type":"string"},"opt_%d":{"type":"integer"}},"required":["path"]}`, n)
+		require.NoError(b, g.Register(toolguard.Tool{Name: name, InputSchema: schema, Handler: h}))
+		return name
+	}
+	b.Run("first", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			name := register()
+			b.StartTimer()
+			if _, err := g.Call(ctx, name, args); !errors.Is(err, toolguard.ErrInvalidArguments) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("later", func(b *testing.B) {
+		name := register()
+		_, _ = g.Call(ctx, name, args)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := g.Call(ctx, name, args); !errors.Is(err, toolguard.ErrInvalidArguments) {
+				b.Fatal(err)
+			}
+		}
+	})
 }

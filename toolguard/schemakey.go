@@ -44,9 +44,18 @@ var (
 // is not JSON, or that uses references or identifiers, is keyed by its
 // bytes.
 func schemaKey(raw json.RawMessage) string {
-	// Decoded as compileSchema decodes it, so that equal keys compile alike.
+	// Decoded as schemaCache.compile decodes it, so that equal keys
+	// compile alike.
 	doc, err := sjs.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil || hasRefs(doc, 0) {
+	if err != nil {
+		return string(raw)
+	}
+	return docKey(raw, doc)
+}
+
+// docKey is schemaKey of raw, given raw decoded.
+func docKey(raw json.RawMessage, doc any) string {
+	if hasRefs(doc, 0) {
 		return string(raw)
 	}
 	b, err := json.Marshal(stripAnnotations(doc, 0))

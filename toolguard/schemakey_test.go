@@ -55,6 +55,8 @@ func TestSchemaCacheAnnotationsCannotSmuggle(t *testing.T) {
 	require.ErrorContains(t, err, `tool "b"`, "a malformed annotation is checked, not shared away")
 	cs, err := c.compile("c", json.RawMessage(`{"type":"object","properties":{"description":{"type":"integer"}}}`))
 	require.NoError(t, err)
-	require.Error(t, cs.schema.Validate(map[string]any{"description": "text"}), "c's description property is an integer")
-	require.NoError(t, cs.schema.Validate(map[string]any{"description": json.Number("3")}))
+	full, err := cs.full.get()
+	require.NoError(t, err)
+	require.Error(t, full.Validate(map[string]any{"description": "text"}), "c's description property is an integer")
+	require.NoError(t, full.Validate(map[string]any{"description": json.Number("3")}))
 }
