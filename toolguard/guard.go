@@ -81,7 +81,7 @@ type tool struct {
 	Tool
 	schema *fullSchema
 	fast   *fastschema.Validator // nil when the schema is outside its subset
-	keys   *fastschema.Keys      // nil when no key needs checking for folding
+	keys   *schemaKeys           // the key check without the policy's reads
 	doc    any                   // the input schema, decoded
 	// pkeys is keys with the members the policy in force reads by name.
 	pkeys     atomic.Pointer[policyKeys]
@@ -374,13 +374,16 @@ type policyKeys struct {
 // by name ([scope.Policy.ArgRefs]) — a free-form object ({"type":"object"})
 // declares nothing, yet a rule reading args.path must not be walked around
 // with {"PATH":...}, which a handler decoding into a struct reads as path.
-// It is built on the first call under each policy.
+// It is built on the first call under each policy; nil when no key needs
+// checking.
 func (t *tool) keysFor(pol *scope.Policy) *fastschema.Keys {
 	if pk := t.pkeys.Load(); pk != nil && pk.pol == pol {
 		return pk.keys
 	}
-	keys := t.keys
-	if refs := pol.ArgRefs(t.Name); len(refs) > 0 {
+	var keys *fastschema.Keys
+	if refs := pol.ArgRefs(t.Name); len(refs) == 0 {
+		keys = t.keys.get()
+	} else {
 		var exact [][]string
 		var anywhere []string
 		for _, r := range refs {

@@ -23,7 +23,7 @@ const maxCachedSchemas = 10_000
 type compiledSchema struct {
 	full      *fullSchema
 	fast      *fastschema.Validator // nil when the schema is outside its subset
-	keys      *fastschema.Keys
+	keys      *schemaKeys
 	doc       any
 	sensitive []string
 }
@@ -51,6 +51,22 @@ func (f *fullSchema) get() (*sjs.Schema, error) {
 		f.doc = nil
 	})
 	return f.s, f.err
+}
+
+// schemaKeys is the key check of a schema alone ([fastschema.CompileKeys]),
+// built by the first call that needs it: under a policy that reads none of
+// the tool's arguments by name (see tool.keysFor).
+type schemaKeys struct {
+	once sync.Once
+	doc  any
+	k    *fastschema.Keys
+}
+
+// get returns the key check, building it on the first call. It is safe
+// for concurrent use.
+func (s *schemaKeys) get() *fastschema.Keys {
+	s.once.Do(func() { s.k = fastschema.CompileKeys(s.doc) })
+	return s.k
 }
 
 // schemaCache holds the compiled input schemas of registered tools by
@@ -121,7 +137,7 @@ func compileSchema(name string, doc any) (*compiledSchema, error) {
 			return nil, err
 		}
 	}
-	return &compiledSchema{full: full, fast: fast, keys: fastschema.CompileKeys(doc), doc: doc,
+	return &compiledSchema{full: full, fast: fast, keys: &schemaKeys{doc: doc}, doc: doc,
 		sensitive: audit.SensitivePaths(obj)}, nil
 }
 

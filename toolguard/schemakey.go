@@ -3,6 +3,8 @@ package toolguard
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 
 	sjs "github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -91,38 +93,77 @@ func hasRefs(v any, depth int) bool {
 	return false
 }
 
-// stripAnnotations returns a copy of the schema s without annotations,
-// descending only where the value is a schema.
+// stripAnnotations returns the schema s without annotations, descending
+// only where the value is a schema: s itself when it has none, else a copy.
 func stripAnnotations(s any, depth int) any {
+	out, _ := strip(s, depth)
+	return out
+}
+
+// strip is stripAnnotations, also reporting whether it removed anything
+// (and so returned a copy).
+func strip(s any, depth int) (any, bool) {
 	m, ok := s.(map[string]any)
 	if !ok || depth > maxKeyDepth {
-		return s
+		return s, false
 	}
-	out := make(map[string]any, len(m))
+	var changed map[string]any // members whose value changed
+	var removed []string
 	for k, v := range m {
 		switch {
 		case isAnnotation(k, v):
+			removed = append(removed, k)
 		case subschema[k] && isObject(v):
-			out[k] = stripAnnotations(v, depth+1)
+			if c, ok := strip(v, depth+1); ok {
+				changed = with(changed, k, c)
+			}
 		case schemaLists[k] && isList(v):
 			l := v.([]any)
-			c := make([]any, len(l))
+			var c []any
 			for i, e := range l {
-				c[i] = stripAnnotations(e, depth+1)
+				if se, ok := strip(e, depth+1); ok {
+					if c == nil {
+						c = slices.Clone(l)
+					}
+					c[i] = se
+				}
 			}
-			out[k] = c
+			if c != nil {
+				changed = with(changed, k, c)
+			}
 		case schemaMaps[k] && isObject(v):
 			sm := v.(map[string]any)
-			c := make(map[string]any, len(sm))
+			var c map[string]any
 			for name, e := range sm {
-				c[name] = stripAnnotations(e, depth+1)
+				if se, ok := strip(e, depth+1); ok {
+					if c == nil {
+						c = maps.Clone(sm)
+					}
+					c[name] = se
+				}
 			}
-			out[k] = c
-		default:
-			out[k] = v
+			if c != nil {
+				changed = with(changed, k, c)
+			}
 		}
 	}
-	return out
+	if changed == nil && removed == nil {
+		return m, false
+	}
+	out := maps.Clone(m)
+	for _, k := range removed {
+		delete(out, k)
+	}
+	maps.Copy(out, changed)
+	return out, true
+}
+
+func with(m map[string]any, k string, v any) map[string]any {
+	if m == nil {
+		m = map[string]any{}
+	}
+	m[k] = v
+	return m
 }
 
 func isObject(v any) bool { _, ok := v.(map[string]any); return ok }
