@@ -285,7 +285,7 @@ func TestRegisterRefusesBadSchemasNow(t *testing.T) {
 // the first such call to a tool just registered, which compiles the
 // schema; later, one after that.
 func BenchmarkCallInvalidArgs(b *testing.B) {
-	p, err := scope.Compile(scaledDef(1, false))
+	p, err := scope.Compile(scaledDef(1, true))
 	require.NoError(b, err)
 	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
 	require.NoError(b, err)
@@ -295,7 +295,7 @@ func BenchmarkCallInvalidArgs(b *testing.B) {
 	n := 0
 	register := func() string {
 		n++
-		name := fmt.Sprintf("t_%d", n)
+		name := fmt.Sprintf("svc_00000_%d", n)
 		schema := fmt.Appendf(nil, `{"type":"object","properties":{"path":{"type":"string"},"opt_%d":{"type":"integer"}},"required":["path"]}`, n)
 		require.NoError(b, g.Register(toolguard.Tool{Name: name, InputSchema: schema, Handler: h}))
 		return name
