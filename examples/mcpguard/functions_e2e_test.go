@@ -75,7 +75,7 @@ func (l *lockedBuffer) String() string {
 // type, a server that is gone. The denial names the function and nothing
 // of the failure or of Go; the log on stderr says what failed, and the
 // audit log records every decision with the function's error. A policy
-// reloaded with -watch calls the function too.
+// reloaded with -watch or on SIGHUP calls the function too.
 func TestFunctionsThroughBinary(t *testing.T) {
 	mods := requireNodePeers(t)
 	bin := buildGuard(t)
@@ -199,6 +199,13 @@ func TestFunctionsThroughBinary(t *testing.T) {
 	assert.True(t, isErr && !ran, "20 > 10: %s", text)
 	isErr, text, ran = write("reloaded-within.txt", "12")
 	assert.True(t, !isErr && ran, "8 <= 10: %s", text)
+
+	// So does one reloaded on SIGHUP (a policy calling balance would not
+	// load without it).
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), `policy reloaded" trigger=SIGHUP`) }, 10*time.Second, 20*time.Millisecond,
+		"stderr: %s", stderr.String())
+	assert.NotContains(t, stderr.String(), "policy reload failed")
 
 	balances.Close()
 	denied("gone.txt", "connection refused")

@@ -413,3 +413,18 @@ func TestHTTPFunctionFailures(t *testing.T) {
 	assert.NotContains(t, err.Error(), "hunter2")
 	assert.Contains(t, err.Error(), "answered 418")
 }
+
+// TestReadmeFunctionsFile: the -functions example in the README parses.
+func TestReadmeFunctionsFile(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "```yaml\nfunctions:\n")
+	require.True(t, ok, "the README shows a functions file")
+	src, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	fns, err := parseFunctions([]byte("functions:\n" + src))
+	require.NoError(t, err)
+	require.Len(t, fns, 1)
+	assert.Equal(t, "balance", fns[0].name)
+	assert.Equal(t, 200*time.Millisecond, fns[0].timeout)
+}
