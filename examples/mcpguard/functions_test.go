@@ -428,3 +428,22 @@ func TestReadmeFunctionsFile(t *testing.T) {
 	assert.Equal(t, "balance", fns[0].name)
 	assert.Equal(t, 200*time.Millisecond, fns[0].timeout)
 }
+
+// FuzzParseFunctions: any file is parsed or refused, never a panic, and
+// what is accepted declares to a policy.
+func FuzzParseFunctions(f *testing.F) {
+	f.Add([]byte(fmt.Sprintf(balanceFunctions, "http://127.0.0.1:1/b")))
+	f.Add([]byte(`{"functions": [{"name": "f", "params": ["list(int)"], "result": "map(string, dyn)", "url": "https://h/x", "cost": 5}]}`))
+	f.Add([]byte("---\n"))
+	f.Add([]byte("functions: [{<<: {name: f}}]\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		fns, err := parseFunctions(src)
+		if err != nil {
+			return
+		}
+		if _, err := scope.Parse([]byte("version: 1\n"), functionOptions(fns)...); err != nil {
+			t.Fatalf("accepted functions do not declare: %v", err)
+		}
+	})
+}
