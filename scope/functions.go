@@ -100,6 +100,130 @@ func (t Type) String() string {
 	return "invalid"
 }
 
+// maxTypeDepth bounds the nesting of a parsed type: a value nested deeper
+// could not cross between CEL and a function anyway.
+const maxTypeDepth = maxFunctionDepth
+
+// ParseType parses a type as [Type.String] writes it: bool, int, uint,
+// double, string, dyn, list(T) or map(string, T), with any amount of
+// spaces around the names, parentheses and comma ("map(string,int)" and
+// "list( string )" are accepted). Maps have string keys only. Names are
+// lower case, as in CEL. It is the inverse of [Type.String]: for every
+// valid Type t, ParseType(t.String()) returns the same type, and the
+// String of what ParseType returns is its one canonical spelling.
+func ParseType(s string) (Type, error) {
+	p := typeParser{s: s}
+	t, err := p.parse(0)
+	if err == nil {
+		p.space()
+		if p.i < len(p.s) {
+			err = p.errorf("unexpected %q after the type", p.rest())
+		}
+	}
+	if err != nil {
+		return Type{}, fmt.Errorf("scope: type %q: %w", s, err)
+	}
+	return t, nil
+}
+
+// typeParser is a recursive-descent parser of ParseType's grammar.
+type typeParser struct {
+	s string
+	i int
+}
+
+func (p *typeParser) space() {
+	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t') {
+		p.i++
+	}
+}
+
+// rest is the unparsed input, shortened for messages.
+func (p *typeParser) rest() string {
+	r := p.s[p.i:]
+	if len(r) > 20 {
+		r = r[:20] + "…"
+	}
+	return r
+}
+
+func (p *typeParser) errorf(format string, args ...any) error {
+	return fmt.Errorf("at offset %d: "+format, append([]any{p.i}, args...)...)
+}
+
+// expect consumes c, after optional spaces.
+func (p *typeParser) expect(c byte) error {
+	p.space()
+	if p.i >= len(p.s) {
+		return p.errorf("want %q, found the end", c)
+	}
+	if p.s[p.i] != c {
+		return p.errorf("want %q, found %q", c, p.rest())
+	}
+	p.i++
+	return nil
+}
+
+func (p *typeParser) parse(depth int) (Type, error) {
+	if depth > maxTypeDepth {
+		return Type{}, p.errorf("types nest more than %d deep", maxTypeDepth)
+	}
+	p.space()
+	start := p.i
+	for p.i < len(p.s) && (p.s[p.i] >= 'a' && p.s[p.i] <= 'z' || p.s[p.i] >= 'A' && p.s[p.i] <= 'Z' || p.s[p.i] >= '0' && p.s[p.i] <= '9' || p.s[p.i] == '_') {
+		p.i++
+	}
+	name := p.s[start:p.i]
+	switch name {
+	case "bool":
+		return BoolType, nil
+	case "int":
+		return IntType, nil
+	case "uint":
+		return UintType, nil
+	case "double":
+		return DoubleType, nil
+	case "string":
+		return StringType, nil
+	case "dyn":
+		return DynType, nil
+	case "list", "map":
+		if err := p.expect('('); err != nil {
+			return Type{}, err
+		}
+		if name == "map" {
+			key, err := p.parse(depth + 1)
+			if err != nil {
+				return Type{}, err
+			}
+			if key != StringType {
+				return Type{}, fmt.Errorf("map keys must be string, not %s", key)
+			}
+			if err := p.expect(','); err != nil {
+				return Type{}, err
+			}
+		}
+		elem, err := p.parse(depth + 1)
+		if err != nil {
+			return Type{}, err
+		}
+		if err := p.expect(')'); err != nil {
+			return Type{}, err
+		}
+		if name == "map" {
+			return MapOf(elem), nil
+		}
+		return ListOf(elem), nil
+	case "":
+		if p.i >= len(p.s) {
+			return Type{}, p.errorf("want a type, found the end")
+		}
+		return Type{}, p.errorf("want a type, found %q", p.rest())
+	}
+	p.i = start
+	return Type{}, p.errorf("unknown type %q (want bool, int, uint, double, string, dyn, list(T) or map(string, T))", name)
+}
+
 func (t Type) valid() bool {
 	switch t.kind {
 	case kindInvalid:

@@ -114,6 +114,29 @@
 // -session-max-values bound each session; a session over a bound, or
 // expired, is denied with the reason, never emptied.
 //
+// With -functions FILE, rules may call functions answered over HTTP, for
+// live data a policy file cannot hold (a balance, who owns a file). The
+// file (YAML or JSON) declares each function's name, parameter and result
+// types, URL, and optionally its timeout (1s) and cost (100):
+//
+//	functions:
+//	  - name: balance
+//	    params: [string]
+//	    result: double
+//	    url: https://bank.internal/agentguard/balance
+//	    timeout: 200ms
+//
+// A rule such as double(args.amount) <= balance(principal.id) then POSTs
+// {"function":"balance","args":["alice"]} to the URL, within the timeout,
+// and expects 200 with {"result": 120.5}. Redirects are not followed and
+// answers are bounded to 1 MiB. Any other status, an answer that is not
+// strict JSON (duplicate keys, trailing data), a missing result, or one
+// that does not fit the declared type exactly (an int is an integral
+// number within range) fails the function's call, so the rule does not
+// allow: the denial names the function, and the cause is logged. The file
+// is read once, at start; a mistake in it stops mcpguard with a usage
+// error. Reloaded policies get the same functions.
+//
 // On SIGHUP mcpguard reloads the policy file; with -watch it also polls the
 // file for changes. A policy that fails to load is logged and the one in
 // force stays. After a reload, connected clients are told that the tool list
@@ -296,6 +319,8 @@ type config struct {
 	syncOutcomes                          bool
 	maxPolicy                             int
 	sessionStore                          sessionStoreConfig
+	functionsFile                         string
+	functions                             []*httpFunction
 }
 
 func parse(args []string, stdout, stderr io.Writer) (*config, error) {
@@ -331,6 +356,7 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.Func("sync", "when the audit log is fsynced, `mode`: each (a decision record is durable before its call is forwarded), interval (every -sync-interval) or none (only at exit) (default each)", c.setSync)
 	fs.DurationVar(&c.syncInterval, "sync-interval", time.Second, "fsync period of -sync interval, and the longest an outcome record waits for its fsync with -sync each")
 	fs.IntVar(&c.maxPolicy, "max-policy-bytes", scope.MaxPolicyBytes, "largest policy accepted, in bytes of its file and of its canonical form")
+	fs.StringVar(&c.functionsFile, "functions", "", "YAML or JSON `file` declaring functions the policy's rules may call, each answered by an HTTP endpoint (read once, at start)")
 	fs.BoolVar(&c.syncOutcomes, "sync-outcomes", false, "with -sync each, also wait for each outcome record's own fsync before answering (off: an outcome joins the next fsync, at most -sync-interval later, and exit)")
 	fs.BoolVar(&c.forwardRoots, "forward-roots", false, "declare roots upstream for each client that declared them, and forward the upstream's roots/list to that client (off: the upstream keeps its own configuration)")
 	fs.IntVar(&c.maxSessions, "max-sessions", 32, "most client sessions served at once, each with its own upstream session (for a command upstream, its own process)")
@@ -349,6 +375,9 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	}
 	c.command = fs.Args()
 	if err := c.check(); err != nil {
+		return nil, usageError{err}
+	}
+	if err := c.loadFunctions(); err != nil {
 		return nil, usageError{err}
 	}
 	return c, nil
@@ -460,6 +489,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	for _, f := range c.functions {
+		f.logger = logger
+	}
 	if c.updateLock {
 		return updateLock(ctx, c, stdout, stderr, logger)
 	}

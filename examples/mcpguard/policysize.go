@@ -8,9 +8,10 @@ import (
 )
 
 // policyOptions are the options every load of the policy file uses, at
-// start and on each reload.
+// start, on each reload and with -update-lock: the size limit and the
+// -functions functions.
 func (c *config) policyOptions() []scope.Option {
-	return []scope.Option{scope.WithMaxPolicyBytes(c.maxPolicy)}
+	return append([]scope.Option{scope.WithMaxPolicyBytes(c.maxPolicy)}, functionOptions(c.functions)...)
 }
 
 // policyLoadError names the command's flag, not the Go option, in the
