@@ -697,3 +697,16 @@ func TestRefusedTaskDeniesEverything(t *testing.T) {
 		assert.Equal(t, "assistant-1", r.Principal)
 	}
 }
+
+// TestTaskDenialNamesItsSession: the record of a call its task excludes
+// names the call's session, like every other record of the session.
+func TestTaskDenialNamesItsSession(t *testing.T) {
+	e := newSessEnv(t, flowPolicy)
+	ctx := toolguard.WithTask(toolguard.WithSession(e.ctx, "conv-9"), scope.Task{ID: "t", Tools: []string{"read_email"}})
+	_, err := e.call(ctx, "get_webpage", map[string]any{})
+	require.ErrorIs(t, err, toolguard.ErrDenied)
+	recs := e.rec.records()
+	require.Len(t, recs, 1)
+	assert.Equal(t, "conv-9", recs[0].Session)
+	assert.Equal(t, "t", recs[0].Task)
+}
