@@ -148,6 +148,25 @@
 // session" where the asking rule can remember an approval. The proxy does
 // all of this for each of its clients.
 //
+// # Tasks
+//
+// A task (one user request, [toolguard.WithTask]) narrows a call: only some
+// of the principal's scopes, only some tools, and attributes conditions
+// read as task.attrs. Application code can put one into the context; an
+// MCP host (the trusted code that builds requests, not the model) can
+// instead attach a signed task token to a request, under the _meta key
+// [TaskMetaKey] ("io.agentguard/task"), which [WithTaskVerifier] checks
+// and applies to tools/call, resources/read and prompts/get:
+//
+//	v, err := guardmcp.NewTaskVerifier(keys, guardmcp.TaskOptions{})
+//	s := server.NewMCPServer("mail", "1", guardmcp.ServerOptions(g, guardmcp.WithTaskVerifier(v))...)
+//
+// The token must be signed by the application's key and name the
+// principal (sub); it may be bound to the MCP session (sid). A request
+// whose task is refused — and, on a server without a verifier, every
+// request that carries one — is denied and recorded: it never runs
+// unnarrowed. See [TaskVerifier] for the claims.
+//
 // # The proxy
 //
 // [DialProxy] fronts an upstream MCP server that it reaches over stdio (a

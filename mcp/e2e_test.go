@@ -73,6 +73,8 @@ func TestMain(m *testing.M) {
 		os.Exit(poisonedUpstream())
 	case "cancel":
 		os.Exit(cancelUpstream())
+	case "task":
+		os.Exit(taskUpstream())
 	}
 	code := m.Run()
 	if binDir != "" {

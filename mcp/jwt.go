@@ -125,12 +125,24 @@ func NewJWTVerifier(keys []JWTKey, opts JWTOptions) (*JWTVerifier, error) {
 	if opts.Audience == "" || opts.Issuer == "" {
 		return nil, errors.New("guardmcp: JWT verifier needs an audience and an issuer")
 	}
-	v := &JWTVerifier{keys: slices.Clone(keys), claims: opts.Claims}
+	v, methods, err := newKeyVerifier(keys)
+	if err != nil {
+		return nil, err
+	}
+	v.claims = opts.Claims
+	v.parser = newParser(methods, opts)
+	return v, nil
+}
+
+// newKeyVerifier returns a verifier of signatures by keys, without a
+// parser, and the algorithms the keys allow together.
+func newKeyVerifier(keys []JWTKey) (*JWTVerifier, []string, error) {
+	v := &JWTVerifier{keys: slices.Clone(keys)}
 	var methods []string
 	for _, k := range keys {
 		a, err := k.algs()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		v.algs = append(v.algs, a)
 		for _, m := range a {
@@ -139,25 +151,30 @@ func NewJWTVerifier(keys []JWTKey, opts JWTOptions) (*JWTVerifier, error) {
 			}
 		}
 	}
-	v.parser = newParser(methods, opts)
-	return v, nil
+	return v, methods, nil
 }
 
 func newParser(methods []string, opts JWTOptions) *jwt.Parser {
-	leeway := opts.Leeway
-	if leeway == 0 {
-		leeway = DefaultLeeway
-	} else if leeway < 0 {
-		leeway = 0
-	}
 	return jwt.NewParser(
 		jwt.WithValidMethods(methods),
-		jwt.WithLeeway(leeway),
+		jwt.WithLeeway(leeway(opts.Leeway)),
 		jwt.WithAudience(opts.Audience),
 		jwt.WithIssuer(opts.Issuer),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 	)
+}
+
+// leeway is the clock skew allowed for a configured leeway d: zero means
+// DefaultLeeway, negative none.
+func leeway(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultLeeway
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // Verify checks a token and returns its principal. It is VerifyContext

@@ -36,6 +36,7 @@ type options struct {
 	hideFlagged Severity
 	maxSessions int
 	sessionIdle time.Duration
+	tasks       *TaskVerifier
 }
 
 func buildOptions(opts []Option) options {
@@ -125,7 +126,7 @@ func ServerOptions(g *toolguard.Guard, opts ...Option) []server.ServerOption {
 }
 
 func newMiddleware(g *toolguard.Guard, o options, blocked blockFunc) *middleware {
-	return &middleware{g: g, logger: o.logger, blocked: blocked, run: randomID()}
+	return &middleware{g: g, logger: o.logger, blocked: blocked, run: randomID(), tasks: o.tasks}
 }
 
 // serverOptions install m on an mcp-go server.
@@ -217,6 +218,8 @@ type middleware struct {
 	blocked blockFunc
 	// run identifies this server's run in the ids of stdio sessions.
 	run string
+	// tasks verifies the tasks requests carry in _meta; nil refuses them.
+	tasks *TaskVerifier
 }
 
 type blockFunc func(ctx context.Context, req *mcp.CallToolRequest, args json.RawMessage) (*mcp.CallToolResult, bool)
@@ -264,7 +267,7 @@ var ErrNotCallToolResult = errors.New("guardmcp: the tool's guard handler did no
 
 func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		ctx = m.withSession(ctx)
+		ctx = m.withTask(m.withSession(ctx), req.Params.Meta)
 		args, err := rawArguments(req)
 		if err != nil {
 			return nil, err

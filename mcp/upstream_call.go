@@ -111,14 +111,15 @@ func (u *upSession) cancelled(id mcp.RequestId, cause error) {
 
 // callTool forwards a tools/call: the validated arguments, and the
 // client's _meta with its progress token replaced by one of the proxy's,
-// so that progress notifications find their way back to this call.
+// so that progress notifications find their way back to this call, and
+// without its task token, which is the proxy's to check.
 func (u *upSession) callTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	defer u.r.enter(ctx)()
 	params := map[string]any{"name": req.Params.Name, "arguments": json.RawMessage(req.Params.RawArguments)}
 	if m := req.Params.Meta; m != nil {
 		meta := map[string]any{}
 		for k, v := range m.AdditionalFields {
-			if k != unknownMetaKey {
+			if k != unknownMetaKey && k != TaskMetaKey {
 				meta[k] = v
 			}
 		}

@@ -195,6 +195,11 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		return
 	}
 	st.d.Principal = pr.ID
+	if err := refusedTask(ctx); err != nil {
+		st.d.ArgsSHA256 = rawDigest(args)
+		st.deny(StagePrincipal, ErrTaskRefused, err, refusedTaskReason(err))
+		return
+	}
 
 	// Arguments: strict decoding, then the schema.
 	obj, ok := g.arguments(st, t, t.keysFor(pol), args)

@@ -40,7 +40,7 @@
 // that made the call: it says which rule or argument was at fault and what
 // would be allowed, so the model can correct itself. errors.Is matches
 // [ErrDenied] and one of [ErrUnknownTool], [ErrNoPrincipal],
-// [ErrInvalidArguments], [ErrPolicy], [ErrNotApproved], [ErrRateLimited] or
+// [ErrTaskRefused], [ErrInvalidArguments], [ErrPolicy], [ErrNotApproved], [ErrRateLimited] or
 // [ErrAuditUnavailable]; the [Decision] has everything that was recorded.
 //
 // # Arguments

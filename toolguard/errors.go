@@ -17,6 +17,9 @@ var (
 	ErrUnknownTool = errors.New("toolguard: unknown tool")
 	// ErrNoPrincipal: the context carries no principal.
 	ErrNoPrincipal = errors.New("toolguard: no principal")
+	// ErrTaskRefused: the call came with a task that could not be
+	// accepted ([WithRefusedTask]).
+	ErrTaskRefused = errors.New("toolguard: task refused")
 	// ErrInvalidArguments: the arguments are not safe JSON or do not match
 	// the tool's input schema.
 	ErrInvalidArguments = errors.New("toolguard: invalid arguments")

@@ -106,6 +106,10 @@ func (g *Guard) decideData(ctx context.Context, t *tool, args map[string]any, de
 		st.deny(StageArguments, ErrInvalidArguments, err, "the request cannot be recorded: "+plainError(err))
 	case pr == nil || pr.ID == "":
 		st.deny(StagePrincipal, ErrNoPrincipal, nil, "the caller is not identified (no principal), so nothing may be read")
+	case refusedTask(ctx) != nil:
+		st.d.Principal = pr.ID
+		err := refusedTask(ctx)
+		st.deny(StagePrincipal, ErrTaskRefused, err, refusedTaskReason(err))
 	default:
 		st.d.Principal = pr.ID
 		rev := st.d.Revision

@@ -83,6 +83,9 @@ func (v *sessionView) From(value, label string) (scope.Origin, bool, error) {
 // reports false, having denied the call, when the session cannot be read
 // or is over its bounds, or a task around the call excludes the tool.
 func (g *Guard) sessionInput(ctx context.Context, st *callState, pr *scope.Principal, in *scope.Input) bool {
+	// The record of a call the task excludes names its session too.
+	id, inSession := SessionFrom(ctx)
+	st.d.Session = id
 	if tc := taskFrom(ctx); tc != nil {
 		st.d.Task = tc.task.ID
 		in.Task = &tc.task
@@ -93,11 +96,9 @@ func (g *Guard) sessionInput(ctx context.Context, st *callState, pr *scope.Princ
 			}
 		}
 	}
-	id, ok := SessionFrom(ctx)
-	if !ok {
+	if !inSession {
 		return true
 	}
-	st.d.Session = id
 	st.view = sessionView{ctx: ctx, store: g.sessions, key: SessionKey{Principal: pr.ID, Session: id}}
 	state, err := g.sessions.Load(ctx, st.view.key)
 	if err != nil {

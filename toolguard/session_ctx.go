@@ -79,6 +79,35 @@ func TaskFrom(ctx context.Context) (scope.Task, bool) {
 	return cloneTask(tc.task), true
 }
 
+type refusedTaskKey struct{}
+
+// WithRefusedTask returns a context whose calls are all denied, because
+// they came with a task that could not be accepted: a task token that is
+// not validly signed, has expired, or was issued for another principal or
+// session. Going on without the task would run the call with more
+// privilege than its sender asked for, so it fails closed instead. The
+// denial is recorded like any other, at [StagePrincipal], with reason in
+// its text, and matches [ErrTaskRefused]; the record names no task, since
+// none was established. Resource reads and prompt gets are denied the
+// same way. A nil reason leaves ctx as it is.
+func WithRefusedTask(ctx context.Context, reason error) context.Context {
+	if reason == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, refusedTaskKey{}, reason)
+}
+
+func refusedTask(ctx context.Context) error {
+	err, _ := ctx.Value(refusedTaskKey{}).(error)
+	return err
+}
+
+// refusedTaskReason is the reason recorded for a call denied by
+// WithRefusedTask.
+func refusedTaskReason(err error) string {
+	return "the task sent with the call was refused, so nothing may be done under it: " + plainError(err)
+}
+
 func taskFrom(ctx context.Context) *taskCtx {
 	tc, _ := ctx.Value(taskKey{}).(*taskCtx)
 	return tc

@@ -661,3 +661,52 @@ func TestSessionConcurrentCallsStayWithinTheCallsBound(t *testing.T) {
 		assert.Contains(t, r, "limit of 10 calls")
 	}
 }
+
+// TestRefusedTaskDeniesEverything: a call that came with a task that could
+// not be accepted is denied and recorded, whatever the policy would allow
+// without the task, and so are resource reads; the record names no task.
+func TestRefusedTaskDeniesEverything(t *testing.T) {
+	e := newSessEnv(t, flowPolicy)
+	_, err := e.call(e.ctx, "read_email", map[string]any{})
+	require.NoError(t, err, "allowed without a task")
+
+	refused := toolguard.WithRefusedTask(e.ctx, errors.New("guardmcp: the task token has expired"))
+	for _, ctx := range []context.Context{refused, toolguard.WithTask(refused, scope.Task{ID: "inner"}), toolguard.WithRefusedTask(refused, nil)} {
+		_, err = e.call(ctx, "read_email", map[string]any{})
+		require.ErrorIs(t, err, toolguard.ErrTaskRefused)
+		require.ErrorIs(t, err, toolguard.ErrDenied)
+		d := decisionOf(t, err)
+		assert.Equal(t, toolguard.StagePrincipal, d.Stage)
+		assert.Contains(t, d.Reason, "the task token has expired")
+		assert.NotContains(t, d.Reason, "guardmcp")
+	}
+	_, err = e.g.Check(refused, "read_email", json.RawMessage(`{}`))
+	require.ErrorIs(t, err, toolguard.ErrTaskRefused)
+	_, err = e.g.ReadResource(refused, "file:///w/a.txt", func(context.Context) (any, error) {
+		t.Fatal("a read under a refused task ran")
+		return nil, nil
+	})
+	require.ErrorIs(t, err, toolguard.ErrTaskRefused)
+
+	recs := e.rec.records()
+	require.Len(t, recs, 6, "the allowed call's decision and outcome, and a decision per denial")
+	for _, r := range recs[2:] {
+		assert.Equal(t, "deny", r.Effect)
+		assert.Equal(t, "principal", r.Stage)
+		assert.Empty(t, r.Task, "no task was established")
+		assert.Equal(t, "assistant-1", r.Principal)
+	}
+}
+
+// TestTaskDenialNamesItsSession: the record of a call its task excludes
+// names the call's session, like every other record of the session.
+func TestTaskDenialNamesItsSession(t *testing.T) {
+	e := newSessEnv(t, flowPolicy)
+	ctx := toolguard.WithTask(toolguard.WithSession(e.ctx, "conv-9"), scope.Task{ID: "t", Tools: []string{"read_email"}})
+	_, err := e.call(ctx, "get_webpage", map[string]any{})
+	require.ErrorIs(t, err, toolguard.ErrDenied)
+	recs := e.rec.records()
+	require.Len(t, recs, 1)
+	assert.Equal(t, "conv-9", recs[0].Session)
+	assert.Equal(t, "t", recs[0].Task)
+}

@@ -105,6 +105,18 @@
 // one. A client without an MCP session (protocol 2026-07-28) is denied the
 // tools whose policy reads the session.
 //
+// The host application can narrow a request to one task (one user
+// request) by attaching a task token, signed with its key, under
+// _meta["io.agentguard/task"] of tools/call, resources/read or
+// prompts/get (guardmcp.TaskVerifier says which claims). -task-key or
+// -task-jwks gives the key that verifies it, and -task-audience the
+// audience it must carry (without it, a token carrying one is refused).
+// A valid task only removes privilege, and records carry its id. A
+// request whose task is refused — and, without a task key, every request
+// that carries one — is denied and recorded, and the upstream never sees
+// it; so is a request with any other _meta key containing "agentguard".
+// The token is not forwarded upstream.
+//
 // Session state lives in this process by default (-session-store memory);
 // -session-store redis://host:port/db keeps it in Redis, so that replicas
 // behind one load balancer share it. While Redis is down, or slower than
@@ -277,6 +289,11 @@ Examples:
       -discover-keys -issuer https://id.example.com/realms/r1 -audience mcpguard \
       -upstream http://127.0.0.1:3001/mcp
 
+  # Let the host application narrow requests to a task it signed
+  # (_meta "io.agentguard/task"; see the package documentation).
+  mcpguard -policy policy.yaml -audit decisions.jsonl -principal assistant \
+      -scopes mail -task-key app-task-key.pem -- ./mail-server
+
   # Behind a TLS reverse proxy: tokens for https://mcp.example.com/mcp
   # (their audience), OAuth clients sent to the issuer by the 401.
   mcpguard -policy policy.yaml -audit decisions.jsonl -listen 127.0.0.1:8080 \
@@ -321,6 +338,7 @@ type config struct {
 	sessionStore                          sessionStoreConfig
 	functionsFile                         string
 	functions                             []*httpFunction
+	task                                  taskConfig
 }
 
 func parse(args []string, stdout, stderr io.Writer) (*config, error) {
@@ -362,6 +380,7 @@ func parse(args []string, stdout, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxSessions, "max-sessions", 32, "most client sessions served at once, each with its own upstream session (for a command upstream, its own process)")
 	fs.DurationVar(&c.sessionIdle, "session-idle", 10*time.Minute, "close a client's upstream session after this long without a request")
 	c.sessionStore.register(fs)
+	c.task.register(fs)
 	if len(args) == 0 {
 		printUsage(stderr, fs)
 		return nil, errUsageShown
@@ -410,6 +429,9 @@ func (c *config) check() error {
 		return errors.New("-session-idle must be positive")
 	case c.syncInterval <= 0:
 		return errors.New("-sync-interval must be positive")
+	}
+	if err := c.task.check(); err != nil {
+		return err
 	}
 	return c.sessionStore.check()
 }
@@ -499,6 +521,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	tasks, err := c.task.option()
+	if err != nil {
+		return err
+	}
 	p, err := scope.Load(c.policy, c.policyOptions()...)
 	if err != nil {
 		return policyLoadError(err)
@@ -546,6 +572,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		guardmcp.WithCallTimeout(c.callTimeout),
 		guardmcp.WithMaxSessions(c.maxSessions),
 		guardmcp.WithSessionIdle(c.sessionIdle),
+		tasks,
 	)
 	if err != nil {
 		return err
