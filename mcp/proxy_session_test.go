@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentguard/agentguard/audit"
+	"github.com/agentguard/agentguard/scope"
+	"github.com/agentguard/agentguard/scope/scopetest"
 )
 
 // proxySessPolicy labels what the open web returns (MCP openWorldHint) and
@@ -110,6 +112,34 @@ func TestMCPGuardSessionsPerHTTPClient(t *testing.T) {
 	require.NotEmpty(t, denied[0].Flow)
 	assert.Equal(t, fetched[0].ID, denied[0].Flow[0].CallID)
 	assert.Len(t, recordsOf(recs, b, "echo"), 2, "B's calls are recorded in B's session")
+
+	// Replaying the log rebuilds each session in order: under the same
+	// policy nothing changes; without the flow rule, only A's echo would
+	// have been allowed.
+	replay := func(policyText string) *scopetest.ReplayReport {
+		t.Helper()
+		pol, err := scope.Parse([]byte(policyText))
+		require.NoError(t, err)
+		fh, err := os.Open(logPath)
+		require.NoError(t, err)
+		defer fh.Close()
+		rep, err := scopetest.Replay(context.Background(), pol, fh, scopetest.ReplayOptions{
+			Principal: func(id string) (scope.Principal, bool) {
+				return scope.Principal{ID: id, Scopes: []string{"all"}}, id == "agent"
+			},
+		})
+		require.NoError(t, err)
+		return rep
+	}
+	same := replay(proxySessPolicy)
+	assert.Empty(t, same.Changes, same.String())
+	assert.Equal(t, 5, same.Decisions, same.String())
+	i := strings.Index(proxySessPolicy, "  - name: no-echo-after-web")
+	j := strings.Index(proxySessPolicy, "  - name: no-injected-payee")
+	loose := replay(proxySessPolicy[:i] + proxySessPolicy[j:])
+	require.Len(t, loose.Changes, 1, loose.String())
+	assert.Equal(t, "deny→allow", loose.Changes[0].Kind())
+	assert.Equal(t, "echo", loose.Changes[0].Tool)
 }
 
 // TestMCPGuardSessionPerStdioRun runs mcpguard over stdio in front of the
