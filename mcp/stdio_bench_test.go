@@ -45,8 +45,11 @@ const tmpfsMagic = 0x01021994
 // directory; set TMPDIR to choose the disk). The calls alternate between
 // the two clients, so a busy machine slows both alike; it reports the p50
 // and p99 of each and the overheads: the differences of the p50s and of
-// the p99s, and p50-fsync-ms, the median fsync of a line appended to a
-// file in the same directory, measured after the calls. The sub-benchmarks are mcpguard's -sync modes:
+// the p99s; p50-fsync-ms, the median fsync of a line appended to a file in
+// the same directory, back to back, measured after the calls; and
+// p50-fsync-idle-ms, the same after an idle pause as long as a direct
+// call, as a proxied call's fsync follows (on a virtual machine an fsync
+// after idling costs more than one in a busy loop). The sub-benchmarks are mcpguard's -sync modes:
 // "each" (the default: the decision's fsync on the call's path, the
 // outcome joining the next), "each-sync-outcomes" (an fsync for the
 // outcome too) and "none" (fsync only at exit).
@@ -78,16 +81,17 @@ func BenchmarkStdioOverhead(b *testing.B) {
 			argv = append(argv, "--", self, "-test.run=^$")
 			direct := stdioBenchClient(b, []string{self, "-test.run=^$"})
 			guarded := stdioBenchClient(b, argv)
-			benchAlternate(b, direct, guarded)
-			b.ReportMetric(fsyncP50(b, dir), "p50-fsync-ms")
+			pause := benchAlternate(b, direct, guarded)
+			b.ReportMetric(fsyncP50(b, dir, 0), "p50-fsync-ms")
+			b.ReportMetric(fsyncP50(b, dir, pause), "p50-fsync-idle-ms")
 		})
 	}
 }
 
 // fsyncP50 is the median time of an fsync after appending a record-sized
-// line to a file in dir: the floor that a durable decision record puts
-// under every guarded call on this disk.
-func fsyncP50(b *testing.B, dir string) float64 {
+// line to a file in dir, pausing before each append: the floor that a
+// durable decision record puts under every guarded call on this disk.
+func fsyncP50(b *testing.B, dir string, pause time.Duration) float64 {
 	b.Helper()
 	f, err := os.OpenFile(filepath.Join(dir, "fsync-probe"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	require.NoError(b, err)
@@ -96,6 +100,9 @@ func fsyncP50(b *testing.B, dir string) float64 {
 	line[len(line)-1] = '\n'
 	ds := make([]time.Duration, 200)
 	for i := range ds {
+		if pause > 0 {
+			time.Sleep(pause)
+		}
 		_, err := f.Write(line)
 		require.NoError(b, err)
 		start := time.Now()
@@ -107,8 +114,9 @@ func fsyncP50(b *testing.B, dir string) float64 {
 }
 
 // benchAlternate calls the echo tool b.N times on each client, in turn,
-// and reports the latency percentiles of both and their differences.
-func benchAlternate(b *testing.B, direct, guarded *client.Client) {
+// and reports the latency percentiles of both and their differences. It
+// returns the direct call's p50.
+func benchAlternate(b *testing.B, direct, guarded *client.Client) time.Duration {
 	req := mcp.CallToolRequest{}
 	req.Params.Name = "echo"
 	req.Params.Arguments = map[string]any{"text": "hello"}
@@ -149,4 +157,5 @@ func benchAlternate(b *testing.B, direct, guarded *client.Client) {
 	b.ReportMetric(pct(gd, 0.99), "p99-guard-ms")
 	b.ReportMetric(pct(gd, 0.5)-pct(dd, 0.5), "p50-overhead-ms")
 	b.ReportMetric(pct(gd, 0.99)-pct(dd, 0.99), "p99-overhead-ms")
+	return dd[len(dd)/2]
 }
