@@ -254,8 +254,9 @@ func (p *Policy) buildPlan(tool string, lit int, globs []int) *plan {
 	}
 	ri, gi, xi = sortedSet(ri), sortedSet(gi), sortedSet(xi)
 	pl := &plan{}
+	rules := make([]*rule, 0, len(ri))
 	for _, i := range ri {
-		pl.rules = append(pl.rules, p.rules[i])
+		rules = append(rules, p.rules[i])
 	}
 	for _, i := range gi {
 		pl.grants = append(pl.grants, p.grants[i])
@@ -267,7 +268,7 @@ func (p *Policy) buildPlan(tool string, lit int, globs []int) *plan {
 	if lit >= 0 {
 		name, known = tool, true
 	}
-	pl.build(p.noIndex, name, known, &p.subs)
+	pl.build(rules, p.noIndex, name, known, &p.subs, &p.rulePlans)
 	return pl
 }
 
@@ -279,15 +280,18 @@ func sortedSet(s []int) []int {
 // plan is what applies to one tool name: rules and grants in policy order,
 // the pointers to redact, and the phases a decision walks.
 type plan struct {
-	rules  []*rule
-	grants []*grant
-	redact []string
-
-	deny, ask, shadow phase[*rule]
-	grantPh           phase[*grant]
+	// rulePlan holds the rules and their phases; plans whose rules are the
+	// same share it, so that a policy of many tools under the same rules
+	// keeps one copy of them, hot in the cache.
+	// The fields a decision reads come first, to share cache lines.
+	*rulePlan
 	// needsSession reports that an enforced rule or grant of the plan
 	// reads the session: a call without one is denied.
 	needsSession bool
+	grantPh      phase[*grant]
+
+	grants []*grant
+	redact []string
 
 	// reasons caches the tail of the no-grant reason by which of the
 	// plan's grants the principal holds (a bit per grant; plans with more
@@ -300,12 +304,31 @@ type plan struct {
 	refs     []ArgRef
 }
 
+// rulePlan is the rule part of a plan: the rules that name the tool, in
+// policy order, and the phases of those whose conditions can apply.
+type rulePlan struct {
+	rules             []*rule
+	deny, ask, shadow phase[*rule]
+}
+
+// rulePlans shares rule parts between plans, keyed by the rules they hold
+// and those their phases keep.
+type rulePlans struct {
+	mu sync.Mutex
+	m  map[string]*rulePlan
+}
+
+// maxRulePlans bounds the rule parts a policy shares; beyond it a plan
+// builds its own.
+const maxRulePlans = 4096
+
 const maxCachedReasons = 64
 
-// build makes the plan's phases. When the tool's name is known (the plan
-// is not shared by several names), conditions whose tool.name tests reject
-// it are left out: they are false without error for every call.
-func (pl *plan) build(noIndex bool, tool string, known bool, subs *subCache) {
+// build makes the plan's phases from its rules and grants. When the
+// tool's name is known (the plan is not shared by several names),
+// conditions whose tool.name tests reject it are left out: they are false
+// without error for every call.
+func (pl *plan) build(rules []*rule, noIndex bool, tool string, known bool, subs *subCache, shared *rulePlans) {
 	keep := func(e *expr) bool {
 		if noIndex || !known || e == nil {
 			return true
@@ -318,26 +341,55 @@ func (pl *plan) build(noIndex bool, tool string, known bool, subs *subCache) {
 		return true
 	}
 	var deny, ask, shadow []*rule
-	for _, r := range pl.rules {
+	var kb [64]byte
+	key := kb[:0]
+	for _, r := range rules {
+		kind := byte('s')
 		switch {
 		case r.shadow:
 			shadow = append(shadow, r)
 		case !keep(r.when):
+			kind = '-'
 		case r.effect == Deny:
 			deny = append(deny, r)
+			kind = 'd'
 		case r.effect == Ask:
 			ask = append(ask, r)
+			kind = 'a'
+		default:
+			kind = '-'
 		}
+		key = strconv.AppendInt(key, int64(r.index), 36)
+		key = append(key, kind)
 	}
+	pl.rulePlan = shared.get(string(key), func() *rulePlan {
+		return &rulePlan{rules: rules, deny: newPhase(deny, noIndex, subs),
+			ask: newPhase(ask, noIndex, subs), shadow: newPhase(shadow, noIndex, subs)}
+	})
 	var grants []*grant
 	for _, g := range pl.grants {
 		if keep(g.when) {
 			grants = append(grants, g)
 		}
 	}
-	pl.deny = newPhase(deny, noIndex, subs)
-	pl.ask = newPhase(ask, noIndex, subs)
-	pl.shadow = newPhase(shadow, noIndex, subs)
 	pl.grantPh = newPhase(grants, noIndex, subs)
 	pl.needsSession = pl.computeNeedsSession()
+}
+
+// get returns the rule part under key, made by mk and shared if there is
+// room.
+func (rp *rulePlans) get(key string, mk func() *rulePlan) *rulePlan {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if r, ok := rp.m[key]; ok {
+		return r
+	}
+	r := mk()
+	if len(rp.m) < maxRulePlans {
+		if rp.m == nil {
+			rp.m = map[string]*rulePlan{}
+		}
+		rp.m[key] = r
+	}
+	return r
 }

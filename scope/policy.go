@@ -49,6 +49,7 @@ type Policy struct {
 	results    *resultPolicy             // the results section (results.go)
 	data       dataPolicy                // resource and prompt grants and rules (resources.go)
 	subs       subCache                  // substring indexes shared by plans (prefilter.go)
+	rulePlans  rulePlans                 // rule parts shared by plans (index.go)
 
 	ix    toolIndex
 	check checkCache // schema type-checking, see CheckTools
@@ -89,11 +90,17 @@ type limit struct {
 	cost *expr // nil: each call costs 1
 }
 
-// expr is one compiled CEL expression with its source and location.
+// expr is one compiled CEL expression with its location in the policy.
+// Expressions of the same source and type share their compiled core.
 type expr struct {
-	src  string
+	*exprCore
 	path string
-	prg  cel.Program
+}
+
+// exprCore is a compiled CEL expression with its source.
+type exprCore struct {
+	src string
+	prg cel.Program
 	// parsed is the expression parsed, kept to type-check it against each
 	// schema without parsing it again (schema.go).
 	parsed *parsedExpr
@@ -647,9 +654,7 @@ func (c *compiler) checkTools(path string, tools []string) {
 func (c *compiler) expr(path, src string, want *cel.Type) *expr {
 	key := want.String() + "\x00" + src
 	if e, ok := c.done[key]; ok {
-		cp := *e
-		cp.path = path
-		return &cp
+		return &expr{exprCore: e.exprCore, path: path}
 	}
 	e := c.compileExpr(path, src, want)
 	if e != nil {
@@ -705,8 +710,8 @@ func (c *compiler) compileExpr(path, src string, want *cel.Type) *expr {
 		return nil
 	}
 	refs, computed := exprRefs(ast.NativeRep())
-	e := &expr{src: src, path: path, prg: prg, parsed: new(parsedExpr), cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
-		has: presenceTests(ast.NativeRep()), refs: refs, computedKey: computed}
+	e := &expr{path: path, exprCore: &exprCore{src: src, prg: prg, parsed: new(parsedExpr), cost: est, loops: loops, direct: directField(ast.NativeRep().Expr()),
+		has: presenceTests(ast.NativeRep()), refs: refs, computedKey: computed}}
 	e.argFields, e.fieldsOnly = argFields(ast.NativeRep())
 	if !loops && want == cel.BoolType {
 		e.clauses, e.complete = clausesOf(ast.NativeRep().Expr(), c.fields)
