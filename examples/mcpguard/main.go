@@ -110,7 +110,8 @@
 // _meta["io.agentguard/task"] of tools/call, resources/read or
 // prompts/get (guardmcp.TaskVerifier says which claims). -task-key or
 // -task-jwks gives the key that verifies it, and -task-audience the
-// audience it must carry (without it, a token carrying one is refused).
+// audience it must carry (without it, a token carrying one is refused);
+// -task-max-lifetime (default 1h) is the longest a token may be valid.
 // A valid task only removes privilege, and records carry its id. A
 // request whose task is refused — and, without a task key, every request
 // that carries one — is denied and recorded, and the upstream never sees

@@ -30,7 +30,7 @@ import (
 // -task-audience.
 func TestTaskFlags(t *testing.T) {
 	r := runGuard(t, "-h")
-	for _, f := range []string{"-task-jwks string", "-task-key string", "-task-audience string"} {
+	for _, f := range []string{"-task-jwks string", "-task-key string", "-task-audience string", "-task-max-lifetime duration"} {
 		assert.Contains(t, r.stdout, f)
 	}
 	base := []string{"-policy", "p.yaml", "-audit", "a.jsonl", "-principal", "bot"}
@@ -40,6 +40,8 @@ func TestTaskFlags(t *testing.T) {
 	}{
 		{[]string{"-task-jwks", "k.json", "-task-key", "k.pem"}, "give -task-jwks or -task-key, not both"},
 		{[]string{"-task-audience", "mcpguard"}, "-task-audience needs -task-jwks or -task-key"},
+		{[]string{"-task-max-lifetime", "0s"}, "-task-max-lifetime must be positive"},
+		{[]string{"-task-max-lifetime", "-1h"}, "-task-max-lifetime must be positive"},
 	} {
 		r := runGuard(t, append(append(append([]string{}, base...), tt.args...), "--", "true")...)
 		assert.Equal(t, 2, r.code, "%v", tt.args)
@@ -67,10 +69,45 @@ func TestTaskFlags(t *testing.T) {
 	require.NoError(t, err)
 	jwksPath := filepath.Join(dir, "task-keys.json")
 	require.NoError(t, os.WriteFile(jwksPath, jwks, 0o600))
-	c := taskConfig{jwks: jwksPath, audience: "mcpguard"}
-	require.NoError(t, c.check())
-	opt, err := c.option()
-	require.NoError(t, err)
+	guarded := func(maxLifetime time.Duration) *server.MCPServer {
+		c := taskConfig{jwks: jwksPath, audience: "mcpguard", maxLifetime: maxLifetime}
+		require.NoError(t, c.check())
+		opt, err := c.option()
+		require.NoError(t, err)
+		return newTaskServer(t, opt)
+	}
+	sign := func(aud string, life time.Duration) string {
+		c := jwt.MapClaims{"sub": "bot", "exp": time.Now().Add(life).Unix(), "task": map[string]any{"id": "t", "tools": []string{"a"}}}
+		if aud != "" {
+			c["aud"] = aud
+		}
+		tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
+		tok.Header["kid"] = "app-1"
+		s, err := tok.SignedString(key)
+		require.NoError(t, err)
+		return s
+	}
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "bot", Scopes: []string{"s"}})
+	isError := func(s *server.MCPServer, tool, token string) bool {
+		meta, _ := json.Marshal(map[string]string{guardmcp.TaskMetaKey: token})
+		msg := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{},"_meta":` + string(meta) + `}}`
+		return s.HandleMessage(ctx, json.RawMessage(msg)).(mcp.JSONRPCResponse).Result.(*mcp.CallToolResult).IsError
+	}
+	s := guarded(guardmcp.DefaultTaskLifetime)
+	assert.False(t, isError(s, "a", sign("mcpguard", time.Minute)), "a task signed by the JWKS key, for the audience")
+	assert.True(t, isError(s, "b", sign("mcpguard", time.Minute)), "a tool outside the task")
+	assert.True(t, isError(s, "a", sign("", time.Minute)), "no audience")
+	assert.True(t, isError(s, "a", sign("elsewhere", time.Minute)), "another audience")
+	assert.True(t, isError(s, "a", sign("mcpguard", 2*time.Hour)), "valid for longer than the default hour")
+	long := guarded(3 * time.Hour)
+	assert.False(t, isError(long, "a", sign("mcpguard", 2*time.Hour)), "-task-max-lifetime 3h admits two hours")
+	assert.True(t, isError(long, "a", sign("mcpguard", 4*time.Hour)), "but not four")
+}
+
+// newTaskServer is an mcp-go server with tools a and b behind a guard
+// that grants every tool, and the task option opt.
+func newTaskServer(t *testing.T, opt guardmcp.Option) *server.MCPServer {
+	t.Helper()
 
 	p, err := scope.Parse([]byte("version: 1\nscopes:\n  s:\n    grants:\n      - tools: [\"*\"]\n"))
 	require.NoError(t, err)
@@ -82,25 +119,5 @@ func TestTaskFlags(t *testing.T) {
 			return mcp.NewToolResultText("ok"), nil
 		}))
 	}
-	sign := func(aud string) string {
-		c := jwt.MapClaims{"sub": "bot", "exp": time.Now().Add(time.Minute).Unix(), "task": map[string]any{"id": "t", "tools": []string{"a"}}}
-		if aud != "" {
-			c["aud"] = aud
-		}
-		tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
-		tok.Header["kid"] = "app-1"
-		s, err := tok.SignedString(key)
-		require.NoError(t, err)
-		return s
-	}
-	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "bot", Scopes: []string{"s"}})
-	isError := func(tool, token string) bool {
-		meta, _ := json.Marshal(map[string]string{guardmcp.TaskMetaKey: token})
-		msg := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tool + `","arguments":{},"_meta":` + string(meta) + `}}`
-		return s.HandleMessage(ctx, json.RawMessage(msg)).(mcp.JSONRPCResponse).Result.(*mcp.CallToolResult).IsError
-	}
-	assert.False(t, isError("a", sign("mcpguard")), "a task signed by the JWKS key, for the audience")
-	assert.True(t, isError("b", sign("mcpguard")), "a tool outside the task")
-	assert.True(t, isError("a", sign("")), "no audience")
-	assert.True(t, isError("a", sign("elsewhere")), "another audience")
+	return s
 }
