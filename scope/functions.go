@@ -35,7 +35,7 @@ const (
 )
 
 // Type is the CEL type of an application function's parameter or result.
-// The zero Type is invalid. Values are compared with ==.
+// The zero Type is invalid. Compare types with [Type.Equal].
 type Type struct {
 	kind typeKind
 	elem *Type // list and map element
@@ -72,6 +72,16 @@ var (
 
 // ListOf is the type list(elem): a Go slice whose items are elem.
 func ListOf(elem Type) Type { return Type{kind: kindList, elem: &elem} }
+
+// Equal reports whether t and u are the same type. Use it rather than ==,
+// which compares list and map types by identity: ListOf(StringType) ==
+// ListOf(StringType) is false.
+func (t Type) Equal(u Type) bool {
+	if t.kind != u.kind || (t.elem == nil) != (u.elem == nil) {
+		return false
+	}
+	return t.elem == nil || t.elem.Equal(*u.elem)
+}
 
 // MapOf is the type map(string, elem): a Go map with string keys whose
 // values are elem.

@@ -87,11 +87,26 @@ func TestParseTypeRoundTrip(t *testing.T) {
 		got, err := scope.ParseType(s)
 		require.NoError(t, err, s)
 		assert.Equal(t, s, got.String())
+		assert.True(t, got.Equal(typ), s)
 		spaced := strings.NewReplacer("(", " ( ", ")", " ) ", ",", " , ").Replace(" " + s + " ")
 		got, err = scope.ParseType(spaced)
 		require.NoError(t, err, spaced)
 		assert.Equal(t, s, got.String())
 	}
+}
+
+// TestTypeEqual: Equal compares types by structure; every pair of
+// distinct types up to two levels deep differs.
+func TestTypeEqual(t *testing.T) {
+	assert.True(t, scope.ListOf(scope.StringType).Equal(scope.ListOf(scope.StringType)))
+	assert.True(t, scope.MapOf(scope.ListOf(scope.DynType)).Equal(scope.MapOf(scope.ListOf(scope.DynType))))
+	types := allTypes(2)
+	for i, a := range types {
+		for j, b := range types {
+			assert.Equal(t, i == j, a.Equal(b), "%s vs %s", a, b)
+		}
+	}
+	assert.False(t, scope.Type{}.Equal(scope.StringType))
 }
 
 // FuzzParseType: ParseType never panics, and a type it accepts prints
