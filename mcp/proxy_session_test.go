@@ -1,5 +1,7 @@
 package guardmcp_test
 
+//lint:file-ignore SA1019 the concurrent clients speak the legacy MCP protocol on purpose: it has sessions
+
 import (
 	"context"
 	"encoding/base64"

@@ -30,10 +30,12 @@ const stdioSessionID = "stdio"
 //     per run of the server: "stdio-" and a random id drawn when the
 //     server was built.
 //   - A call that comes with no MCP session (protocol 2026-07-28, or a
-//     stateless HTTP server) belongs to no session: the guard then denies
-//     calls of tools whose policy reads the session, rather than decide
-//     them without their history. An application that knows the
-//     conversation a call belongs to can put it into the context itself.
+//     stateless HTTP server) belongs to the session its signed task token
+//     names (the session claim; see WithTaskVerifier), or else to no
+//     session: the guard then denies calls of tools whose policy reads the
+//     session, rather than decide them without their history. An
+//     application that knows the conversation a call belongs to can also
+//     put it into the context itself.
 func (m *middleware) withSession(ctx context.Context) context.Context {
 	if _, ok := toolguard.SessionFrom(ctx); ok {
 		return ctx

@@ -65,6 +65,9 @@ type TaskOptions struct {
 //	aud   required when TaskOptions.Audience is set, else refused
 //	iss   checked when TaskOptions.Issuer is set
 //	sid   optional: the MCP session the token is bound to
+//	session  optional: the guard session of a request that comes with no
+//	      MCP session (protocol 2026-07-28, a stateless server), 1 to 256
+//	      bytes; refused on a request that has one (bind it with sid)
 //
 // A member of task not listed, or of the wrong type, refuses the token; so
 // do duplicate claims, claims in other letter case than their names
@@ -127,17 +130,51 @@ func NewTaskVerifier(keys []JWTKey, opts TaskOptions) (*TaskVerifier, error) {
 // task. The error says, in words a model can read after the package name,
 // why a token is refused.
 func (tv *TaskVerifier) Verify(ctx context.Context, token, principal, session string) (scope.Task, error) {
+	t, _, err := tv.VerifySession(ctx, token, principal, session)
+	return t, err
+}
+
+// VerifySession is Verify, and also returns the token's session claim
+// ("" for none): the guard session of a request that comes with no MCP
+// session of its own. A token with a session claim is refused when
+// session is not "".
+func (tv *TaskVerifier) VerifySession(ctx context.Context, token, principal, session string) (scope.Task, string, error) {
 	if tv == nil || tv.v == nil || tv.v.parser == nil {
-		return scope.Task{}, errors.New("guardmcp: no task verifier")
+		return scope.Task{}, "", errors.New("guardmcp: no task verifier")
 	}
 	if len(token) > maxTokenBytes {
-		return scope.Task{}, fmt.Errorf("guardmcp: the task token is longer than %d bytes", maxTokenBytes)
+		return scope.Task{}, "", fmt.Errorf("guardmcp: the task token is longer than %d bytes", maxTokenBytes)
 	}
 	var c taskClaims
 	if _, err := tv.v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return tv.v.keyFunc(ctx, t) }); err != nil {
-		return scope.Task{}, fmt.Errorf("guardmcp: the task token is not valid: %w", err)
+		return scope.Task{}, "", fmt.Errorf("guardmcp: the task token is not valid: %w", err)
 	}
-	return c.check(tv, principal, session)
+	t, err := c.check(tv, principal, session)
+	if err != nil {
+		return scope.Task{}, "", err
+	}
+	own, err := c.session(session)
+	if err != nil {
+		return scope.Task{}, "", err
+	}
+	return t, own, nil
+}
+
+// session returns the token's session claim, checked against the
+// request's own session.
+func (c *taskClaims) session(session string) (string, error) {
+	v, ok := c.m["session"]
+	if !ok {
+		return "", nil
+	}
+	s, isStr := v.(string)
+	switch {
+	case !isStr || s == "" || len(s) > maxTaskIDBytes:
+		return "", fmt.Errorf("guardmcp: the task token's session claim is not a string of 1 to %d bytes", maxTaskIDBytes)
+	case session != "":
+		return "", errors.New("guardmcp: the task token names a session, and the call has an MCP session of its own (bind the token to it with sid instead)")
+	}
+	return s, nil
 }
 
 // taskClaims are the claims of a task token, decoded strictly.
@@ -337,7 +374,14 @@ func stringList(v any) ([]string, error) {
 // records carry the task's id). The token's sub must be the principal the
 // request is judged for, and its sid, if it has one, the request's MCP
 // session (its Mcp-Session-Id over streamable HTTP; over stdio, where
-// each process is one session, leave sid out).
+// each process is one session, leave sid out). A request that has no MCP
+// session (protocol 2026-07-28, where sessions are gone, or a stateless
+// server) takes the guard session its token's session claim names,
+// TaskSessionPrefix and the claim, so that flow rules judge the requests
+// of one conversation together; without the claim it belongs to no
+// session. The claim is signed like the rest: the model cannot move a
+// call into a session of its choosing, and leaving the token out leaves
+// the call in no session, where flow-reading tools are denied.
 //
 // A request whose task cannot be accepted is denied, recorded, and never
 // reaches the tool, the resource or the prompt: a token that is invalid,
@@ -404,9 +448,17 @@ func (m *middleware) withTask(ctx context.Context, meta *mcp.Meta) context.Conte
 		return toolguard.WithRefusedTask(ctx, errors.New("guardmcp: the request carries a task, and there is no principal to check it against"))
 	}
 	sid, _ := toolguard.SessionFrom(ctx)
-	t, err := m.tasks.Verify(ctx, tok, pr.ID, sid)
+	t, own, err := m.tasks.VerifySession(ctx, tok, pr.ID, sid)
 	if err != nil {
 		return toolguard.WithRefusedTask(ctx, err)
 	}
+	if own != "" {
+		ctx = toolguard.WithSession(ctx, TaskSessionPrefix+own)
+	}
 	return toolguard.WithTask(ctx, t)
 }
+
+// TaskSessionPrefix begins the guard session of a request that has no
+// MCP session and whose task token names one (its session claim), so that
+// such sessions never meet MCP sessions of the same id.
+const TaskSessionPrefix = "task-session:"

@@ -176,6 +176,32 @@ func TestTaskVerifier(t *testing.T) {
 		assert.ErrorContains(t, err, "not valid", "another issuer")
 	})
 
+	t.Run("session claim", func(t *testing.T) {
+		c := taskClaims("alice", map[string]any{"id": "t1"})
+		c["session"] = "conv-1"
+		task, sess, err := v.VerifySession(ctx, s.sign(t, c), "alice", "")
+		require.NoError(t, err)
+		assert.Equal(t, "t1", task.ID)
+		assert.Equal(t, "conv-1", sess)
+		_, err = v.Verify(ctx, s.sign(t, c), "alice", "")
+		assert.NoError(t, err)
+		_, _, err = v.VerifySession(ctx, s.sign(t, c), "alice", "s1")
+		assert.ErrorContains(t, err, "MCP session of its own", "a session claim cannot replace the request's session")
+		for _, bad := range []any{"", 7, nil, []any{"conv-1"}, strings.Repeat("x", 257)} {
+			c["session"] = bad
+			_, _, err = v.VerifySession(ctx, s.sign(t, c), "alice", "")
+			assert.ErrorContains(t, err, "session claim is not a string", "%v", bad)
+		}
+		delete(c, "session")
+		_, sess, err = v.VerifySession(ctx, s.sign(t, c), "alice", "")
+		require.NoError(t, err)
+		assert.Empty(t, sess)
+		c["Session"] = "conv-1"
+		_, sess, err = v.VerifySession(ctx, s.sign(t, c), "alice", "")
+		require.NoError(t, err)
+		assert.Empty(t, sess, "only the claim spelled session names one")
+	})
+
 	_, err = guardmcp.NewTaskVerifier(nil, guardmcp.TaskOptions{})
 	assert.Error(t, err)
 	var nilV *guardmcp.TaskVerifier

@@ -176,11 +176,13 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		st.d.Latency = st.end.Sub(st.start)
 	}()
 
-	// The principal goes into every record, even of a call denied earlier.
+	// The principal and the session go into every record, even of a call
+	// denied earlier.
 	pr := principalFrom(ctx)
 	if pr != nil {
 		st.d.Principal = pr.ID
 	}
+	st.d.Session, _ = SessionFrom(ctx)
 	t, ok := g.lookup(name)
 	if !ok {
 		st.d.ArgsSHA256 = rawDigest(args)

@@ -710,3 +710,25 @@ func TestTaskDenialNamesItsSession(t *testing.T) {
 	assert.Equal(t, "conv-9", recs[0].Session)
 	assert.Equal(t, "t", recs[0].Task)
 }
+
+// TestSessionInEveryRecord: calls denied before the policy is consulted
+// (an unknown tool, bad arguments, a refused task) are recorded in their
+// session too, so an auditor sees all that a session tried.
+func TestSessionInEveryRecord(t *testing.T) {
+	e := newSessEnv(t, flowPolicy)
+	ctx := toolguard.WithSession(e.ctx, "conv-9")
+	_, err := e.call(ctx, "no_such_tool", map[string]any{})
+	require.Error(t, err)
+	_, err = e.g.Call(ctx, "send_email", []byte(`{"to": "a@example.com", "to": "b@example.com"}`))
+	require.Error(t, err)
+	_, err = e.call(toolguard.WithRefusedTask(ctx, errors.New("bad token")), "send_email", map[string]any{"to": "a@example.com"})
+	require.Error(t, err)
+	_, err = e.call(toolguard.WithPrincipal(ctx, scope.Principal{}), "send_email", map[string]any{"to": "a@example.com"})
+	require.Error(t, err)
+	recs := e.rec.records()
+	require.Len(t, recs, 4)
+	for _, r := range recs {
+		assert.Equal(t, "conv-9", r.Session, "%s: %s", r.Tool, r.Reason)
+		assert.Equal(t, "deny", r.Effect)
+	}
+}
