@@ -278,12 +278,12 @@ func sortedSet(s []int) []int {
 }
 
 // plan is what applies to one tool name: rules and grants in policy order,
-// the pointers to redact, and the phases a decision walks.
+// the pointers to redact, and the phases a decision walks. The fields a
+// decision reads come first, to share cache lines.
 type plan struct {
 	// rulePlan holds the rules and their phases; plans whose rules are the
 	// same share it, so that a policy of many tools under the same rules
 	// keeps one copy of them, hot in the cache.
-	// The fields a decision reads come first, to share cache lines.
 	*rulePlan
 	// needsSession reports that an enforced rule or grant of the plan
 	// reads the session: a call without one is denied.
