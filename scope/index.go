@@ -258,8 +258,13 @@ func (p *Policy) buildPlan(tool string, lit int, globs []int) *plan {
 	for _, i := range ri {
 		rules = append(rules, p.rules[i])
 	}
-	for _, i := range gi {
-		pl.grants = append(pl.grants, p.grants[i])
+	if len(gi) == 1 {
+		pl.one[0] = p.grants[gi[0]]
+		pl.grants = pl.one[:]
+	} else {
+		for _, i := range gi {
+			pl.grants = append(pl.grants, p.grants[i])
+		}
 	}
 	for _, i := range xi {
 		pl.redact = append(pl.redact, p.redact[i].pointers...)
@@ -289,6 +294,10 @@ type plan struct {
 	// reads the session: a call without one is denied.
 	needsSession bool
 	grantPh      phase[*grant]
+	// one holds the grant of a plan that has one, beside the fields a
+	// decision reads, so that grants and grantPh.items need no line of
+	// their own.
+	one [1]*grant
 
 	grants []*grant
 	redact []string
@@ -366,11 +375,9 @@ func (pl *plan) build(rules []*rule, noIndex bool, tool string, known bool, subs
 		return &rulePlan{rules: rules, deny: newPhase(deny, noIndex, subs),
 			ask: newPhase(ask, noIndex, subs), shadow: newPhase(shadow, noIndex, subs)}
 	})
-	var grants []*grant
-	for _, g := range pl.grants {
-		if keep(g.when) {
-			grants = append(grants, g)
-		}
+	grants := pl.grants // shared when every grant is kept
+	if slices.ContainsFunc(grants, func(g *grant) bool { return !keep(g.when) }) {
+		grants = slices.DeleteFunc(slices.Clone(grants), func(g *grant) bool { return !keep(g.when) })
 	}
 	pl.grantPh = newPhase(grants, noIndex, subs)
 	pl.needsSession = pl.computeNeedsSession()
