@@ -109,10 +109,7 @@ func answer(action mcp.ElicitationResponseAction, content map[string]any) elicit
 func TestMCPGuardApprovalByElicitation(t *testing.T) {
 	mods := requireExternal(t)
 	guard := buildBin(t, "mcpguard")
-	root, err := filepath.EvalSymlinks(t.TempDir())
-	require.NoError(t, err)
-	ws := filepath.Join(root, "ws")
-	require.NoError(t, os.MkdirAll(ws, 0o755))
+	root, ws := workspace(t)
 	policy := filepath.Join(root, "policy.yaml")
 	require.NoError(t, os.WriteFile(policy, []byte(approvalPolicy), 0o644))
 	upstream := []string{"node", filepath.Join(mods, "@modelcontextprotocol", "server-filesystem", "dist", "index.js"), root}
@@ -395,4 +392,15 @@ func TestMCPGuardStartMessages(t *testing.T) {
 		}
 		assert.NotContains(t, stderr, "tool=read_text_file ", "a granted tool is not warned about")
 	})
+}
+
+// workspace returns a fresh directory with symlinks resolved (the
+// filesystem server compares resolved paths) and a "ws" directory in it.
+func workspace(t *testing.T) (root, ws string) {
+	t.Helper()
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	require.NoError(t, err)
+	ws = filepath.Join(root, "ws")
+	require.NoError(t, os.MkdirAll(ws, 0o755))
+	return root, ws
 }

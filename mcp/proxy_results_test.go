@@ -37,10 +37,7 @@ results:
 func TestMCPGuardResultGuard(t *testing.T) {
 	mods := requireExternal(t)
 	guard := buildBin(t, "mcpguard")
-	root, err := filepath.EvalSymlinks(t.TempDir())
-	require.NoError(t, err)
-	ws := filepath.Join(root, "ws")
-	require.NoError(t, os.MkdirAll(ws, 0o755))
+	root, ws := workspace(t)
 	files := map[string]string{
 		"notes.txt":  "deploy key AKIAIOSFODNN7EXAMPLE, pay DE89370400440532013000 today",
 		"id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n",
