@@ -13,6 +13,11 @@ func CachedNames(p *Policy) int {
 	if m := nc.snap.Load(); m != nil {
 		n += len(*m)
 	}
+	for i := range p.ix.litPlans {
+		if p.ix.litPlans[i].Load() != nil {
+			n++
+		}
+	}
 	return n
 }
 

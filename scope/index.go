@@ -42,15 +42,17 @@ type toolIndex struct {
 	prefixed map[string][]int // literal prefix of a glob → indexes into patterns
 	lens     []int            // the distinct lengths of those prefixes, ascending
 
-	// Plans, built on first use: by tool name for names the policy
-	// names literally (and, while there is room, for other names), and by
-	// the signature of matched globs for the rest.
-	byName nameCache
-	sigMu  sync.RWMutex
-	bySig  map[string]*plan
+	// Plans, built on first use: for names the policy names literally, in
+	// litPlans by their pattern's index (one lookup in literal finds it,
+	// with no lock); for other names by name while there is room, and by
+	// the signature of matched globs.
+	litPlans []atomic.Pointer[plan]
+	byName   nameCache
+	sigMu    sync.RWMutex
+	bySig    map[string]*plan
 }
 
-// nameCache maps tool names to plans. Reads are a lookup in an immutable
+// nameCache maps tool names the policy does not name to plans. Reads are a lookup in an immutable
 // map; new names wait in a small locked map until they are a quarter of
 // the immutable one, which is then rebuilt with them — so a read of a
 // cached name takes no lock, and n names cost O(n) copying in all.
@@ -58,7 +60,7 @@ type nameCache struct {
 	snap    atomic.Pointer[map[string]*plan]
 	mu      sync.Mutex
 	pending map[string]*plan
-	others  int // names cached that the policy does not name
+	others  int // names cached
 }
 
 func (nc *nameCache) load(name string) (*plan, bool) {
@@ -74,9 +76,8 @@ func (nc *nameCache) load(name string) (*plan, bool) {
 }
 
 // store caches pl for name, unless the name is cached already (then it
-// returns the cached plan) or is not named by the policy and bound such
-// names are cached.
-func (nc *nameCache) store(name string, pl *plan, named bool, bound int) *plan {
+// returns the cached plan) or bound names are cached.
+func (nc *nameCache) store(name string, pl *plan, bound int) *plan {
 	nc.mu.Lock()
 	defer nc.mu.Unlock()
 	snap := nc.snap.Load()
@@ -88,12 +89,10 @@ func (nc *nameCache) store(name string, pl *plan, named bool, bound int) *plan {
 	if old, ok := nc.pending[name]; ok {
 		return old
 	}
-	if !named {
-		if nc.others >= bound {
-			return pl
-		}
-		nc.others++
+	if nc.others >= bound {
+		return pl
 	}
+	nc.others++
 	if nc.pending == nil {
 		nc.pending = map[string]*plan{}
 	}
@@ -169,6 +168,7 @@ func (p *Policy) index() {
 		tp.redact = append(tp.redact, ri)
 	}
 	slices.Sort(ix.lens)
+	ix.litPlans = make([]atomic.Pointer[plan], len(ix.patterns))
 }
 
 // globsMatching appends to buf the indexes of the glob patterns that match
@@ -191,16 +191,23 @@ func (ix *toolIndex) globsMatching(buf []int, tool string) []int {
 // planFor returns the plan of a tool name.
 func (p *Policy) planFor(tool string) *plan {
 	ix := &p.ix
+	if lit, ok := ix.literal[tool]; ok {
+		// Named by the policy: one plan per name, always cached.
+		if pl := ix.litPlans[lit].Load(); pl != nil {
+			return pl
+		}
+		var buf [maxGlobMatches]int
+		pl := p.buildPlan(tool, lit, ix.globsMatching(buf[:0], tool))
+		if ix.litPlans[lit].CompareAndSwap(nil, pl) {
+			return pl
+		}
+		return ix.litPlans[lit].Load()
+	}
 	if pl, ok := ix.byName.load(tool); ok {
 		return pl
 	}
 	var buf [maxGlobMatches]int
 	globs := ix.globsMatching(buf[:0], tool)
-	lit, isLit := ix.literal[tool]
-	if isLit {
-		// Named by the policy: one plan per name, always cached.
-		return ix.byName.store(tool, p.buildPlan(tool, lit, globs), true, 0)
-	}
 	// Not named: the plan depends only on the globs the name matches, so
 	// names matching the same globs share it.
 	if len(globs) > maxGlobMatches {
@@ -231,7 +238,7 @@ func (p *Policy) planFor(tool string) *plan {
 // cacheByName caches the plan of a name the policy does not name, while
 // there is room.
 func (p *Policy) cacheByName(tool string, pl *plan) *plan {
-	return p.ix.byName.store(tool, pl, false, maxCachedPlans+2*len(p.ix.patterns))
+	return p.ix.byName.store(tool, pl, maxCachedPlans+2*len(p.ix.patterns))
 }
 
 // buildPlan builds the plan from the literal pattern (-1 for none) and the

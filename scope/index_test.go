@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,4 +299,68 @@ func TestInventedToolNamesAreBounded(t *testing.T) {
 	assert.GreaterOrEqual(t, n, 10_000)
 	assert.Equal(t, scope.Allow, decide("named").Effect, "a name the policy spells out is cached past the bound")
 	assert.Equal(t, n+1, scope.CachedNames(p))
+}
+
+// TestFirstDecisionsConcurrent: goroutines deciding names no call has
+// used yet — named ones, whose plans are built on first use, and invented
+// ones the globs match — all at once, get the decisions the policy's text
+// says and one goroutine gets from a fresh copy (run it with -race).
+func TestFirstDecisionsConcurrent(t *testing.T) {
+	def := scope.Def{Version: 1, Scopes: map[string]scope.ScopeDef{}, Rules: []scope.RuleDef{
+		{Name: "no-secrets", Effect: "deny", Tools: []string{"svc_*"}, When: `args.path.contains("secret")`},
+	}}
+	for i := range 50 {
+		def.Scopes[fmt.Sprintf("s%d", i)] = scope.ScopeDef{Grants: []scope.GrantDef{
+			{Tools: []string{fmt.Sprintf("svc_%d_read", i)}, When: `args.path.startsWith("/w/")`},
+			{Tools: []string{fmt.Sprintf("svc_%d_*", i)}, When: `args.path.startsWith("/pub/")`},
+		}}
+	}
+	held := []string{"s3", "s7", "s42"}
+	type call struct {
+		in        scope.Input
+		wantScope string // "" for a denial
+	}
+	var calls []call
+	for i := range 50 {
+		s := fmt.Sprintf("s%d", i)
+		for _, path := range []string{"/w/a", "/pub/b", "/w/secret"} {
+			for _, verb := range []string{"read", "write"} {
+				want := ""
+				if slices.Contains(held, s) && (path == "/pub/b" || path == "/w/a" && verb == "read") {
+					want = s
+				}
+				calls = append(calls, call{scope.Input{Principal: scope.Principal{ID: "p", Scopes: held},
+					Tool: scope.Tool{Name: fmt.Sprintf("svc_%d_%s", i, verb)}, Args: map[string]any{"path": path}}, want})
+			}
+		}
+	}
+	ctx := context.Background()
+	ref, err := scope.Compile(def)
+	require.NoError(t, err)
+	want := make([]string, len(calls))
+	for i, c := range calls {
+		want[i] = comparable(ref.Decide(ctx, c.in))
+	}
+	p, err := scope.Compile(def)
+	require.NoError(t, err)
+	const workers = 8
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for k := range calls {
+				i := (k + w*len(calls)/workers) % len(calls) // each starts elsewhere
+				c := calls[i]
+				d := p.Decide(ctx, c.in)
+				if c.wantScope == "" {
+					assert.Equal(t, scope.Deny, d.Effect, "%s %v", c.in.Tool.Name, c.in.Args)
+				} else {
+					assert.Equal(t, scope.Allow, d.Effect, "%s %v: %s", c.in.Tool.Name, c.in.Args, d.Reason)
+					assert.Equal(t, c.wantScope, d.Scope)
+				}
+				assert.Equal(t, want[i], comparable(d))
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 100, scope.CachedNames(p), "every name once")
 }
