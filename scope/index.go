@@ -52,10 +52,11 @@ type toolIndex struct {
 	bySig    map[string]*plan
 }
 
-// nameCache maps tool names the policy does not name to plans. Reads are a lookup in an immutable
-// map; new names wait in a small locked map until they are a quarter of
-// the immutable one, which is then rebuilt with them — so a read of a
-// cached name takes no lock, and n names cost O(n) copying in all.
+// nameCache maps tool names the policy does not name to plans. Reads are
+// a lookup in an immutable map; new names wait in a small locked map until
+// they are a quarter of the immutable one, which is then rebuilt with them
+// — so a read of a cached name takes no lock, and n names cost O(n)
+// copying in all.
 type nameCache struct {
 	snap    atomic.Pointer[map[string]*plan]
 	mu      sync.Mutex
