@@ -75,6 +75,8 @@ func TestMain(m *testing.M) {
 		os.Exit(cancelUpstream())
 	case "task":
 		os.Exit(taskUpstream())
+	case "lines":
+		os.Exit(echoLines())
 	}
 	code := m.Run()
 	if binDir != "" {

@@ -5,8 +5,10 @@ package guardmcp_test
 //lint:file-ignore SA1019 the tests speak the legacy MCP protocol on purpose: an initialize handshake, and server→client requests
 
 import (
+	"bufio"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -49,7 +51,10 @@ const tmpfsMagic = 0x01021994
 // the same directory, back to back, measured after the calls; and
 // p50-fsync-idle-ms, the same after an idle pause as long as a direct
 // call, as a proxied call's fsync follows (on a virtual machine an fsync
-// after idling costs more than one in a busy loop). The sub-benchmarks are mcpguard's -sync modes:
+// after idling costs more than one in a busy loop); and
+// p50-pipe-rtt-idle-ms, the median round trip of a line through a child
+// process's stdin and stdout after the same pause: the two process
+// switches a proxy adds to a call, with no work between them. The sub-benchmarks are mcpguard's -sync modes:
 // "each" (the default: the decision's fsync on the call's path, the
 // outcome joining the next), "each-sync-outcomes" (an fsync for the
 // outcome too) and "none" (fsync only at exit).
@@ -84,6 +89,7 @@ func BenchmarkStdioOverhead(b *testing.B) {
 			pause := benchAlternate(b, direct, guarded)
 			b.ReportMetric(fsyncP50(b, dir, 0), "p50-fsync-ms")
 			b.ReportMetric(fsyncP50(b, dir, pause), "p50-fsync-idle-ms")
+			b.ReportMetric(pipeRTTP50(b, self, pause), "p50-pipe-rtt-idle-ms")
 		})
 	}
 }
@@ -111,6 +117,54 @@ func fsyncP50(b *testing.B, dir string, pause time.Duration) float64 {
 	}
 	slices.Sort(ds)
 	return float64(ds[len(ds)/2].Nanoseconds()) / 1e6
+}
+
+// pipeRTTP50 is the median time to write a request-sized line to a child
+// process (this test binary, echoing lines) and read it back, pausing
+// before each.
+func pipeRTTP50(b *testing.B, self string, pause time.Duration) float64 {
+	b.Helper()
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), testUpstreamEnv+"=lines")
+	in, err := cmd.StdinPipe()
+	require.NoError(b, err)
+	out, err := cmd.StdoutPipe()
+	require.NoError(b, err)
+	require.NoError(b, cmd.Start())
+	defer func() { in.Close(); cmd.Wait() }()
+	r := bufio.NewReader(out)
+	line := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}` + "\n")
+	ds := make([]time.Duration, 300)
+	for i := -20; i < len(ds); i++ { // 20 to warm up
+		time.Sleep(pause)
+		start := time.Now()
+		_, err := in.Write(line)
+		require.NoError(b, err)
+		got, err := r.ReadBytes('\n')
+		require.NoError(b, err)
+		require.Equal(b, line, got)
+		if i >= 0 {
+			ds[i] = time.Since(start)
+		}
+	}
+	slices.Sort(ds)
+	return float64(ds[len(ds)/2].Nanoseconds()) / 1e6
+}
+
+// echoLines copies its stdin to its stdout a line at a time, until EOF.
+func echoLines() int {
+	r := bufio.NewReader(os.Stdin)
+	for {
+		l, err := r.ReadBytes('\n')
+		if len(l) > 0 {
+			if _, werr := os.Stdout.Write(l); werr != nil {
+				return 1
+			}
+		}
+		if err != nil {
+			return 0
+		}
+	}
 }
 
 // benchAlternate calls the echo tool b.N times on each client, in turn,

@@ -37,7 +37,11 @@ func scaledName(i int) string { return fmt.Sprintf("svc_%05d_read", i) }
 // as they get): "last" calls the last tool — past any bound on cached
 // plans — and "cycle" calls each tool in turn. heap-B is the heap the
 // compiled policy and its plans for all n tools take (not counting the
-// definition it was compiled from, nor the calls).
+// definition it was compiled from, nor the calls). "floor" makes no
+// decision: in the same cycle it looks the called name up in a Go map of
+// the n names and reads one cache line of data of that tool's own — the
+// least that any decision finding a tool's data by name does, and so what
+// the memory of the machine alone adds to "cycle" as n grows.
 func BenchmarkDecideTools(b *testing.B) {
 	ctx := context.Background()
 	for _, names := range []string{"literal", "glob"} {
@@ -88,8 +92,36 @@ func BenchmarkDecideTools(b *testing.B) {
 					}
 				}
 			})
+			b.Run(fmt.Sprintf("names=%s/tools=%d/call=floor", names, n), func(b *testing.B) {
+				benchLookupFloor(b, ins)
+			})
 			runtime.KeepAlive(p)
 			runtime.KeepAlive(def)
 		}
+	}
+}
+
+// toolLine is one cache line of a tool's own data.
+type toolLine [8]uint64
+
+// benchLookupFloor times, for each input in turn, a lookup of its tool
+// name in a map built from separately allocated copies of the names, and
+// a read of the line the map gives. The line holds the index of the next
+// input, so that each lookup waits for the one before, as a decision's
+// does (a decision is too long for the processor to start the next one's
+// lookup early).
+func benchLookupFloor(b *testing.B, ins []scope.Input) {
+	m := make(map[string]*toolLine, len(ins))
+	for i, in := range ins {
+		m[string([]byte(in.Tool.Name))] = &toolLine{uint64((i + 1) % len(ins))}
+	}
+	b.ReportAllocs()
+	i, calls := uint64(0), 0
+	for b.Loop() {
+		i = m[ins[i].Tool.Name][0]
+		calls++
+	}
+	if want := uint64(calls % len(ins)); i != want {
+		b.Fatalf("ended at input %d, not %d", i, want)
 	}
 }

@@ -36,6 +36,7 @@ func scaleTargets(res map[string]*results) ([]target, error) {
 				"≤ 1.3×", strings.Join(got, " / "), met})
 		}
 	}
+	ts = append(ts, memoryFloor(tools))
 	lit := tools.median("DecideTools/names=literal/tools=100000/call=last", "heap-B") / (1 << 20)
 	glb := tools.median("DecideTools/names=glob/tools=100000/call=last", "heap-B") / (1 << 20)
 	ts = append(ts, target{"Heap of a compiled policy of 100,000 tools with every plan built (literal / glob)", "reported",
@@ -68,10 +69,33 @@ func scaleTargets(res map[string]*results) ([]target, error) {
 	}
 
 	for _, r := range stdioRows(res["stdio"]) {
-		ts = append(ts, target{fmt.Sprintf("mcpguard over stdio, p50 overhead (%s; an fsync here: %s back to back, %s after idling)", r.Mode, r.Fsync, r.FsyncIdle),
+		ts = append(ts, target{fmt.Sprintf("mcpguard over stdio, p50 overhead (%s; an fsync here: %s back to back, %s after idling; a pipe round trip to a process after idling: %s)", r.Mode, r.Fsync, r.FsyncIdle, r.PipeIdle),
 			"≤ 0.3 ms", r.P50Over, r.p50Over <= 0.3})
+		if r.Mode == "-sync each (default)" {
+			floor := r.fsyncIdle + r.pipeIdle
+			ts = append(ts, target{"mcpguard over stdio, the floor under the default mode's p50 overhead on this machine: an fsync after idling plus a pipe round trip after idling, with no work of the proxy's own",
+				"reported", fmt.Sprintf("%.3f ms", floor), !math.IsNaN(floor)})
+		}
 	}
 	return ts, nil
+}
+
+// memoryFloor is what the machine's memory alone adds to a decision at n
+// tools called in turn: the 10-tool decision plus the growth of "floor" (a
+// map lookup of the name and a read of one line of the tool's own data,
+// each waiting for the last) from 10 to n tools, over the 10-tool decision.
+func memoryFloor(tools *results) target {
+	dec := tools.median("DecideTools/names=literal/tools=10/call=cycle", "sec/op")
+	base := tools.median("DecideTools/names=literal/tools=10/call=floor", "sec/op")
+	var got []string
+	ok := !math.IsNaN(dec) && !math.IsNaN(base)
+	for _, n := range toolSizes[1:] {
+		v := tools.median(fmt.Sprintf("DecideTools/names=literal/tools=%d/call=floor", n), "sec/op")
+		ok = ok && !math.IsNaN(v)
+		got = append(got, ratio(dec+v-base, dec))
+	}
+	return target{"Floor under \"every tool in turn\": the 10-tool decision plus what a name lookup and one line of the tool's own data add from 10 to 1,000 / 10,000 / 100,000 tools (call=floor; no decision)",
+		"reported", strings.Join(got, " / "), ok}
 }
 
 // stdioRow is one mode of mcpguard's stdio benchmark, in milliseconds.
@@ -79,8 +103,8 @@ type stdioRow struct {
 	Mode                                string
 	P50Direct, P50Guard, P50Over        string
 	P99Direct, P99Guard, P99Over, Fsync string
-	FsyncIdle                           string
-	p50Over                             float64
+	FsyncIdle, PipeIdle                 string
+	p50Over, fsyncIdle, pipeIdle        float64
 }
 
 func stdioRows(rs *results) []stdioRow {
@@ -104,7 +128,10 @@ func stdioRows(rs *results) []stdioRow {
 			P99Direct: ms(get("p99-direct-ms")), P99Guard: ms(get("p99-guard-ms")), P99Over: ms(get("p99-overhead-ms")),
 			Fsync:     ms(get("p50-fsync-ms")),
 			FsyncIdle: ms(get("p50-fsync-idle-ms")),
+			PipeIdle:  ms(get("p50-pipe-rtt-idle-ms")),
 			p50Over:   get("p50-overhead-ms"),
+			fsyncIdle: get("p50-fsync-idle-ms"),
+			pipeIdle:  get("p50-pipe-rtt-idle-ms"),
 		})
 	}
 	return rows

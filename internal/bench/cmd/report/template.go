@@ -218,8 +218,13 @@ over every tool; ` + "`literal`" + ` grants name the tool, ` + "`glob`" + ` gran
 policy. Every tool is decided once before timing, so every plan is built.
 ` + "`last`" + ` calls the last tool over and over; ` + "`cycle`" + ` calls each of the *n*
 tools in turn, so at 100,000 tools each decision reads another tool's plan
-and inputs, from memory rather than the CPU's caches. ` + "`heap-MB`" + ` is the heap
-of the compiled policy with all its plans.
+and inputs, from memory rather than the CPU's caches. ` + "`floor`" + ` makes no
+decision: in the same cycle it looks the called name up in a Go map of the
+*n* names and reads one cache line of that tool's own data, each lookup
+waiting for the one before — the least a decision that finds a tool's data
+by name does, so its growth from 10 to *n* tools is what this machine's
+memory adds to ` + "`cycle`" + ` before a decision reads its plan, grant and inputs.
+` + "`heap-MB`" + ` is the heap of the compiled policy with all its plans.
 
 ` + "```" + `
 {{index .Tables "many"}}
@@ -255,17 +260,19 @@ between the two. In the default mode the decision record is fsynced before
 the upstream sees the call, and the outcome record joins the next fsync
 (the next call's decision, or the timer, or Close); ` + "`-sync-outcomes`" + ` fsyncs
 the outcome on the call's path too; ` + "`-sync none`" + ` fsyncs only at exit. The
-last two columns are the median fsync of a line appended to a file in the
-same directory, measured in the same run: back to back, and after an idle
-pause as long as a direct call. One fsync after such a pause is on every
-guarded call's path, so the default mode's overhead cannot fall below the
-` + "`-sync none`" + ` overhead (the proxy's two extra pipe hops and its own work)
-plus that fsync; on a virtual machine an fsync after idling costs more than
-one in a busy loop.
+last three columns are measured in the same run: the median fsync of a line
+appended to a file in the same directory, back to back and after an idle
+pause as long as a direct call, and the median round trip of a line through
+a child process's stdin and stdout after the same pause. A proxy adds two
+process switches to a call (the request and the response each pass through
+it), that round trip's worth, and one fsync after such a pause is on every
+guarded call's path: so the default mode's overhead cannot fall below the
+sum of the last two columns, before any work of the proxy's own. On a
+virtual machine both cost more after idling than in a busy loop.
 
-| mode | p50 direct | p50 guarded | p50 overhead | p99 direct | p99 guarded | p99 overhead | fsync p50 | fsync p50 after idling |
-|---|---|---|---|---|---|---|---|---|
-{{range .Stdio}}| {{.Mode}} | {{.P50Direct}} | {{.P50Guard}} | {{.P50Over}} | {{.P99Direct}} | {{.P99Guard}} | {{.P99Over}} | {{.Fsync}} | {{.FsyncIdle}} |
+| mode | p50 direct | p50 guarded | p50 overhead | p99 direct | p99 guarded | p99 overhead | fsync p50 | fsync p50 after idling | pipe round trip p50 after idling |
+|---|---|---|---|---|---|---|---|---|---|
+{{range .Stdio}}| {{.Mode}} | {{.P50Direct}} | {{.P50Guard}} | {{.P50Over}} | {{.P99Direct}} | {{.P99Guard}} | {{.P99Over}} | {{.Fsync}} | {{.FsyncIdle}} | {{.PipeIdle}} |
 {{end}}
 ## Session-aware decisions
 
