@@ -62,6 +62,7 @@ func dataErr(err error) error {
 func (m *middleware) wrapResource(next server.ResourceHandlerFunc) server.ResourceHandlerFunc {
 	return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 		ctx = m.withTask(m.withSession(ctx), req.Params.Meta)
+		req.Params.Meta = withoutTask(req.Params.Meta)
 		out, err := m.g.ReadResource(ctx, req.Params.URI, func(ctx context.Context) (any, error) {
 			return next(ctx, req)
 		})
@@ -76,6 +77,7 @@ func (m *middleware) wrapResource(next server.ResourceHandlerFunc) server.Resour
 func (m *middleware) wrapPrompt(next server.PromptHandlerFunc) server.PromptHandlerFunc {
 	return func(ctx context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		ctx = m.withTask(m.withSession(ctx), req.Params.Meta)
+		req.Params.Meta = withoutTask(req.Params.Meta)
 		out, err := m.g.GetPrompt(ctx, req.Params.Name, req.Params.Arguments, func(ctx context.Context) (any, error) {
 			return next(ctx, req)
 		})

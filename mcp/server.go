@@ -268,6 +268,7 @@ var ErrNotCallToolResult = errors.New("guardmcp: the tool's guard handler did no
 func (m *middleware) wrap(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		ctx = m.withTask(m.withSession(ctx), req.Params.Meta)
+		req.Params.Meta = withoutTask(req.Params.Meta)
 		args, err := rawArguments(req)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -394,7 +395,9 @@ func stringList(v any) ([]string, error) {
 // sender asked for narrowing that cannot be checked. Lists (tools/list,
 // resources/list, prompts/list) do not read _meta.
 //
-// The proxy does not forward TaskMetaKey upstream.
+// The proxy does not forward TaskMetaKey upstream, and an in-process
+// handler gets its request with TaskMetaKey removed from _meta (the rest
+// of _meta is kept).
 func WithTaskVerifier(v *TaskVerifier) Option {
 	return func(o *options) { o.tasks = v }
 }
@@ -428,6 +431,30 @@ func taskMeta(meta *mcp.Meta) (string, bool, error) {
 		return "", true, fmt.Errorf("guardmcp: the request's _meta has the key %q, which is not one this server reads; a task goes under %q exactly", lookalikes[0], TaskMetaKey)
 	}
 	return tok, present, nil
+}
+
+// withoutTask returns meta without the task token, for the handler: the
+// guard has read it, and a handler that logs or forwards its requests must
+// not leak a token that can narrow — and, through its attrs, allow — calls
+// until it expires. meta itself is left alone (the request may be shared);
+// a _meta left with nothing in it becomes nil.
+func withoutTask(meta *mcp.Meta) *mcp.Meta {
+	if meta == nil {
+		return nil
+	}
+	if _, ok := meta.AdditionalFields[TaskMetaKey]; !ok {
+		return meta
+	}
+	out := *meta
+	out.AdditionalFields = maps.Clone(meta.AdditionalFields)
+	delete(out.AdditionalFields, TaskMetaKey)
+	if len(out.AdditionalFields) == 0 {
+		out.AdditionalFields = nil
+		if out.ProgressToken == nil {
+			return nil
+		}
+	}
+	return &out
 }
 
 // withTask narrows ctx to the task the request's _meta carries, or marks

@@ -230,6 +230,7 @@ type taskServer struct {
 	s    *server.MCPServer
 	sink *memSink
 	ran  map[string]int
+	meta []*mcp.Meta // the _meta each handler saw, in order
 }
 
 func newTaskServer(t *testing.T, opts ...guardmcp.Option) *taskServer {
@@ -243,6 +244,7 @@ func newTaskServer(t *testing.T, opts ...guardmcp.Option) *taskServer {
 		server.WithPromptCapabilities(false)}, guardmcp.ServerOptions(g, opts...)...)...)
 	h := func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		ts.ran[req.Params.Name]++
+		ts.meta = append(ts.meta, req.Params.Meta)
 		return mcp.NewToolResultText("done"), nil
 	}
 	for name, schema := range map[string]string{
@@ -254,10 +256,12 @@ func newTaskServer(t *testing.T, opts ...guardmcp.Option) *taskServer {
 	}
 	ts.s.AddResource(mcp.NewResource("mail:///inbox", "inbox"), func(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 		ts.ran["inbox"]++
+		ts.meta = append(ts.meta, req.Params.Meta)
 		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, Text: "mail"}}, nil
 	})
-	ts.s.AddPrompt(mcp.NewPrompt("draft"), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	ts.s.AddPrompt(mcp.NewPrompt("draft"), func(_ context.Context, req mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		ts.ran["draft"]++
+		ts.meta = append(ts.meta, req.Params.Meta)
 		return mcp.NewGetPromptResult("d", nil), nil
 	})
 	return ts
@@ -363,4 +367,42 @@ func TestTaskFromMetaThroughServerOptions(t *testing.T) {
 		assert.Equal(t, "deny", recs[0].Effect)
 		assert.Contains(t, recs[0].Reason, "no key to verify tasks with")
 	})
+}
+
+// TestTaskTokenNotShownToHandlers: the guard reads the task token and the
+// handler of the tool, resource or prompt never sees it — a handler that
+// logs its requests would leak a token that narrows, and through its attrs
+// allows, calls until it expires — while the rest of _meta reaches it.
+func TestTaskTokenNotShownToHandlers(t *testing.T) {
+	s := newTaskSigner(t)
+	v, err := guardmcp.NewTaskVerifier(s.keys, guardmcp.TaskOptions{})
+	require.NoError(t, err)
+	ts := newTaskServer(t, guardmcp.WithTaskVerifier(v))
+	alice := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"mail"}})
+	tok := s.sign(t, taskClaims("alice", map[string]any{"id": "t1", "tools": []any{"send_email"}}))
+
+	both := map[string]any{guardmcp.TaskMetaKey: tok, "progressToken": "p1", "io.example/trace": "abc"}
+	require.False(t, ts.callMeta(t, alice, "send_email", `{"to":"bob@example.com"}`, both).IsError)
+	require.False(t, ts.callMeta(t, alice, "send_email", `{"to":"bob@example.com"}`, map[string]any{guardmcp.TaskMetaKey: tok}).IsError)
+	for i, method := range []string{"resources/read", "prompts/get"} {
+		params := `"uri":"mail:///inbox"`
+		if method == "prompts/get" {
+			params = `"name":"draft"`
+		}
+		resp := rpc(t, alice, ts.s, `{"jsonrpc":"2.0","id":`+jsonNum(int64(10+i))+`,"method":"`+method+`","params":{`+params+`,"_meta":`+mustJSON(both)+`}}`)
+		require.NotNil(t, resp["result"], "%s: %v", method, resp)
+	}
+	require.Len(t, ts.meta, 4)
+	for i, m := range ts.meta {
+		if i == 1 {
+			assert.Nil(t, m, "a _meta that held only the token is gone")
+			continue
+		}
+		require.NotNil(t, m, "call %d", i)
+		assert.NotContains(t, m.AdditionalFields, guardmcp.TaskMetaKey, "call %d", i)
+		assert.Equal(t, "abc", m.AdditionalFields["io.example/trace"], "call %d", i)
+		assert.EqualValues(t, "p1", m.ProgressToken, "call %d", i)
+		assert.NotContains(t, mustJSON(m), tok, "call %d", i)
+	}
+	assert.Equal(t, 2, ts.ran["send_email"])
 }

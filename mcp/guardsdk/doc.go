@@ -55,6 +55,17 @@
 // middleware then logs a warning once, when a client connects to a server
 // that offers resources or prompts ([WithLogger]).
 //
+// # Tasks
+//
+// This adapter does not verify signed tasks (guardmcp.WithTaskVerifier
+// and the mcpguard proxy do). A tools/call, resources/read or prompts/get
+// whose _meta carries a task under "io.agentguard/task", or any other key
+// containing "agentguard" in any letter case, is denied and recorded
+// ([toolguard.ErrTaskRefused]) and never reaches its handler: its sender
+// asked for narrowing that cannot be checked, and running it unnarrowed
+// would give it more than was asked. [toolguard.WithTask] in the server's
+// own code narrows requests as it does anywhere.
+//
 // # Other methods
 //
 // initialize, server/discover, ping, logging/setLevel,

@@ -80,6 +80,7 @@ func (m *middleware) readResource(ctx context.Context, next mcp.MethodHandler, m
 		return nil, fmt.Errorf("guardsdk: %s request of type %T", method, req)
 	}
 	ctx, perr := m.enter(ctx, req)
+	ctx = refuseTask(ctx, r.Params.Meta)
 	out, err := m.g.ReadResource(ctx, r.Params.URI, func(ctx context.Context) (any, error) {
 		return next(ctx, method, req)
 	})
@@ -94,6 +95,7 @@ func (m *middleware) getPrompt(ctx context.Context, next mcp.MethodHandler, meth
 		return nil, fmt.Errorf("guardsdk: %s request of type %T", method, req)
 	}
 	ctx, perr := m.enter(ctx, req)
+	ctx = refuseTask(ctx, r.Params.Meta)
 	out, err := m.g.GetPrompt(ctx, r.Params.Name, r.Params.Arguments, func(ctx context.Context) (any, error) {
 		return next(ctx, method, req)
 	})

@@ -128,7 +128,7 @@ func callTool(ctx context.Context, g *toolguard.Guard, pf PrincipalFunc, next mc
 		return nil, fmt.Errorf("guardsdk: tools/call request of type %T", req)
 	}
 	ctx, perr := withPrincipal(ctx, pf, req)
-	ctx = withSession(ctx, call.Session)
+	ctx = refuseTask(withSession(ctx, call.Session), call.Params.Meta)
 	p := &pending{method: method, req: call, next: next}
 	out, err := g.Call(context.WithValue(ctx, pendingKey{}, p), call.Params.Name, call.Params.Arguments)
 	var de *toolguard.DeniedError
