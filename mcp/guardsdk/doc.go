@@ -57,14 +57,16 @@
 //
 // # Tasks
 //
-// This adapter does not verify signed tasks (guardmcp.WithTaskVerifier
-// and the mcpguard proxy do). A tools/call, resources/read or prompts/get
-// whose _meta carries a task under "io.agentguard/task", or any other key
-// containing "agentguard" in any letter case, is denied and recorded
-// ([toolguard.ErrTaskRefused]) and never reaches its handler: its sender
-// asked for narrowing that cannot be checked, and running it unnarrowed
-// would give it more than was asked. [toolguard.WithTask] in the server's
-// own code narrows requests as it does anywhere.
+// [WithTaskVerifier] (with a *guardmcp.TaskVerifier) makes the middleware
+// read a signed task from the _meta of every tools/call, resources/read
+// and prompts/get, under [TaskMetaKey], as guardmcp does: a valid task
+// narrows the request ([toolguard.WithTask]), and the handler gets the
+// request without the token. A request whose task cannot be accepted — and
+// without a verifier, any request carrying a task under "io.agentguard/task"
+// or any other key containing "agentguard" in any letter case — is denied
+// and recorded ([toolguard.ErrTaskRefused]) and never reaches its handler:
+// its sender asked for narrowing, and running it unnarrowed would give it
+// more than was asked.
 //
 // # Other methods
 //

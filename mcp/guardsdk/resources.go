@@ -22,6 +22,7 @@ type middleware struct {
 	pf      PrincipalFunc
 	logger  *slog.Logger    // nil: slog.Default()
 	allowed map[string]bool // custom methods let through (AllowMethods)
+	tasks   TaskVerifier    // nil: requests carrying a task are refused
 	warned  atomic.Bool
 }
 
@@ -80,9 +81,10 @@ func (m *middleware) readResource(ctx context.Context, next mcp.MethodHandler, m
 		return nil, fmt.Errorf("guardsdk: %s request of type %T", method, req)
 	}
 	ctx, perr := m.enter(ctx, req)
-	ctx = refuseTask(ctx, r.Params.Meta)
+	ctx = m.withTask(ctx, r.Session, r.Params.Meta)
+	r = taskless(r, func(p *mcp.ReadResourceParams) *mcp.Meta { return &p.Meta })
 	out, err := m.g.ReadResource(ctx, r.Params.URI, func(ctx context.Context) (any, error) {
-		return next(ctx, method, req)
+		return next(ctx, method, r)
 	})
 	return dataResult(method, out, err, perr)
 }
@@ -95,9 +97,10 @@ func (m *middleware) getPrompt(ctx context.Context, next mcp.MethodHandler, meth
 		return nil, fmt.Errorf("guardsdk: %s request of type %T", method, req)
 	}
 	ctx, perr := m.enter(ctx, req)
-	ctx = refuseTask(ctx, r.Params.Meta)
+	ctx = m.withTask(ctx, r.Session, r.Params.Meta)
+	r = taskless(r, func(p *mcp.GetPromptParams) *mcp.Meta { return &p.Meta })
 	out, err := m.g.GetPrompt(ctx, r.Params.Name, r.Params.Arguments, func(ctx context.Context) (any, error) {
-		return next(ctx, method, req)
+		return next(ctx, method, r)
 	})
 	return dataResult(method, out, err, perr)
 }

@@ -52,12 +52,19 @@ type dataServer struct {
 	completed  []string
 	subscribed []string
 	subscribe  chan string
+	metas      []mcp.Meta // the _meta of each read and get the handlers saw
 }
 
 func (ds *dataServer) note(l *[]string, s string) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	*l = append(*l, s)
+}
+
+func (ds *dataServer) noteMeta(m mcp.Meta) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	ds.metas = append(ds.metas, m)
 }
 
 func (ds *dataServer) seen(l *[]string) []string {
@@ -98,6 +105,7 @@ func newDataServerSink(t *testing.T, policy string, pf guardsdk.PrincipalFunc, s
 	ds.server.AddReceivingMiddleware(guardsdk.Middleware(ds.guard, pf, opts...))
 	read := func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 		ds.note(&ds.reads, req.Params.URI)
+		ds.noteMeta(req.Params.Meta)
 		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "contents of " + req.Params.URI}}}, nil
 	}
 	for _, u := range []string{"file:///w/a.txt", "file:///w/secret/key", "file:///etc/passwd"} {
@@ -107,6 +115,7 @@ func newDataServerSink(t *testing.T, policy string, pf guardsdk.PrincipalFunc, s
 	ds.server.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: "file:///etc/{name}", Name: "system files"}, read)
 	prompt := func(_ context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		ds.note(&ds.gets, req.Params.Name+" "+req.Params.Arguments["style"])
+		ds.noteMeta(req.Params.Meta)
 		return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "summarize " + req.Params.Arguments["style"]}}}}, nil
 	}
 	ds.server.AddPrompt(&mcp.Prompt{Name: "summarize", Arguments: []*mcp.PromptArgument{{Name: "style"}}}, prompt)

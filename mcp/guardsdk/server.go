@@ -61,7 +61,7 @@ func Middleware(g *toolguard.Guard, pf PrincipalFunc, opts ...Option) mcp.Middle
 				ctx, _ = withPrincipal(ctx, pf, req)
 				return listTools(ctx, g, next, method, req)
 			case "tools/call":
-				return callTool(ctx, g, pf, next, method, req)
+				return m.callTool(ctx, next, method, req)
 			}
 			return m.handle(ctx, next, method, req)
 		}
@@ -120,17 +120,18 @@ func listTools(ctx context.Context, g *toolguard.Guard, next mcp.MethodHandler, 
 	return &out, nil
 }
 
-// callTool decides a tools/call with g and, when allowed, runs the rest of
-// the server's chain through the guard's handler of the tool.
-func callTool(ctx context.Context, g *toolguard.Guard, pf PrincipalFunc, next mcp.MethodHandler, method string, req mcp.Request) (mcp.Result, error) {
+// callTool decides a tools/call with the guard and, when allowed, runs the
+// rest of the server's chain through the guard's handler of the tool.
+func (m *middleware) callTool(ctx context.Context, next mcp.MethodHandler, method string, req mcp.Request) (mcp.Result, error) {
 	call, ok := req.(*mcp.CallToolRequest)
 	if !ok || call.Params == nil {
 		return nil, fmt.Errorf("guardsdk: tools/call request of type %T", req)
 	}
-	ctx, perr := withPrincipal(ctx, pf, req)
-	ctx = refuseTask(withSession(ctx, call.Session), call.Params.Meta)
+	ctx, perr := withPrincipal(ctx, m.pf, req)
+	ctx = m.withTask(withSession(ctx, call.Session), call.Session, call.Params.Meta)
+	call = taskless(call, func(p *mcp.CallToolParamsRaw) *mcp.Meta { return &p.Meta })
 	p := &pending{method: method, req: call, next: next}
-	out, err := g.Call(context.WithValue(ctx, pendingKey{}, p), call.Params.Name, call.Params.Arguments)
+	out, err := m.g.Call(context.WithValue(ctx, pendingKey{}, p), call.Params.Name, call.Params.Arguments)
 	var de *toolguard.DeniedError
 	if errors.As(err, &de) {
 		text := de.ModelText()
