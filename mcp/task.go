@@ -5,16 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/agentguard/agentguard/internal/safejson"
+	"github.com/agentguard/agentguard/internal/taskmeta"
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
 )
@@ -24,7 +22,7 @@ import (
 // token (see [TaskVerifier]). Only this exact key is read; any other
 // _meta key that contains "agentguard" in any letter case is refused (see
 // [WithTaskVerifier]).
-const TaskMetaKey = "io.agentguard/task"
+const TaskMetaKey = taskmeta.Key
 
 // DefaultTaskLifetime is the longest a task token may be valid when
 // TaskOptions.MaxLifetime is zero.
@@ -402,42 +400,8 @@ func WithTaskVerifier(v *TaskVerifier) Option {
 	return func(o *options) { o.tasks = v }
 }
 
-// errNoTaskKey is the refusal of a task when no verifier is configured.
-var errNoTaskKey = errors.New("guardmcp: the request carries a task (_meta \"" + TaskMetaKey + "\"), and this server has no key to verify tasks with, so it cannot narrow the request as asked")
-
-// taskMeta returns the task token a request's _meta carries, whether it
-// carries one, and an error for a _meta that tries to and cannot.
-func taskMeta(meta *mcp.Meta) (string, bool, error) {
-	if meta == nil {
-		return "", false, nil
-	}
-	tok, present := "", false
-	var lookalikes []string
-	for k, v := range meta.AdditionalFields {
-		if k == TaskMetaKey {
-			s, ok := v.(string)
-			if !ok {
-				return "", true, errors.New("guardmcp: the value of _meta \"" + TaskMetaKey + "\" is not a string (a signed task token)")
-			}
-			tok, present = s, true
-			continue
-		}
-		if strings.Contains(string(safejson.AppendFold(nil, k)), "AGENTGUARD") {
-			lookalikes = append(lookalikes, k)
-		}
-	}
-	if len(lookalikes) > 0 {
-		slices.Sort(lookalikes)
-		return "", true, fmt.Errorf("guardmcp: the request's _meta has the key %q, which is not one this server reads; a task goes under %q exactly", lookalikes[0], TaskMetaKey)
-	}
-	return tok, present, nil
-}
-
-// withoutTask returns meta without the task token, for the handler: the
-// guard has read it, and a handler that logs or forwards its requests must
-// not leak a token that can narrow — and, through its attrs, allow — calls
-// until it expires. meta itself is left alone (the request may be shared);
-// a _meta left with nothing in it becomes nil.
+// withoutTask returns meta without the task token, for the handler
+// (taskmeta.Without); a _meta left with nothing in it becomes nil.
 func withoutTask(meta *mcp.Meta) *mcp.Meta {
 	if meta == nil {
 		return nil
@@ -446,13 +410,9 @@ func withoutTask(meta *mcp.Meta) *mcp.Meta {
 		return meta
 	}
 	out := *meta
-	out.AdditionalFields = maps.Clone(meta.AdditionalFields)
-	delete(out.AdditionalFields, TaskMetaKey)
-	if len(out.AdditionalFields) == 0 {
-		out.AdditionalFields = nil
-		if out.ProgressToken == nil {
-			return nil
-		}
+	out.AdditionalFields = taskmeta.Without(meta.AdditionalFields)
+	if out.AdditionalFields == nil && out.ProgressToken == nil {
+		return nil
 	}
 	return &out
 }
@@ -461,31 +421,19 @@ func withoutTask(meta *mcp.Meta) *mcp.Meta {
 // it refused. It runs after withSession, so that a token bound to a
 // session is checked against the request's.
 func (m *middleware) withTask(ctx context.Context, meta *mcp.Meta) context.Context {
-	tok, present, err := taskMeta(meta)
-	switch {
-	case err != nil:
-		return toolguard.WithRefusedTask(ctx, err)
-	case !present:
-		return ctx
-	case m.tasks == nil:
-		return toolguard.WithRefusedTask(ctx, errNoTaskKey)
+	var fields map[string]any
+	if meta != nil {
+		fields = meta.AdditionalFields
 	}
-	pr, ok := toolguard.PrincipalFrom(ctx)
-	if !ok || pr.ID == "" {
-		return toolguard.WithRefusedTask(ctx, errors.New("guardmcp: the request carries a task, and there is no principal to check it against"))
+	var v taskmeta.Verifier
+	if m.tasks != nil {
+		v = m.tasks
 	}
 	sid, _ := toolguard.SessionFrom(ctx)
-	t, own, err := m.tasks.VerifySession(ctx, tok, pr.ID, sid)
-	if err != nil {
-		return toolguard.WithRefusedTask(ctx, err)
-	}
-	if own != "" {
-		ctx = toolguard.WithSession(ctx, TaskSessionPrefix+own)
-	}
-	return toolguard.WithTask(ctx, t)
+	return taskmeta.Narrow(ctx, fields, v, sid)
 }
 
 // TaskSessionPrefix begins the guard session of a request that has no
 // MCP session and whose task token names one (its session claim), so that
 // such sessions never meet MCP sessions of the same id.
-const TaskSessionPrefix = "task-session:"
+const TaskSessionPrefix = taskmeta.SessionPrefix

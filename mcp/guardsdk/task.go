@@ -2,26 +2,21 @@ package guardsdk
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"maps"
-	"slices"
-	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/agentguard/agentguard/internal/safejson"
+	"github.com/agentguard/agentguard/internal/taskmeta"
 	"github.com/agentguard/agentguard/scope"
 	"github.com/agentguard/agentguard/toolguard"
 )
 
 // TaskMetaKey is the _meta key under which a request carries a signed
 // task token; it is guardmcp.TaskMetaKey.
-const TaskMetaKey = "io.agentguard/task"
+const TaskMetaKey = taskmeta.Key
 
 // TaskSessionPrefix begins the guard session of a request that has no MCP
 // session and whose task token names one; it is guardmcp.TaskSessionPrefix.
-const TaskSessionPrefix = "task-session:"
+const TaskSessionPrefix = taskmeta.SessionPrefix
 
 // TaskVerifier checks a task token for a call judged for principal in the
 // MCP session session ("" for none), returning the task and the token's
@@ -55,55 +50,10 @@ func WithTaskVerifier(v TaskVerifier) Option {
 	return func(m *middleware) { m.tasks = v }
 }
 
-// taskMeta returns the task token meta carries, whether it carries one,
-// and an error for a meta that tries to and cannot.
-func taskMeta(meta mcp.Meta) (string, bool, error) {
-	tok, present := "", false
-	var lookalikes []string
-	for k, v := range meta {
-		if k == TaskMetaKey {
-			s, ok := v.(string)
-			if !ok {
-				return "", true, errors.New("the value of _meta \"" + TaskMetaKey + "\" is not a string (a signed task token)")
-			}
-			tok, present = s, true
-			continue
-		}
-		if strings.Contains(string(safejson.AppendFold(nil, k)), "AGENTGUARD") {
-			lookalikes = append(lookalikes, k)
-		}
-	}
-	if len(lookalikes) > 0 {
-		slices.Sort(lookalikes)
-		return "", true, fmt.Errorf("the request's _meta has the key %q, which is not one this server reads; a task goes under %q exactly", lookalikes[0], TaskMetaKey)
-	}
-	return tok, present, nil
-}
-
 // withTask narrows ctx to the task meta carries, or marks it refused. It
 // runs after the principal and session are in ctx.
 func (m *middleware) withTask(ctx context.Context, ss *mcp.ServerSession, meta mcp.Meta) context.Context {
-	tok, present, err := taskMeta(meta)
-	switch {
-	case err != nil:
-		return toolguard.WithRefusedTask(ctx, err)
-	case !present:
-		return ctx
-	case m.tasks == nil:
-		return toolguard.WithRefusedTask(ctx, errors.New("the request carries a task (_meta \""+TaskMetaKey+"\"), and this server has no key to verify tasks with, so it cannot narrow the request as asked"))
-	}
-	pr, ok := toolguard.PrincipalFrom(ctx)
-	if !ok || pr.ID == "" {
-		return toolguard.WithRefusedTask(ctx, errors.New("the request carries a task, and there is no principal to check it against"))
-	}
-	t, own, err := m.tasks.VerifySession(ctx, tok, pr.ID, taskSession(ctx, ss))
-	if err != nil {
-		return toolguard.WithRefusedTask(ctx, err)
-	}
-	if own != "" {
-		ctx = toolguard.WithSession(ctx, TaskSessionPrefix+own)
-	}
-	return toolguard.WithTask(ctx, t)
+	return taskmeta.Narrow(ctx, meta, m.tasks, taskSession(ctx, ss))
 }
 
 // taskSession is the session a task token's sid is checked against: the
@@ -117,22 +67,6 @@ func taskSession(ctx context.Context, ss *mcp.ServerSession) string {
 	return sid
 }
 
-// withoutTask returns meta without the task token, for the handler: a
-// handler that logs or forwards its requests must not leak a token that
-// narrows — and through its attrs allows — calls until it expires. meta
-// itself is left alone.
-func withoutTask(meta mcp.Meta) mcp.Meta {
-	if _, ok := meta[TaskMetaKey]; !ok {
-		return meta
-	}
-	out := maps.Clone(meta)
-	delete(out, TaskMetaKey)
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
-
 // taskless returns r with the task token removed from its params' _meta:
 // r itself if there is none, or else a copy (r may be shared).
 func taskless[T any, P interface {
@@ -144,7 +78,7 @@ func taskless[T any, P interface {
 	}
 	params := *(*T)(r.Params)
 	p := P(&params)
-	*meta(p) = withoutTask(*meta(p))
+	*meta(p) = taskmeta.Without(*meta(p))
 	c := *r
 	c.Params = p
 	return &c
