@@ -69,6 +69,20 @@ func (k *taskKey) sign(t *testing.T, principal string, task map[string]any, extr
 	return tok
 }
 
+// newTaskFixture is a guarded files server, with no tools yet, whose
+// middleware verifies tasks signed with k.
+func newTaskFixture(t *testing.T, k *taskKey) *fixture {
+	t.Helper()
+	p, err := scope.Parse([]byte(policy))
+	require.NoError(t, err)
+	f := &fixture{records: &bytes.Buffer{}}
+	f.guard, err = toolguard.New(p, toolguard.WithSink(audit.NewLog(f.records)))
+	require.NoError(t, err)
+	f.server = mcp.NewServer(&mcp.Implementation{Name: "files", Version: "1.0.0"}, nil)
+	f.server.AddReceivingMiddleware(guardsdk.Middleware(f.guard, guardsdk.Static(bot), guardsdk.WithTaskVerifier(k.v)))
+	return f
+}
+
 // TestTaskRefusedWithoutVerifier: without WithTaskVerifier a tools/call,
 // resources/read or prompts/get whose _meta carries a task — or a key
 // that looks meant to — is denied and recorded, and its handler does not
@@ -133,13 +147,7 @@ func TestTaskRefusedWithoutVerifier(t *testing.T) {
 func TestTaskThroughGuardSDK(t *testing.T) {
 	k := newTaskKey(t)
 	other := newTaskKey(t)
-	p, err := scope.Parse([]byte(policy))
-	require.NoError(t, err)
-	f := &fixture{records: &bytes.Buffer{}}
-	f.guard, err = toolguard.New(p, toolguard.WithSink(audit.NewLog(f.records)))
-	require.NoError(t, err)
-	f.server = mcp.NewServer(&mcp.Implementation{Name: "files", Version: "1.0.0"}, nil)
-	f.server.AddReceivingMiddleware(guardsdk.Middleware(f.guard, guardsdk.Static(bot), guardsdk.WithTaskVerifier(k.v)))
+	f := newTaskFixture(t, k)
 	var seen []mcp.Meta
 	require.NoError(t, guardsdk.AddTool(f.server, f.guard, &mcp.Tool{Name: "read_file"},
 		func(_ context.Context, req *mcp.CallToolRequest, in readArgs) (*mcp.CallToolResult, any, error) {
@@ -201,13 +209,7 @@ func TestTaskThroughGuardSDK(t *testing.T) {
 // request has a session of its own.
 func TestTaskSessionOverHTTP(t *testing.T) {
 	k := newTaskKey(t)
-	p, err := scope.Parse([]byte(policy))
-	require.NoError(t, err)
-	f := &fixture{records: &bytes.Buffer{}}
-	f.guard, err = toolguard.New(p, toolguard.WithSink(audit.NewLog(f.records)))
-	require.NoError(t, err)
-	f.server = mcp.NewServer(&mcp.Implementation{Name: "files", Version: "1.0.0"}, nil)
-	f.server.AddReceivingMiddleware(guardsdk.Middleware(f.guard, guardsdk.Static(bot), guardsdk.WithTaskVerifier(k.v)))
+	f := newTaskFixture(t, k)
 	require.NoError(t, guardsdk.AddTool(f.server, f.guard, &mcp.Tool{Name: "read_file"},
 		func(_ context.Context, _ *mcp.CallToolRequest, in readArgs) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "contents of " + in.Path}}}, nil, nil
