@@ -6,8 +6,11 @@
 // # Normalisation
 //
 // Text is made valid UTF-8, put in NFKC form (fullwidth "ＤＥ８９" is
-// "DE89"), common Cyrillic and Greek look-alikes of Latin letters are
-// mapped to them ("раураl" is "paypal"), and it is case-folded.
+// "DE89") and case-folded; then common Cyrillic and Greek look-alikes of
+// Latin letters are mapped to them ("раураl" is "paypal"), including
+// those folding makes ("Һ" folds to "һ", which is "h"), and marks are
+// composed again. The steps repeat until the text no longer changes, so
+// the normal form of a normal form is itself.
 //
 // # Tokens
 //

@@ -28,8 +28,13 @@ const MaxTokenBytes = 64
 
 // Normalize returns s as tokens are made from it: invalid UTF-8 replaced,
 // NFKC (so fullwidth and other compatibility forms become their plain
-// letters and digits), common Cyrillic and Greek look-alikes of Latin
-// letters mapped to those letters, then case-folded.
+// letters and digits), case-folded, common Cyrillic and Greek look-alikes
+// of Latin letters mapped to those letters, and NFKC again — repeated
+// until nothing changes, so that Normalize(Normalize(s)) == Normalize(s).
+// Folding comes before the look-alikes because folding can make one
+// (U+0345 folds to ι, Һ to һ), and the last NFKC composes what a mapped
+// letter and its marks now spell (ΐ folds to ι with two marks, which
+// become ḯ).
 func Normalize(s string) string {
 	if isASCII(s) {
 		// NFKC and the look-alikes change no ASCII; folding is lowering.
@@ -39,9 +44,19 @@ func Normalize(s string) string {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	s = norm.NFKC.String(s)
-	s = strings.Map(skeleton, s)
-	return cases.Fold().String(s)
+	for range maxNormalizeRounds {
+		t := norm.NFKC.String(strings.Map(skeleton, cases.Fold().String(s)))
+		if t == s {
+			break
+		}
+		s = t
+	}
+	return s
 }
+
+// maxNormalizeRounds bounds Normalize's rounds; text needing more keeps
+// the last round's form (FuzzTokens checks that Normalize is idempotent).
+const maxNormalizeRounds = 8
 
 // Tokens returns the distinct tokens of s, in order of first appearance.
 // See the package documentation for what a token is.

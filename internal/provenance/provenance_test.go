@@ -93,6 +93,23 @@ func TestSetAddValue(t *testing.T) {
 	assert.ElementsMatch(t, []string{"accounts", "note", "de89370400440532013000", "12345678", "tel:12345678"}, s.Tokens())
 }
 
+// TestLookalikesMadeByFolding: a letter that case folding turns into a
+// look-alike is mapped like the look-alike, so a value copied from a result
+// in such a spelling still carries the result's tokens.
+func TestLookalikesMadeByFolding(t *testing.T) {
+	for _, c := range []struct{ spelled, plain string }{
+		{"\u04baello", "hello"},    // Cyrillic capital shha folds to һ, a look-alike of h
+		{"\u04c0ogin", "login"},    // Cyrillic palochka folds to ӏ, a look-alike of l
+		{"ab\u0345cd", "abicd"},    // the combining ypogegrammeni folds to ι, a look-alike of i
+		{"x\u0390yz", "xḯyz"},      // ΐ folds to ι and two marks; the i and its marks compose
+		{"ＨＥＬＬＯ", "hello"},       // fullwidth
+		{"\u0421\u041e\u0420E", "cope"}, // Cyrillic capitals, mapped after folding
+	} {
+		assert.Equal(t, provenance.Normalize(c.plain), provenance.Normalize(c.spelled), "%q", c.spelled)
+		assert.Equal(t, provenance.Tokens(c.plain), provenance.Tokens(c.spelled), "%q", c.spelled)
+	}
+}
+
 func FuzzTokens(f *testing.F) {
 	for _, s := range []string{"DE89 3704 0044 0532 0130 00", "a@b.cd", "https://x.y/z", "+1 (555) 123-4567", "ＡＢＣＤ", "\xff\xfe", "www.", "@@..", "(((", "+", "1.2.3.4.5"} {
 		f.Add(s)
@@ -108,6 +125,9 @@ func FuzzTokens(f *testing.F) {
 				t.Fatalf("duplicate token %q from %q", tok, s)
 			}
 			seen[tok] = true
+		}
+		if n := provenance.Normalize(s); provenance.Normalize(n) != n {
+			t.Fatalf("Normalize is not idempotent on %q: %q, then %q", s, n, provenance.Normalize(n))
 		}
 		// Tokenising is a function of the normalised text.
 		again := provenance.Tokens(provenance.Normalize(s))
