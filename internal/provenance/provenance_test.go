@@ -98,11 +98,11 @@ func TestSetAddValue(t *testing.T) {
 // in such a spelling still carries the result's tokens.
 func TestLookalikesMadeByFolding(t *testing.T) {
 	for _, c := range []struct{ spelled, plain string }{
-		{"\u04baello", "hello"},    // Cyrillic capital shha folds to һ, a look-alike of h
-		{"\u04c0ogin", "login"},    // Cyrillic palochka folds to ӏ, a look-alike of l
-		{"ab\u0345cd", "abicd"},    // the combining ypogegrammeni folds to ι, a look-alike of i
-		{"x\u0390yz", "xḯyz"},      // ΐ folds to ι and two marks; the i and its marks compose
-		{"ＨＥＬＬＯ", "hello"},       // fullwidth
+		{"\u04baello", "hello"},         // Cyrillic capital shha folds to һ, a look-alike of h
+		{"\u04c0ogin", "login"},         // Cyrillic palochka folds to ӏ, a look-alike of l
+		{"ab\u0345cd", "abicd"},         // the combining ypogegrammeni folds to ι, a look-alike of i
+		{"x\u0390yz", "xḯyz"},           // ΐ folds to ι and two marks; the i and its marks compose
+		{"ＨＥＬＬＯ", "hello"},              // fullwidth
 		{"\u0421\u041e\u0420E", "cope"}, // Cyrillic capitals, mapped after folding
 	} {
 		assert.Equal(t, provenance.Normalize(c.plain), provenance.Normalize(c.spelled), "%q", c.spelled)
