@@ -28,11 +28,14 @@ const MaxTokenBytes = 64
 
 // Normalize returns s as tokens are made from it: invalid UTF-8 replaced,
 // NFKC (so fullwidth and other compatibility forms become their plain
-// letters and digits), case-folded, common Cyrillic and Greek look-alikes
-// of Latin letters mapped to those letters, and NFKC again — repeated
-// until nothing changes, so that Normalize(Normalize(s)) == Normalize(s).
-// Folding comes before the look-alikes because folding can make one
-// (U+0345 folds to ι, Һ to һ), and the last NFKC composes what a mapped
+// letters and digits), common Cyrillic and Greek look-alikes of Latin
+// letters mapped to those letters, case-folded, the look-alikes mapped
+// again, and NFKC again — repeated until nothing changes, so that
+// Normalize(Normalize(s)) == Normalize(s). The look-alikes are mapped
+// before folding because folding can lose one (capital В folds to в,
+// which looks like no Latin letter; Ν folds to ν, which looks like v)
+// and after it because folding can make one (U+0345 folds to ι, Һ to
+// һ), and the last NFKC composes what a mapped
 // letter and its marks now spell (ΐ folds to ι with two marks, which
 // become ḯ).
 func Normalize(s string) string {
@@ -45,7 +48,8 @@ func Normalize(s string) string {
 	}
 	s = norm.NFKC.String(s)
 	for range maxNormalizeRounds {
-		t := norm.NFKC.String(strings.Map(skeleton, cases.Fold().String(s)))
+		t := strings.Map(skeleton, cases.Fold().String(strings.Map(skeleton, s)))
+		t = norm.NFKC.String(t)
 		if t == s {
 			break
 		}

@@ -167,3 +167,22 @@ func TestLinearTime(t *testing.T) {
 		assert.Less(t, ratio, 64*12.0, "unit %q: 64× the text took %.0f× the time", unit, ratio)
 	}
 }
+
+// TestEveryLookalikeInEveryCase: each look-alike in the table, capital or
+// small, normalises like the Latin letter it imitates — folding must not
+// first turn a capital into a small letter the table does not hold.
+func TestEveryLookalikeInEveryCase(t *testing.T) {
+	for k, v := range provenance.Lookalikes() {
+		assert.Equal(t, provenance.Normalize(string(v)), provenance.Normalize(string(k)), "%q (U+%04X) should read as %q", k, k, v)
+		word := "pay" + string(k) + "load"
+		assert.Equal(t, provenance.Tokens("pay"+string(v)+"load"), provenance.Tokens(word), "%q", word)
+	}
+	for _, c := range []struct{ spelled, plain string }{
+		{"\u0412\u041a\u041c\u041d\u0422", "bkmht"}, // Cyrillic capitals В К М Н Т
+		{"\u0392\u0395\u0396\u0397\u039c\u03a4", "bezhmt"},
+		{"\u039d", "n"}, // Greek capital nu reads as N, not as ν's v
+		{"\u03a5", "y"}, // Greek capital upsilon reads as Y, not as υ's u
+	} {
+		assert.Equal(t, provenance.Normalize(c.plain), provenance.Normalize(c.spelled), "%q", c.spelled)
+	}
+}
