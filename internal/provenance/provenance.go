@@ -200,6 +200,10 @@ const (
 	maxScheme = 32
 	maxLocal  = 64
 	maxHost   = 253
+	// maxAuthority bounds a URL's user information, host and port.
+	maxAuthority = 512
+	// maxPhone bounds a phone number's length, separators included.
+	maxPhone = 48
 )
 
 func isWordRune(c rune) bool {
@@ -224,17 +228,46 @@ func (t *tokenizer) url(r []rune, i int) int {
 	default:
 		return i
 	}
-	end := start
-	for end < len(r) && !unicode.IsSpace(r[end]) && !strings.ContainsRune("\"'<>()[]{}|\\^`", r[end]) {
+	// The authority first, within a bound: a scheme followed by no host
+	// ("a:///", "a://@/") is not a URL, and finding that out must not
+	// read the rest of the text, or each such word start costs the text.
+	aEnd := start
+	for aEnd < len(r) && !urlStop(r[aEnd]) && !strings.ContainsRune("/?#", r[aEnd]) {
+		if aEnd-start > maxAuthority {
+			return i
+		}
+		aEnd++
+	}
+	host := urlHost(strings.TrimRight(string(r[start:aEnd]), ".,;:!?"))
+	if host == "" {
+		return i
+	}
+	end := aEnd
+	for end < len(r) && !urlStop(r[end]) {
 		end++
 	}
-	for end > start && strings.ContainsRune(".,;:!?", r[end-1]) {
+	for end > aEnd && strings.ContainsRune(".,;:!?", r[end-1]) {
 		end--
 	}
-	rest := string(r[start:end])
-	authority, path, _ := strings.Cut(rest, "/")
+	path := string(r[aEnd:end])
+	path = strings.TrimPrefix(path, "/")
 	path, _, _ = strings.Cut(path, "?")
 	path, _, _ = strings.Cut(path, "#")
+	t.emit(host)
+	if path = strings.TrimRight(path, "/"); path != "" {
+		t.emit(host + "/" + path)
+	}
+	return end
+}
+
+// urlStop reports whether c ends a URL in running text.
+func urlStop(c rune) bool {
+	return unicode.IsSpace(c) || strings.ContainsRune("\"'<>()[]{}|\\^`", c)
+}
+
+// urlHost returns the canonical host of a URL's authority: without
+// user information, port or IPv6 brackets.
+func urlHost(authority string) string {
 	if k := strings.LastIndexByte(authority, '@'); k >= 0 {
 		authority = authority[k+1:]
 	}
@@ -246,15 +279,7 @@ func (t *tokenizer) url(r []rune, i int) int {
 	} else if k := strings.LastIndexByte(host, ':'); k >= 0 {
 		host = host[:k]
 	}
-	host = canonHost(host)
-	if host == "" {
-		return i
-	}
-	t.emit(host)
-	if path = strings.TrimRight(path, "/"); path != "" {
-		t.emit(host + "/" + path)
-	}
-	return end
+	return canonHost(host)
 }
 
 // canonHost lower-cases a host, drops a trailing dot and a leading www.,
@@ -416,6 +441,9 @@ func (t *tokenizer) phone(r []rune, i int) int {
 	end := i
 	sep := false
 	for ; j < len(r); j++ {
+		if j-i > maxPhone {
+			return i // too long to be one number; its parts are tried on their own
+		}
 		c := r[j]
 		switch {
 		case isDigit(c):

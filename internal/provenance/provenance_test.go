@@ -159,7 +159,7 @@ func TestLinearTime(t *testing.T) {
 		}
 		return best
 	}
-	for _, unit := range []string{"a-", "a.", "a@", "1-", "de89 ", "http://", "a+", "0 ", "(1)", "a%"} {
+	for _, unit := range []string{"a-", "a.", "a@", "1-", "de89 ", "http://", "a+", "0 ", "(1)", "a%", "(", "()", "a:///", "a://@/", "a://:/", "a://?", "www./"} {
 		small := fastest(strings.Repeat(unit, 500))
 		big := fastest(strings.Repeat(unit, 32000))
 		ratio := float64(big) / float64(small)
