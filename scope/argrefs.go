@@ -37,8 +37,33 @@ func (p *Policy) ArgRefs(tool string) []ArgRef {
 		return nil
 	}
 	pl := p.planFor(tool)
-	pl.refsOnce.Do(func() { pl.refs = pl.argRefs() })
+	pl.refsOnce.Do(func() { pl.refs = sortRefs(append(pl.argRefs(), p.resultArgRefs(tool)...)) })
 	return pl.refs
+}
+
+// resultArgRefs returns what the label and result rules that apply to
+// tool read of its arguments: they judge the result in the light of the
+// call, and a key the handler reads in another case spells past them too.
+func (p *Policy) resultArgRefs(tool string) []ArgRef {
+	var all []ArgRef
+	for _, lr := range p.labels {
+		if lr.when != nil && lr.matches(tool) {
+			all = append(all, lr.when.refs...)
+		}
+	}
+	if p.results != nil {
+		for _, r := range p.results.rules {
+			if !toolMatches(r.tools, tool) {
+				continue
+			}
+			for _, e := range []*expr{r.when, r.message} {
+				if e != nil {
+					all = append(all, e.refs...)
+				}
+			}
+		}
+	}
+	return all
 }
 
 // argRefs merges the references of every expression of the plan.
@@ -52,6 +77,7 @@ func (pl *plan) argRefs() []ArgRef {
 	for _, r := range pl.rules {
 		add(r.when)
 		add(r.message)
+		add(r.remember)
 	}
 	for _, g := range pl.grants {
 		add(g.when)
@@ -78,15 +104,16 @@ func sortRefs(refs []ArgRef) []ArgRef {
 }
 
 // globals are the variables other than args; what is read from them is
-// not an argument.
-var globals = map[string]bool{"principal": true, "tool": true, "call": true}
+// not an argument (unless a comprehension binds the name: see bound).
+var globals = map[string]bool{"principal": true, "tool": true, "call": true, "session": true, "task": true, "result": true}
 
 // exprRefs finds the argument members an expression reads by name, and
 // whether it also looks a member of the arguments up by a key computed at
 // run time (computed), whose name is not known in advance.
 func exprRefs(ast *celast.AST) (refs []ArgRef, computed bool) {
+	bound := boundNames(ast)
 	read := func(operand celast.Expr, key string) {
-		path, rooted, ok := argPath(operand)
+		path, rooted, ok := argPath(operand, bound)
 		switch {
 		case ok && rooted:
 			refs = append(refs, ArgRef{Path: append(path, key)})
@@ -113,7 +140,9 @@ func exprRefs(ast *celast.AST) (refs []ArgRef, computed bool) {
 		case operators.Index, operators.OptIndex, operators.OptSelect:
 			if key, ok := constString(args[1]); ok {
 				read(args[0], key)
-			} else if _, rooted, ok := argPath(args[0]); rooted && ok && args[1].Kind() != celast.LiteralKind {
+			} else if _, rooted, ok := argPath(args[0], bound); rooted && ok && args[1].Kind() != celast.LiteralKind {
+				computed = true
+			} else if args[0].Kind() == celast.IdentKind && shadows(args[0].AsIdent(), bound) && args[1].Kind() != celast.LiteralKind {
 				computed = true
 			}
 		case operators.In:
@@ -125,21 +154,50 @@ func exprRefs(ast *celast.AST) (refs []ArgRef, computed bool) {
 	return sortRefs(refs), computed
 }
 
+// boundNames returns the names the expression's comprehensions bind.
+// A comprehension may bind the name of a variable — [args].all(call,
+// call.path …) — and then what is read through that name inside it is
+// an argument; without tracking scopes, every use of a bound name is
+// taken as an element of the arguments, whose members may be anywhere.
+func boundNames(ast *celast.AST) map[string]bool {
+	var bound map[string]bool
+	for _, e := range celast.MatchDescendants(celast.NavigateAST(ast), celast.KindMatcher(celast.ComprehensionKind)) {
+		c := e.AsComprehension()
+		if bound == nil {
+			bound = map[string]bool{}
+		}
+		bound[c.IterVar()], bound[c.AccuVar()] = true, true
+		if c.HasIterVar2() {
+			bound[c.IterVar2()] = true
+		}
+	}
+	return bound
+}
+
+// shadows reports that a comprehension binds name, which is args or
+// another variable, so that it may stand for the arguments.
+func shadows(name string, bound map[string]bool) bool {
+	return bound[name] && (name == "args" || globals[name])
+}
+
 // argPath reads e as a chain of constant member names. rooted is true for
 // a chain starting at args (path holds its keys), false for one starting
 // at another variable; ok is false for anything else (a comprehension
-// variable, an element, a function's result), whose members may be
-// anywhere in the arguments.
-func argPath(e celast.Expr) (path []string, rooted, ok bool) {
+// variable, an element, a function's result, a variable's name a
+// comprehension binds), whose members may be anywhere in the arguments.
+func argPath(e celast.Expr, bound map[string]bool) (path []string, rooted, ok bool) {
 	switch e.Kind() {
 	case celast.IdentKind:
 		name := e.AsIdent()
+		if bound[name] {
+			return nil, false, false
+		}
 		if name == "args" {
 			return nil, true, true
 		}
 		return nil, false, globals[name]
 	case celast.SelectKind:
-		path, rooted, ok = argPath(e.AsSelect().Operand())
+		path, rooted, ok = argPath(e.AsSelect().Operand(), bound)
 		return append(path, e.AsSelect().FieldName()), rooted, ok
 	case celast.CallKind:
 		c := e.AsCall()
@@ -148,7 +206,7 @@ func argPath(e celast.Expr) (path []string, rooted, ok bool) {
 			if len(c.Args()) != 2 {
 				return nil, false, false
 			}
-			path, rooted, ok = argPath(c.Args()[0])
+			path, rooted, ok = argPath(c.Args()[0], bound)
 			if !ok {
 				return nil, false, false
 			}

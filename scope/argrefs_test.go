@@ -75,3 +75,58 @@ scopes:
 	}
 	assert.Equal(t, []string{"/scopes/s/grants/0/when"}, got)
 }
+
+// TestArgRefsEveryExpression: the remember key of an ask rule, label
+// conditions and result rules' conditions and messages read arguments
+// too; each is a reference, so a case-folded spelling of its key cannot
+// walk past it.
+func TestArgRefsEveryExpression(t *testing.T) {
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s: {grants: [{tools: [send, fetch]}]}
+rules:
+  - name: confirm
+    effect: ask
+    tools: [send]
+    remember: args.recipient
+labels:
+  - {tools: [fetch], add: [untrusted], when: 'args.url.startsWith("http:")'}
+results:
+  rules:
+    - name: hide
+      effect: withhold
+      tools: [fetch]
+      when: 'has(args.secret) && result.is_error'
+      message: '"no " + args.reason'
+`))
+	require.NoError(t, err)
+	refs := func(tool string) []string {
+		var got []string
+		for _, r := range p.ArgRefs(tool) {
+			got = append(got, r.String())
+		}
+		return got
+	}
+	assert.Equal(t, []string{"args.recipient"}, refs("send"))
+	assert.Equal(t, []string{"args.reason", "args.secret", "args.url"}, refs("fetch"))
+}
+
+// TestArgRefsShadowedVariables: a comprehension may bind the name of a
+// variable to the arguments; what is read through it is then a member of
+// the arguments, reported as anywhere.
+func TestArgRefsShadowedVariables(t *testing.T) {
+	for _, when := range []string{
+		`[args].all(call, call.path.startsWith("/tmp"))`,
+		`[args].all(principal, principal.path.startsWith("/tmp"))`,
+		`[args].all(tool, tool.path.startsWith("/tmp"))`,
+		`[args.opts].all(args, args.path.startsWith("/tmp"))`,
+		`[args].exists(session, session["path"] == "/tmp")`,
+	} {
+		p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s: {grants: [{tools: [t], when: '` + when + `'}]}
+`))
+		require.NoError(t, err, when)
+		assert.Contains(t, p.ArgRefs("t"), scope.ArgRef{Path: []string{"path"}, Anywhere: true}, when)
+	}
+}

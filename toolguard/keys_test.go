@@ -256,3 +256,51 @@ scopes:
 	}
 	require.Equal(t, int32(1), ran.Load())
 }
+
+// TestKeysFoldingPastResultExpressions: a label condition, a result rule
+// and an ask rule's remember key read the arguments as rule conditions
+// do; a key the handler would read as theirs, in another letter case, is
+// denied before the handler runs, even where the schema declares nothing.
+func TestKeysFoldingPastResultExpressions(t *testing.T) {
+	for name, extra := range map[string]string{
+		"label condition": `labels:
+  - {tools: [fetch], add: [untrusted], when: 'has(args.url) && args.url.startsWith("http:")'}
+`,
+		"result rule condition": `results:
+  rules:
+    - {name: hide, effect: withhold, tools: [fetch], when: 'has(args.url) && args.url.startsWith("http:")'}
+`,
+		"result rule message": `results:
+  rules:
+    - {name: hide, effect: withhold, tools: [fetch], when: 'false', message: 'args.url'}
+`,
+		"remember key": `rules:
+  - {name: confirm2, effect: ask, tools: [fetch], when: 'false', remember: args.url}
+`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			p, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [fetch]}]}\n" + extra))
+			require.NoError(t, err)
+			g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
+			require.NoError(t, err)
+			var ran atomic.Int32
+			require.NoError(t, g.Register(toolguard.Tool{
+				Name: "fetch", InputSchema: json.RawMessage(`{"type":"object"}`),
+				Handler: func(_ context.Context, raw json.RawMessage) (any, error) {
+					ran.Add(1)
+					var a struct {
+						URL string `json:"url"`
+					}
+					return a.URL, json.Unmarshal(raw, &a)
+				},
+			}))
+			ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "p", Scopes: []string{"s"}})
+			_, err = g.Call(ctx, "fetch", json.RawMessage(`{"URL":"http://evil.test/"}`))
+			require.ErrorIs(t, err, toolguard.ErrInvalidArguments)
+			require.Zero(t, ran.Load(), "the handler ran")
+			_, err = g.Call(ctx, "fetch", json.RawMessage(`{"other":"x"}`))
+			require.NoError(t, err)
+			require.EqualValues(t, 1, ran.Load())
+		})
+	}
+}
