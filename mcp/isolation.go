@@ -282,13 +282,17 @@ func validLevel(l mcp.LoggingLevel) bool {
 // the error this returns with -32600 and its text.
 func (p *Proxy) subscription(ctx context.Context, method string, params json.RawMessage) error {
 	var req struct {
-		URI string `json:"uri"`
+		URI  string    `json:"uri"`
+		Meta *mcp.Meta `json:"_meta"`
 	}
 	if json.Unmarshal(params, &req) != nil || req.URI == "" {
 		return nil // mcp-go refuses it with -32602
 	}
 	on := method == string(mcp.MethodResourcesSubscribe)
-	_, err := p.g.SubscribeResource(p.mw.withSession(ctx), req.URI, on, func(ctx context.Context) (any, error) {
+	// A task in _meta narrows the subscription as it narrows a read; the
+	// upstream gets the URI alone, never the token.
+	ctx = p.mw.withTask(p.mw.withSession(ctx), req.Meta)
+	_, err := p.g.SubscribeResource(ctx, req.URI, on, func(ctx context.Context) (any, error) {
 		u, done, err := p.upstream(ctx)
 		if err != nil {
 			return nil, err

@@ -196,10 +196,33 @@ func (v *JWTVerifier) VerifyContext(ctx context.Context, token string) (scope.Pr
 	claims := jwt.MapClaims{}
 	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) { return v.keyFunc(ctx, t) })
 	if err != nil {
-		return scope.Principal{}, fmt.Errorf("guardmcp: invalid token: %w", err)
+		return scope.Principal{}, fmt.Errorf("guardmcp: invalid token: %w", jwtError(err))
 	}
 	return v.claims.principal(claims)
 }
+
+// jwtError is err from the JWT parser as a client may read it: a bad
+// signature or a malformed token in words of its own, without the text of
+// the crypto or encoding package underneath ("ed25519: verification
+// error"). The result still matches what err matched.
+func jwtError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return textError{"its signature is not valid", err}
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return textError{"it is not a well-formed JWT", err}
+	}
+	return err
+}
+
+// textError is err with other text.
+type textError struct {
+	text string
+	err  error
+}
+
+func (e textError) Error() string { return e.text }
+func (e textError) Unwrap() error { return e.err }
 
 // PrincipalFunc returns a PrincipalFunc that verifies the request's bearer
 // token. Over stdio (no HTTP request) there is no principal.

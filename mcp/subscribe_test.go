@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -90,4 +91,66 @@ func TestDialProxySubscriptionsAreDecided(t *testing.T) {
 		"resources/subscribe test://secret deny",
 		"resources/unsubscribe test://listed allow",
 	}, got)
+}
+
+// TestDialProxySubscriptionsCarryTheTask: a subscription's _meta task
+// narrows it as it narrows a read. A task signed by another key, or one
+// sent to a proxy with no key to verify tasks, denies the subscription
+// before the upstream hears of it, in words without the crypto package's;
+// a valid task whose scopes allow no resource denies it too; the upstream never
+// receives the token.
+func TestDialProxySubscriptionsCarryTheTask(t *testing.T) {
+	s := newTaskSigner(t)
+	v, err := guardmcp.NewTaskVerifier(s.keys, guardmcp.TaskOptions{})
+	require.NoError(t, err)
+	for name, verify := range map[string][]guardmcp.Option{"verifier": {guardmcp.WithTaskVerifier(v)}, "no verifier": nil} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			upTS, log := poolUpstream(t)
+			pol, err := scope.Parse([]byte(listedOnlyPolicy))
+			require.NoError(t, err)
+			g, err := toolguard.New(pol, toolguard.WithSink(&memSink{}))
+			require.NoError(t, err)
+			px, err := guardmcp.DialProxy(ctx, guardmcp.Upstream{URL: upTS.URL,
+				ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()}}, g, verify...)
+			require.NoError(t, err)
+			t.Cleanup(func() { px.Close() })
+			front := httptest.NewServer(server.NewStreamableHTTPServer(px.Server(),
+				server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(whoFunc))))
+			t.Cleanup(front.Close)
+			c, _ := poolClient(t, ctx, front.URL, "alice")
+			send := func(id int64, token string) *mcp.JSONRPCErrorDetails {
+				t.Helper()
+				resp, err := c.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcp.NewRequestId(id),
+					Method: "resources/subscribe", Params: map[string]any{"uri": "test://listed",
+						"_meta": map[string]any{guardmcp.TaskMetaKey: token}}})
+				require.NoError(t, err)
+				return resp.Error
+			}
+			forged, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, taskClaims("alice", map[string]any{"id": "t1", "scopes": []any{"all"}})).SignedString(s.other)
+			require.NoError(t, err)
+			denied := send(1, forged)
+			require.NotNil(t, denied, "a forged task")
+			assert.Contains(t, denied.Message, "task")
+			for _, pkg := range []string{"ed25519", "crypto/", "guardmcp:", "toolguard:"} {
+				assert.NotContains(t, denied.Message, pkg)
+			}
+			if verify != nil {
+				assert.Contains(t, denied.Message, "signature is not valid")
+				// A valid task whose tools allow no resource read.
+				narrow := s.sign(t, taskClaims("alice", map[string]any{"id": "t2", "scopes": []any{"other"}}))
+				assert.NotNil(t, send(2, narrow), "a task whose scopes allow no resource")
+				ok := s.sign(t, taskClaims("alice", map[string]any{"id": "t3"}))
+				assert.Nil(t, send(3, ok), "a task that narrows nothing")
+			}
+			log.mu.Lock()
+			defer log.mu.Unlock()
+			if verify != nil {
+				assert.Equal(t, []string{"test://listed"}, log.subs, "only the allowed subscription reached the upstream")
+			} else {
+				assert.Empty(t, log.subs, "no subscription reached the upstream")
+			}
+		})
+	}
 }

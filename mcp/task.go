@@ -146,7 +146,7 @@ func (tv *TaskVerifier) VerifySession(ctx context.Context, token, principal, ses
 	}
 	var c taskClaims
 	if _, err := tv.v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return tv.v.keyFunc(ctx, t) }); err != nil {
-		return scope.Task{}, "", fmt.Errorf("guardmcp: the task token is not valid: %w", err)
+		return scope.Task{}, "", fmt.Errorf("guardmcp: the task token is not valid: %w", jwtError(err))
 	}
 	t, err := c.check(tv, principal, session)
 	if err != nil {
@@ -279,7 +279,7 @@ func (c *taskClaims) check(tv *TaskVerifier, principal, session string) (scope.T
 	}
 	aud, err := c.GetAudience()
 	if err != nil {
-		return scope.Task{}, fmt.Errorf("guardmcp: the task token is not valid: %w", err)
+		return scope.Task{}, fmt.Errorf("guardmcp: the task token is not valid: %w", jwtError(err))
 	}
 	if tv.audience == "" && len(aud) > 0 {
 		return scope.Task{}, errors.New("guardmcp: the task token is addressed to an audience, and this server has none configured for tasks")

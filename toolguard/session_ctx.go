@@ -97,6 +97,17 @@ func WithRefusedTask(ctx context.Context, reason error) context.Context {
 	return context.WithValue(ctx, refusedTaskKey{}, reason)
 }
 
+// TaskRefused reports whether ctx was marked by [WithRefusedTask], and
+// then the reason a denial gives, for a caller that decides outside the
+// guard's own entry points (a subscription checked against
+// [scope.Policy.DecideResource], say) and must fail closed as they do.
+func TaskRefused(ctx context.Context) (reason string, refused bool) {
+	if err := refusedTask(ctx); err != nil {
+		return refusedTaskReason(err), true
+	}
+	return "", false
+}
+
 func refusedTask(ctx context.Context) error {
 	err, _ := ctx.Value(refusedTaskKey{}).(error)
 	return err

@@ -228,10 +228,12 @@ func (m *middleware) subscribe(ctx context.Context, next mcp.MethodHandler, meth
 		return nil, fmt.Errorf("guardsdk: %s request of type %T", method, req)
 	}
 	ctx, perr := m.enter(ctx, req)
+	ctx = m.withTask(ctx, r.Session, r.Params.Meta)
+	r = taskless(r, func(p *mcp.SubscribeParams) *mcp.Meta { return &p.Meta })
 	if err := m.mayRead(ctx, r.Params.URI, perr); err != nil {
 		return nil, err
 	}
-	return next(ctx, method, req)
+	return next(ctx, method, r)
 }
 
 // listen is subscribe for subscriptions/listen (protocol 2026-07-28),
@@ -243,6 +245,8 @@ func (m *middleware) listen(ctx context.Context, next mcp.MethodHandler, method 
 		return nil, fmt.Errorf("guardsdk: %s request of type %T", method, req)
 	}
 	ctx, perr := m.enter(ctx, req)
+	ctx = m.withTask(ctx, r.Session, r.Params.Meta)
+	r = taskless(r, func(p *mcp.SubscriptionsListenParams) *mcp.Meta { return &p.Meta })
 	if n := r.Params.Notifications; n != nil {
 		for _, uri := range n.ResourceSubscriptions {
 			if err := m.mayRead(ctx, uri, perr); err != nil {
@@ -250,7 +254,7 @@ func (m *middleware) listen(ctx context.Context, next mcp.MethodHandler, method 
 			}
 		}
 	}
-	return next(ctx, method, req)
+	return next(ctx, method, r)
 }
 
 // mayRead returns nil if the principal in ctx may read the resource uri
@@ -263,6 +267,9 @@ func (m *middleware) mayRead(ctx context.Context, uri string, perr error) error 
 			text += " (" + perr.Error() + ")"
 		}
 		return denied(text)
+	}
+	if reason, refused := toolguard.TaskRefused(ctx); refused {
+		return denied("subscription denied: " + reason)
 	}
 	var task *scope.Task
 	if t, ok := toolguard.TaskFrom(ctx); ok {

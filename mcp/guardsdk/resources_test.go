@@ -97,6 +97,7 @@ func newDataServerSink(t *testing.T, policy string, pf guardsdk.PrincipalFunc, s
 		},
 		SubscribeHandler: func(_ context.Context, req *mcp.SubscribeRequest) error {
 			ds.note(&ds.subscribed, req.Params.URI)
+			ds.noteMeta(req.Params.Meta)
 			ds.subscribe <- req.Params.URI
 			return nil
 		},

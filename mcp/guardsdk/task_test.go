@@ -270,3 +270,33 @@ func TestTaskNarrowsResourcesAndPrompts(t *testing.T) {
 	ds.mu.Unlock()
 	assert.Equal(t, 4, finish().Decisions)
 }
+
+// TestTaskNarrowsSubscriptions: a subscription's _meta task narrows it as
+// it narrows a read; a forged task, or any task without a verifier,
+// denies it in words without the crypto package's; the subscribe handler
+// never sees the token.
+func TestTaskNarrowsSubscriptions(t *testing.T) {
+	k, forger := newTaskKey(t), newTaskKey(t)
+	ds := newDataServer(t, dataPolicy, guardsdk.Static(alice), guardsdk.WithTaskVerifier(k.v))
+	data, _ := ds.connect(t, nil)
+	ctx := context.Background()
+	meta := func(k *taskKey, scopes ...any) mcp.Meta {
+		return mcp.Meta{"io.example/trace": "abc",
+			guardsdk.TaskMetaKey: k.sign(t, "alice", map[string]any{"id": "t1", "scopes": scopes}, nil)}
+	}
+	require.NoError(t, data.Subscribe(ctx, &mcp.SubscribeParams{Meta: meta(k, "docs"), URI: "file:///w/a.txt"}))
+	requireDenied(t, data.Subscribe(ctx, &mcp.SubscribeParams{Meta: meta(k), URI: "file:///w/b.txt"}), "subscription denied: ")
+	err := data.Subscribe(ctx, &mcp.SubscribeParams{Meta: meta(forger, "docs"), URI: "file:///w/c.txt"})
+	requireDenied(t, err, "signature is not valid")
+	assert.NotContains(t, err.Error(), "ed25519")
+
+	assert.Equal(t, []string{"file:///w/a.txt"}, ds.seen(&ds.subscribed))
+	ds.mu.Lock()
+	assert.Equal(t, []mcp.Meta{{"io.example/trace": "abc"}}, ds.metas, "the handler did not see the token")
+	ds.mu.Unlock()
+
+	plain := newDataServer(t, dataPolicy, guardsdk.Static(alice))
+	data, _ = plain.connect(t, nil)
+	requireDenied(t, data.Subscribe(ctx, &mcp.SubscribeParams{Meta: meta(k, "docs"), URI: "file:///w/a.txt"}), "no key to verify tasks with")
+	assert.Empty(t, plain.seen(&plain.subscribed))
+}
