@@ -193,7 +193,7 @@ rules:
 	assert.Contains(t, got[1], `write "https://api.example.org/admin/**"`)
 	assert.Contains(t, got[2], `write "http://127.0.0.1/**"`)
 	assert.Contains(t, got[3], `write "https://*.example.com/**"`)
-	for i, u := range []string{"http://localhost/x", "https://api.example.org/admin/x", "http://127.0.0.1/", "https://a.example.com/"} {
+	for i, u := range []string{"http://localhost/x", "https://api.example.org/admin/x", "http://127.0.0.1/x", "https://a.example.com/"} {
 		d := decideArgs(t, p, "get", map[string]any{"url": u})
 		assert.Equal(t, scope.Allow, d.Effect, "rule %d as written does not match %s", i, u)
 	}
@@ -223,4 +223,85 @@ rules:
 	assert.Equal(t, []string{"/rules/0/when", "/rules/1/when"}, got)
 	d := decideArgs(t, p, "read", map[string]any{"path": "/w/a.pem"})
 	assert.Equal(t, scope.Allow, d.Effect, "the bracket rule matches nothing")
+}
+
+// TestGlobAttacksURLQuery: a query does not carry a URL past a pattern
+// that names its path — an exact URL, a "/**" directory or a file glob —
+// while a pattern that names a query (with "\?") still reads it.
+func TestGlobAttacksURLQuery(t *testing.T) {
+	p := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [get]
+        when: 'true'
+      - tools: [fetch]
+        when: 'args.url.glob("https://api.example.com/v1/items")'
+rules:
+  - {name: admin, effect: deny, tools: [get], when: 'args.url.glob("http://h.example/admin")'}
+  - {name: dir, effect: deny, tools: [get], when: 'args.url.glob("http://h.example/private/**")'}
+  - {name: keys, effect: deny, tools: [get], when: 'args.url.glob("https://h.example/**/*.pem")'}
+  - {name: debug, effect: deny, tools: [get], when: 'args.url.glob("https://q.example/x\\?debug=*")'}
+`)
+	for _, u := range []string{
+		"http://h.example/admin?x=1", "http://h.example/admin?", "http://h.example/admin/?a=b", "http://h.example/admin#frag",
+		"http://h.example/private?x", "http://h.example/private?a=/b",
+		"https://h.example/k/key.pem?v=1", "https://h.example/k/key.pem?", "https://h.example/k/key.pem?a=/x",
+		"https://q.example/x?debug=1",
+	} {
+		d := decideArgs(t, p, "get", map[string]any{"url": u})
+		assert.Equal(t, scope.Deny, d.Effect, "%s: %s", u, d.Reason)
+	}
+	for _, u := range []string{"http://h.example/administrator?x", "https://h.example/k/key.pem.txt?v=1", "https://q.example/x?other=1", "https://q.example/x"} {
+		d := decideArgs(t, p, "get", map[string]any{"url": u})
+		assert.Equal(t, scope.Allow, d.Effect, "%s: %s", u, d.Reason)
+	}
+	// A grant of a path allows it with a query, and nothing past it.
+	d := decideArgs(t, p, "fetch", map[string]any{"url": "https://api.example.com/v1/items?page=2"})
+	assert.Equal(t, scope.Allow, d.Effect, d.Reason)
+	d = decideArgs(t, p, "fetch", map[string]any{"url": "https://api.example.com/v1/items/../secret?page=2"})
+	assert.NotEqual(t, scope.Allow, d.Effect, d.Reason)
+	assert.True(t, scope.MatchResource("file:///w/secret/key", "file:///w/secret/key?x=1"))
+	assert.True(t, scope.MatchResource("file:///w/secret/**", "file:///w/secret?x=1"))
+	assert.False(t, scope.MatchResource("file:///w/secret/key", "file:///w/secret/keys?x=1"))
+}
+
+// TestLintURLGlobPaths: URLs are matched with their paths encoded as Go's
+// net/url encodes them, so a pattern whose path holds a space, a letter
+// outside ASCII or a parenthesis as written never matches; Lint says so
+// and gives the pattern to write, which does match.
+func TestLintURLGlobPaths(t *testing.T) {
+	p := compile(t, `version: 1
+scopes:
+  s:
+    grants:
+      - tools: [get]
+        when: 'true'
+rules:
+  - {name: space, effect: deny, tools: [get], when: 'args.url.glob("https://h.example/my docs/**")'}
+  - {name: accent, effect: deny, tools: [get], when: 'args.url.glob("https://h.example/café/*")'}
+  - {name: paren, effect: deny, tools: [get], when: 'args.url.glob("https://h.example/wiki/A_(b)")'}
+  - {name: fine, effect: deny, tools: [get], when: 'args.url.glob("https://h.example/a%20b/**")'}
+  - {name: fine2, effect: deny, tools: [get], when: 'args.url.glob("https://h.example/x/*\\?q=a b")'}
+`)
+	var got []string
+	for _, f := range scope.Lint(p, scope.LintOptions{}) {
+		if f.Code == "glob-uncleaned-path" {
+			got = append(got, f.Message)
+		}
+	}
+	require.Len(t, got, 3, "%q", got)
+	assert.Contains(t, got[0], `write "https://h.example/my%20docs/**"`)
+	assert.Contains(t, got[1], `write "https://h.example/caf%C3%A9/*"`)
+	assert.Contains(t, got[2], `write "https://h.example/wiki/A_%28b%29"`)
+	for _, c := range []struct{ pattern, url string }{
+		{"https://h.example/my%20docs/**", "https://h.example/my docs/x"},
+		{"https://h.example/caf%C3%A9/*", "https://h.example/café/x"},
+		{"https://h.example/wiki/A_%28b%29", "https://h.example/wiki/A_(b)"},
+	} {
+		q := compile(t, "version: 1\nscopes:\n  s: {grants: [{tools: [get], when: 'args.url.glob(\""+c.pattern+"\")'}]}\n")
+		d := decideArgs(t, q, "get", map[string]any{"url": c.url})
+		assert.Equal(t, scope.Allow, d.Effect, "%s should match %s: %s", c.pattern, c.url, d.Reason)
+	}
 }

@@ -72,9 +72,8 @@ func GlobURL(raw string) (string, error) {
 }
 
 // matchGlob is the CEL function s.glob(pattern): a URL-shaped pattern is
-// matched against GlobURL(s) (and, ending in "/**", also matches the URL
-// of the directory itself: "https://h/admin/**" matches "https://h/admin"),
-// any other pattern as by glob.MatchPath.
+// matched as matchURL matches it against GlobURL(s), any other pattern as
+// by glob.MatchPath.
 func matchGlob(s, pattern string) ref.Val {
 	if !glob.URLShaped(pattern) {
 		return types.Bool(glob.MatchPath(pattern, s))
@@ -83,9 +82,31 @@ func matchGlob(s, pattern string) ref.Val {
 	if err != nil {
 		return types.WrapErr(err)
 	}
+	return types.Bool(matchURL(pattern, u))
+}
+
+// matchURL reports whether a URL pattern matches the canonical URL u: as
+// written, or without u's query and a trailing slash, so that neither
+// carries a URL past a pattern that names its path ("https://h/admin"
+// matches "https://h/admin?x=1" and "https://h/admin/", "**/*.pem" a key
+// with "?v=1"); a pattern ending in "/**" also matches the URL of the
+// directory itself ("https://h/admin/**" matches "https://h/admin").
+func matchURL(pattern, u string) bool {
+	if matchOrDir(pattern, u) {
+		return true
+	}
+	path, _, query := strings.Cut(u, "?")
+	if query && matchOrDir(pattern, path) {
+		return true
+	}
+	trimmed := strings.TrimSuffix(path, "/")
+	return trimmed != path && !strings.HasSuffix(trimmed, "/") && !strings.HasSuffix(trimmed, ":/") && matchOrDir(pattern, trimmed)
+}
+
+func matchOrDir(pattern, u string) bool {
 	if glob.Match(pattern, u) {
-		return types.True
+		return true
 	}
 	dir, ok := strings.CutSuffix(pattern, "/**")
-	return types.Bool(ok && glob.Match(dir, u))
+	return ok && glob.Match(dir, u)
 }

@@ -2,6 +2,7 @@ package scope
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 
 	"cel.dev/cel-go/common/ast"
@@ -188,6 +189,41 @@ func sharesTool(a, b []string) bool {
 	return false
 }
 
+// encodedPathPattern returns the path of a URL pattern (up to a "\\?"
+// that starts its query) with its literal characters encoded as GlobURL
+// encodes a URL's path — "my docs" as "my%20docs", "é" as "%C3%A9", "("
+// as "%28" — and its wildcards as they are, so that it can match.
+func encodedPathPattern(tail string) string {
+	path, query, hasQuery := strings.Cut(tail, `\?`)
+	var b, run strings.Builder
+	flush := func() {
+		lit := run.String()
+		run.Reset()
+		if dec, err := url.PathUnescape(lit); err == nil {
+			lit = strings.TrimPrefix((&url.URL{Path: "/" + dec}).EscapedPath(), "/")
+		}
+		b.WriteString(lit)
+	}
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; {
+		case c == '*' || c == '?':
+			flush()
+			b.WriteByte(c)
+		case c == '\\' && i+1 < len(path):
+			flush()
+			b.WriteString(`\` + path[i+1:i+2])
+			i++
+		default:
+			run.WriteByte(c)
+		}
+	}
+	flush()
+	if hasQuery {
+		b.WriteString(`\?` + query)
+	}
+	return b.String()
+}
+
 // canonicalURLPattern reports whether the scheme, host and port of a
 // URL-shaped pattern are written as GlobURL writes them, and if not, the
 // pattern with them rewritten. Wildcards in the scheme or host are left
@@ -198,6 +234,7 @@ func canonicalURLPattern(pattern string) (string, bool) {
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		auth, tail = rest[:i], rest[i:]
 	}
+	tail = encodedPathPattern(tail)
 	if strings.ContainsAny(scheme+auth, "*?\\") {
 		want := strings.ToLower(scheme) + "://" + strings.ToLower(auth) + tail
 		return want, want == pattern

@@ -271,13 +271,12 @@ func normalizeEscapes(s string) string {
 // MatchResource reports whether a resource pattern of a policy matches the
 // canonical URI c. A pattern is a glob over canonical URIs ("*" stops at
 // "/", "**" does not); one ending in "/**" also matches the URI of the
-// directory itself, and "**" alone matches every URI.
+// directory itself, and "**" alone matches every URI. A pattern matches c
+// as written or without its query ("file:///w/secret/key" matches
+// "file:///w/secret/key?x"), so that a query does not carry a URI past
+// a pattern that names its path.
 func MatchResource(pattern, c string) bool {
-	if glob.Match(pattern, c) {
-		return true
-	}
-	dir, ok := strings.CutSuffix(pattern, "/**")
-	return ok && glob.Match(dir, c)
+	return matchURL(pattern, c)
 }
 
 // checkResourcePattern reports why a resource pattern is not usable: it
