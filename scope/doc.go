@@ -66,7 +66,8 @@
 //	path.resolvesUnder(base)  the same after following symbolic links on this machine (see ResolvesUnder)
 //	s.glob(pattern)           glob match: * within a path element, ** across, ? one character;
 //	                          a pattern with a "/" sees the cleaned path; a pattern with "://"
-//	                          sees the URL in canonical form (see GlobURL)
+//	                          sees the URL in canonical form (see GlobURL), with or without
+//	                          its query and a trailing slash ("\\?" in the pattern names a query)
 //	url.urlHost()             the canonical host of an absolute URL (see URLHost); also urlHost(url)
 //	host.canonicalHost()      the canonical form of a host (see CanonicalHost)
 //	host.isLoopbackHost()     127/8, ::1, 0.0.0.0, ::, localhost, *.localhost
