@@ -266,11 +266,24 @@ func resultTokens(out any, toolErr error) ([]string, error) {
 	return set.Tokens(), nil
 }
 
+// addBytes adds the tokens of b, read as JSON if it is JSON. JSON the
+// strict decoder refuses (a duplicate key, deep nesting, a number out of
+// range) is still read for its values, leniently: its strings may spell a
+// value with escapes ("\u0065vil.test") that its raw text hides. What is
+// not JSON at all is read as text (which Add reads again with JSON
+// escapes undone).
 func addBytes(set *provenance.Set, b []byte) {
-	if t := bytes.TrimSpace(b); len(t) > 0 && (t[0] == '{' || t[0] == '[' || t[0] == '"') {
+	t := bytes.TrimSpace(b)
+	if len(t) > 0 && (t[0] == '{' || t[0] == '[' || t[0] == '"') {
 		if v, err := safejson.Decode(t, safejson.Limits{MaxBytes: len(t) + 1, MaxDepth: 512, MaxElements: len(t) + 1}); err == nil {
 			set.AddValue(v)
 			return
+		}
+		d := json.NewDecoder(bytes.NewReader(t))
+		d.UseNumber()
+		var v any
+		if d.Decode(&v) == nil {
+			set.AddValue(v)
 		}
 	}
 	set.Add(string(b))

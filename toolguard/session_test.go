@@ -732,3 +732,35 @@ func TestSessionInEveryRecord(t *testing.T) {
 		assert.Equal(t, "deny", r.Effect)
 	}
 }
+
+// TestSessionProvenanceThroughEscapedJSON: an account spelled with JSON
+// escapes carries the result's tokens — in text that quotes JSON, in JSON
+// inside a string (an MCP text content), and in JSON the strict decoder
+// refuses (a duplicate key, nesting past its depth, a number out of
+// range, JSON cut short), which is still read for its values.
+func TestSessionProvenanceThroughEscapedJSON(t *testing.T) {
+	const iban = `\u0044\u0045\u0038\u0039370400440532013000` // DE89370400440532013000
+	deep := strings.Repeat("[", 600) + `"` + iban + `"` + strings.Repeat("]", 600)
+	for name, raw := range map[string]any{
+		"text quoting JSON": "the page said {\"pay\": \"" + iban + "\"}",
+		"JSON in a string":  map[string]any{"content": []any{map[string]any{"type": "text", "text": `{"pay":"` + iban + `"}`}}},
+		"duplicate key":     json.RawMessage(`{"a":1,"a":"` + iban + `"}`),
+		"too deep":          json.RawMessage(deep),
+		"number too large":  json.RawMessage(`{"n":1e309,"pay":"` + iban + `"}`),
+		"cut short":         json.RawMessage(`{"pay":"` + iban + `", "more":`),
+		"surrogate pair":    json.RawMessage(`{"a":1,"a":"\ud835\udc03E89370400440532013000 ` + iban + `"}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newSessEnv(t, flowPolicy)
+			ctx := toolguard.WithSession(e.ctx, "s")
+			e.returns("get_webpage", raw)
+			_, err := e.call(ctx, "get_webpage", map[string]any{"url": "https://shop.test"})
+			require.NoError(t, err)
+			_, err = e.call(ctx, "send_money", map[string]any{"iban": "DE89370400440532013000"})
+			require.Error(t, err)
+			assert.Equal(t, "no-injected-account", decisionOf(t, err).Rule)
+			_, err = e.call(ctx, "send_money", map[string]any{"iban": "GB82WEST12345698765432"})
+			require.NoError(t, err)
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
@@ -75,8 +76,17 @@ type Set struct {
 	t tokenizer
 }
 
-// Add adds the tokens of s.
-func (s *Set) Add(str string) { s.t.add(str) }
+// Add adds the tokens of s, and where s holds JSON string escapes (text
+// that quotes JSON, a result's JSON cut short), those of s with them
+// undone too: "\u0065vil.test" spells evil.test to whoever decodes it.
+func (s *Set) Add(str string) {
+	s.t.add(str)
+	if strings.IndexByte(str, '\\') >= 0 {
+		if u := unescapeJSON(str); u != str {
+			s.t.add(u)
+		}
+	}
+}
 
 // AddValue adds the tokens of every string, number and object key in v, a
 // value decoded from JSON (map[string]any, []any, string, json.Number,
@@ -84,14 +94,14 @@ func (s *Set) Add(str string) { s.t.add(str) }
 func (s *Set) AddValue(v any) {
 	switch x := v.(type) {
 	case string:
-		s.t.add(x)
+		s.Add(x)
 	case json.Number:
 		s.t.add(string(x))
 	case float64:
 		s.t.add(strconv.FormatFloat(x, 'f', -1, 64))
 	case map[string]any:
 		for k, e := range x {
-			s.t.add(k)
+			s.Add(k)
 			s.AddValue(e)
 		}
 	case []any:
@@ -521,4 +531,47 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// unescapeJSON undoes the JSON string escapes in s (\uXXXX, surrogate
+// pairs, \n, \" and the rest) wherever they are; a malformed escape is
+// left as it is.
+func unescapeJSON(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		if r, n := jsonEscape(s[i:]); n > 0 {
+			b.WriteRune(r)
+			i += n - 1
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// jsonEscape reads the escape at the start of s, returning the character
+// and the bytes it takes, or 0 bytes if there is none.
+func jsonEscape(s string) (rune, int) {
+	if c := strings.IndexByte(`"\/bfnrt`, s[1]); c >= 0 {
+		return rune("\"\\/\b\f\n\r\t"[c]), 2
+	}
+	if s[1] != 'u' || len(s) < 6 {
+		return 0, 0
+	}
+	r, err := strconv.ParseUint(s[2:6], 16, 32)
+	if err != nil {
+		return 0, 0
+	}
+	if utf16.IsSurrogate(rune(r)) && len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
+		if r2, err := strconv.ParseUint(s[8:12], 16, 32); err == nil {
+			if p := utf16.DecodeRune(rune(r), rune(r2)); p != utf8.RuneError {
+				return p, 12
+			}
+		}
+	}
+	return rune(r), 6
 }
