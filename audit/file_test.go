@@ -276,3 +276,28 @@ func TestOpenFileConcurrentEachRecord(t *testing.T) {
 	assert.LessOrEqual(t, rounds, uint64(writers*each))
 	t.Logf("%d records, %d fsyncs", writers*each, rounds)
 }
+
+// TestWriteRefusesARecordTooLongToReadBack: a record whose line would be
+// longer than OpenFile resumes from and Verify reads is refused, nothing
+// is written, and the log goes on: it still verifies, reopens and takes
+// the next record.
+func TestWriteRefusesARecordTooLongToReadBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "decisions.jsonl")
+	l, err := audit.OpenFile(path, audit.FileOptions{})
+	require.NoError(t, err)
+	writeAll(t, l, decision("a", "allow"))
+	big := decision("big", "deny")
+	big.Reason = strings.Repeat("x", 17<<20)
+	err = l.Write(context.Background(), big)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "bytes, over the")
+	writeAll(t, l, decision("b", "allow"))
+	require.NoError(t, l.Close())
+	assert.Equal(t, 2, checkFile(t, path).Records)
+
+	l, err = audit.OpenFile(path, audit.FileOptions{})
+	require.NoError(t, err, "the log reopens")
+	writeAll(t, l, decision("c", "allow"))
+	require.NoError(t, l.Close())
+	assert.Equal(t, 3, checkFile(t, path).Records)
+}

@@ -187,8 +187,10 @@ func (l *Log) configure(opts LogOptions) error {
 // Log is closed ([ErrClosed]) or broken, or if r is not a valid record: no
 // ID, a zero Time or one outside the years 0000-9999, an unknown Kind or
 // [KindCheckpoint], a decision whose Effect is not "allow" or "deny", an
-// outcome with an Effect, a hash field that is not lowercase hex SHA-256.
-// (Whether an outcome follows its decision is left to [Verify].) With
+// outcome with an Effect, a hash field that is not lowercase hex SHA-256,
+// or a record whose line would be longer than the 16 MiB that [OpenFile]
+// resumes from and [Verify] reads by default. (Whether an outcome follows
+// its decision is left to [Verify].) With
 // [SyncEachRecord], Write may return ctx's error after the record was
 // written but before it was confirmed durable; with
 // [FileOptions.DeferOutcomes] it returns for an outcome record once the
@@ -221,6 +223,13 @@ func (l *Log) Write(ctx context.Context, r *Record) error {
 	bp := bufPool.Get().(*[]byte)
 	buf := append((*bp)[:0], make([]byte, maxHead)...)
 	buf = r.appendBody(buf)
+	if n := len(buf) - maxHead + maxHead + maxTail; n > maxResumeLine {
+		*bp = buf[:0]
+		if cap(*bp) <= maxPooledBuf {
+			bufPool.Put(bp)
+		}
+		return fmt.Errorf("audit: invalid record: it encodes to %d bytes, over the %d that OpenFile and Verify read back as one line", n, maxResumeLine)
+	}
 	seq, err := l.writeLine(ctx, r, buf, bp)
 	if cap(*bp) <= maxPooledBuf {
 		bufPool.Put(bp)

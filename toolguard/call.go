@@ -147,7 +147,7 @@ func putState(st *callState) {
 func (st *callState) deny(stage Stage, kind, cause error, reason string) {
 	st.d.Effect = scope.Deny
 	st.d.Stage = stage
-	st.d.Reason = reason
+	st.d.Reason = clip(reason, maxReason)
 	st.kind, st.cause = kind, cause
 }
 
@@ -286,6 +286,7 @@ func (g *Guard) arguments(st *callState, t *tool, keys *fastschema.Keys, args js
 		if errors.As(err, &se) {
 			v = Violation{Pointer: se.Pointer, Message: strings.TrimPrefix(se.Error(), "safejson: ")}
 		}
+		v.Pointer, v.Message = clip(v.Pointer, maxMessage), clip(plainError(errors.New(v.Message)), maxMessage)
 		st.d.Violations = []Violation{v}
 		st.deny(StageArguments, ErrInvalidArguments, err, fmt.Sprintf("the arguments are not acceptable JSON: %s", v.Message))
 		return nil, false
@@ -546,10 +547,10 @@ func (g *Guard) record(ctx context.Context, corr *audit.Correlation, st *callSta
 		r.Candidate = &audit.Candidate{Policy: c.Revision, Effect: c.Effect.String(), Rule: c.Rule, Grant: c.GrantID, Reason: c.Reason, Agrees: c.Agrees}
 	}
 	for _, e := range st.d.Errors {
-		r.Errors = append(r.Errors, e.Error())
+		r.Errors = append(r.Errors, clip(e.Error(), maxError))
 	}
 	if st.cause != nil && st.d.Stage != StageArguments {
-		r.Errors = append(r.Errors, st.cause.Error())
+		r.Errors = append(r.Errors, clip(st.cause.Error(), maxError))
 	}
 	r.Policy = st.d.Revision
 	r.LatencyNS = int64(st.d.Latency)
@@ -593,7 +594,7 @@ func (g *Guard) run(ctx, rctx context.Context, st *callState, args json.RawMessa
 	o.Tool = st.d.Tool
 	o.DurationNS = int64(dur)
 	if err != nil {
-		o.Error = err.Error()
+		o.Error = clip(err.Error(), maxError)
 		o.ErrorClass = class
 	}
 	if b, ok := resultBytes(out); ok {
@@ -691,7 +692,7 @@ const maxViolations = 20
 func violations(err error) []Violation {
 	var ve *sjs.ValidationError
 	if !errors.As(err, &ve) {
-		return []Violation{{Message: err.Error()}}
+		return []Violation{violation("", err.Error())}
 	}
 	out := ve.BasicOutput()
 	var vs []Violation
@@ -699,12 +700,19 @@ func violations(err error) []Violation {
 		if u.Error == nil || len(vs) >= maxViolations {
 			continue
 		}
-		vs = append(vs, Violation{Pointer: u.InstanceLocation, Message: u.Error.String()})
+		vs = append(vs, violation(u.InstanceLocation, u.Error.String()))
 	}
 	if len(vs) == 0 && out.Error != nil {
-		vs = append(vs, Violation{Pointer: out.InstanceLocation, Message: out.Error.String()})
+		vs = append(vs, violation(out.InstanceLocation, out.Error.String()))
 	}
 	return vs
+}
+
+// violation is a schema violation with its pointer and message bounded
+// (a message may quote the whole value it refuses) and no Go package
+// names in the message (a format's parse error may carry "net/url: ").
+func violation(pointer, message string) Violation {
+	return Violation{Pointer: clip(pointer, maxMessage), Message: clip(plainError(errors.New(message)), maxMessage)}
 }
 
 func argumentsReason(tool string, vs []Violation) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Every denial matches [ErrDenied] and, where one applies,
@@ -142,9 +143,33 @@ func sanitize(s string) string {
 }
 
 // goPackagePrefix matches the "package: " prefixes Go error strings of this
-// module start with, where they begin the text or follow another error's
-// colon, semicolon or parenthesis.
-var goPackagePrefix = regexp.MustCompile(`(^|[:;(] ?)(toolguard|guardmcp|guardsdk|audit|scope|redislimit|redissession|safejson|canonjson|fastschema|fsroot|netguard|aibom|hostname|glob): `)
+// module, and of the standard library packages whose errors reach
+// reasons (a URL or number a schema format could not parse), start with,
+// where they begin the text or follow another error's colon, semicolon or
+// parenthesis.
+var goPackagePrefix = regexp.MustCompile(`(^|[:;(] ?)(toolguard|guardmcp|guardsdk|audit|scope|redislimit|redissession|safejson|canonjson|fastschema|fsroot|netguard|aibom|hostname|glob|net/url|strconv|net/netip|json|time|x509|ed25519|crypto/[a-z0-9]+): `)
+
+// Bounds of the text a denial and a record carry: a schema message can
+// quote the whole value it refuses, and a handler's error can be of any
+// length, but a reason is read by a model and a record must stay a line
+// the audit log reads back.
+const (
+	maxMessage = 512      // one violation's message
+	maxReason  = 4 << 10  // a denial's reason
+	maxError   = 16 << 10 // an error kept in a record
+)
+
+// clip truncates s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "… (cut)"
+}
 
 // plainError is err's text for a reason the model reads: without the Go
 // package names that start this module's error strings.

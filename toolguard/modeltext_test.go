@@ -2,11 +2,14 @@ package toolguard_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -59,4 +62,74 @@ func TestModelTextNamesNoGoPackage(t *testing.T) {
 		assert.Contains(t, de.ModelText(), "could not be recorded")
 		assert.NotRegexp(t, goPackage, de.ModelText())
 	})
+}
+
+// TestDenialTextIsBounded: a schema message may quote the whole value it
+// refuses, and a handler's error may be of any length; what the model
+// reads and what the record keeps are bounded all the same, cut on a
+// character boundary, with no standard library package names in them, and
+// the log stays one that verifies.
+func TestDenialTextIsBounded(t *testing.T) {
+	p, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [t, fail]}]}\n"))
+	require.NoError(t, err)
+	rec := newRecorder()
+	g, err := toolguard.New(p, toolguard.WithSink(rec))
+	require.NoError(t, err)
+	require.NoError(t, g.Register(toolguard.Tool{Name: "t", InputSchema: []byte(`{"type":"object","properties":{
+		"a":{"type":"string","pattern":"^x$"},"b":{"type":"string","pattern":"^y$"},"u":{"type":"string","format":"uri"},
+		"e":{"enum":["one","two"]}},"additionalProperties":false}`),
+		Handler: func(context.Context, json.RawMessage) (any, error) { return "ran", nil }}))
+	huge := strings.Repeat("é", 300<<10) // 600 KB of two-byte characters
+	require.NoError(t, g.Register(toolguard.Tool{Name: "fail", Handler: func(context.Context, json.RawMessage) (any, error) {
+		return nil, errors.New(huge)
+	}}))
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "p", Scopes: []string{"s"}})
+	v := strings.Repeat("é", 20<<10) // 40 KB: within the arguments' 1 MiB
+	a := map[string]any{"a": v, "b": v, "u": "http://h/\x7f" + v, "e": v}
+	for i := range 12 {
+		a[v+strconv.Itoa(i)] = i // additional properties, each named in a message
+	}
+	args, err := json.Marshal(a)
+	require.NoError(t, err)
+	_, err = g.Call(ctx, "t", args)
+	var de *toolguard.DeniedError
+	require.ErrorAs(t, err, &de)
+	text := de.ModelText()
+	assert.Less(t, len(text), 8<<10, "the reason the model reads")
+	assert.True(t, utf8.ValidString(text))
+	assert.NotRegexp(t, `\b(net/url|strconv|json): `, text)
+	for _, v := range de.Decision.Violations {
+		assert.LessOrEqual(t, len(v.Message), 600, v.Pointer)
+		assert.True(t, utf8.ValidString(v.Message))
+	}
+
+	_, err = g.Call(ctx, "fail", nil)
+	require.Error(t, err)
+	assert.Len(t, err.Error(), len(huge), "the caller gets the handler's error as it is")
+	recs := rec.records()
+	out := recs[len(recs)-1]
+	require.Equal(t, audit.KindOutcome, out.Kind)
+	assert.Less(t, len(out.Error), 20<<10, "the record keeps a bounded error")
+	assert.True(t, utf8.ValidString(out.Error))
+	rec.verify(t)
+}
+
+// TestFormatErrorsNameNoPackage: a format the schema checks with a
+// standard library parser (uri) reports the parser's reason without its
+// package name.
+func TestFormatErrorsNameNoPackage(t *testing.T) {
+	p, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [t]}]}\n"))
+	require.NoError(t, err)
+	g, err := toolguard.New(p, toolguard.WithSink(audit.Discard))
+	require.NoError(t, err)
+	require.NoError(t, g.Register(toolguard.Tool{Name: "t", InputSchema: []byte(`{"type":"object","properties":{"u":{"type":"string","format":"uri"}}}`),
+		Handler: func(context.Context, json.RawMessage) (any, error) { return "ran", nil }}))
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "p", Scopes: []string{"s"}})
+	_, err = g.Call(ctx, "t", []byte(`{"u":"http://h/\u007f"}`))
+	var de *toolguard.DeniedError
+	require.ErrorAs(t, err, &de)
+	assert.Contains(t, de.ModelText(), "/u")
+	assert.NotRegexp(t, `\b(net/url|strconv|json): `, de.ModelText())
+	require.Len(t, de.Decision.Violations, 1)
+	assert.NotContains(t, de.Decision.Violations[0].Message, "net/url")
 }

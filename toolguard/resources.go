@@ -169,7 +169,7 @@ func (g *Guard) runData(ctx, rctx context.Context, st *callState, run func(conte
 	o.Session, o.Task = st.d.Session, st.d.Task
 	o.DurationNS = int64(dur)
 	if err != nil {
-		o.Error = err.Error()
+		o.Error = clip(err.Error(), maxError)
 		o.ErrorClass = class
 	}
 	if b, ok := resultBytes(out); ok {

@@ -107,7 +107,7 @@ func (g *Guard) guardResult(ctx context.Context, st *callState, out any, err err
 	dec := pol.DecideResult(ctx, in)
 	o.ResultRules = dec.Rules
 	for _, e := range dec.Errors {
-		o.Errors = append(o.Errors, e.Error())
+		o.Errors = append(o.Errors, clip(e.Error(), maxError))
 	}
 	switch {
 	case dec.Action == scope.ResultWithhold:
