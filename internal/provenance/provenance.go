@@ -185,8 +185,13 @@ func (t *tokenizer) word(w []rune) {
 // IBAN, a host name or IP address, or a phone number; it emits its tokens
 // and returns the index after it, or i when there is none.
 func (t *tokenizer) composite(r []rune, i int) int {
-	if i > 0 && (isWordRune(r[i-1]) || strings.ContainsRune(".@-+%_", r[i-1])) {
-		return i // inside something already passed: tried at its start
+	if i > 0 && isWordRune(r[i-1]) {
+		return i // inside a word: tried at its start
+	}
+	if i > 0 && strings.ContainsRune(".@-+%_", r[i-1]) {
+		// Inside something already passed, tried at its start; but an
+		// account may follow a label ("IBAN-DE89…", "pay_DE89…").
+		return t.iban(r, i)
 	}
 	if j := t.url(r, i); j > i {
 		return j
@@ -384,8 +389,11 @@ func (t *tokenizer) host(r []rune, i int) int {
 	return end
 }
 
-// iban recognises an IBAN, written whole or in groups separated by
-// single spaces, whose check digits are right (ISO 13616 mod 97).
+// iban recognises an IBAN, written whole or in groups separated by short
+// runs of white space (a space or two, a tab, a line break), whose check
+// digits are right (ISO 13616 mod 97). Each prefix that ends at a group
+// boundary and checks out is a token, so that digits written after the
+// account ("DE89 … 00 2024") cannot hide it; the longest is passed over.
 func (t *tokenizer) iban(r []rune, i int) int {
 	if i+4 > len(r) || !isASCIILetter(r[i]) || !isASCIILetter(r[i+1]) || !isDigit(r[i+2]) || !isDigit(r[i+3]) {
 		return i
@@ -394,29 +402,36 @@ func (t *tokenizer) iban(r []rune, i int) int {
 	var ends []int // index after each character taken
 	for j := i; j < len(r) && len(compact) < 34; j++ {
 		c := r[j]
-		switch {
-		case isASCIILetter(c) || isDigit(c):
+		if isASCIILetter(c) || isDigit(c) {
 			compact = append(compact, byte(c))
 			ends = append(ends, j+1)
-		case c == ' ' && j+1 < len(r) && (isASCIILetter(r[j+1]) || isDigit(r[j+1])) && j > i:
 			continue
-		default:
-			j = len(r)
 		}
+		k := j
+		for k < len(r) && k-j < maxIBANGap && unicode.IsSpace(r[k]) {
+			k++
+		}
+		if k == j || k >= len(r) || !(isASCIILetter(r[k]) || isDigit(r[k])) {
+			break
+		}
+		j = k - 1
 	}
-	// The longest prefix that ends at a group boundary and checks out.
+	end := i
 	for n := len(compact); n >= 15; n-- {
-		end := ends[n-1]
-		if end < len(r) && isWordRune(r[end]) {
+		e := ends[n-1]
+		if e < len(r) && isWordRune(r[e]) {
 			continue // ends inside a word
 		}
 		if ibanValid(compact[:n]) {
 			t.emit(string(compact[:n]))
-			return end
+			end = max(end, e)
 		}
 	}
-	return i
+	return end
 }
+
+// maxIBANGap is the longest run of white space between an IBAN's groups.
+const maxIBANGap = 3
 
 func ibanValid(b []byte) bool {
 	rem := 0
