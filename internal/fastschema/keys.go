@@ -76,7 +76,7 @@ func CompileKeysReading(doc any, exact [][]string, anywhere []string) *Keys {
 		seeds = append(seeds, readSchema(exact, c.synth))
 	}
 	root := c.loc(seeds)
-	if c.unknown || len(c.locs) > maxKeyLocations || len(anywhere) > 0 {
+	if c.unknown || scopedRefs(doc) || len(c.locs) > maxKeyLocations || len(anywhere) > 0 {
 		for _, name := range anywhere {
 			c.all[name] = true
 		}
@@ -245,6 +245,49 @@ func (c *keyCompiler) resolve(ref string) (any, bool) {
 		}
 	}
 	return v, true
+}
+
+// scopedRefs reports whether doc has a schema below its root with an $id,
+// or an anchor name used twice. resolve reads every "#..." reference
+// against the root; a validator reads one inside a schema with its own
+// $id against that schema, and an anchor in the resource that holds the
+// reference. The keys are then checked everywhere rather than where
+// resolve would wrongly place them.
+func scopedRefs(doc any) bool {
+	anchors := map[string]bool{}
+	var walk func(v any, depth int) bool
+	walk = func(v any, depth int) bool {
+		if depth > maxDepth {
+			return true
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			if _, ok := x["$id"]; ok && depth > 0 {
+				return true
+			}
+			for _, kw := range []string{"$anchor", "$dynamicAnchor"} {
+				if a, ok := x[kw].(string); ok {
+					if anchors[a] {
+						return true
+					}
+					anchors[a] = true
+				}
+			}
+			for _, sub := range x {
+				if walk(sub, depth+1) {
+					return true
+				}
+			}
+		case []any:
+			for _, sub := range x {
+				if walk(sub, depth+1) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(doc, 0)
 }
 
 // findAnchor finds the schema with $anchor or $dynamicAnchor name.

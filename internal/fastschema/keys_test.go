@@ -39,6 +39,10 @@ func TestKeys(t *testing.T) {
 			`{"o":{"K":1}}`, "/o/K", "k"},
 		{"unresolvable reference: every name everywhere", `{"properties":{"path":{},"x":{"$ref":"other.json"},"env":{"additionalProperties":{}}}}`,
 			`{"env":{"PATH":1}}`, "/env/PATH", "path"},
+		{"reference inside a nested $id", `{"$defs":{"f":{"properties":{"x":{}}}},"properties":{"file":{"$id":"https://schemas.test/inner",
+			"$defs":{"f":{"properties":{"path":{}}}},"$ref":"#/$defs/f"}}}`, `{"file":{"PATH":1}}`, "/file/PATH", "path"},
+		{"anchor defined twice", `{"$defs":{"a":{"$id":"https://schemas.test/a","$anchor":"f","properties":{"x":{}}},
+			"b":{"$anchor":"f","properties":{"path":{}}}},"properties":{"file":{"$ref":"#f"}}}`, `{"file":{"PATH":1}}`, "/file/PATH", "path"},
 		{"pointer escaping", `{"properties":{"a/b":{"properties":{"c~d":{}}}}}`, `{"a/b":{"C~D":1}}`, "/a~1b/C~0D", "c~d"},
 		{"not an object", `{"properties":{"a":{}}}`, `[{"A":1}]`, "", ""},
 	}
