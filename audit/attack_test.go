@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -493,8 +494,9 @@ func TestRotatedFilesAttacks(t *testing.T) {
 
 // TestTornTailThatIsAValidRecord: the close checkpoint with its newline
 // removed looks like a line torn by a crash. Verify reports it; OpenFile
-// without a witness cuts it (as after a crash: the table's "truncate
-// after a crash" row), and with the witness refuses the file.
+// without a witness cuts it (as after a crash) and marks the spot with a
+// recover checkpoint, which RequireClosed reports; with the witness it
+// refuses the file.
 func TestTornTailThatIsAValidRecord(t *testing.T) {
 	for _, c := range keyedConfigs {
 		t.Run(c.name, func(t *testing.T) {
@@ -511,8 +513,8 @@ func TestTornTailThatIsAValidRecord(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.NoError(t, l.Close())
-			assert.Equal(t, len(tl.lines), len(readLines(t, tl.path)), "the torn close checkpoint was cut and a new one written")
-			require.NoError(t, c.verify(t, tl))
+			assert.Equal(t, len(tl.lines)+1, len(readLines(t, tl.path)), "the torn close checkpoint was cut, a recover checkpoint and a new close checkpoint written")
+			require.ErrorContains(t, c.verify(t, tl), "was resumed at seq", "the cut is visible to RequireClosed")
 		})
 	}
 }
@@ -625,4 +627,58 @@ func TestKeyConfusion(t *testing.T) {
 			require.ErrorAs(t, err, &ve)
 		})
 	}
+}
+
+// TestCutThenRestart: an attacker without the key cuts records off the
+// end of a closed log (the close checkpoint with them), and the writer
+// then starts again on the cut file and closes it cleanly. The new start
+// marks where it resumed with a recover checkpoint, so RequireClosed
+// still fails, naming the spot; with AcceptRecovered the auditor sees it
+// in Summary.Recovered. With the witness, OpenFile refuses the cut file.
+func TestCutThenRestart(t *testing.T) {
+	for _, c := range keyedConfigs {
+		t.Run(c.name, func(t *testing.T) {
+			tl := newTamperLog(t, c, false)
+			cut := tl.lines[:len(tl.lines)-3] // an outcome, a decision and the close checkpoint
+			writeLines(t, tl.path, cut)
+			l, err := audit.OpenFile(tl.path, c.fileOptions(openWitness(t, c, tl)))
+			if c.witness {
+				require.Error(t, err, "the witness holds a longer log")
+				return
+			}
+			require.NoError(t, err)
+			writeAll(t, l, decision("later", "deny"))
+			require.NoError(t, l.Close())
+			err = c.verify(t, tl)
+			require.ErrorContains(t, err, fmt.Sprintf("resumed at seq %d", len(cut)))
+
+			opts := audit.VerifyOptions{HMACKey: c.hmac, RequireClosed: true, AcceptRecovered: true}
+			if c.sign != nil {
+				opts.PublicKey = testPub
+			}
+			sum, err := audit.Verify(bytes.NewReader(mustRead(t, tl.path)), opts)
+			require.NoError(t, err)
+			assert.Equal(t, []uint64{uint64(len(cut))}, sum.Recovered)
+		})
+	}
+}
+
+// TestWitnessedCheckpointDropped: the witness received the close
+// checkpoint; a log whose last line — that checkpoint — was removed ends
+// at exactly the tree the witness holds, and still fails: the witness
+// saw a checkpoint follow those lines.
+func TestWitnessedCheckpointDropped(t *testing.T) {
+	c := keyConfig{name: "signing+witness", sign: testKey, witness: true}
+	tl := newTamperLog(t, c, false)
+	require.Contains(t, string(tl.lines[len(tl.lines)-1]), `"reason":"close"`)
+	data := join(tl.lines[:len(tl.lines)-1])
+	_, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{PublicKey: testPub, Witness: bytes.NewReader(mustRead(t, tl.witness))})
+	require.ErrorContains(t, err, "checkpoint was cut off")
+
+	// The checkpoint replaced by another record fails as well.
+	other := append(slices.Clone(tl.lines[:len(tl.lines)-1]), tl.lines[0])
+	_, err = audit.Verify(bytes.NewReader(join(other)), audit.VerifyOptions{PublicKey: testPub, Witness: bytes.NewReader(mustRead(t, tl.witness))})
+	require.Error(t, err)
+	_, err = audit.Verify(bytes.NewReader(join(tl.lines)), audit.VerifyOptions{PublicKey: testPub, Witness: bytes.NewReader(mustRead(t, tl.witness))})
+	require.NoError(t, err, "the whole log verifies")
 }

@@ -177,19 +177,22 @@ func TestCrashRecovery(t *testing.T) {
 	writeAll(t, l, r)
 	require.NoError(t, l.Close())
 	files, data := readChain(t, path)
-	if r.Seq == uint64(records)+1 {
-		// The first write rotated the file: the rotate checkpoint that
-		// ends the old file took the seq after the last complete record.
-		lines := bytes.Split(data, []byte("\n"))
-		assert.Contains(t, string(lines[records]), `"reason":"rotate"`)
-	} else {
-		assert.Equal(t, uint64(records), r.Seq, "resumed after the last complete record")
-	}
+	// The start found the file ended by a kill: it marked the spot with a
+	// recover checkpoint right after the last complete record (and the
+	// first write may then have rotated the file).
+	lines := bytes.Split(data, []byte("\n"))
+	assert.Contains(t, string(lines[records]), `"reason":"recover"`)
+	assert.GreaterOrEqual(t, r.Seq, uint64(records)+1, "resumed after the last complete record")
 	opts := crashVerify
 	opts.RequireClosed = true
+	_, err = audit.Verify(bytes.NewReader(data), opts)
+	require.ErrorContains(t, err, "was resumed at seq", "RequireClosed alone does not take a crash for a clean log")
+	opts.AcceptRecovered = true
 	sum, err := audit.Verify(bytes.NewReader(data), opts)
 	require.NoError(t, err)
 	assert.True(t, sum.Closed)
+	assert.Len(t, sum.Recovered, 20, "each start after a kill left a recover checkpoint")
+	assert.Equal(t, uint64(records), sum.Recovered[len(sum.Recovered)-1])
 	assert.Greater(t, len(files), 1, "rotated while crashing")
 	t.Logf("20 kills in %v: %d records, %d checkpoints, %d files, %d torn tails cut", time.Since(start).Round(time.Millisecond), sum.Records, sum.Checkpoints, len(files), torn)
 }

@@ -90,8 +90,11 @@
 // naming the last checkpoint after which records may have been cut. Since
 // nobody without the signing or HMAC key can make a valid close checkpoint,
 // cutting a closed log anywhere but just after an earlier close checkpoint
-// is caught. A log whose writer crashed also lacks it until the next start
-// resumes and closes it; the crash is visible, not hidden.
+// is caught. A log whose writer crashed also lacks it; the next start that
+// resumes it writes a recover checkpoint first, so that the crash — or a
+// cut, which looks the same — stays visible after that start closes the
+// log: RequireClosed rejects a log holding one unless AcceptRecovered is
+// set, and Summary.Recovered lists them (TestCutThenRestart).
 //
 // # Witness: rollback
 //
@@ -134,6 +137,7 @@
 //	edit, delete, insert, reorder, re-chained no      yes   yes      yes
 //	edit the last record (also after a crash) no      yes   yes      yes
 //	truncate the tail of a closed log         no      yes*  yes*     yes
+//	  (also when the writer restarts on it)
 //	roll back to an earlier close checkpoint  no      no    no       yes
 //	forge a whole new log                     no      yes   yes      yes
 //

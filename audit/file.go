@@ -201,6 +201,10 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
+	if err := l.recover(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
 	l.mode = opts.Sync
 	l.deferOutcomes = opts.DeferOutcomes && opts.Sync == SyncEachRecord
 	l.interval = opts.Interval
@@ -222,6 +226,25 @@ func OpenFile(path string, opts FileOptions) (*Log, error) {
 		go l.syncLoop(opts.Interval)
 	}
 	return l, nil
+}
+
+// recover writes a recover checkpoint, durably, when the Log writes
+// checkpoints and the file it resumes did not end cleanly, so that a
+// crash — or a cut it cannot be told from — stays visible after the next
+// close ([VerifyOptions.RequireClosed]).
+func (l *Log) recover() error {
+	if !l.checkpoints || !l.unclean {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writeCheckpoint(context.Background(), CheckpointRecover); err != nil {
+		return fmt.Errorf("recover checkpoint: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("recover checkpoint: %w", err)
+	}
+	return nil
 }
 
 // resume locks f, reads the end of the file and positions l after its last
@@ -341,6 +364,9 @@ func (l *Log) resumeAfter(last []byte) (bool, error) {
 	l.seq = rec.Seq + 1
 	l.prev = link
 	l.lastCP = rec.Kind == KindCheckpoint
+	// Only a close checkpoint ends a file cleanly: a file emptied after
+	// a rotate checkpoint looks just like a crash right after rotation.
+	l.unclean = rec.Kind != KindCheckpoint || rec.Checkpoint.Reason != CheckpointClose
 	if l.tree == nil || rec.Kind != KindCheckpoint || rec.Version < 2 {
 		return false, nil
 	}

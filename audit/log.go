@@ -52,6 +52,7 @@ type Log struct {
 	every       int  // records between interval checkpoints; 0: none
 	since       int  // records since the last checkpoint
 	lastCP      bool // the last line is a checkpoint
+	unclean     bool // the chain resumed did not end with a close checkpoint
 	signKey     ed25519.PrivateKey
 	keyID       string
 	signer      *noteSigner

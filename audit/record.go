@@ -49,6 +49,11 @@ const (
 	// that ends with one was closed cleanly and has not lost its tail
 	// (see VerifyOptions.RequireClosed).
 	CheckpointClose = "close"
+	// CheckpointRecover is the first record [OpenFile] writes when it
+	// resumes a chain whose last record is not a close checkpoint: the
+	// writer crashed, or records were cut off. Verify lists them in
+	// Summary.Recovered.
+	CheckpointRecover = "recover"
 )
 
 // Record is one line of the decision log. Field order below is the order in
@@ -397,7 +402,7 @@ func (r *Record) check() string {
 // check reports why c cannot be a checkpoint, or "" if it can.
 func (c *Checkpoint) check() string {
 	switch c.Reason {
-	case CheckpointInterval, CheckpointRotate, CheckpointClose:
+	case CheckpointInterval, CheckpointRotate, CheckpointClose, CheckpointRecover:
 	default:
 		return fmt.Sprintf("unknown checkpoint reason %q", c.Reason)
 	}

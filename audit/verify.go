@@ -31,12 +31,21 @@ type VerifyOptions struct {
 	// any. A keyed log does not verify without it, nor an unkeyed one with
 	// it; every version 2 line must carry a MAC under it (Record.MAC).
 	HMACKey []byte
-	// RequireClosed demands that the log end with a close checkpoint. It
-	// is how an auditor detects that records were cut from the end after
-	// the last checkpoint (or that the writer never closed the log).
+	// RequireClosed demands that the log end with a close checkpoint and
+	// hold no recover checkpoint (see AcceptRecovered). It is how an
+	// auditor detects that records were cut from the end after the last
+	// checkpoint (or that the writer never closed the log), also when the
+	// writer restarted on the cut file.
 	// Without PublicKey or HMACKey a forger could append a close
 	// checkpoint of their own, so use it with one of them.
 	RequireClosed bool
+	// AcceptRecovered lets RequireClosed accept a log that holds recover
+	// checkpoints (Summary.Recovered): [OpenFile] writes one when it
+	// resumes a file that did not end with a close checkpoint. Without
+	// it, RequireClosed rejects such a log, since records cut off before
+	// a restart look just like a crash; set it where crashes are expected
+	// and each recovery is looked into.
+	AcceptRecovered bool
 	// Witness, when set, is read first: the checkpoints a witness received
 	// (what a [WitnessFile] holds: one checkpoint record a line, as the Log
 	// delivered them). Each must carry a note signed by PublicKey, which
@@ -107,6 +116,10 @@ type Summary struct {
 	Witnessed uint64
 	// Closed reports whether the last record is a close checkpoint.
 	Closed bool
+	// Recovered holds the seq of each recover checkpoint: where a Log
+	// resumed a file that did not end with a close checkpoint. Records
+	// may be missing before each — a crash and a cut look the same.
+	Recovered []uint64
 }
 
 // Verify reads a log and checks every line: it is a valid JSON record of
@@ -192,6 +205,9 @@ type verifier struct {
 	lastSealed     bool // the last line authenticates on its own
 	scratch, auth  []byte
 	witness        []witnessed // ascending sizes
+	// witnessedNext is set when the lines so far are a tree the witness
+	// holds a checkpoint of: the next line must be that checkpoint.
+	witnessedNext bool
 }
 
 func newVerifier(opts VerifyOptions) (*verifier, error) {
@@ -221,6 +237,9 @@ func newVerifier(opts VerifyOptions) (*verifier, error) {
 
 // end checks what only the end of the log can tell.
 func (v *verifier) end(lineNo int, want uint64) error {
+	if v.witnessedNext {
+		return &VerifyError{Line: lineNo, Seq: want, Reason: fmt.Sprintf("the log ends after %d lines, but its witness holds the checkpoint that followed them: the checkpoint was cut off", want)}
+	}
 	if n := len(v.witness); n > 0 {
 		w := v.witness[n-1]
 		return &VerifyError{Line: lineNo, Seq: want, Reason: fmt.Sprintf("the log ends after %d records, but its witness holds a checkpoint of %d: records were cut off, or the log was rolled back to an earlier state", want, w.size)}
@@ -228,6 +247,9 @@ func (v *verifier) end(lineNo int, want uint64) error {
 	keyed := v.keyID != "" || len(v.opts.HMACKey) > 0
 	if keyed && want > 0 && !v.lastSealed && !v.opts.AcceptVersion1End {
 		return &VerifyError{Line: lineNo, Seq: want, Reason: "the last record is in format version 1 and not a signed checkpoint: nothing authenticates it, and anyone could have written it (set AcceptVersion1End for a log known to be written before format version 2)"}
+	}
+	if v.opts.RequireClosed && len(v.sum.Recovered) > 0 && !v.opts.AcceptRecovered {
+		return &VerifyError{Line: lineNo, Seq: want, Reason: fmt.Sprintf("the log was resumed at seq %d after it ended without a close checkpoint: the writer crashed, or records were cut off before it restarted (set AcceptRecovered to accept logs that recovered from a crash, and check Summary.Recovered)", v.sum.Recovered[0])}
 	}
 	if v.opts.RequireClosed && !v.sum.Closed {
 		reason := "the log has no checkpoints and does not end with a close checkpoint: it may have been cut short, or was not closed"
@@ -248,6 +270,7 @@ func (v *verifier) checkWitness(lineNo int, n uint64) error {
 		}
 		v.sum.Witnessed = n
 		v.witness = v.witness[1:]
+		v.witnessedNext = true
 	}
 	return nil
 }
@@ -288,6 +311,13 @@ func (v *verifier) line(lineNo int, line []byte) error {
 		if reason := v.checkpoint(&rec); reason != "" {
 			return fail("%s", reason)
 		}
+	}
+	if v.witnessedNext && rec.Kind != KindCheckpoint {
+		return fail("its witness holds a checkpoint of the %d lines before this one, but this line is not a checkpoint: the checkpoint was removed", want)
+	}
+	v.witnessedNext = false
+	if rec.Kind == KindCheckpoint && rec.Checkpoint.Reason == CheckpointRecover {
+		v.sum.Recovered = append(v.sum.Recovered, rec.Seq)
 	}
 	v.lastSealed = rec.MAC != "" || v.keyID != "" && (rec.Sig != "" || rec.Kind == KindCheckpoint)
 	v.tree.add(line)

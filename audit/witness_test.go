@@ -224,8 +224,9 @@ func TestRotatedWitnessedCrash(t *testing.T) {
 	require.NoError(t, l.Close())
 
 	_, data := readChain(t, path)
-	sum, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true, Witness: bytes.NewReader(mustRead(t, wpath))})
+	sum, err := audit.Verify(bytes.NewReader(data), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true, AcceptRecovered: true, Witness: bytes.NewReader(mustRead(t, wpath))})
 	require.NoError(t, err)
+	assert.Len(t, sum.Recovered, 1, "the crash is marked")
 	assert.Equal(t, uint64(sum.Records-1), sum.Witnessed)
 	assert.Equal(t, sum.Records, sum.Sealed+sum.Checkpoints, "every record signed on its own")
 	validateLog(t, data)
@@ -302,6 +303,6 @@ func TestResumeWithRotatedFilesArchived(t *testing.T) {
 	}
 	_, rest := readChain(t, path) // the active file, and any rotated since
 	chain = append(chain, rest...)
-	_, err = audit.Verify(bytes.NewReader(chain), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true})
+	_, err = audit.Verify(bytes.NewReader(chain), audit.VerifyOptions{PublicKey: testPub, RequireClosed: true, AcceptRecovered: true})
 	require.NoError(t, err, "the resumed checkpoints state the whole chain's tree")
 }

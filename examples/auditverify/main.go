@@ -1,6 +1,6 @@
 // Command auditverify checks agentguard decision logs and summarises them.
 //
-//	auditverify [-pubkey key] [-hmac-key key] [-closed] [-witness checkpoints.jsonl] [-v1-end] decisions.jsonl...
+//	auditverify [-pubkey key] [-hmac-key key] [-closed [-recovered]] [-witness checkpoints.jsonl] [-v1-end] decisions.jsonl...
 //
 // The files are verified as one hash chain, in the order given: pass a
 // rotated log's files oldest first, the active file last (the rotated names
@@ -15,7 +15,9 @@
 // 64 hex digits, or a file holding them or a PEM "PUBLIC KEY" block.
 // -hmac-key is the chain's HMAC key in hex, when it was written with one.
 // -closed requires the log to end with a close checkpoint, which detects
-// records cut from its end. -witness names the file of an
+// records cut from its end, and to hold no recover checkpoint, which a
+// start writes after an unclean end (a crash, or records cut before the
+// restart); -recovered accepts those, and the summary lists them. -witness names the file of an
 // audit.WitnessFile that received the log's checkpoints (it needs
 // -pubkey): the log must hold every tree the witness saw, which detects a
 // log cut back, rolled back to an earlier checkpoint or rewritten before a
@@ -53,11 +55,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	pubFlag := fs.String("pubkey", "", "ed25519 public key of the checkpoints: hex, or a file with hex or PEM")
 	hmacFlag := fs.String("hmac-key", "", "HMAC key of the chain, in hex")
-	closed := fs.Bool("closed", false, "require the log to end with a close checkpoint")
+	closed := fs.Bool("closed", false, "require the log to end with a close checkpoint and to hold no recover checkpoint")
+	recovered := fs.Bool("recovered", false, "with -closed, accept recover checkpoints (starts after a crash)")
 	witnessFlag := fs.String("witness", "", "witness file holding the log's checkpoints (needs -pubkey)")
 	v1End := fs.Bool("v1-end", false, "accept a keyed log that ends in unauthenticated format version 1 lines")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: auditverify [-pubkey key] [-hmac-key key] [-closed] [-witness checkpoints.jsonl] [-v1-end] decisions.jsonl...")
+		fmt.Fprintln(stderr, "usage: auditverify [-pubkey key] [-hmac-key key] [-closed [-recovered]] [-witness checkpoints.jsonl] [-v1-end] decisions.jsonl...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -67,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	opts := audit.VerifyOptions{RequireClosed: *closed, AcceptVersion1End: *v1End}
+	opts := audit.VerifyOptions{RequireClosed: *closed, AcceptRecovered: *recovered, AcceptVersion1End: *v1End}
 	if *pubFlag != "" {
 		pub, err := parsePublicKey(*pubFlag)
 		if err != nil {
@@ -232,6 +235,9 @@ func printSummary(w io.Writer, sum audit.Summary, opts audit.VerifyOptions) {
 		fmt.Fprintf(w, "witnessed:   the first %d records match the witness\n", sum.Witnessed)
 	}
 	fmt.Fprintf(w, "closed:      %v\n", sum.Closed)
+	if len(sum.Recovered) > 0 {
+		fmt.Fprintf(w, "recovered:   resumed after an unclean end (a crash, or records cut) before seq %v\n", sum.Recovered)
+	}
 	if sum.LastHash != "" {
 		fmt.Fprintf(w, "last hash:   %s (seq %d)\n", sum.LastHash, sum.LastSeq)
 		fmt.Fprintf(w, "tree root:   %s (%d records)\n", sum.Root, sum.Records)
