@@ -129,7 +129,11 @@ func Canonical(host string) (string, error) {
 	case host == "":
 		return "", fail(host, "is empty")
 	case len(host) > maxHostBytes:
-		return "", fail(host[:64]+"...", "is longer than %d bytes", maxHostBytes)
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(host[cut]) {
+			cut-- // on a character boundary, so the error stays valid UTF-8
+		}
+		return "", fail(host[:cut]+"...", "is longer than %d bytes", maxHostBytes)
 	case host[0] == '[':
 		if host[len(host)-1] != ']' {
 			return "", fail(host, "is an unterminated IPv6 literal")

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -260,4 +261,17 @@ func TestAddrClassAgreesWithNetip(t *testing.T) {
 		}
 	}
 	assert.True(t, hostname.AddrClass(netip.MustParseAddr("fe80::1%eth0")).Has(hostname.LinkLocal))
+}
+
+// TestLongHostErrorIsValidUTF8: the error for a host over the length
+// limit quotes its start, cut on a character boundary.
+func TestLongHostErrorIsValidUTF8(t *testing.T) {
+	for pad := range 4 {
+		host := strings.Repeat("a", pad) + strings.Repeat("é", 200)
+		_, err := hostname.Canonical(host)
+		var he *hostname.Error
+		require.ErrorAs(t, err, &he)
+		assert.True(t, utf8.ValidString(he.Input), "%q", he.Input)
+		assert.Contains(t, err.Error(), "is longer than")
+	}
 }
