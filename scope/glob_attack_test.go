@@ -305,3 +305,27 @@ rules:
 		assert.Equal(t, scope.Allow, d.Effect, "%s should match %s: %s", c.pattern, c.url, d.Reason)
 	}
 }
+
+// TestURLGrantNotWidenedBySlash: a trailing slash reads as the URL
+// without it only for a pattern whose last element is written out; a
+// wildcard there names what is in a directory, not the directories below.
+func TestURLGrantNotWidenedBySlash(t *testing.T) {
+	p := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [get]
+        when: 'args.url.glob("https://h.example/docs/*")'
+`)
+	for _, u := range []string{"https://h.example/docs/private/", "https://h.example/docs/private/?x", "https://h.example/docs/a/"} {
+		d := decideArgs(t, p, "get", map[string]any{"url": u})
+		assert.NotEqual(t, scope.Allow, d.Effect, "%s: %s", u, d.Reason)
+	}
+	for _, u := range []string{"https://h.example/docs/a", "https://h.example/docs/a?page=2"} {
+		d := decideArgs(t, p, "get", map[string]any{"url": u})
+		assert.Equal(t, scope.Allow, d.Effect, "%s: %s", u, d.Reason)
+	}
+	assert.False(t, scope.MatchResource("file:///w/*", "file:///w/secret/"))
+	assert.True(t, scope.MatchResource("file:///w/secret", "file:///w/secret/"))
+}

@@ -86,11 +86,15 @@ func matchGlob(s, pattern string) ref.Val {
 }
 
 // matchURL reports whether a URL pattern matches the canonical URL u: as
-// written, or without u's query and a trailing slash, so that neither
-// carries a URL past a pattern that names its path ("https://h/admin"
-// matches "https://h/admin?x=1" and "https://h/admin/", "**/*.pem" a key
-// with "?v=1"); a pattern ending in "/**" also matches the URL of the
-// directory itself ("https://h/admin/**" matches "https://h/admin").
+// written, or without u's query, so that a query does not carry a URL
+// past a pattern that names its path ("https://h/admin" matches
+// "https://h/admin?x=1", "**/*.pem" a key with "?v=1"). A pattern whose
+// last element is written out also matches the URL with a trailing slash
+// ("https://h/admin" matches "https://h/admin/"), but one whose last
+// element is a wildcard does not, so that "https://h/docs/*" names the
+// documents and not the listing of a directory below them. A pattern
+// ending in "/**" also matches the URL of the directory itself
+// ("https://h/admin/**" matches "https://h/admin").
 func matchURL(pattern, u string) bool {
 	if matchOrDir(pattern, u) {
 		return true
@@ -100,7 +104,11 @@ func matchURL(pattern, u string) bool {
 		return true
 	}
 	trimmed := strings.TrimSuffix(path, "/")
-	return trimmed != path && !strings.HasSuffix(trimmed, "/") && !strings.HasSuffix(trimmed, ":/") && matchOrDir(pattern, trimmed)
+	if trimmed == path || strings.HasSuffix(trimmed, "/") || !strings.Contains(trimmed, "://") {
+		return false
+	}
+	last := pattern[strings.LastIndexByte(pattern, '/')+1:]
+	return !strings.ContainsAny(last, "*?") && glob.Match(pattern, trimmed)
 }
 
 func matchOrDir(pattern, u string) bool {
