@@ -386,7 +386,7 @@ func modelText(err error) string {
 	if rest, ok := strings.CutPrefix(s, ErrUpstream.Error()+": "); ok {
 		return "the upstream server failed: " + rest
 	}
-	return strings.TrimPrefix(s, "guardmcp: ")
+	return toolguard.PlainText(errors.New(s))
 }
 
 func errorResult(text string) *mcp.CallToolResult {

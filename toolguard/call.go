@@ -220,6 +220,7 @@ func (g *Guard) evaluate(ctx context.Context, st *callState, name string, args j
 		return
 	}
 	st.d.Decision = pol.Decide(ctx, in)
+	st.d.Reason = clip(st.d.Reason, maxReason) // a rule's message may quote the arguments
 	if !dryRun {
 		st.d.Candidate = g.decideCandidate(ctx, in, &st.d.Decision)
 	}
@@ -529,22 +530,22 @@ func (g *Guard) record(ctx context.Context, corr *audit.Correlation, st *callSta
 	for _, l := range st.d.LimitResults {
 		r.Limits = append(r.Limits, audit.LimitState{Name: l.Name, Key: l.Key, Allowed: l.Allowed, RetryAfterMS: l.RetryAfter.Milliseconds(), FailedOpen: l.FailedOpen})
 		if l.FailedOpen {
-			r.Errors = append(r.Errors, fmt.Sprintf("limit %q failed open: %s", l.Name, l.Err))
+			r.Errors = append(r.Errors, clip(fmt.Sprintf("limit %q failed open: %s", l.Name, l.Err), maxError))
 		}
 	}
 	if a := st.d.Approval; a != nil {
-		r.Approval = &audit.Approval{Rule: st.d.Rule, Approved: a.Approved, By: a.By, Reason: a.Reason, Binding: st.d.Binding,
+		r.Approval = &audit.Approval{Rule: st.d.Rule, Approved: a.Approved, By: clip(a.By, maxError), Reason: clip(a.Reason, maxError), Binding: st.d.Binding,
 			ForSession: a.Approved && a.ForSession && st.d.RememberKey != "" && st.d.Session != ""}
 	}
 	for _, s := range st.d.Shadow {
-		sh := audit.Shadow{Rule: s.Rule, Effect: s.Effect.String(), Matched: s.Matched, Message: s.Message}
+		sh := audit.Shadow{Rule: s.Rule, Effect: s.Effect.String(), Matched: s.Matched, Message: clip(s.Message, maxError)}
 		if s.Err != nil {
-			sh.Error = s.Err.Error()
+			sh.Error = clip(s.Err.Error(), maxError)
 		}
 		r.Shadow = append(r.Shadow, sh)
 	}
 	if c := st.d.Candidate; c != nil {
-		r.Candidate = &audit.Candidate{Policy: c.Revision, Effect: c.Effect.String(), Rule: c.Rule, Grant: c.GrantID, Reason: c.Reason, Agrees: c.Agrees}
+		r.Candidate = &audit.Candidate{Policy: c.Revision, Effect: c.Effect.String(), Rule: c.Rule, Grant: c.GrantID, Reason: clip(c.Reason, maxError), Agrees: c.Agrees}
 	}
 	for _, e := range st.d.Errors {
 		r.Errors = append(r.Errors, clip(e.Error(), maxError))
@@ -559,7 +560,7 @@ func (g *Guard) record(ctx context.Context, corr *audit.Correlation, st *callSta
 		reason := fmt.Sprintf("the decision could not be recorded, so the call is denied: %s", plainError(err))
 		if st.d.Effect == scope.Deny {
 			// Keep the original denial; add that it was not recorded.
-			reason = st.d.Reason + "; also, " + reason
+			reason = clip(st.d.Reason+"; also, "+reason, maxReason)
 			st.d.Reason = reason
 			st.cause = errors.Join(st.cause, err)
 			st.kind = errors.Join(st.kind, ErrAuditUnavailable)

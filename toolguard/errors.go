@@ -147,7 +147,7 @@ func sanitize(s string) string {
 // reasons (a URL or number a schema format could not parse), start with,
 // where they begin the text or follow another error's colon, semicolon or
 // parenthesis.
-var goPackagePrefix = regexp.MustCompile(`(^|[:;(] ?)(toolguard|guardmcp|guardsdk|audit|scope|redislimit|redissession|safejson|canonjson|fastschema|fsroot|netguard|aibom|hostname|glob|net/url|strconv|net/netip|json|time|x509|ed25519|crypto/[a-z0-9]+): `)
+var goPackagePrefix = regexp.MustCompile(`(?m)(^|[:;(] ?)(toolguard|guardmcp|guardsdk|audit|scope|redislimit|redissession|safejson|canonjson|fastschema|fsroot|netguard|aibom|hostname|glob|net/url|strconv|strconv\.[A-Za-z]+|net/netip|json|time|x509|ed25519|crypto/[a-z0-9]+): `)
 
 // Bounds of the text a denial and a record carry: a schema message can
 // quote the whole value it refuses, and a handler's error can be of any
@@ -159,16 +159,28 @@ const (
 	maxError   = 16 << 10 // an error kept in a record
 )
 
-// clip truncates s to at most n bytes, on a rune boundary, marking the cut.
+// cutMark ends a clipped text.
+const cutMark = "… (cut)"
+
+// clip truncates s to at most n bytes, on a rune boundary, marking the cut
+// within those n bytes.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	i := n
+	i := n - len(cutMark)
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}
-	return s[:i] + "… (cut)"
+	return s[:i] + cutMark
+}
+
+// PlainText returns err's text as a model or a remote client should read
+// it: without the Go package names ("audit: ", "json: ", "net/url: ")
+// that start error strings of this module and of the standard library,
+// wherever they begin the text, a line, or follow another error's colon.
+func PlainText(err error) string {
+	return plainError(err)
 }
 
 // plainError is err's text for a reason the model reads: without the Go

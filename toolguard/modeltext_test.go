@@ -133,3 +133,52 @@ func TestFormatErrorsNameNoPackage(t *testing.T) {
 	require.Len(t, de.Decision.Violations, 1)
 	assert.NotContains(t, de.Decision.Violations[0].Message, "net/url")
 }
+
+// TestReasonsBoundedEverywhere: an ask rule's message (also through
+// Check), a shadow rule's message and a denial whose record could not be
+// written carry arguments of any length; each is bounded all the same,
+// and the text of an error joined on a new line loses its package names.
+func TestReasonsBoundedEverywhere(t *testing.T) {
+	p, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [t, d]}]}\nrules:\n" +
+		"  - {name: a, effect: ask, tools: [t], message: '\"approve \" + args.p'}\n" +
+		"  - {name: sh, effect: deny, mode: shadow, tools: [t], message: '\"would deny \" + args.p'}\n" +
+		"  - {name: no, effect: deny, tools: [d], message: '\"no: \" + args.p'}\n"))
+	require.NoError(t, err)
+	rec := newRecorder()
+	g, err := toolguard.New(p, toolguard.WithSink(rec))
+	require.NoError(t, err)
+	for _, name := range []string{"t", "d"} {
+		require.NoError(t, g.Register(toolguard.Tool{Name: name, Handler: func(context.Context, json.RawMessage) (any, error) { return "ran", nil }}))
+	}
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "p", Scopes: []string{"s"}})
+	args, err := json.Marshal(map[string]string{"p": strings.Repeat("A", 500<<10)})
+	require.NoError(t, err)
+	_, err = g.Check(ctx, "t", args)
+	var de *toolguard.DeniedError
+	require.ErrorAs(t, err, &de)
+	assert.LessOrEqual(t, len(de.ModelText()), 5<<10, "an ask reason through Check")
+	_, _ = g.Call(ctx, "t", args)
+	shadows := 0
+	for _, r := range rec.records() {
+		for _, s := range r.Shadow {
+			shadows++
+			assert.LessOrEqual(t, len(s.Message), 16<<10)
+		}
+	}
+	assert.Positive(t, shadows)
+
+	failing := audit.SinkFunc(func(context.Context, *audit.Record) error {
+		return errors.Join(errors.New("disk"), errors.New("audit: write x: json: "+strings.Repeat("B", 100<<10)))
+	})
+	g2, err := toolguard.New(p, toolguard.WithSink(failing))
+	require.NoError(t, err)
+	require.NoError(t, g2.Register(toolguard.Tool{Name: "d", Handler: func(context.Context, json.RawMessage) (any, error) { return "ran", nil }}))
+	_, err = g2.Call(ctx, "d", args)
+	require.ErrorAs(t, err, &de)
+	assert.LessOrEqual(t, len(de.Decision.Reason), 4<<10)
+	assert.True(t, utf8.ValidString(de.Decision.Reason))
+	_, err = g2.Call(ctx, "d", []byte(`{"p":"x"}`))
+	require.ErrorAs(t, err, &de)
+	assert.Contains(t, de.ModelText(), "could not be recorded")
+	assert.NotRegexp(t, `\b(audit|json): `, de.ModelText())
+}

@@ -184,10 +184,11 @@ func (g *Guard) runData(ctx, rctx context.Context, st *callState, run func(conte
 
 // ResourceVisible reports whether the principal in ctx may see the
 // resource uri in a resource list ([scope.Policy.ResourceVisible]).
-// Without a principal nothing is visible.
+// Without a principal, or under a refused task ([WithRefusedTask]),
+// nothing is visible.
 func (g *Guard) ResourceVisible(ctx context.Context, uri string) bool {
 	pr := principalFrom(ctx)
-	return pr != nil && g.policy.Load().ResourceVisible(ctx, *pr, taskOf(ctx), uri)
+	return pr != nil && refusedTask(ctx) == nil && g.policy.Load().ResourceVisible(ctx, *pr, taskOf(ctx), uri)
 }
 
 // ResourceTemplateVisible reports whether the principal in ctx may see a
@@ -195,7 +196,7 @@ func (g *Guard) ResourceVisible(ctx context.Context, uri string) bool {
 // ([scope.Policy.ResourceTemplateVisible]).
 func (g *Guard) ResourceTemplateVisible(ctx context.Context, template string) bool {
 	pr := principalFrom(ctx)
-	return pr != nil && g.policy.Load().ResourceTemplateVisible(*pr, taskOf(ctx), template)
+	return pr != nil && refusedTask(ctx) == nil && g.policy.Load().ResourceTemplateVisible(*pr, taskOf(ctx), template)
 }
 
 // PromptVisible reports whether the principal in ctx may see the prompt
@@ -203,7 +204,7 @@ func (g *Guard) ResourceTemplateVisible(ctx context.Context, template string) bo
 // ([scope.Policy.PromptVisible]).
 func (g *Guard) PromptVisible(ctx context.Context, name string) bool {
 	pr := principalFrom(ctx)
-	return pr != nil && g.policy.Load().PromptVisible(*pr, taskOf(ctx), name)
+	return pr != nil && refusedTask(ctx) == nil && g.policy.Load().PromptVisible(*pr, taskOf(ctx), name)
 }
 
 // taskOf returns the task of ctx ([WithTask]), nil for none.

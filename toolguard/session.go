@@ -208,7 +208,7 @@ func (g *Guard) sessionResult(ctx context.Context, st *callState, out any, err e
 	if a := st.d.Approval; a != nil && a.Approved && a.ForSession && st.d.RememberKey != "" {
 		if rid := pol.RememberID(st.d.Rule); rid != "" {
 			if rerr := g.sessions.Remember(context.WithoutCancel(ctx), st.view.key, rid, st.d.RememberKey, o); rerr != nil {
-				st.out.Errors = append(st.out.Errors, "the approval could not be remembered for the session: "+plainError(rerr))
+				st.out.Errors = append(st.out.Errors, clip("the approval could not be remembered for the session: "+plainError(rerr), maxError))
 			}
 		}
 	}

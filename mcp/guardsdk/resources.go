@@ -54,8 +54,9 @@ func (m *middleware) handle(ctx context.Context, next mcp.MethodHandler, method 
 		return res, err
 	case "ping", "logging/setLevel", "resources/unsubscribe":
 		// No data reaches the client: ending a subscription reveals
-		// nothing, and log messages are the server's own.
-		return next(ctx, method, req)
+		// nothing, and log messages are the server's own. A task token
+		// is still kept from the handler.
+		return next(ctx, method, withoutTask(req))
 	}
 	if strings.HasPrefix(method, "notifications/") || m.allowed[method] {
 		return next(ctx, method, req)
@@ -86,7 +87,7 @@ func (m *middleware) readResource(ctx context.Context, next mcp.MethodHandler, m
 	out, err := m.g.ReadResource(ctx, r.Params.URI, func(ctx context.Context) (any, error) {
 		return next(ctx, method, r)
 	})
-	return dataResult(method, out, err, perr)
+	return m.dataResult(method, out, err, perr)
 }
 
 // getPrompt decides a prompts/get by the prompt's name and arguments with
@@ -102,13 +103,13 @@ func (m *middleware) getPrompt(ctx context.Context, next mcp.MethodHandler, meth
 	out, err := m.g.GetPrompt(ctx, r.Params.Name, r.Params.Arguments, func(ctx context.Context) (any, error) {
 		return next(ctx, method, r)
 	})
-	return dataResult(method, out, err, perr)
+	return m.dataResult(method, out, err, perr)
 }
 
 // dataResult is the answer to a read or get the guard ran or denied.
-func dataResult(method string, out any, err, perr error) (mcp.Result, error) {
+func (m *middleware) dataResult(method string, out any, err, perr error) (mcp.Result, error) {
 	if err != nil {
-		return nil, dataErr(err, perr)
+		return nil, m.dataErr(err, perr)
 	}
 	res, ok := out.(mcp.Result)
 	if !ok || res == nil {
@@ -119,10 +120,11 @@ func dataResult(method string, out any, err, perr error) (mcp.Result, error) {
 
 // dataErr turns a guard error into the JSON-RPC error the client receives.
 // A denial is -32602 (invalid params, as for a resource or prompt that does
-// not exist) with the reason as a model reads it; a record that could not
-// be written is an internal error, also without Go package names. The
-// server's own errors are returned as they are.
-func dataErr(err, perr error) error {
+// not exist) with the reason as a model reads it; an outcome record that
+// could not be written is an internal error that names neither Go
+// packages nor the server's files. The server's own errors are returned
+// as they are.
+func (m *middleware) dataErr(err, perr error) error {
 	var de *toolguard.DeniedError
 	if errors.As(err, &de) {
 		text := de.ModelText()
@@ -132,23 +134,16 @@ func dataErr(err, perr error) error {
 		return denied(text)
 	}
 	if errors.Is(err, toolguard.ErrAuditUnavailable) {
-		return &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: plainText(err)}
+		// The cause names the server's files; the client hears only what
+		// happened, and the server's log (WithLogger) has the rest.
+		m.log().Error("guardsdk: the outcome of a call could not be recorded; its result was withheld", "err", err)
+		return &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the call ran, but its outcome could not be recorded, so its result is withheld"}
 	}
 	return err
 }
 
 func denied(text string) error {
 	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: text}
-}
-
-// plainText is err's text without the Go package names that start the
-// errors of this module.
-func plainText(err error) string {
-	s := err.Error()
-	for _, prefix := range []string{"toolguard: ", "guardsdk: ", "scope: "} {
-		s = strings.ReplaceAll(s, prefix, "")
-	}
-	return s
 }
 
 // list keeps of a resources/list, resources/templates/list or prompts/list
@@ -205,6 +200,8 @@ func (m *middleware) complete(ctx context.Context, next mcp.MethodHandler, metho
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "completion/complete needs a ref"}
 	}
 	ctx, _ = m.enter(ctx, req)
+	ctx = m.withTask(ctx, r.Session, r.Params.Meta)
+	r = taskless(r, func(p *mcp.CompleteParams) *mcp.Meta { return &p.Meta })
 	granted := false
 	switch ref := r.Params.Ref; ref.Type {
 	case "ref/prompt":
@@ -215,7 +212,27 @@ func (m *middleware) complete(ctx context.Context, next mcp.MethodHandler, metho
 	if !granted {
 		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
 	}
-	return next(ctx, method, req)
+	return next(ctx, method, r)
+}
+
+// withoutTask returns req with the task token removed from its _meta, for
+// the methods passed on undecided.
+func withoutTask(req mcp.Request) mcp.Request {
+	switch r := req.(type) {
+	case *mcp.ServerRequest[*mcp.PingParams]:
+		if r.Params != nil {
+			return taskless(r, func(p *mcp.PingParams) *mcp.Meta { return &p.Meta })
+		}
+	case *mcp.ServerRequest[*mcp.SetLoggingLevelParams]: //lint:ignore SA1019 logging/setLevel is served through its deprecation window
+		if r.Params != nil {
+			return taskless(r, func(p *mcp.SetLoggingLevelParams) *mcp.Meta { return &p.Meta }) //lint:ignore SA1019 as above
+		}
+	case *mcp.UnsubscribeRequest:
+		if r.Params != nil {
+			return taskless(r, func(p *mcp.UnsubscribeParams) *mcp.Meta { return &p.Meta })
+		}
+	}
+	return req
 }
 
 // subscribe lets a resources/subscribe through only for a resource the
@@ -298,11 +315,7 @@ func (m *middleware) warnUngranted(res mcp.Result) {
 		return
 	}
 	if m.warned.CompareAndSwap(false, true) {
-		l := m.logger
-		if l == nil {
-			l = slog.Default()
-		}
-		l.Warn("guardsdk: the server offers resources or prompts, but no grant of the policy names any: they are hidden and every read or get is denied (grant them with resources: and prompts:)")
+		m.log().Warn("guardsdk: the server offers resources or prompts, but no grant of the policy names any: they are hidden and every read or get is denied (grant them with resources: and prompts:)")
 	}
 }
 
@@ -313,4 +326,12 @@ func truncate(s string) string {
 		return s[:maxLen] + "…"
 	}
 	return s
+}
+
+// log is the middleware's logger (WithLogger), or slog's default.
+func (m *middleware) log() *slog.Logger {
+	if m.logger != nil {
+		return m.logger
+	}
+	return slog.Default()
 }

@@ -93,6 +93,7 @@ func newDataServerSink(t *testing.T, policy string, pf guardsdk.PrincipalFunc, s
 		CompletionHandler: func(_ context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
 			ref := req.Params.Ref
 			ds.note(&ds.completed, ref.Type+" "+ref.Name+ref.URI)
+			ds.noteMeta(req.Params.Meta)
 			return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{"short", "long"}}}, nil
 		},
 		SubscribeHandler: func(_ context.Context, req *mcp.SubscribeRequest) error {
@@ -101,7 +102,10 @@ func newDataServerSink(t *testing.T, policy string, pf guardsdk.PrincipalFunc, s
 			ds.subscribe <- req.Params.URI
 			return nil
 		},
-		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+		UnsubscribeHandler: func(_ context.Context, req *mcp.UnsubscribeRequest) error {
+			ds.noteMeta(req.Params.Meta)
+			return nil
+		},
 	})
 	ds.server.AddReceivingMiddleware(guardsdk.Middleware(ds.guard, pf, opts...))
 	read := func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
@@ -510,7 +514,7 @@ func TestDataRecordFailure(t *testing.T) {
 		t.Run(string(kind), func(t *testing.T) {
 			sink := audit.SinkFunc(func(_ context.Context, r *audit.Record) error {
 				if r.Kind == kind {
-					return errors.New("disk full")
+					return errors.New("audit: write record 3 to /var/log/ag/d.jsonl: write /var/log/ag/d.jsonl: disk full (record not stored)")
 				}
 				return nil
 			})
@@ -520,7 +524,6 @@ func TestDataRecordFailure(t *testing.T) {
 			res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "file:///w/a.txt"})
 			assert.Nil(t, res)
 			we := rpcError(t, err)
-			assert.Contains(t, we.Message, "disk full")
 			for _, pkg := range []string{"toolguard", "guardsdk", "audit:"} {
 				assert.NotContains(t, we.Message, pkg)
 			}
@@ -528,11 +531,13 @@ func TestDataRecordFailure(t *testing.T) {
 			rpcError(t, err)
 			if kind == audit.KindDecision {
 				assert.EqualValues(t, jsonrpc.CodeInvalidParams, we.Code)
+				assert.Contains(t, we.Message, "disk full", "the denial says why")
 				assert.Empty(t, ds.seen(&ds.reads), "nothing ran unrecorded")
 				assert.Empty(t, ds.seen(&ds.gets))
 			} else {
 				assert.EqualValues(t, jsonrpc.CodeInternalError, we.Code)
 				assert.Contains(t, we.Message, "outcome could not be recorded")
+				assert.NotContains(t, we.Message, "/var/log", "the client does not learn the server's files")
 				assert.Len(t, ds.seen(&ds.reads), 1)
 			}
 		})

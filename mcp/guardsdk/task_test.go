@@ -300,3 +300,35 @@ func TestTaskNarrowsSubscriptions(t *testing.T) {
 	requireDenied(t, data.Subscribe(ctx, &mcp.SubscribeParams{Meta: meta(k, "docs"), URI: "file:///w/a.txt"}), "no key to verify tasks with")
 	assert.Empty(t, plain.seen(&plain.subscribed))
 }
+
+// TestTaskNarrowsCompletions: a completion is given under the request's
+// task — none for a prompt the task's scopes do not reach, none under a
+// forged task — and no handler passed a request undecided (completion,
+// unsubscribe) sees the token.
+func TestTaskNarrowsCompletions(t *testing.T) {
+	k, forger := newTaskKey(t), newTaskKey(t)
+	ds := newDataServer(t, dataPolicy, guardsdk.Static(alice), guardsdk.WithTaskVerifier(k.v))
+	data, _ := ds.connect(t, nil)
+	ctx := context.Background()
+	meta := func(k *taskKey, scopes ...any) mcp.Meta {
+		return mcp.Meta{guardsdk.TaskMetaKey: k.sign(t, "alice", map[string]any{"id": "t1", "scopes": scopes}, nil)}
+	}
+	complete := func(m mcp.Meta) []string {
+		t.Helper()
+		res, err := data.Complete(ctx, &mcp.CompleteParams{Meta: m, Ref: &mcp.CompleteReference{Type: "ref/prompt", Name: "summarize"},
+			Argument: mcp.CompleteParamsArgument{Name: "style"}})
+		require.NoError(t, err)
+		return res.Completion.Values
+	}
+	assert.NotEmpty(t, complete(meta(k, "docs")), "a task whose scopes reach the prompt")
+	assert.Empty(t, complete(meta(k)), "a task with no scopes")
+	assert.Empty(t, complete(meta(forger, "docs")), "a forged task")
+	require.NoError(t, data.Unsubscribe(ctx, &mcp.UnsubscribeParams{Meta: meta(k, "docs"), URI: "file:///w/a.txt"}))
+	ds.mu.Lock()
+	assert.Len(t, ds.metas, 2, "the completion and the unsubscribe handler ran")
+	for _, m := range ds.metas {
+		assert.NotContains(t, m, guardsdk.TaskMetaKey, "a handler saw the token")
+	}
+	ds.mu.Unlock()
+	assert.Len(t, ds.seen(&ds.completed), 1, "the completion handler ran once")
+}
