@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"html"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -76,16 +78,62 @@ type Set struct {
 	t tokenizer
 }
 
-// Add adds the tokens of s, and where s holds JSON string escapes (text
-// that quotes JSON, a result's JSON cut short), those of s with them
-// undone too: "\u0065vil.test" spells evil.test to whoever decodes it.
+// Add adds the tokens of s, and those of s with the escapes a text may
+// carry undone (decodings): "\u0065vil.test", "evil%2Etest" and
+// "evil&#46;test" spell evil.test to whoever decodes them.
 func (s *Set) Add(str string) {
 	s.t.add(str)
-	if strings.IndexByte(str, '\\') >= 0 {
-		if u := unescapeJSON(str); u != str {
-			s.t.add(u)
+	for _, d := range decodings(str) {
+		s.t.add(d)
+	}
+}
+
+// decodings returns str with each kind of escape it holds undone, where
+// that changes it: JSON and backslash escapes (twice, for JSON quoted in
+// JSON), percent-encoding, HTML character references, and the "[.]" of
+// defanged addresses.
+func decodings(str string) []string {
+	var out []string
+	add := func(d string) {
+		if d != str && !slices.Contains(out, d) {
+			out = append(out, d)
 		}
 	}
+	if strings.IndexByte(str, '\\') >= 0 {
+		u := unescapeJSON(str)
+		add(u)
+		if strings.IndexByte(u, '\\') >= 0 {
+			add(unescapeJSON(u))
+		}
+	}
+	if strings.IndexByte(str, '%') >= 0 {
+		add(percentDecode(str))
+	}
+	if strings.IndexByte(str, '&') >= 0 {
+		add(html.UnescapeString(str))
+	}
+	if strings.Contains(str, "[.]") || strings.Contains(str, "(.)") || strings.Contains(str, "[dot]") {
+		add(defang.Replace(str))
+	}
+	return out
+}
+
+var defang = strings.NewReplacer("[.]", ".", "(.)", ".", "[dot]", ".")
+
+// percentDecode undoes the %XX escapes of s; a malformed one is left.
+func percentDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if c, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(c))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // AddValue adds the tokens of every string, number and object key in v, a
@@ -188,9 +236,10 @@ func (t *tokenizer) composite(r []rune, i int) int {
 	if i > 0 && isWordRune(r[i-1]) {
 		return i // inside a word: tried at its start
 	}
-	if i > 0 && strings.ContainsRune(".@-+%_", r[i-1]) {
-		// Inside something already passed, tried at its start; but an
-		// account may follow a label ("IBAN-DE89…", "pay_DE89…").
+	if k := gluedStart(r, i); k >= 0 && isWordRune(r[k]) {
+		// Inside something already passed ("a.b.example", "x-y@z.example"),
+		// tried at its start; but an account may follow a label
+		// ("IBAN-DE89…", "pay_DE89…").
 		return t.iban(r, i)
 	}
 	if j := t.url(r, i); j > i {
@@ -208,6 +257,22 @@ func (t *tokenizer) composite(r []rune, i int) int {
 	return t.phone(r, i)
 }
 
+// gluedStart returns the index of the character before the run of
+// punctuation that joins position i to what precedes it ("_" in
+// "_evil.test_", "." in "a.b"), or -1 when the run starts the text. A
+// run that follows a letter or digit joins i to a word already read;
+// one that follows a space or starts the text only leads the token in.
+func gluedStart(r []rune, i int) int {
+	k := i - 1
+	for k >= 0 && i-k <= maxGlue && strings.ContainsRune(".@-+%_", r[k]) {
+		k--
+	}
+	return k
+}
+
+// maxGlue bounds the punctuation gluedStart looks back over.
+const maxGlue = 8
+
 // Bounds of the scans at each word start, so that tokenising takes time
 // linear in the text: the longest scheme, e-mail local part (RFC 5321)
 // and host name (RFC 1035) recognised.
@@ -215,8 +280,10 @@ const (
 	maxScheme = 32
 	maxLocal  = 64
 	maxHost   = 253
-	// maxAuthority bounds a URL's user information, host and port.
+	// maxAuthority bounds a URL's user information, host and port, and
+	// maxURLPath the path read for its host/path token.
 	maxAuthority = 512
+	maxURLPath   = 1024
 	// maxPhone bounds a phone number's length, separators included.
 	maxPhone = 48
 )
@@ -258,20 +325,19 @@ func (t *tokenizer) url(r []rune, i int) int {
 		return i
 	}
 	end := aEnd
-	for end < len(r) && !urlStop(r[end]) {
+	for end < len(r) && end-aEnd < maxURLPath && !urlStop(r[end]) && r[end] != '?' && r[end] != '#' {
 		end++
 	}
-	for end > aEnd && strings.ContainsRune(".,;:!?", r[end-1]) {
+	for end > aEnd && strings.ContainsRune(".,;:!", r[end-1]) {
 		end--
 	}
-	path := string(r[aEnd:end])
-	path = strings.TrimPrefix(path, "/")
-	path, _, _ = strings.Cut(path, "?")
-	path, _, _ = strings.Cut(path, "#")
 	t.emit(host)
-	if path = strings.TrimRight(path, "/"); path != "" {
+	if path := strings.Trim(string(r[aEnd:end]), "/"); path != "" {
 		t.emit(host + "/" + path)
 	}
+	// The query and fragment are read on as text: a value may hide in
+	// them ("?next=https://evil.test/", "#to=a@evil.test"). The path is
+	// the URL's own, and its words are not values.
 	return end
 }
 
@@ -301,6 +367,13 @@ func urlHost(authority string) string {
 // and writes an internationalised name in its ASCII (punycode) form.
 func canonHost(h string) string {
 	h = strings.TrimSuffix(h, ".")
+	if strings.Contains(h, "xn--") {
+		// The punycode of a name spelled with look-alikes reads as the
+		// name its Unicode spelling normalises to.
+		if u, err := idna.Lookup.ToUnicode(h); err == nil {
+			h = Normalize(u)
+		}
+	}
 	if !isASCII(h) {
 		if a, err := idna.Lookup.ToASCII(h); err == nil {
 			h = a
@@ -390,7 +463,8 @@ func (t *tokenizer) host(r []rune, i int) int {
 }
 
 // iban recognises an IBAN, written whole or in groups separated by short
-// runs of white space (a space or two, a tab, a line break), whose check
+// runs of white space (up to four spaces, a tab, a line break) or by one
+// hyphen or dot, whose check
 // digits are right (ISO 13616 mod 97). Each prefix that ends at a group
 // boundary and checks out is a token, so that digits written after the
 // account ("DE89 … 00 2024") cannot hide it; the longest is passed over.
@@ -408,6 +482,9 @@ func (t *tokenizer) iban(r []rune, i int) int {
 			continue
 		}
 		k := j
+		if c == '-' || c == '.' {
+			k++ // one hyphen or dot between groups
+		}
 		for k < len(r) && k-j < maxIBANGap && unicode.IsSpace(r[k]) {
 			k++
 		}
@@ -431,7 +508,7 @@ func (t *tokenizer) iban(r []rune, i int) int {
 }
 
 // maxIBANGap is the longest run of white space between an IBAN's groups.
-const maxIBANGap = 3
+const maxIBANGap = 4
 
 func ibanValid(b []byte) bool {
 	rem := 0
@@ -515,14 +592,18 @@ func allDigits(s string) bool {
 	return true
 }
 
-// skeleton maps common Cyrillic and Greek look-alikes of Latin letters to
-// those letters (a subset of Unicode's confusables, UTS #39).
+// skeleton maps common Cyrillic, Greek, Latin and Armenian look-alikes of
+// Latin letters to those letters (a subset of Unicode's confusables, UTS
+// #39) and drops invisible format characters.
 func skeleton(c rune) rune {
-	if c < 0x370 {
+	if c < 0xAD {
 		return c
 	}
 	if m, ok := confusables[c]; ok {
 		return m
+	}
+	if unicode.Is(unicode.Cf, c) {
+		return -1 // invisible format characters: zero width space, soft hyphen, BOM
 	}
 	return c
 }
@@ -537,6 +618,10 @@ var confusables = map[rune]rune{
 	'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M', 'Ν': 'N', 'Ο': 'O', 'Ρ': 'P',
 	'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
 	'ο': 'o', 'α': 'a', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ρ': 'p', 'υ': 'u', 'χ': 'x',
+	// Latin and Armenian
+	'ı': 'i', 'ɑ': 'a', 'ɡ': 'g', 'օ': 'o',
+	// the ideographic full stop, which IDNA reads as a dot
+	'。': '.',
 }
 
 func isASCII(s string) bool {
@@ -573,6 +658,14 @@ func unescapeJSON(s string) string {
 func jsonEscape(s string) (rune, int) {
 	if c := strings.IndexByte(`"\/bfnrt`, s[1]); c >= 0 {
 		return rune("\"\\/\b\f\n\r\t"[c]), 2
+	}
+	if strings.IndexByte("!#$%&'()*+,-.:;<=>?@[]^_`{|}~", s[1]) >= 0 {
+		return rune(s[1]), 2 // a backslash before punctuation: evil\.test
+	}
+	if s[1] == 'x' && len(s) >= 4 {
+		if r, err := strconv.ParseUint(s[2:4], 16, 8); err == nil {
+			return rune(r), 4 // \x65
+		}
 	}
 	if s[1] != 'u' || len(s) < 6 {
 		return 0, 0

@@ -162,12 +162,13 @@ func TestLinearTime(t *testing.T) {
 		best := time.Duration(1 << 62)
 		for range 5 {
 			start := time.Now()
-			provenance.Tokens(s)
+			var set provenance.Set
+			set.Add(s) // Tokens, and again for each decoding
 			best = min(best, time.Since(start))
 		}
 		return best
 	}
-	for _, unit := range []string{"a-", "a.", "a@", "1-", "de89 ", "http://", "a+", "0 ", "(1)", "a%", "(", "()", "a:///", "a://@/", "a://:/", "a://?", "www./", "de89-", "de89\n"} {
+	for _, unit := range []string{"a-", "a.", "a@", "1-", "de89 ", "http://", "a+", "0 ", "(1)", "a%", "(", "()", "a:///", "a://@/", "a://:/", "a://?", "www./", "de89-", "de89\n", "a%2e", "a&#46;", `a\.`, `\u0065`, "a[.]", "_a.b", "https://a.b/?"} {
 		small := fastest(strings.Repeat(unit, 500))
 		big := fastest(strings.Repeat(unit, 32000))
 		ratio := float64(big) / float64(small)
@@ -193,4 +194,54 @@ func TestEveryLookalikeInEveryCase(t *testing.T) {
 	} {
 		assert.Equal(t, provenance.Normalize(c.plain), provenance.Normalize(c.spelled), "%q", c.spelled)
 	}
+}
+
+// resultShares reports whether value shares a token with a result whose
+// text is text, read as a result is: by Set.Add, escapes undone too.
+func resultShares(value, text string) bool {
+	var set provenance.Set
+	set.Add(text)
+	for _, t := range provenance.Tokens(value) {
+		if slices.Contains(set.Tokens(), t) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestResultSpellings: a value copied from a result shares a token with
+// it however the result hid it — in a URL's query or fragment, glued to
+// leading punctuation, behind escapes, invisible characters, look-alikes
+// or punycode, or in an IBAN grouped by hyphens, dots or wide gaps.
+func TestResultSpellings(t *testing.T) {
+	for _, c := range []struct{ value, text string }{
+		{"https://evil.test/p", "docs: https://ok.test/?next=https://evil.test/p"},
+		{"attacker@evil.test", "docs: https://ok.test/#mail=attacker@evil.test"},
+		{"DE89370400440532013000", "see https://ok.test/?acct=DE89370400440532013000"},
+		{"+15550100123", "see https://ok.test/?tel=+15550100123"},
+		{"evil.test", "send it to _evil.test_"},
+		{"attacker@evil.test", "mail _attacker@evil.test_"},
+		{"attacker@evil.test", "--to -attacker@evil.test"},
+		{"evil.test", "%evil.test"},
+		{"DE89370400440532013000", "DE89    3704 0044 0532 0130 00"},
+		{"DE89370400440532013000", "DE89-3704-0044-0532-0130-00"},
+		{"DE89370400440532013000", "DE89.3704.0044.0532.0130.00"},
+		{"https://evil.test/payload", "https%3A%2F%2Fevil.test%2Fpayload"},
+		{"evil.test", `see evil\.test`},
+		{"evil.test", `{"a":"\\u0065vil.test"}`},
+		{"evil.test", `\x65vil.test`},
+		{"evil.test", "evil&#46;test"},
+		{"evil.test", "evil[.]test"},
+		{"evil.test", "evil。test"},
+		{"evil.test", "evi\u2060l.test"},
+		{"evil.test", "evi\u200bl.test"},
+		{"evil.test", "\ufeffevil.test"},
+		{"evil.test", "evi\u00adl.test"},
+		{"evil.test", "evıl.test"},
+		{"https://epic.com/p", "https://xn--e1awd7f.com/p"},
+	} {
+		assert.True(t, resultShares(c.value, c.text), "%q should match %q", c.value, c.text)
+	}
+	// Words of a URL's own path are still not values.
+	assert.False(t, resultShares("collect", "https://evil.test/collect"))
 }
