@@ -148,10 +148,117 @@ func exprRefs(ast *celast.AST) (refs []ArgRef, computed bool) {
 		case operators.In:
 			if key, ok := constString(args[0]); ok {
 				read(args[1], key)
+			} else if _, rooted, ok := argPath(args[1], bound); rooted && ok {
+				computed = true // x in args: a key known only at run time
+			}
+		case operators.Equals, operators.NotEquals:
+			// args.opts == {"mode": "x"} reads the keys it spells.
+			for i, side := range args {
+				if side.Kind() == celast.MapKind {
+					for _, key := range mapKeys(side) {
+						read(args[1-i], key)
+					}
+				}
 			}
 		}
 	}
+	refs = append(refs, keyTests(ast, bound)...)
 	return sortRefs(refs), computed
+}
+
+// keyTests finds the keys an expression compares with a comprehension's
+// variable over the arguments' keys: args.exists(k, k == "path") reads
+// args.path as has(args.path) does.
+func keyTests(ast *celast.AST, bound map[string]bool) []ArgRef {
+	over := map[string]*ArgRef{} // variable → the member it ranges over
+	for _, e := range celast.MatchDescendants(celast.NavigateAST(ast), celast.KindMatcher(celast.ComprehensionKind)) {
+		c := e.AsComprehension()
+		if path, rooted, ok := argPath(c.IterRange(), bound); rooted && ok {
+			over[c.IterVar()] = &ArgRef{Path: path}
+		} else if boundBase(c.IterRange(), bound) {
+			over[c.IterVar()] = &ArgRef{Anywhere: true} // a member reached through another variable
+		}
+	}
+	if len(over) == 0 {
+		return nil
+	}
+	var refs []ArgRef
+	for _, e := range celast.MatchDescendants(celast.NavigateAST(ast), celast.KindMatcher(celast.CallKind)) {
+		c := e.AsCall()
+		if len(c.Args()) != 2 {
+			continue
+		}
+		switch c.FunctionName() {
+		case operators.Equals, operators.NotEquals, operators.In:
+		default:
+			continue
+		}
+		for i, side := range c.Args() {
+			if side.Kind() != celast.IdentKind {
+				continue
+			}
+			m, ok := over[side.AsIdent()]
+			if !ok {
+				continue
+			}
+			for _, key := range constStrings(c.Args()[1-i]) {
+				if m.Anywhere {
+					refs = append(refs, ArgRef{Path: []string{key}, Anywhere: true})
+				} else {
+					refs = append(refs, ArgRef{Path: append(slices.Clone(m.Path), key)})
+				}
+			}
+		}
+	}
+	return refs
+}
+
+// boundBase reports whether e is a comprehension's variable, or a member
+// or element of one.
+func boundBase(e celast.Expr, bound map[string]bool) bool {
+	for {
+		switch e.Kind() {
+		case celast.IdentKind:
+			return bound[e.AsIdent()]
+		case celast.SelectKind:
+			e = e.AsSelect().Operand()
+		case celast.CallKind:
+			c := e.AsCall()
+			if c.FunctionName() != operators.Index || len(c.Args()) != 2 {
+				return false
+			}
+			e = c.Args()[0]
+		default:
+			return false
+		}
+	}
+}
+
+// constStrings returns the string constants e is or lists.
+func constStrings(e celast.Expr) []string {
+	if s, ok := constString(e); ok {
+		return []string{s}
+	}
+	var out []string
+	if e.Kind() == celast.ListKind {
+		for _, el := range e.AsList().Elements() {
+			if s, ok := constString(el); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// mapKeys returns the string keys of a map literal.
+func mapKeys(e celast.Expr) []string {
+	var out []string
+	for _, en := range e.AsMap().Entries() {
+		if s, ok := constString(en.AsMapEntry().Key()); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // boundNames returns the names the expression's comprehensions bind.

@@ -130,3 +130,39 @@ scopes:
 		assert.Contains(t, p.ArgRefs("t"), scope.ArgRef{Path: []string{"path"}, Anywhere: true}, when)
 	}
 }
+
+// TestArgRefsKeyComparisons: a key compared with a comprehension's
+// variable over the arguments, or spelled in a map literal compared with
+// them, is read as has(args.key) reads it; a variable tested with "in
+// args" is a key computed at run time.
+func TestArgRefsKeyComparisons(t *testing.T) {
+	for when, want := range map[string]string{
+		`args.exists(k, k == "path")`:                 "args.path",
+		`args.all(k, k != "path")`:                    "args.path",
+		`args.exists_one(k, "path" == k)`:             "args.path",
+		`args.filter(k, k == "path").size() > 0`:      "args.path",
+		`args.exists(k, k in ["path", "dir"])`:        "args.path",
+		`args == {"path": "/etc"}`:                    "args.path",
+		`args.opts.exists(k, k == "mode")`:            "args.opts.mode",
+		`args.opts != {"mode": "x"}`:                  "args.opts.mode",
+		`[args].exists(a, a.exists(k, k == "path"))`: "….path",
+	} {
+		p, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [t], when: '" + when + "'}]}\n"))
+		require.NoError(t, err, when)
+		var got []string
+		for _, r := range p.ArgRefs("t") {
+			got = append(got, r.String())
+		}
+		assert.Contains(t, got, want, when)
+	}
+	p, err := scope.Parse([]byte(`version: 1
+scopes:
+  s: {grants: [{tools: [t], when: '["path"].exists(k, k in args)'}]}
+`))
+	require.NoError(t, err)
+	var codes []string
+	for _, f := range scope.Lint(p, scope.LintOptions{}) {
+		codes = append(codes, f.Code)
+	}
+	assert.Contains(t, codes, "computed-arg-key")
+}
