@@ -137,14 +137,14 @@ scopes:
 // args" is a key computed at run time.
 func TestArgRefsKeyComparisons(t *testing.T) {
 	for when, want := range map[string]string{
-		`args.exists(k, k == "path")`:                 "args.path",
-		`args.all(k, k != "path")`:                    "args.path",
-		`args.exists_one(k, "path" == k)`:             "args.path",
-		`args.filter(k, k == "path").size() > 0`:      "args.path",
-		`args.exists(k, k in ["path", "dir"])`:        "args.path",
-		`args == {"path": "/etc"}`:                    "args.path",
-		`args.opts.exists(k, k == "mode")`:            "args.opts.mode",
-		`args.opts != {"mode": "x"}`:                  "args.opts.mode",
+		`args.exists(k, k == "path")`:                "args.path",
+		`args.all(k, k != "path")`:                   "args.path",
+		`args.exists_one(k, "path" == k)`:            "args.path",
+		`args.filter(k, k == "path").size() > 0`:     "args.path",
+		`args.exists(k, k in ["path", "dir"])`:       "args.path",
+		`args == {"path": "/etc"}`:                   "args.path",
+		`args.opts.exists(k, k == "mode")`:           "args.opts.mode",
+		`args.opts != {"mode": "x"}`:                 "args.opts.mode",
 		`[args].exists(a, a.exists(k, k == "path"))`: "….path",
 	} {
 		p, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [t], when: '" + when + "'}]}\n"))
