@@ -329,3 +329,33 @@ scopes:
 	assert.False(t, scope.MatchResource("file:///w/*", "file:///w/secret/"))
 	assert.True(t, scope.MatchResource("file:///w/secret", "file:///w/secret/"))
 }
+
+// TestGlobURLPathParameters: the parameters of a path element (";x"),
+// which servlet containers drop before routing, are dropped before a URL
+// is matched: "/x/..;/admin" does not stay under a grant of /x, and
+// "/admin;x" does not slip past a deny rule on /admin.
+func TestGlobURLPathParameters(t *testing.T) {
+	p := compile(t, `
+version: 1
+scopes:
+  s:
+    grants:
+      - tools: [fetch]
+        when: 'args.url.glob("https://h.example/pub/**")'
+      - tools: [get]
+        when: 'true'
+rules:
+  - {name: admin, effect: deny, tools: [get], when: 'args.url.glob("https://h.example/admin")'}
+  - {name: keys, effect: deny, tools: [get], when: 'args.url.glob("https://h.example/**/*.pem")'}
+`)
+	for _, u := range []string{"https://h.example/pub/..;/admin", "https://h.example/pub/..;x/..;/admin", "https://h.example/pub/%2e%2e;/admin"} {
+		d := decideArgs(t, p, "fetch", map[string]any{"url": u})
+		assert.NotEqual(t, scope.Allow, d.Effect, "%s: %s", u, d.Reason)
+	}
+	d := decideArgs(t, p, "fetch", map[string]any{"url": "https://h.example/pub/a;v=1"})
+	assert.Equal(t, scope.Allow, d.Effect, d.Reason)
+	for _, u := range []string{"https://h.example/admin;x", "https://h.example/admin;", "https://h.example/k/a.pem;v=2"} {
+		d := decideArgs(t, p, "get", map[string]any{"url": u})
+		assert.Equal(t, scope.Deny, d.Effect, "%s: %s", u, d.Reason)
+	}
+}

@@ -24,7 +24,9 @@ var defaultPorts = map[string]string{"http": "80", "https": "443", "ws": "80", "
 // lower case, IDNA-mapped, IPv4 in dotted decimal, IPv4-mapped IPv6
 // unmapped; an IPv6 address in brackets), the port as a plain number and
 // left out when it is the scheme's default (80 for http and ws, 443 for
-// https and wss, 21 for ftp), the path percent-decoded, cleaned as
+// https and wss, 21 for ftp), the path percent-decoded, without the
+// parameters of its elements (";x", which servlet containers drop, so
+// that "/x/..;/admin" is "/admin"), cleaned as
 // path.Clean does (a trailing slash kept) and encoded again as Go's
 // net/url encodes a path, the query as written, and no fragment (a client
 // does not send it). So "HTTPS://A.Example.COM./x/%2e%2e/y#f" is matched
@@ -64,11 +66,25 @@ func GlobURL(raw string) (string, error) {
 			b.WriteString(":" + ps)
 		}
 	}
-	b.WriteString((&url.URL{Path: glob.CleanPath("/" + u.Path)}).EscapedPath())
+	b.WriteString((&url.URL{Path: glob.CleanPath("/" + withoutParams(u.Path))}).EscapedPath())
 	if u.ForceQuery || u.RawQuery != "" {
 		b.WriteString("?" + u.RawQuery)
 	}
 	return b.String(), nil
+}
+
+// withoutParams drops the parameters of each path element ("/admin;x" is
+// "/admin", "/x/..;/admin" is "/x/../admin"), which Java servlet
+// containers and others drop before they route a request.
+func withoutParams(p string) string {
+	if strings.IndexByte(p, ';') < 0 {
+		return p
+	}
+	parts := strings.Split(p, "/")
+	for i, part := range parts {
+		parts[i], _, _ = strings.Cut(part, ";")
+	}
+	return strings.Join(parts, "/")
 }
 
 // matchGlob is the CEL function s.glob(pattern): a URL-shaped pattern is
