@@ -24,9 +24,7 @@ var defaultPorts = map[string]string{"http": "80", "https": "443", "ws": "80", "
 // lower case, IDNA-mapped, IPv4 in dotted decimal, IPv4-mapped IPv6
 // unmapped; an IPv6 address in brackets), the port as a plain number and
 // left out when it is the scheme's default (80 for http and ws, 443 for
-// https and wss, 21 for ftp), the path percent-decoded, without the
-// parameters of its elements (";x", which servlet containers drop, so
-// that "/x/..;/admin" is "/admin"), cleaned as
+// https and wss, 21 for ftp), the path percent-decoded, cleaned as
 // path.Clean does (a trailing slash kept) and encoded again as Go's
 // net/url encodes a path, the query as written, and no fragment (a client
 // does not send it). So "HTTPS://A.Example.COM./x/%2e%2e/y#f" is matched
@@ -38,8 +36,10 @@ var defaultPorts = map[string]string{"http": "80", "https": "443", "ws": "80", "
 // user information, a backslash in the host, a bad port, a host without a
 // canonical form) and for a path with a backslash or a NUL byte, also
 // percent-encoded (browsers and many servers read "\\" as "/", so
-// "/public/..%5cadmin" can be "/admin"), so in a policy such a URL never matches a grant's glob
-// and always matches a deny rule's.
+// "/public/..%5cadmin" can be "/admin"), and for a path element "..;x"
+// or ".;x", also percent-encoded (servlet containers drop the ";x" and
+// step up; other servers do not), so in a policy such a URL never matches
+// a grant's glob and always matches a deny rule's.
 func GlobURL(raw string) (string, error) {
 	host, err := URLHost(raw)
 	if err != nil {
@@ -51,6 +51,9 @@ func GlobURL(raw string) (string, error) {
 	}
 	if strings.ContainsAny(u.Path, "\\\x00") {
 		return "", fmt.Errorf("glob: URL %q has a backslash or NUL in its path, which servers read in different ways", raw)
+	}
+	if strings.IndexByte(u.Path, ';') >= 0 && dotParams(u.Path) {
+		return "", fmt.Errorf("glob: URL %q has a path element \"..;\" or \".;\", which some servers read as a step up and others as a name", raw)
 	}
 	var b strings.Builder
 	b.WriteString(u.Scheme)
@@ -66,25 +69,23 @@ func GlobURL(raw string) (string, error) {
 			b.WriteString(":" + ps)
 		}
 	}
-	b.WriteString((&url.URL{Path: glob.CleanPath("/" + withoutParams(u.Path))}).EscapedPath())
+	b.WriteString((&url.URL{Path: glob.CleanPath("/" + u.Path)}).EscapedPath())
 	if u.ForceQuery || u.RawQuery != "" {
 		b.WriteString("?" + u.RawQuery)
 	}
 	return b.String(), nil
 }
 
-// withoutParams drops the parameters of each path element ("/admin;x" is
-// "/admin", "/x/..;/admin" is "/x/../admin"), which Java servlet
-// containers and others drop before they route a request.
-func withoutParams(p string) string {
-	if strings.IndexByte(p, ';') < 0 {
-		return p
+// dotParams reports whether a path element is "." or ".." with
+// parameters ("..;x"): Java servlet containers drop the parameters and
+// read the element as a step, other servers read it as a name.
+func dotParams(p string) bool {
+	for _, el := range strings.Split(p, "/") {
+		if name, _, ok := strings.Cut(el, ";"); ok && (name == "." || name == "..") {
+			return true
+		}
 	}
-	parts := strings.Split(p, "/")
-	for i, part := range parts {
-		parts[i], _, _ = strings.Cut(part, ";")
-	}
-	return strings.Join(parts, "/")
+	return false
 }
 
 // matchGlob is the CEL function s.glob(pattern): a URL-shaped pattern is
@@ -102,15 +103,14 @@ func matchGlob(s, pattern string) ref.Val {
 }
 
 // matchURL reports whether a URL pattern matches the canonical URL u: as
-// written, or without u's query, so that a query does not carry a URL
-// past a pattern that names its path ("https://h/admin" matches
-// "https://h/admin?x=1", "**/*.pem" a key with "?v=1"). A pattern whose
-// last element is written out also matches the URL with a trailing slash
-// ("https://h/admin" matches "https://h/admin/"), but one whose last
-// element is a wildcard does not, so that "https://h/docs/*" names the
-// documents and not the listing of a directory below them. A pattern
-// ending in "/**" also matches the URL of the directory itself
-// ("https://h/admin/**" matches "https://h/admin").
+// written, or without u's query, or without its query and one trailing
+// slash, so that neither carries a URL past a pattern that names its path
+// ("https://h/admin" matches "https://h/admin?x=1" and "https://h/admin/",
+// "**/*.pem" a key with "?v=1"). A pattern that matches a name matches it
+// as a directory too ("https://h/docs/*" matches "https://h/docs/a/"):
+// most servers serve both alike. A pattern ending in "/**" also matches
+// the URL of the directory itself ("https://h/admin/**" matches
+// "https://h/admin").
 func matchURL(pattern, u string) bool {
 	if matchOrDir(pattern, u) {
 		return true
@@ -120,11 +120,7 @@ func matchURL(pattern, u string) bool {
 		return true
 	}
 	trimmed := strings.TrimSuffix(path, "/")
-	if trimmed == path || strings.HasSuffix(trimmed, "/") || !strings.Contains(trimmed, "://") {
-		return false
-	}
-	last := pattern[strings.LastIndexByte(pattern, '/')+1:]
-	return !strings.ContainsAny(last, "*?") && glob.Match(pattern, trimmed)
+	return trimmed != path && !strings.HasSuffix(trimmed, "/") && strings.Contains(trimmed, "://") && glob.Match(pattern, trimmed)
 }
 
 func matchOrDir(pattern, u string) bool {
