@@ -99,26 +99,38 @@ func decodings(str string) []string {
 			out = append(out, d)
 		}
 	}
-	if strings.IndexByte(str, '\\') >= 0 {
-		u := unescapeJSON(str)
-		add(u)
-		if strings.IndexByte(u, '\\') >= 0 {
-			add(unescapeJSON(u))
+	for _, d := range decodeOnce(str) {
+		if d == str {
+			continue
 		}
-	}
-	if strings.IndexByte(str, '%') >= 0 {
-		add(percentDecode(str))
-	}
-	if strings.IndexByte(str, '&') >= 0 {
-		add(html.UnescapeString(str))
-	}
-	if strings.Contains(str, "[.]") || strings.Contains(str, "(.)") || strings.Contains(str, "[dot]") {
-		add(defang.Replace(str))
+		add(d)
+		// Escapes inside escapes: evil%252Etest, evil&amp;#46;test.
+		for _, dd := range decodeOnce(d) {
+			add(dd)
+		}
 	}
 	return out
 }
 
-var defang = strings.NewReplacer("[.]", ".", "(.)", ".", "[dot]", ".")
+// decodeOnce returns str with each kind of escape it holds undone once.
+func decodeOnce(str string) []string {
+	var out []string
+	if strings.IndexByte(str, '\\') >= 0 {
+		out = append(out, unescapeJSON(str))
+	}
+	if strings.IndexByte(str, '%') >= 0 {
+		out = append(out, percentDecode(str))
+	}
+	if strings.IndexByte(str, '&') >= 0 {
+		out = append(out, html.UnescapeString(str))
+	}
+	if strings.ContainsAny(str, "[({") {
+		out = append(out, defang.Replace(str))
+	}
+	return out
+}
+
+var defang = strings.NewReplacer("[.]", ".", "(.)", ".", "{.}", ".", "[dot]", ".", "(dot)", ".", "{dot}", ".")
 
 // percentDecode undoes the %XX escapes of s; a malformed one is left.
 func percentDecode(s string) string {
@@ -320,9 +332,13 @@ func (t *tokenizer) url(r []rune, i int) int {
 		}
 		aEnd++
 	}
-	host := urlHost(strings.TrimRight(string(r[start:aEnd]), ".,;:!?"))
+	authority := strings.TrimRight(string(r[start:aEnd]), ".,;:!?")
+	host := urlHost(authority)
 	if host == "" {
 		return i
+	}
+	if k := strings.LastIndexByte(authority, '@'); k > 0 {
+		t.add(authority[:k]) // user information may spell a host: https://evil.test@ok.test/
 	}
 	end := aEnd
 	for end < len(r) && end-aEnd < maxURLPath && !urlStop(r[end]) && r[end] != '?' && r[end] != '#' {
@@ -337,7 +353,11 @@ func (t *tokenizer) url(r []rune, i int) int {
 	}
 	// The query and fragment are read on as text: a value may hide in
 	// them ("?next=https://evil.test/", "#to=a@evil.test"). The path is
-	// the URL's own, and its words are not values.
+	// the URL's own, and its words are not values — unless it holds
+	// another URL (a redirect: "/r/https://evil.test/x").
+	if strings.Contains(string(r[aEnd:end]), "://") {
+		return aEnd
+	}
 	return end
 }
 
@@ -620,8 +640,6 @@ var confusables = map[rune]rune{
 	'ο': 'o', 'α': 'a', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ρ': 'p', 'υ': 'u', 'χ': 'x',
 	// Latin and Armenian
 	'ı': 'i', 'ɑ': 'a', 'ɡ': 'g', 'օ': 'o',
-	// the ideographic full stop, which IDNA reads as a dot
-	'。': '.',
 }
 
 func isASCII(s string) bool {
@@ -644,7 +662,11 @@ func unescapeJSON(s string) string {
 			continue
 		}
 		if r, n := jsonEscape(s[i:]); n > 0 {
-			b.WriteRune(r)
+			if s[i+1] == 'x' {
+				b.WriteByte(byte(r)) // \xHH escapes bytes: \xd0\xb5 is е
+			} else {
+				b.WriteRune(r)
+			}
 			i += n - 1
 			continue
 		}

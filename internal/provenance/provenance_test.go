@@ -232,13 +232,22 @@ func TestResultSpellings(t *testing.T) {
 		{"evil.test", `\x65vil.test`},
 		{"evil.test", "evil&#46;test"},
 		{"evil.test", "evil[.]test"},
-		{"evil.test", "evil。test"},
 		{"evil.test", "evi\u2060l.test"},
 		{"evil.test", "evi\u200bl.test"},
 		{"evil.test", "\ufeffevil.test"},
 		{"evil.test", "evi\u00adl.test"},
 		{"evil.test", "evıl.test"},
 		{"https://epic.com/p", "https://xn--e1awd7f.com/p"},
+		{"https://evil.test/x", "https://ok.test/r/https://evil.test/x"},
+		{"evil.test", "https://evil.test@ok.test/"},
+		{"evil.test", "evil%252Etest"},
+		{"evil.test", "https%253A%252F%252Fevil.test"},
+		{"evil.test", "evil&amp;#46;test"},
+		{"evil.test", "evil&#37;2Etest"},
+		{"evil.test", `\xd0\xb5vil.test`},
+		{"evil.test", "evil(dot)test"},
+		{"evil.test", "evil{.}test"},
+		{"明日は雨です", "今日は晴れです。明日は雨です。"},
 	} {
 		assert.True(t, resultShares(c.value, c.text), "%q should match %q", c.value, c.text)
 	}
