@@ -151,6 +151,7 @@ func denied(text string) error {
 // between principals, so it is marked private.
 func (m *middleware) list(ctx context.Context, next mcp.MethodHandler, method string, req mcp.Request) (mcp.Result, error) {
 	ctx, _ = m.enter(ctx, req)
+	ctx, req = m.listTask(ctx, req)
 	res, err := next(ctx, method, req)
 	if err != nil {
 		return nil, err
@@ -213,6 +214,27 @@ func (m *middleware) complete(ctx context.Context, next mcp.MethodHandler, metho
 		return &mcp.CompleteResult{Completion: mcp.CompletionResultDetails{Values: []string{}}}, nil
 	}
 	return next(ctx, method, r)
+}
+
+// listTask narrows ctx by the task a list request carries, as a read is
+// narrowed (a refused task sees nothing), and returns the request without
+// the token.
+func (m *middleware) listTask(ctx context.Context, req mcp.Request) (context.Context, mcp.Request) {
+	switch r := req.(type) {
+	case *mcp.ListResourcesRequest:
+		if r.Params != nil {
+			return m.withTask(ctx, r.Session, r.Params.Meta), taskless(r, func(p *mcp.ListResourcesParams) *mcp.Meta { return &p.Meta })
+		}
+	case *mcp.ListResourceTemplatesRequest:
+		if r.Params != nil {
+			return m.withTask(ctx, r.Session, r.Params.Meta), taskless(r, func(p *mcp.ListResourceTemplatesParams) *mcp.Meta { return &p.Meta })
+		}
+	case *mcp.ListPromptsRequest:
+		if r.Params != nil {
+			return m.withTask(ctx, r.Session, r.Params.Meta), taskless(r, func(p *mcp.ListPromptsParams) *mcp.Meta { return &p.Meta })
+		}
+	}
+	return ctx, req
 }
 
 // withoutTask returns req with the task token removed from its _meta, for

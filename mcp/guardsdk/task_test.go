@@ -332,3 +332,31 @@ func TestTaskNarrowsCompletions(t *testing.T) {
 	ds.mu.Unlock()
 	assert.Len(t, ds.seen(&ds.completed), 1, "the completion handler ran once")
 }
+
+// TestTaskNarrowsLists: resources, templates and prompts are listed under
+// the request's task: those its scopes reach, nothing under a task with
+// no scopes or a forged one.
+func TestTaskNarrowsLists(t *testing.T) {
+	k, forger := newTaskKey(t), newTaskKey(t)
+	ds := newDataServer(t, dataPolicy, guardsdk.Static(alice), guardsdk.WithTaskVerifier(k.v))
+	data, _ := ds.connect(t, nil)
+	ctx := context.Background()
+	meta := func(k *taskKey, scopes ...any) mcp.Meta {
+		return mcp.Meta{guardsdk.TaskMetaKey: k.sign(t, "alice", map[string]any{"id": "t1", "scopes": scopes}, nil)}
+	}
+	count := func(m mcp.Meta) (n int) {
+		t.Helper()
+		rl, err := data.ListResources(ctx, &mcp.ListResourcesParams{Meta: m})
+		require.NoError(t, err)
+		tl, err := data.ListResourceTemplates(ctx, &mcp.ListResourceTemplatesParams{Meta: m})
+		require.NoError(t, err)
+		pl, err := data.ListPrompts(ctx, &mcp.ListPromptsParams{Meta: m})
+		require.NoError(t, err)
+		return len(rl.Resources) + len(tl.ResourceTemplates) + len(pl.Prompts)
+	}
+	all := count(nil)
+	require.Positive(t, all)
+	assert.Equal(t, all, count(meta(k, "docs")), "a task whose scopes reach them")
+	assert.Zero(t, count(meta(k)), "a task with no scopes")
+	assert.Zero(t, count(meta(forger, "docs")), "a forged task")
+}
