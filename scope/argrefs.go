@@ -162,55 +162,78 @@ func exprRefs(ast *celast.AST) (refs []ArgRef, computed bool) {
 			}
 		}
 	}
-	refs = append(refs, keyTests(ast, bound)...)
-	return sortRefs(refs), computed
+	keys, computedKeys := keyTests(ast, bound)
+	return sortRefs(append(refs, keys...)), computed || computedKeys
 }
 
 // keyTests finds the keys an expression compares with a comprehension's
 // variable over the arguments' keys: args.exists(k, k == "path") reads
-// args.path as has(args.path) does.
-func keyTests(ast *celast.AST, bound map[string]bool) []ArgRef {
-	over := map[string]*ArgRef{} // variable → the member it ranges over
+// args.path as has(args.path) does. Each comparison counts for the
+// comprehensions around it that bind the variable. computed reports a
+// variable over the keys of args used in any other way
+// (args.exists(k, k.startsWith("p"))): keys known only at run time.
+func keyTests(ast *celast.AST, bound map[string]bool) (refs []ArgRef, computed bool) {
 	for _, e := range celast.MatchDescendants(celast.NavigateAST(ast), celast.KindMatcher(celast.ComprehensionKind)) {
 		c := e.AsComprehension()
-		if path, rooted, ok := argPath(c.IterRange(), bound); rooted && ok {
-			over[c.IterVar()] = &ArgRef{Path: path}
-		} else if boundBase(c.IterRange(), bound) {
-			over[c.IterVar()] = &ArgRef{Anywhere: true} // a member reached through another variable
-		}
-	}
-	if len(over) == 0 {
-		return nil
-	}
-	var refs []ArgRef
-	for _, e := range celast.MatchDescendants(celast.NavigateAST(ast), celast.KindMatcher(celast.CallKind)) {
-		c := e.AsCall()
-		if len(c.Args()) != 2 {
-			continue
-		}
-		switch c.FunctionName() {
-		case operators.Equals, operators.NotEquals, operators.In:
+		var base ArgRef
+		path, rooted, ok := argPath(c.IterRange(), bound)
+		switch {
+		case rooted && ok:
+			base.Path = path
+		case boundBase(c.IterRange(), bound):
+			base.Anywhere = true // a member reached through another variable
 		default:
 			continue
 		}
-		for i, side := range c.Args() {
-			if side.Kind() != celast.IdentKind {
-				continue
-			}
-			m, ok := over[side.AsIdent()]
-			if !ok {
-				continue
-			}
-			for _, key := range constStrings(c.Args()[1-i]) {
-				if m.Anywhere {
+		v := c.IterVar()
+		tested := map[int64]bool{} // the uses of v that compare it with constants
+		for _, call := range celast.MatchDescendants(e, celast.KindMatcher(celast.CallKind)) {
+			for _, key := range comparedKeys(call.AsCall(), v, tested) {
+				if base.Anywhere {
 					refs = append(refs, ArgRef{Path: []string{key}, Anywhere: true})
 				} else {
-					refs = append(refs, ArgRef{Path: append(slices.Clone(m.Path), key)})
+					refs = append(refs, ArgRef{Path: append(slices.Clone(base.Path), key)})
+				}
+			}
+		}
+		if rooted && ok && len(path) == 0 {
+			for _, use := range celast.MatchDescendants(e, celast.KindMatcher(celast.IdentKind)) {
+				if use.AsIdent() == v && !tested[use.ID()] {
+					computed = true
 				}
 			}
 		}
 	}
-	return refs
+	return refs, computed
+}
+
+// comparedKeys returns the constants call compares the variable v with
+// (v == "k", v != "k", v in ["k"], v in {"k": …}), noting the use of v it
+// reads in tested.
+func comparedKeys(c celast.CallExpr, v string, tested map[int64]bool) []string {
+	switch c.FunctionName() {
+	case operators.Equals, operators.NotEquals, operators.In:
+	default:
+		return nil
+	}
+	args := c.Args()
+	if len(args) != 2 {
+		return nil
+	}
+	for i, side := range args {
+		if side.Kind() != celast.IdentKind || side.AsIdent() != v {
+			continue
+		}
+		if i == 1 && c.FunctionName() == operators.In {
+			continue // "k" in v: v is a map, not a key
+		}
+		keys := constStrings(args[1-i])
+		if len(keys) > 0 {
+			tested[side.ID()] = true
+		}
+		return keys
+	}
+	return nil
 }
 
 // boundBase reports whether e is a comprehension's variable, or a member
@@ -234,18 +257,21 @@ func boundBase(e celast.Expr, bound map[string]bool) bool {
 	}
 }
 
-// constStrings returns the string constants e is or lists.
+// constStrings returns the string constants e is, lists, or has as keys.
 func constStrings(e celast.Expr) []string {
 	if s, ok := constString(e); ok {
 		return []string{s}
 	}
 	var out []string
-	if e.Kind() == celast.ListKind {
+	switch e.Kind() {
+	case celast.ListKind:
 		for _, el := range e.AsList().Elements() {
 			if s, ok := constString(el); ok {
 				out = append(out, s)
 			}
 		}
+	case celast.MapKind:
+		out = mapKeys(e)
 	}
 	return out
 }
