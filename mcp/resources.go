@@ -2,12 +2,14 @@ package guardmcp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agentguard/agentguard/internal/taskmeta"
 	"github.com/agentguard/agentguard/toolguard"
 )
 
@@ -144,11 +146,58 @@ func (m *middleware) dataHooks(s *server.MCPServer) {
 		}
 		res.ResourceTemplates = out
 	})
+	h.AddOnRequestInitialization(func(ctx context.Context, _ any, message any) error {
+		return m.completionTask(ctx, message)
+	})
 	h.AddAfterComplete(func(ctx context.Context, _ any, req *mcp.CompleteRequest, res *mcp.CompleteResult) {
 		if res != nil && (req == nil || !completionAllowed(ctx, m.g, req.Params.Ref)) {
 			res.Completion = mcp.Completion{Values: []string{}}
 		}
 	})
+}
+
+// completionTask decides a completion/complete whose _meta carries a
+// task, which mcp-go drops when it decodes the request: under a refused
+// task, or for a prompt or template the task's scopes do not reach, the
+// completion is refused before any provider runs. message is the raw
+// request (mcp-go answers an error with -32600 and its text).
+func (m *middleware) completionTask(ctx context.Context, message any) error {
+	raw, ok := message.(json.RawMessage)
+	if !ok || m.g == nil {
+		return nil
+	}
+	var req struct {
+		Method string `json:"method"`
+		Params struct {
+			Meta *mcp.Meta `json:"_meta"`
+			Ref  struct {
+				Type string `json:"type"`
+				Name string `json:"name"`
+				URI  string `json:"uri"`
+			} `json:"ref"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(raw, &req) != nil || req.Method != string(mcp.MethodCompletionComplete) || req.Params.Meta == nil {
+		return nil
+	}
+	if _, present, err := taskmeta.Read(req.Params.Meta.AdditionalFields); !present && err == nil {
+		return nil
+	}
+	ctx = m.withTask(m.withSession(ctx), req.Params.Meta)
+	if reason, refused := toolguard.TaskRefused(ctx); refused {
+		return errors.New("completion denied: " + reason)
+	}
+	var ref any
+	switch req.Params.Ref.Type {
+	case "ref/prompt":
+		ref = mcp.PromptReference{Type: req.Params.Ref.Type, Name: req.Params.Ref.Name}
+	case "ref/resource":
+		ref = mcp.ResourceReference{Type: req.Params.Ref.Type, URI: req.Params.Ref.URI}
+	}
+	if !completionAllowed(ctx, m.g, ref) {
+		return errors.New("completion denied: the request's task does not reach this prompt or template")
+	}
+	return nil
 }
 
 // completionAllowed reports whether the principal in ctx may have

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/stretchr/testify/assert"
@@ -299,4 +300,64 @@ func TestProxyAsksUpstreamOnlyForGranted(t *testing.T) {
 	assert.Equal(t, []string{"file:///w/a.txt", "prompt summarize"}, served)
 	mu.Unlock()
 	assert.Len(t, sink.decisions(), 6, "every read and get that reached the proxy's handlers is recorded")
+}
+
+// TestCompletionsUnderATask: mcp-go drops a completion's _meta, so the
+// guard reads the task from the raw request: a forged task, a task sent
+// to a server with no verifier, and a task whose scopes do not reach the
+// prompt are refused before any provider runs, in the server and through
+// the proxy; a task that reaches it, and no task, complete as before.
+func TestCompletionsUnderATask(t *testing.T) {
+	s := newTaskSigner(t)
+	v, err := guardmcp.NewTaskVerifier(s.keys, guardmcp.TaskOptions{})
+	require.NoError(t, err)
+	p, err := scope.Parse([]byte(dataPolicy))
+	require.NoError(t, err)
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"docs"}})
+	forged, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, taskClaims("alice", map[string]any{"id": "t1", "scopes": []any{"docs"}})).SignedString(s.other)
+	require.NoError(t, err)
+	complete := func(srv *server.MCPServer, token string) (int, string) {
+		meta := ""
+		if token != "" {
+			meta = `"_meta":{"` + guardmcp.TaskMetaKey + `":` + mustJSON(token) + `},`
+		}
+		res, msg := rpcResult(t, ctx, srv, `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{`+meta+`"ref":{"type":"ref/prompt","name":"summarize"},"argument":{"name":"x","value":""}}}`)
+		if msg != "" {
+			return 0, msg
+		}
+		return len(res["completion"].(map[string]any)["values"].([]any)), ""
+	}
+	for _, withVerifier := range []bool{true, false} {
+		var opts []guardmcp.Option
+		if withVerifier {
+			opts = append(opts, guardmcp.WithTaskVerifier(v))
+		}
+		g, err := toolguard.New(p, toolguard.WithSink(&memSink{}))
+		require.NoError(t, err)
+		cp := &completions{}
+		srv := server.NewMCPServer("docs", "1", append([]server.ServerOption{server.WithPromptCapabilities(true), server.WithCompletions(),
+			server.WithPromptCompletionProvider(cp), server.WithResourceCompletionProvider(cp)}, guardmcp.ServerOptions(g, opts...)...)...)
+		srv.AddPrompt(mcp.NewPrompt("summarize", mcp.WithArgument("style")), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return mcp.NewGetPromptResult("p", nil), nil
+		})
+		n, msg := complete(srv, "")
+		assert.Equal(t, 2, n, msg)
+		_, msg = complete(srv, forged)
+		assert.Contains(t, msg, "task", "a forged task")
+		assert.NotContains(t, msg, "ed25519")
+		if withVerifier {
+			n, msg = complete(srv, s.sign(t, taskClaims("alice", map[string]any{"id": "t2", "scopes": []any{"docs"}})))
+			assert.Equal(t, 2, n, msg)
+			_, msg = complete(srv, s.sign(t, taskClaims("alice", map[string]any{"id": "t3", "scopes": []any{"other"}})))
+			assert.Contains(t, msg, "does not reach", "a task whose scopes do not reach the prompt")
+		}
+		cp.mu.Lock()
+		asked := len(cp.asked)
+		cp.mu.Unlock()
+		if withVerifier {
+			assert.Equal(t, 2, asked, "only the allowed completions reached the provider")
+		} else {
+			assert.Equal(t, 1, asked)
+		}
+	}
 }
