@@ -121,6 +121,9 @@ func decodeOnce(str string) []string {
 	if strings.IndexByte(str, '%') >= 0 {
 		out = append(out, percentDecode(str))
 	}
+	if strings.Contains(str, "％") {
+		out = append(out, percentDecode(strings.ReplaceAll(str, "％", "%"))) // fullwidth
+	}
 	if strings.IndexByte(str, '&') >= 0 {
 		out = append(out, html.UnescapeString(str))
 	}
@@ -248,7 +251,7 @@ func (t *tokenizer) composite(r []rune, i int) int {
 	if i > 0 && isWordRune(r[i-1]) {
 		return i // inside a word: tried at its start
 	}
-	if k := gluedStart(r, i); k >= 0 && isWordRune(r[k]) {
+	if k := gluedStart(r, i); k >= 0 && isWordRune(r[k]) && r[i-1] != '_' {
 		// Inside something already passed ("a.b.example", "x-y@z.example"),
 		// tried at its start; but an account may follow a label
 		// ("IBAN-DE89…", "pay_DE89…").
@@ -274,6 +277,8 @@ func (t *tokenizer) composite(r []rune, i int) int {
 // "_evil.test_", "." in "a.b"), or -1 when the run starts the text. A
 // run that follows a letter or digit joins i to a word already read;
 // one that follows a space or starts the text only leads the token in.
+// An underscore right before i always parts: no host or address has one
+// there ("see_evil.test").
 func gluedStart(r []rune, i int) int {
 	k := i - 1
 	for k >= 0 && i-k <= maxGlue && strings.ContainsRune(".@-+%_", r[k]) {
@@ -484,7 +489,7 @@ func (t *tokenizer) host(r []rune, i int) int {
 
 // iban recognises an IBAN, written whole or in groups separated by short
 // runs of white space (up to four spaces, a tab, a line break) or by one
-// hyphen or dot, whose check
+// hyphen, dot or slash (with white space around it or not), whose check
 // digits are right (ISO 13616 mod 97). Each prefix that ends at a group
 // boundary and checks out is a token, so that digits written after the
 // account ("DE89 … 00 2024") cannot hide it; the longest is passed over.
@@ -501,12 +506,9 @@ func (t *tokenizer) iban(r []rune, i int) int {
 			ends = append(ends, j+1)
 			continue
 		}
-		k := j
-		if c == '-' || c == '.' {
-			k++ // one hyphen or dot between groups
-		}
-		for k < len(r) && k-j < maxIBANGap && unicode.IsSpace(r[k]) {
-			k++
+		k := skipSpace(r, j)
+		if k < len(r) && (r[k] == '-' || r[k] == '.' || r[k] == '/') {
+			k = skipSpace(r, k+1) // one hyphen, dot or slash between groups
 		}
 		if k == j || k >= len(r) || !(isASCIILetter(r[k]) || isDigit(r[k])) {
 			break
@@ -529,6 +531,16 @@ func (t *tokenizer) iban(r []rune, i int) int {
 
 // maxIBANGap is the longest run of white space between an IBAN's groups.
 const maxIBANGap = 4
+
+// skipSpace returns the index after up to maxIBANGap white space
+// characters from j.
+func skipSpace(r []rune, j int) int {
+	k := j
+	for k < len(r) && k-j < maxIBANGap && unicode.IsSpace(r[k]) {
+		k++
+	}
+	return k
+}
 
 func ibanValid(b []byte) bool {
 	rem := 0

@@ -248,6 +248,10 @@ func TestResultSpellings(t *testing.T) {
 		{"evil.test", "evil(dot)test"},
 		{"evil.test", "evil{.}test"},
 		{"明日は雨です", "今日は晴れです。明日は雨です。"},
+		{"evil.test", "see_evil.test"},
+		{"DE89370400440532013000", "DE89 - 3704 - 0044 - 0532 - 0130 - 00"},
+		{"DE89370400440532013000", "DE89/3704/0044/0532/0130/00"},
+		{"evil.test", "evil％2Etest"},
 	} {
 		assert.True(t, resultShares(c.value, c.text), "%q should match %q", c.value, c.text)
 	}
