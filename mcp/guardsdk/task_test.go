@@ -69,6 +69,12 @@ func (k *taskKey) sign(t *testing.T, principal string, task map[string]any, extr
 	return tok
 }
 
+// meta is a request _meta carrying a task of alice's with scopes, signed
+// with k.
+func (k *taskKey) meta(t *testing.T, scopes ...any) mcp.Meta {
+	return mcp.Meta{guardsdk.TaskMetaKey: k.sign(t, "alice", map[string]any{"id": "t1", "scopes": scopes}, nil)}
+}
+
 // newTaskFixture is a guarded files server, with no tools yet, whose
 // middleware verifies tasks signed with k.
 func newTaskFixture(t *testing.T, k *taskKey) *fixture {
@@ -310,9 +316,6 @@ func TestTaskNarrowsCompletions(t *testing.T) {
 	ds := newDataServer(t, dataPolicy, guardsdk.Static(alice), guardsdk.WithTaskVerifier(k.v))
 	data, _ := ds.connect(t, nil)
 	ctx := context.Background()
-	meta := func(k *taskKey, scopes ...any) mcp.Meta {
-		return mcp.Meta{guardsdk.TaskMetaKey: k.sign(t, "alice", map[string]any{"id": "t1", "scopes": scopes}, nil)}
-	}
 	complete := func(m mcp.Meta) []string {
 		t.Helper()
 		res, err := data.Complete(ctx, &mcp.CompleteParams{Meta: m, Ref: &mcp.CompleteReference{Type: "ref/prompt", Name: "summarize"},
@@ -320,10 +323,10 @@ func TestTaskNarrowsCompletions(t *testing.T) {
 		require.NoError(t, err)
 		return res.Completion.Values
 	}
-	assert.NotEmpty(t, complete(meta(k, "docs")), "a task whose scopes reach the prompt")
-	assert.Empty(t, complete(meta(k)), "a task with no scopes")
-	assert.Empty(t, complete(meta(forger, "docs")), "a forged task")
-	require.NoError(t, data.Unsubscribe(ctx, &mcp.UnsubscribeParams{Meta: meta(k, "docs"), URI: "file:///w/a.txt"}))
+	assert.NotEmpty(t, complete(k.meta(t, "docs")), "a task whose scopes reach the prompt")
+	assert.Empty(t, complete(k.meta(t)), "a task with no scopes")
+	assert.Empty(t, complete(forger.meta(t, "docs")), "a forged task")
+	require.NoError(t, data.Unsubscribe(ctx, &mcp.UnsubscribeParams{Meta: k.meta(t, "docs"), URI: "file:///w/a.txt"}))
 	ds.mu.Lock()
 	assert.Len(t, ds.metas, 2, "the completion and the unsubscribe handler ran")
 	for _, m := range ds.metas {
@@ -341,9 +344,6 @@ func TestTaskNarrowsLists(t *testing.T) {
 	ds := newDataServer(t, dataPolicy, guardsdk.Static(alice), guardsdk.WithTaskVerifier(k.v))
 	data, _ := ds.connect(t, nil)
 	ctx := context.Background()
-	meta := func(k *taskKey, scopes ...any) mcp.Meta {
-		return mcp.Meta{guardsdk.TaskMetaKey: k.sign(t, "alice", map[string]any{"id": "t1", "scopes": scopes}, nil)}
-	}
 	count := func(m mcp.Meta) (n int) {
 		t.Helper()
 		rl, err := data.ListResources(ctx, &mcp.ListResourcesParams{Meta: m})
@@ -356,7 +356,7 @@ func TestTaskNarrowsLists(t *testing.T) {
 	}
 	all := count(nil)
 	require.Positive(t, all)
-	assert.Equal(t, all, count(meta(k, "docs")), "a task whose scopes reach them")
-	assert.Zero(t, count(meta(k)), "a task with no scopes")
-	assert.Zero(t, count(meta(forger, "docs")), "a forged task")
+	assert.Equal(t, all, count(k.meta(t, "docs")), "a task whose scopes reach them")
+	assert.Zero(t, count(k.meta(t)), "a task with no scopes")
+	assert.Zero(t, count(forger.meta(t, "docs")), "a forged task")
 }
