@@ -346,9 +346,7 @@ func (t *tokenizer) url(r []rune, i int) int {
 		t.add(authority[:k]) // user information may spell a host: https://evil.test@ok.test/
 	}
 	end := aEnd
-	for end < len(r) && end-aEnd < maxURLPath && !urlStop(r[end]) && r[end] != '?' && r[end] != '#' {
-		end++
-	}
+	end, nested := urlPathEnd(r, aEnd)
 	for end > aEnd && strings.ContainsRune(".,;:!", r[end-1]) {
 		end--
 	}
@@ -358,12 +356,32 @@ func (t *tokenizer) url(r []rune, i int) int {
 	}
 	// The query and fragment are read on as text: a value may hide in
 	// them ("?next=https://evil.test/", "#to=a@evil.test"). The path is
-	// the URL's own, and its words are not values — unless it holds
-	// another URL (a redirect: "/r/https://evil.test/x").
-	if strings.Contains(string(r[aEnd:end]), "://") {
-		return aEnd
+	// the URL's own, and its words are not values — but another URL in it
+	// (a redirect: "/r/https://evil.test/x") is read from its scheme on.
+	if nested >= 0 {
+		return nested
 	}
 	return end
+}
+
+// urlPathEnd returns the end of the path that starts at i, and the start
+// of a URL nested in it, if any (-1 otherwise), where the path then ends:
+// each rune is read once, however many URLs are nested.
+func urlPathEnd(r []rune, i int) (end, nested int) {
+	end = i
+	for end < len(r) && end-i < maxURLPath && !urlStop(r[end]) && r[end] != '?' && r[end] != '#' {
+		if r[end] == ':' && end+2 < len(r) && r[end+1] == '/' && r[end+2] == '/' {
+			k := end
+			for k > i && end-k < maxScheme && (isASCIILetter(r[k-1]) || isDigit(r[k-1]) || strings.ContainsRune("+-.", r[k-1])) {
+				k--
+			}
+			if k < end && isASCIILetter(r[k]) {
+				return k, k
+			}
+		}
+		end++
+	}
+	return end, -1
 }
 
 // urlStop reports whether c ends a URL in running text.
