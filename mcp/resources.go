@@ -167,34 +167,38 @@ func (m *middleware) completionTask(ctx context.Context, message any) error {
 		return nil
 	}
 	var req struct {
-		Method string `json:"method"`
-		Params struct {
-			Meta *mcp.Meta `json:"_meta"`
-			Ref  struct {
-				Type string `json:"type"`
-				Name string `json:"name"`
-				URI  string `json:"uri"`
-			} `json:"ref"`
-		} `json:"params"`
+		Method string                     `json:"method"`
+		Params map[string]json.RawMessage `json:"params"`
 	}
-	if json.Unmarshal(raw, &req) != nil || req.Method != string(mcp.MethodCompletionComplete) || req.Params.Meta == nil {
+	if json.Unmarshal(raw, &req) != nil || req.Method != string(mcp.MethodCompletionComplete) || req.Params["_meta"] == nil {
+		return nil // mcp-go refuses what it cannot decode; no _meta, no task
+	}
+	// From here on, what cannot be read is refused: mcp-go would go on
+	// without the task.
+	var meta map[string]any
+	if json.Unmarshal(req.Params["_meta"], &meta) != nil {
+		return errors.New("completion denied: the request's _meta cannot be read, so a task in it cannot be checked")
+	}
+	if _, present, err := taskmeta.Read(meta); !present && err == nil {
 		return nil
 	}
-	if _, present, err := taskmeta.Read(req.Params.Meta.AdditionalFields); !present && err == nil {
-		return nil
-	}
-	ctx = m.withTask(m.withSession(ctx), req.Params.Meta)
+	ctx = m.withTask(m.withSession(ctx), &mcp.Meta{AdditionalFields: meta})
 	if reason, refused := toolguard.TaskRefused(ctx); refused {
 		return errors.New("completion denied: " + reason)
 	}
-	var ref any
-	switch req.Params.Ref.Type {
-	case "ref/prompt":
-		ref = mcp.PromptReference{Type: req.Params.Ref.Type, Name: req.Params.Ref.Name}
-	case "ref/resource":
-		ref = mcp.ResourceReference{Type: req.Params.Ref.Type, URI: req.Params.Ref.URI}
+	var ref map[string]any
+	if json.Unmarshal(req.Params["ref"], &ref) != nil {
+		return errors.New("completion denied: its ref cannot be read")
 	}
-	if !completionAllowed(ctx, m.g, ref) {
+	str := func(k string) string { s, _ := ref[k].(string); return s }
+	var target any
+	switch str("type") {
+	case "ref/prompt":
+		target = mcp.PromptReference{Type: "ref/prompt", Name: str("name")}
+	case "ref/resource":
+		target = mcp.ResourceReference{Type: "ref/resource", URI: str("uri")}
+	}
+	if !completionAllowed(ctx, m.g, target) {
 		return errors.New("completion denied: the request's task does not reach this prompt or template")
 	}
 	return nil

@@ -348,8 +348,17 @@ func TestCompletionsUnderATask(t *testing.T) {
 		if withVerifier {
 			n, msg = complete(srv, s.sign(t, taskClaims("alice", map[string]any{"id": "t2", "scopes": []any{"docs"}})))
 			assert.Equal(t, 2, n, msg)
-			_, msg = complete(srv, s.sign(t, taskClaims("alice", map[string]any{"id": "t3", "scopes": []any{"other"}})))
+			narrow := s.sign(t, taskClaims("alice", map[string]any{"id": "t3", "scopes": []any{"other"}}))
+			_, msg = complete(srv, narrow)
 			assert.Contains(t, msg, "does not reach", "a task whose scopes do not reach the prompt")
+			// A ref or _meta shaped so that a strict decoder of the whole
+			// request fails still has its task checked.
+			for _, tok := range []string{narrow, forged} {
+				for _, ref := range []string{`{"type":"ref/prompt","name":"summarize","uri":5}`, `{"type":"ref/prompt","name":"summarize","uri":{}}`} {
+					_, msg = rpcResult(t, ctx, srv, `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"_meta":{"`+guardmcp.TaskMetaKey+`":`+mustJSON(tok)+`,"progressToken":{}},"ref":`+ref+`,"argument":{"name":"x","value":""}}}`)
+					assert.Contains(t, msg, "denied", ref)
+				}
+			}
 		}
 		cp.mu.Lock()
 		asked := len(cp.asked)
