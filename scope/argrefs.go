@@ -180,8 +180,10 @@ func keyTests(ast *celast.AST, bound map[string]bool) (refs []ArgRef, computed b
 		switch {
 		case rooted && ok:
 			base.Path = path
-		case boundBase(c.IterRange(), bound):
-			base.Anywhere = true // a member reached through another variable
+		case boundBase(c.IterRange(), bound) || readsArgs(ast, c.IterRange(), bound):
+			// A member reached through another variable, or through a
+			// function of args (dyn(args), a conditional).
+			base.Anywhere = true
 		default:
 			continue
 		}
@@ -227,9 +229,9 @@ func comparedKeys(c celast.CallExpr, v string, tested map[int64]bool) []string {
 		if i == 1 && c.FunctionName() == operators.In {
 			continue // "k" in v: v is a map, not a key
 		}
-		keys := constStrings(args[1-i])
-		if len(keys) > 0 {
-			tested[side.ID()] = true
+		keys, all := constStrings(args[1-i])
+		if all && len(keys) > 0 {
+			tested[side.ID()] = true // else a key is known only at run time
 		}
 		return keys
 	}
@@ -257,34 +259,50 @@ func boundBase(e celast.Expr, bound map[string]bool) bool {
 	}
 }
 
-// constStrings returns the string constants e is, lists, or has as keys.
-func constStrings(e celast.Expr) []string {
+// constStrings returns the string constants e is, lists, or has as keys,
+// and whether they are all it holds.
+func constStrings(e celast.Expr) (out []string, all bool) {
 	if s, ok := constString(e); ok {
-		return []string{s}
+		return []string{s}, true
 	}
-	var out []string
+	var items []celast.Expr
 	switch e.Kind() {
 	case celast.ListKind:
-		for _, el := range e.AsList().Elements() {
-			if s, ok := constString(el); ok {
-				out = append(out, s)
-			}
-		}
+		items = e.AsList().Elements()
 	case celast.MapKind:
-		out = mapKeys(e)
+		for _, en := range e.AsMap().Entries() {
+			items = append(items, en.AsMapEntry().Key())
+		}
+	default:
+		return nil, false
 	}
-	return out
+	all = true
+	for _, it := range items {
+		if s, ok := constString(it); ok {
+			out = append(out, s)
+		} else {
+			all = false
+		}
+	}
+	return out, all
 }
 
 // mapKeys returns the string keys of a map literal.
 func mapKeys(e celast.Expr) []string {
-	var out []string
-	for _, en := range e.AsMap().Entries() {
-		if s, ok := constString(en.AsMapEntry().Key()); ok {
-			out = append(out, s)
+	keys, _ := constStrings(e)
+	return keys
+}
+
+// readsArgs reports whether e reads args (or a variable bound to it)
+// anywhere inside it.
+func readsArgs(ast *celast.AST, e celast.Expr, bound map[string]bool) bool {
+	nav := celast.NavigateExpr(ast, e)
+	for _, id := range celast.MatchDescendants(nav, celast.KindMatcher(celast.IdentKind)) {
+		if name := id.AsIdent(); name == "args" || shadows(name, bound) {
+			return true
 		}
 	}
-	return out
+	return false
 }
 
 // boundNames returns the names the expression's comprehensions bind.

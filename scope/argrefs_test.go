@@ -151,6 +151,9 @@ func TestArgRefsKeyComparisons(t *testing.T) {
 		// counts for its own.
 		`args.opts.exists(k, k == "mode") && args.exists(k, k == "path")`: "args.opts.mode",
 		`args.exists(k, k == "path") && args.opts.exists(k, k == "mode")`: "args.path",
+		// A range that is a function of args: the member may be anywhere.
+		`dyn(args).exists(k, k == "path")`:          "….path",
+		`(true ? args : {}).exists(k, k == "path")`: "….path",
 	} {
 		p, err := scope.Parse([]byte("version: 1\nscopes:\n  s: {grants: [{tools: [t], when: '" + when + "'}]}\n"))
 		require.NoError(t, err, when)
@@ -177,6 +180,8 @@ func TestArgRefsKeyComparisons(t *testing.T) {
 		`args.exists(k, {"force": true}[k])`,
 		`args.exists(k, ["path"].exists(p, p == k))`,
 		`args.map(k, k).exists(x, x == "force")`,
+		`args.exists(k, k in ["path", principal.attrs.f])`,
+		`args.exists(k, k in {"path": 1, principal.attrs.f: 2})`,
 	} {
 		assert.Contains(t, lint(when), "computed-arg-key", when)
 	}
