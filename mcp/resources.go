@@ -167,16 +167,22 @@ func (m *middleware) completionTask(ctx context.Context, message any) error {
 		return nil
 	}
 	var req struct {
-		Method string                     `json:"method"`
-		Params map[string]json.RawMessage `json:"params"`
+		Method string          `json:"method"`
+		Params json.RawMessage `json:"params"`
 	}
-	if json.Unmarshal(raw, &req) != nil || req.Method != string(mcp.MethodCompletionComplete) || req.Params["_meta"] == nil {
-		return nil // mcp-go refuses what it cannot decode; no _meta, no task
+	if json.Unmarshal(raw, &req) != nil || req.Method != string(mcp.MethodCompletionComplete) {
+		return nil // mcp-go refuses what it cannot decode
+	}
+	var withMeta struct {
+		Meta json.RawMessage `json:"_meta"`
+	}
+	if json.Unmarshal(req.Params, &withMeta) != nil || withMeta.Meta == nil {
+		return nil // no _meta, no task
 	}
 	// From here on, what cannot be read is refused: mcp-go would go on
 	// without the task.
 	var meta map[string]any
-	if json.Unmarshal(req.Params["_meta"], &meta) != nil {
+	if json.Unmarshal(withMeta.Meta, &meta) != nil {
 		return errors.New("completion denied: the request's _meta cannot be read, so a task in it cannot be checked")
 	}
 	if _, present, err := taskmeta.Read(meta); !present && err == nil {
@@ -186,19 +192,13 @@ func (m *middleware) completionTask(ctx context.Context, message any) error {
 	if reason, refused := toolguard.TaskRefused(ctx); refused {
 		return errors.New("completion denied: " + reason)
 	}
-	var ref map[string]any
-	if json.Unmarshal(req.Params["ref"], &ref) != nil {
-		return errors.New("completion denied: its ref cannot be read")
+	// The ref as mcp-go reads it, with its decoder: the provider completes
+	// what this names.
+	var params mcp.CompleteParams
+	if json.Unmarshal(req.Params, &params) != nil {
+		return errors.New("completion denied: its params cannot be read")
 	}
-	str := func(k string) string { s, _ := ref[k].(string); return s }
-	var target any
-	switch str("type") {
-	case "ref/prompt":
-		target = mcp.PromptReference{Type: "ref/prompt", Name: str("name")}
-	case "ref/resource":
-		target = mcp.ResourceReference{Type: "ref/resource", URI: str("uri")}
-	}
-	if !completionAllowed(ctx, m.g, target) {
+	if !completionAllowed(ctx, m.g, params.Ref) {
 		return errors.New("completion denied: the request's task does not reach this prompt or template")
 	}
 	return nil

@@ -311,9 +311,18 @@ func TestCompletionsUnderATask(t *testing.T) {
 	s := newTaskSigner(t)
 	v, err := guardmcp.NewTaskVerifier(s.keys, guardmcp.TaskOptions{})
 	require.NoError(t, err)
-	p, err := scope.Parse([]byte(dataPolicy))
+	p, err := scope.Parse([]byte(`
+version: 1
+scopes:
+  docs:
+    grants:
+      - prompts: [summarize]
+  other:
+    grants:
+      - prompts: [public]
+`))
 	require.NoError(t, err)
-	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"docs"}})
+	ctx := toolguard.WithPrincipal(context.Background(), scope.Principal{ID: "alice", Scopes: []string{"docs", "other"}})
 	forged, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, taskClaims("alice", map[string]any{"id": "t1", "scopes": []any{"docs"}})).SignedString(s.other)
 	require.NoError(t, err)
 	complete := func(srv *server.MCPServer, token string) (int, string) {
@@ -337,9 +346,11 @@ func TestCompletionsUnderATask(t *testing.T) {
 		cp := &completions{}
 		srv := server.NewMCPServer("docs", "1", append([]server.ServerOption{server.WithPromptCapabilities(true), server.WithCompletions(),
 			server.WithPromptCompletionProvider(cp), server.WithResourceCompletionProvider(cp)}, guardmcp.ServerOptions(g, opts...)...)...)
-		srv.AddPrompt(mcp.NewPrompt("summarize", mcp.WithArgument("style")), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-			return mcp.NewGetPromptResult("p", nil), nil
-		})
+		for _, name := range []string{"summarize", "public"} {
+			srv.AddPrompt(mcp.NewPrompt(name, mcp.WithArgument("style")), func(context.Context, mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+				return mcp.NewGetPromptResult("p", nil), nil
+			})
+		}
 		n, msg := complete(srv, "")
 		assert.Equal(t, 2, n, msg)
 		_, msg = complete(srv, forged)
@@ -354,7 +365,11 @@ func TestCompletionsUnderATask(t *testing.T) {
 			// A ref or _meta shaped so that a strict decoder of the whole
 			// request fails still has its task checked.
 			for _, tok := range []string{narrow, forged} {
-				for _, ref := range []string{`{"type":"ref/prompt","name":"summarize","uri":5}`, `{"type":"ref/prompt","name":"summarize","uri":{}}`} {
+				for _, ref := range []string{`{"type":"ref/prompt","name":"summarize","uri":5}`, `{"type":"ref/prompt","name":"summarize","uri":{}}`,
+					// Keys in other letter case: mcp-go's decoder reads the
+					// last of them, and so does the check.
+					`{"type":"ref/prompt","name":"public","Name":"summarize"}`,
+					`{"type":"ref/resource","uri":"file:///w/{name}","Type":"ref/prompt","NAME":"summarize"}`} {
 					_, msg = rpcResult(t, ctx, srv, `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"_meta":{"`+guardmcp.TaskMetaKey+`":`+mustJSON(tok)+`,"progressToken":{}},"ref":`+ref+`,"argument":{"name":"x","value":""}}}`)
 					assert.Contains(t, msg, "denied", ref)
 				}

@@ -339,10 +339,10 @@ rules:
 	assert.False(t, scope.MatchResource("file:///w/*", "file:///w/secret/key/"))
 }
 
-// TestGlobURLPathParameters: parameters in a path ("/admin;x"), which
-// servlet containers drop before routing and other servers keep, make a
-// URL match no grant and every deny rule, as does "..%3B"; an encoded
-// %3B elsewhere is part of a name to every server.
+// TestGlobURLPathParameters: parameters in a path ("/admin;x", also
+// encoded, which a proxy that decodes hands on as ";"), which servlet
+// containers drop before routing and other servers keep, make a URL match
+// no grant and every deny rule.
 func TestGlobURLPathParameters(t *testing.T) {
 	p := compile(t, `
 version: 1
@@ -363,11 +363,14 @@ rules:
 		assert.NotEqual(t, scope.Allow, d.Effect, "%s: %s", u, d.Reason)
 	}
 	for _, u := range []string{"https://h.example/admin/..%3B/x", "https://h.example/admin/..;/x", "https://h.example/admin/x",
-		"https://h.example/admin;x/secret", "https://h.example/admin;jsessionid=1", "https://h.example/root;x", "https://h.example/x/..;/root"} {
+		"https://h.example/admin;x/secret", "https://h.example/admin;jsessionid=1", "https://h.example/root;x", "https://h.example/x/..;/root",
+		"https://h.example/admin%3bx", "https://h.example/%3b/admin", "https://h.example/root%3B"} {
 		d := decideArgs(t, p, "get", map[string]any{"url": u})
 		assert.Equal(t, scope.Deny, d.Effect, "%s: %s", u, d.Reason)
 	}
-	for _, u := range []string{"https://h.example/pub/a%3Bv=1", "https://h.example/pub/..a/b"} {
+	d := decideArgs(t, p, "fetch", map[string]any{"url": "https://h.example/pub/a%3Bv=1"})
+	assert.NotEqual(t, scope.Allow, d.Effect, "a proxy that decodes hands it on as a;v=1: %s", d.Reason)
+	for _, u := range []string{"https://h.example/pub/a", "https://h.example/pub/..a/b"} {
 		d := decideArgs(t, p, "fetch", map[string]any{"url": u})
 		assert.Equal(t, scope.Allow, d.Effect, "%s: %s", u, d.Reason)
 	}

@@ -375,9 +375,7 @@ func urlPathEnd(r []rune, i int) (end, nested int) {
 			for k > i && end-k < maxScheme && (isASCIILetter(r[k-1]) || isDigit(r[k-1]) || strings.ContainsRune("+-.", r[k-1])) {
 				k--
 			}
-			if k < end && isASCIILetter(r[k]) {
-				return k, k
-			}
+			return k, k // read on from there, whatever precedes the scheme
 		}
 		end++
 	}
