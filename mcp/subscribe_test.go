@@ -31,6 +31,27 @@ scopes:
       - resources: ["test://listed"]
 `
 
+// subscriptionProxy is a proxy under listedOnlyPolicy, recording to sink,
+// in front of a pool upstream (whose log it returns), with alice's client
+// connected over HTTP.
+func subscriptionProxy(t *testing.T, ctx context.Context, sink *memSink, opts ...guardmcp.Option) (*client.Client, *upstreamLog) {
+	t.Helper()
+	upTS, log := poolUpstream(t)
+	pol, err := scope.Parse([]byte(listedOnlyPolicy))
+	require.NoError(t, err)
+	g, err := toolguard.New(pol, toolguard.WithSink(sink))
+	require.NoError(t, err)
+	px, err := guardmcp.DialProxy(ctx, guardmcp.Upstream{URL: upTS.URL,
+		ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()}}, g, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { px.Close() })
+	front := httptest.NewServer(server.NewStreamableHTTPServer(px.Server(),
+		server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(whoFunc))))
+	t.Cleanup(front.Close)
+	c, _ := poolClient(t, ctx, front.URL, "alice")
+	return c, log
+}
+
 // TestDialProxySubscriptionsAreDecided: resources/subscribe and
 // resources/unsubscribe are decided by the rules that decide a read of the
 // URI and recorded (as resources/subscribe and resources/unsubscribe, with
@@ -40,20 +61,8 @@ scopes:
 func TestDialProxySubscriptionsAreDecided(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	upTS, log := poolUpstream(t)
-	pol, err := scope.Parse([]byte(listedOnlyPolicy))
-	require.NoError(t, err)
 	sink := &memSink{}
-	g, err := toolguard.New(pol, toolguard.WithSink(sink))
-	require.NoError(t, err)
-	px, err := guardmcp.DialProxy(ctx, guardmcp.Upstream{URL: upTS.URL,
-		ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()}}, g)
-	require.NoError(t, err)
-	t.Cleanup(func() { px.Close() })
-	front := httptest.NewServer(server.NewStreamableHTTPServer(px.Server(),
-		server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(whoFunc))))
-	t.Cleanup(front.Close)
-	c, _ := poolClient(t, ctx, front.URL, "alice")
+	c, log := subscriptionProxy(t, ctx, sink)
 
 	send := func(id int64, method, uri string) *mcp.JSONRPCErrorDetails {
 		t.Helper()
@@ -107,19 +116,7 @@ func TestDialProxySubscriptionsCarryTheTask(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			upTS, log := poolUpstream(t)
-			pol, err := scope.Parse([]byte(listedOnlyPolicy))
-			require.NoError(t, err)
-			g, err := toolguard.New(pol, toolguard.WithSink(&memSink{}))
-			require.NoError(t, err)
-			px, err := guardmcp.DialProxy(ctx, guardmcp.Upstream{URL: upTS.URL,
-				ClientOptions: []client.ClientOption{client.WithLegacyProtocolOnly()}}, g, verify...)
-			require.NoError(t, err)
-			t.Cleanup(func() { px.Close() })
-			front := httptest.NewServer(server.NewStreamableHTTPServer(px.Server(),
-				server.WithHTTPContextFunc(guardmcp.HTTPContextFunc(whoFunc))))
-			t.Cleanup(front.Close)
-			c, _ := poolClient(t, ctx, front.URL, "alice")
+			c, log := subscriptionProxy(t, ctx, &memSink{}, verify...)
 			send := func(id int64, token string) *mcp.JSONRPCErrorDetails {
 				t.Helper()
 				resp, err := c.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcp.NewRequestId(id),
